@@ -1,0 +1,1 @@
+"""The bundled asyncio XMPP server (import name `vines_server`)."""

@@ -1,0 +1,3 @@
+from vines_server.main import main
+
+main()

@@ -1,0 +1,113 @@
+"""The storage contract. Every backend (sqlite, memory) implements `Storage`; SQL lives only in
+the sqlite backend. JIDs passed in are already normalized bare JIDs ("user@domain").
+
+Durability: every method that writes returns only after the write is committed (for SQLite:
+WAL with synchronous=FULL), so success reported to a client means the data survives a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from vines_server.xmpp.sasl.credentials import Credentials
+
+
+class StorageError(Exception):
+    pass
+
+
+class AccountExists(StorageError):
+    pass
+
+
+class NoSuchAccount(StorageError):
+    pass
+
+
+@dataclass(frozen=True)
+class Account:
+    jid: str
+    credentials: Credentials
+    disabled: bool = False
+    created: datetime | None = None
+    last_login: datetime | None = None
+    last_logout: datetime | None = None
+    last_status: str | None = None
+
+
+@dataclass(frozen=True)
+class RosterItem:
+    """RFC 6121 roster item. subscription: none|to|from|both; ask: 'subscribe' when an outbound
+    request is pending (None + Pending Out etc.); approved: a pre-approval (RFC 6121 3.4)."""
+
+    jid: str
+    name: str | None = None
+    subscription: str = "none"
+    ask: bool = False
+    approved: bool = False
+    groups: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class OfflineMessage:
+    id: int
+    xml: str  # the serialized <message/> as routed (from already stamped)
+    stamp: datetime  # when the server stored it (UTC)
+
+
+@runtime_checkable
+class Storage(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    # accounts
+    async def create_account(self, jid: str, credentials: Credentials) -> None:
+        """Raises AccountExists."""
+
+    async def get_account(self, jid: str) -> Account | None: ...
+    async def set_credentials(self, jid: str, credentials: Credentials) -> None:
+        """Raises NoSuchAccount."""
+
+    async def set_disabled(self, jid: str, disabled: bool) -> None:
+        """Raises NoSuchAccount."""
+
+    async def delete_account(self, jid: str) -> bool:
+        """Removes the account and all its data (roster, pending, offline, vcard, private).
+        Returns False when there was no such account."""
+
+    async def list_accounts(self, domain: str | None = None) -> list[str]: ...
+    async def count_accounts(self, domain: str | None = None) -> int: ...
+    async def record_login(self, jid: str, when: datetime) -> None: ...
+    async def record_logout(self, jid: str, when: datetime, status: str | None) -> None: ...
+
+    # roster (RFC 6121)
+    async def get_roster(self, jid: str) -> list[RosterItem]: ...
+    async def get_roster_item(self, jid: str, contact: str) -> RosterItem | None: ...
+    async def put_roster_item(self, jid: str, item: RosterItem) -> None: ...
+    async def delete_roster_item(self, jid: str, contact: str) -> None: ...
+
+    # inbound subscription requests awaiting the user's answer (re-delivered at login)
+    async def add_pending_in(self, jid: str, contact: str, xml: str) -> None: ...
+    async def remove_pending_in(self, jid: str, contact: str) -> None: ...
+    async def get_pending_in(self, jid: str) -> list[tuple[str, str]]: ...
+
+    # offline messages (XEP-0160)
+    async def store_offline(self, jid: str, xml: str, stamp: datetime) -> None: ...
+    async def count_offline(self, jid: str) -> int: ...
+    async def pop_offline(self, jid: str) -> list[OfflineMessage]:
+        """Returns and deletes, oldest first."""
+
+    # vcard-temp (XEP-0054) and private XML storage (XEP-0049): serialized XML strings
+    async def get_vcard(self, jid: str) -> str | None: ...
+    async def set_vcard(self, jid: str, xml: str) -> None: ...
+    async def get_private(self, jid: str, key: str) -> str | None: ...
+    async def set_private(self, jid: str, key: str, xml: str) -> None: ...
+
+    # small server-wide settings for later features (admins, MOTD, allow/block lists): JSON text
+    async def get_setting(self, key: str) -> str | None: ...
+    async def set_setting(self, key: str, value: str | None) -> None: ...
+
+    async def size_bytes(self) -> int:
+        """Bytes on disk (0 for memory)."""

@@ -1,0 +1,60 @@
+"""Stored SCRAM keys (RFC 5802): what the server keeps instead of a password.
+
+A password is never stored in plaintext or a reversible form: only, for each hash, the salt,
+the iteration count, StoredKey = H(HMAC(SaltedPassword, "Client Key")) and
+ServerKey = HMAC(SaltedPassword, "Server Key").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+
+HASHES = {"SHA-1": "sha1", "SHA-256": "sha256"}  # SCRAM name -> hashlib name
+
+
+@dataclass(frozen=True)
+class ScramKeys:
+    hash_name: str  # "SHA-1" | "SHA-256"
+    salt: bytes
+    iterations: int
+    stored_key: bytes
+    server_key: bytes
+
+
+Credentials = dict[str, ScramKeys]  # keyed by hash_name
+
+
+def salted_password(password: str, hash_name: str, salt: bytes, iterations: int) -> bytes:
+    return hashlib.pbkdf2_hmac(HASHES[hash_name], password.encode("utf-8"), salt, iterations)
+
+
+def keys_from_salted(hash_name: str, salt: bytes, iterations: int, salted: bytes) -> ScramKeys:
+    algo = HASHES[hash_name]
+    client_key = hmac.new(salted, b"Client Key", algo).digest()
+    return ScramKeys(
+        hash_name,
+        salt,
+        iterations,
+        stored_key=hashlib.new(algo, client_key).digest(),
+        server_key=hmac.new(salted, b"Server Key", algo).digest(),
+    )
+
+
+def derive(password: str, hash_name: str, iterations: int, salt: bytes | None = None) -> ScramKeys:
+    salt = os.urandom(16) if salt is None else salt
+    salted = salted_password(password, hash_name, salt, iterations)
+    return keys_from_salted(hash_name, salt, iterations, salted)
+
+
+def derive_all(password: str, iterations: int = 10_000) -> Credentials:
+    """Keys for every supported hash, each with its own random salt."""
+    return {name: derive(password, name, iterations) for name in HASHES}
+
+
+def check_password(password: str, keys: ScramKeys) -> bool:
+    """Used by PLAIN: re-derive StoredKey from the offered password and compare in constant time."""
+    candidate = derive(password, keys.hash_name, keys.iterations, keys.salt)
+    return hmac.compare_digest(candidate.stored_key, keys.stored_key)

@@ -1,0 +1,66 @@
+"""Root command group and the single error boundary.
+
+Command modules import only click and the standard library at top level; slixmpp, textual and
+dnspython load inside the commands that need them, so `vinesctl --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from vinesctl import __version__
+from vinesctl.errors import VinesctlError
+
+# one module per command group in vinesctl/commands/, each exposing `command` (a click command)
+COMMAND_MODULES = ("server", "user", "profile", "dns", "tls", "check", "disco", "completion")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--profile", envvar="VINESCTL_PROFILE", help="Connection profile to use.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and XML traffic.")
+@click.version_option(__version__, prog_name="vinesctl")
+@click.pass_context
+def cli(ctx: click.Context, profile: str | None, debug: bool) -> None:
+    """Run, drive and diagnose XMPP servers."""
+    ctx.ensure_object(dict)
+    ctx.obj["profile"] = profile
+    ctx.obj["debug"] = debug
+    if debug:
+        logging.basicConfig(level=logging.DEBUG)
+
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"vinesctl.commands.{_name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"vinesctl.commands.{_name}":
+            raise
+        continue
+    cli.add_command(_module.command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the CLI; any VinesctlError becomes one line on stderr and its exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv)
+    try:
+        cli.main(args=argv, standalone_mode=False, prog_name="vinesctl")
+    except VinesctlError as exc:
+        if debug:
+            raise
+        click.echo(f"vinesctl: {exc.line()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("vinesctl: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("vinesctl: interrupted", err=True)
+        sys.exit(130)
