@@ -38,7 +38,7 @@ def to_jsonable(value: Any) -> Any:
 
 
 def emit(data: Any, as_json: bool, render: Callable[[Any], Any] | None = None) -> None:
-    """Print `data` as JSON (stdout) or as what `render(data)` returns (a Rich renderable or str)."""
+    """Print `data` as JSON (stdout) or as what `render(data)` returns (Rich renderable or str)."""
     if as_json:
         sys.stdout.write(json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n")
         return

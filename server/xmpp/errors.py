@@ -1,4 +1,4 @@
-"""RFC 6120 error conditions as exceptions the sans-I/O core raises and the stream turns into XML."""
+"""RFC 6120 error conditions, raised by the sans-I/O core and turned into XML by the stream."""
 
 from __future__ import annotations
 
