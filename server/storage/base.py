@@ -3,15 +3,27 @@ the sqlite backend. JIDs passed in are already normalized bare JIDs ("user@domai
 
 Durability: every method that writes returns only after the write is committed (for SQLite:
 WAL with synchronous=FULL), so success reported to a client means the data survives a crash.
+
+Semantics shared by every backend (the contract suite in tests/server/test_storage_contract.py
+checks them):
+- A backend is created closed; `open()` must be awaited before any other call (StorageError
+  otherwise). `close()` is idempotent.
+- Values returned are copies: mutating them never changes stored data.
+- Datetimes are returned timezone-aware in UTC; a naive datetime passed in is taken as UTC.
+- Per-user writes (roster, pending, offline, vcard, private) raise NoSuchAccount when the
+  account does not exist; reads for an unknown account return empty results / None; deletes
+  of something absent are no-ops. `record_login`/`record_logout` are no-ops for an unknown
+  account (it may have been deleted while the session was live).
+- Other failures (disk full, locked or corrupt file) raise StorageError with a one-line message.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-from vines_server.xmpp.sasl.credentials import Credentials
+from vines_server.xmpp.sasl.credentials import HASHES, Credentials
 
 
 class StorageError(Exception):
@@ -64,7 +76,8 @@ class Storage(Protocol):
 
     # accounts
     async def create_account(self, jid: str, credentials: Credentials) -> None:
-        """Raises AccountExists."""
+        """Raises AccountExists. `created` is set to now (UTC). ValueError for credentials keyed
+        by an unknown hash name or by a name other than their own `hash_name`."""
 
     async def get_account(self, jid: str) -> Account | None: ...
     async def set_credentials(self, jid: str, credentials: Credentials) -> None:
@@ -77,27 +90,37 @@ class Storage(Protocol):
         """Removes the account and all its data (roster, pending, offline, vcard, private).
         Returns False when there was no such account."""
 
-    async def list_accounts(self, domain: str | None = None) -> list[str]: ...
+    async def list_accounts(self, domain: str | None = None) -> list[str]:
+        """Bare JIDs, sorted."""
+
     async def count_accounts(self, domain: str | None = None) -> int: ...
     async def record_login(self, jid: str, when: datetime) -> None: ...
     async def record_logout(self, jid: str, when: datetime, status: str | None) -> None: ...
 
     # roster (RFC 6121)
-    async def get_roster(self, jid: str) -> list[RosterItem]: ...
+    async def get_roster(self, jid: str) -> list[RosterItem]:
+        """Ordered by contact JID."""
+
     async def get_roster_item(self, jid: str, contact: str) -> RosterItem | None: ...
-    async def put_roster_item(self, jid: str, item: RosterItem) -> None: ...
+    async def put_roster_item(self, jid: str, item: RosterItem) -> None:
+        """Inserts or replaces the item for `item.jid`. Raises NoSuchAccount, and ValueError for
+        a subscription outside none|to|from|both."""
+
     async def delete_roster_item(self, jid: str, contact: str) -> None: ...
 
     # inbound subscription requests awaiting the user's answer (re-delivered at login)
-    async def add_pending_in(self, jid: str, contact: str, xml: str) -> None: ...
+    async def add_pending_in(self, jid: str, contact: str, xml: str) -> None:
+        """One per contact: a repeated request replaces the XML and keeps its place."""
+
     async def remove_pending_in(self, jid: str, contact: str) -> None: ...
-    async def get_pending_in(self, jid: str) -> list[tuple[str, str]]: ...
+    async def get_pending_in(self, jid: str) -> list[tuple[str, str]]:
+        """(contact, xml) pairs in order of arrival."""
 
     # offline messages (XEP-0160)
     async def store_offline(self, jid: str, xml: str, stamp: datetime) -> None: ...
     async def count_offline(self, jid: str) -> int: ...
     async def pop_offline(self, jid: str) -> list[OfflineMessage]:
-        """Returns and deletes, oldest first."""
+        """Returns and deletes, in order of arrival (ids increase and are never reused)."""
 
     # vcard-temp (XEP-0054) and private XML storage (XEP-0049): serialized XML strings
     async def get_vcard(self, jid: str) -> str | None: ...
@@ -107,7 +130,29 @@ class Storage(Protocol):
 
     # small server-wide settings for later features (admins, MOTD, allow/block lists): JSON text
     async def get_setting(self, key: str) -> str | None: ...
-    async def set_setting(self, key: str, value: str | None) -> None: ...
+    async def set_setting(self, key: str, value: str | None) -> None:
+        """None deletes the setting."""
 
     async def size_bytes(self) -> int:
         """Bytes on disk (0 for memory)."""
+
+
+# helpers shared by the backends (not part of the protocol)
+
+SUBSCRIPTIONS = ("none", "to", "from", "both")
+
+
+def utc(when: datetime) -> datetime:
+    """Naive datetimes are taken as UTC; aware ones are converted to UTC."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def check_credentials(credentials: Credentials) -> None:
+    for name, keys in credentials.items():
+        if name not in HASHES or keys.hash_name != name:
+            raise ValueError(f"credentials for {name!r} ({keys.hash_name!r}) are not storable")
+
+
+def check_roster_item(item: RosterItem) -> None:
+    if item.subscription not in SUBSCRIPTIONS:
+        raise ValueError(f"roster subscription {item.subscription!r} is not one of {SUBSCRIPTIONS}")

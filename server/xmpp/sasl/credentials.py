@@ -10,9 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import secrets
 from dataclasses import dataclass
 
 HASHES = {"SHA-1": "sha1", "SHA-256": "sha256"}  # SCRAM name -> hashlib name
+DEFAULT_ITERATIONS = 10_000
+# Keys the fake salts of unknown users; a server that restarts should pass a persisted secret
+# instead, or the changing salt of a non-existent user would give it away across restarts.
+_PROCESS_SECRET = secrets.token_bytes(32)
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ def derive(password: str, hash_name: str, iterations: int, salt: bytes | None = 
     return keys_from_salted(hash_name, salt, iterations, salted)
 
 
-def derive_all(password: str, iterations: int = 10_000) -> Credentials:
+def derive_all(password: str, iterations: int = DEFAULT_ITERATIONS) -> Credentials:
     """Keys for every supported hash, each with its own random salt."""
     return {name: derive(password, name, iterations) for name in HASHES}
 
@@ -58,3 +63,17 @@ def check_password(password: str, keys: ScramKeys) -> bool:
     """Used by PLAIN: re-derive StoredKey from the offered password and compare in constant time."""
     candidate = derive(password, keys.hash_name, keys.iterations, keys.salt)
     return hmac.compare_digest(candidate.stored_key, keys.stored_key)
+
+
+def fake_keys(
+    username: str, hash_name: str, iterations: int, secret: bytes | None = None
+) -> ScramKeys:
+    """Stand-in keys for an unknown user (A-04): the salt is stable per user name, so repeated
+    probes see what a real account would show, and no password can match the StoredKey."""
+    secret = _PROCESS_SECRET if secret is None else secret
+
+    def mac(label: str) -> bytes:
+        msg = f"{label}\0{hash_name}\0{username}".encode()
+        return hmac.new(secret, msg, HASHES[hash_name]).digest()
+
+    return ScramKeys(hash_name, mac("salt")[:16], iterations, mac("stored"), mac("server"))
