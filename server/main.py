@@ -1,0 +1,101 @@
+"""`vines-server --config vines.toml`: run the server in the foreground.
+
+Once listening it writes `<name>.pid` and `<name>.state.json` (pid, start time, version, domains,
+listeners with their actual ports) next to the config; both are removed at exit. SIGTERM and
+SIGINT shut down in order and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from vines_server import __version__
+from vines_server.config import Config, ConfigError, load
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="vines-server", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="vines.toml", help="path of vines.toml")
+    parser.add_argument("--log-file", help="append logs here instead of stderr")
+    parser.add_argument("--version", action="version", version=__version__)
+    args = parser.parse_args(argv)
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(f"vines-server: {exc}", file=sys.stderr)
+        sys.exit(2)
+    _setup_logging(config, args.log_file)
+    try:
+        asyncio.run(run(config))
+    except ConfigError as exc:
+        print(f"vines-server: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        logging.getLogger("vines_server").error("cannot start: %s", exc)
+        print(f"vines-server: cannot start: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+async def run(config: Config) -> None:
+    from vines_server.server import Server
+
+    for domain in config.domains.values():
+        for path, what in ((domain.certificate, "certificate"), (domain.key, "key")):
+            if not path.is_file():
+                raise ConfigError(
+                    f"domains.{domain.name}.{what}: {path} does not exist; "
+                    "generate one with 'vinesctl server init' or fix the path"
+                )
+    server = Server(config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    pid_file, state_file = config.sibling(".pid"), config.sibling(".state.json")
+    _write_state(config, server, pid_file, state_file)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        for path in (pid_file, state_file):
+            path.unlink(missing_ok=True)
+
+
+def _write_state(config: Config, server, pid_file: Path, state_file: Path) -> None:
+    state = {
+        "pid": os.getpid(),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "version": __version__,
+        "config": str(config.path),
+        "domains": sorted(config.domains),
+        "listeners": [
+            {"kind": li.kind, "host": li.host, "port": li.port} for li in server.listening
+        ],
+    }
+    tmp = state_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    pid_file.write_text(f"{os.getpid()}\n")
+    tmp.replace(state_file)  # atomic: readers never see half a file
+
+
+def _setup_logging(config: Config, log_file: str | None) -> None:
+    level = getattr(logging, config.log_level.upper())
+    handler: logging.Handler
+    handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+if __name__ == "__main__":
+    main()

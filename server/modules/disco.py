@@ -1,0 +1,75 @@
+"""Service discovery (XEP-0030) for the domain and for every account.
+
+Features and identities come from the modules that implement them (`api.feature`, `api.identity`);
+nodes can be answered by other modules through the `disco/info-node` and `disco/items-node`
+providers registered on `api.server.disco_nodes`.
+"""
+
+from __future__ import annotations
+
+from xml.etree.ElementTree import Element
+
+from vines_server.core.api import IqRequest, ModuleAPI
+from vines_server.xmpp import ns
+from vines_server.xmpp.errors import StanzaError
+from vines_server.xmpp.stanza import make
+
+
+def setup(api: ModuleAPI) -> None:
+    api.identity("server", "im", "Vines")
+    api.feature(ns.DISCO_INFO, server=True, account=True)
+    api.feature(ns.DISCO_ITEMS, server=True, account=True)
+
+    async def info(req: IqRequest) -> Element:
+        if req.type != "get":
+            raise StanzaError("bad-request")
+        node = req.payload.get("node")
+        query = make(ns.q(ns.DISCO_INFO, "query"), {"node": node} if node else None)
+        if node:
+            provider = api.server.disco_nodes.get(node)
+            if provider is None:
+                raise StanzaError("item-not-found")
+            identities, features = await provider.info(req)
+        elif req.to_server:
+            identities = sorted(api.features.identities)
+            features = sorted(api.features.server)
+        else:
+            # An account: its own user, or anyone when it exists (disco reveals no presence).
+            identities = [("account", "registered", "")]
+            features = sorted(api.features.account)
+        for category, type_, name in identities:
+            attrs = {"category": category, "type": type_}
+            if name:
+                attrs["name"] = name
+            query.append(make(ns.q(ns.DISCO_INFO, "identity"), attrs))
+        for feature in features:
+            query.append(make(ns.q(ns.DISCO_INFO, "feature"), {"var": feature}))
+        return query
+
+    async def items(req: IqRequest) -> Element:
+        if req.type != "get":
+            raise StanzaError("bad-request")
+        node = req.payload.get("node")
+        query = make(ns.q(ns.DISCO_ITEMS, "query"), {"node": node} if node else None)
+        if node:
+            provider = api.server.disco_nodes.get(node)
+            if provider is None:
+                raise StanzaError("item-not-found")
+            entries = await provider.items(req)
+        elif req.to_server:
+            entries = list(api.features.items)
+        else:
+            entries = []
+            if req.own_account:  # a user's own resources (XEP-0030 section 4)
+                entries = [(str(s.jid), None, None) for s in api.sessions.resources(req.target)]
+        for jid, item_node, name in entries:
+            attrs = {"jid": jid}
+            if item_node:
+                attrs["node"] = item_node
+            if name:
+                attrs["name"] = name
+            query.append(make(ns.q(ns.DISCO_ITEMS, "item"), attrs))
+        return query
+
+    api.iq(ns.DISCO_INFO, info, server=True, account=True)
+    api.iq(ns.DISCO_ITEMS, items, server=True, account=True)

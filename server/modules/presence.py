@@ -1,0 +1,278 @@
+"""Presence and subscriptions (RFC 6121 sections 3 and 4).
+
+Outbound processing happens for stanzas a local client sends; inbound processing for stanzas
+addressed to a local account. Subscription state lives in the roster item (subscription, ask,
+approved) plus the table of inbound requests awaiting an answer.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from datetime import UTC, datetime
+from xml.etree.ElementTree import Element
+
+from vines_server.core.api import ModuleAPI
+from vines_server.core.sessions import Session
+from vines_server.modules.roster import push
+from vines_server.storage.base import RosterItem
+from vines_server.xmpp import ns
+from vines_server.xmpp.errors import StanzaError
+from vines_server.xmpp.jid import JID
+from vines_server.xmpp.parser import parse_fragment
+from vines_server.xmpp.stanza import make, serialize
+
+PRESENCE = ns.q(ns.CLIENT, "presence")
+SUBSCRIPTION = ("subscribe", "subscribed", "unsubscribe", "unsubscribed")
+# (state, event) -> new subscription; state 'none'|'to'|'from'|'both'
+GRANT_FROM = {"none": "from", "to": "both"}
+GRANT_TO = {"none": "to", "from": "both"}
+REVOKE_FROM = {"from": "none", "both": "to"}
+REVOKE_TO = {"to": "none", "both": "from"}
+
+
+def setup(api: ModuleAPI) -> None:
+    async def handle(stanza: Element, to: JID | None, origin: Session | None) -> None:
+        ptype = stanza.get("type")
+        if origin is None:
+            if to is not None:
+                await inbound(api, stanza, to)
+            return
+        if to is None:
+            if ptype in (None, "unavailable"):
+                await broadcast(api, origin, stanza)
+            return  # probes and subscriptions need a `to`; drop quietly
+        if ptype in SUBSCRIPTION:
+            await outbound_subscription(api, origin.jid.bare, to.bare, ptype, stanza)
+        elif ptype in (None, "unavailable"):
+            if ptype is None:
+                origin.directed.add(str(to))
+            else:
+                origin.directed.discard(str(to))
+            await send(api, stanza, to)
+        # clients do not send probes (RFC 6121 4.3): the server does
+
+    async def closed(session: Session) -> None:
+        if session.available:
+            unavailable = make(PRESENCE, {"type": "unavailable", "from": str(session.jid)})
+            await broadcast(api, session, unavailable)
+
+    api.handle_presence(handle)
+    api.on("session/closed", closed)
+    api.feature(ns.PRE_APPROVAL, server=True)
+
+
+async def send(api: ModuleAPI, stanza: Element, to: JID) -> None:
+    """Presence leaving a local user: to a local account, or out through the router."""
+    stanza.set("to", str(to))
+    if to.domain in api.router.domains:
+        await inbound(api, stanza, to)
+    else:
+        await api.router.route(stanza)
+
+
+async def send_presence(api: ModuleAPI, user: JID, contact: JID, ptype: str) -> None:
+    stanza = make(PRESENCE, {"type": ptype, "from": str(user)})
+    await send(api, stanza, contact)
+
+
+# ---- outbound (a local user sends) -------------------------------------------------------
+
+
+async def broadcast(api: ModuleAPI, session: Session, stanza: Element) -> None:
+    """Available or unavailable presence without `to` (RFC 6121 4.2, 4.4, 4.5)."""
+    user = session.jid.bare
+    initial = stanza.get("type") is None and not session.available
+    if stanza.get("type") is None:
+        session.presence = copy.deepcopy(stanza)
+        prio = stanza.findtext(ns.q(ns.CLIENT, "priority"))
+        try:
+            session.priority = max(-128, min(127, int(prio))) if prio else 0
+        except ValueError:
+            session.priority = 0
+    else:
+        session.presence = None
+        if not any(s.available for s in api.sessions.resources(user) if s is not session):
+            await api.storage.record_logout(
+                str(user), datetime.now(UTC), stanza.findtext(ns.q(ns.CLIENT, "status"))
+            )
+    roster = await api.storage.get_roster(str(user))
+    targets = {item.jid for item in roster if item.subscription in ("from", "both")}
+    if stanza.get("type") == "unavailable":
+        targets |= session.directed
+        session.directed = set()
+    for target in targets:
+        await send(api, _copy_from(stanza, session.jid), JID.parse(target))
+    for other in api.sessions.resources(user):  # the user's other resources see it too
+        if other is not session and other.available:
+            api.router.deliver(_copy_from(stanza, session.jid, to=other.jid), other)
+    if initial:
+        await on_initial(api, session, roster)
+
+
+async def on_initial(api: ModuleAPI, session: Session, roster: list[RosterItem]) -> None:
+    user = session.jid.bare
+    for item in roster:  # probe the contacts we are subscribed to
+        if item.subscription in ("to", "both"):
+            probe = make(PRESENCE, {"type": "probe", "from": str(session.jid)})
+            await send(api, probe, JID.parse(item.jid))
+    for other in api.sessions.available(user):
+        if other is not session and other.presence is not None:
+            api.router.deliver(_copy_from(other.presence, other.jid, to=session.jid), session)
+    for _contact, xml in await api.storage.get_pending_in(str(user)):
+        request = parse_fragment(xml)
+        request.set("to", str(user))
+        api.router.deliver(request, session)
+    await api.fire("presence/initial", session)
+
+
+async def outbound_subscription(
+    api: ModuleAPI, user: JID, contact: JID, ptype: str, stanza: Element
+) -> None:
+    storage = api.storage
+    item = await storage.get_roster_item(str(user), str(contact))
+    changed: RosterItem | None = None
+    forward = True
+    if ptype == "subscribe":
+        item = item or RosterItem(str(contact))
+        if item.subscription in ("none", "from") and not item.ask:
+            changed = replace(item, ask=True)
+    elif ptype == "unsubscribe":
+        if item is not None and (item.subscription in ("to", "both") or item.ask):
+            changed = replace(
+                item, subscription=REVOKE_TO.get(item.subscription, item.subscription), ask=False
+            )
+    elif ptype == "subscribed":
+        pending = {c for c, _ in await storage.get_pending_in(str(user))}
+        if str(contact) in pending:
+            await storage.remove_pending_in(str(user), str(contact))
+            item = item or RosterItem(str(contact))
+            changed = replace(
+                item,
+                subscription=GRANT_FROM.get(item.subscription, item.subscription),
+                approved=False,
+            )
+        elif item is None or item.subscription in ("none", "to"):
+            # Pre-approval (RFC 6121 3.4): remember it, tell nobody yet.
+            changed = replace(item or RosterItem(str(contact)), approved=True)
+            forward = False
+        else:
+            forward = False
+    elif ptype == "unsubscribed":
+        pending = {c for c, _ in await storage.get_pending_in(str(user))}
+        if str(contact) in pending:
+            await storage.remove_pending_in(str(user), str(contact))
+        if item is not None and (item.subscription in ("from", "both") or item.approved):
+            changed = replace(
+                item,
+                subscription=REVOKE_FROM.get(item.subscription, item.subscription),
+                approved=False,
+            )
+        elif str(contact) not in pending:
+            forward = False
+    if changed is not None:
+        await storage.put_roster_item(str(user), changed)
+        push(api, user, changed)
+    if not forward:
+        return
+    out = make(PRESENCE, {"type": ptype, "from": str(user)})
+    for child in stanza:  # keep <status/> and extensions, drop nothing the user wrote
+        out.append(copy.deepcopy(child))
+    await send(api, out, contact)
+    if ptype == "subscribed":  # the new subscriber gets our current presence at once
+        for session in api.sessions.available(user):
+            await send(api, _copy_from(session.presence, session.jid), contact)
+    elif ptype == "unsubscribed":
+        for session in api.sessions.available(user):
+            gone = make(PRESENCE, {"type": "unavailable", "from": str(session.jid)})
+            await send(api, gone, contact)
+
+
+# ---- inbound (to a local account) --------------------------------------------------------
+
+
+async def inbound(api: ModuleAPI, stanza: Element, to: JID) -> None:
+    ptype = stanza.get("type")
+    sender = JID.parse(stanza.get("from", ""))
+    user = to.bare
+    exists = bool(api.sessions.resources(user)) or bool(await api.storage.get_account(str(user)))
+    if not exists:
+        if ptype == "probe":  # RFC 6121 8.5.1: an unknown account is unsubscribed
+            reply = make(PRESENCE, {"type": "unsubscribed", "from": str(user)})
+            await send(api, reply, sender.bare)
+        return  # otherwise silence: no harvesting (T-07, T-08)
+    if ptype in SUBSCRIPTION:
+        await inbound_subscription(api, stanza, user, sender.bare, ptype)
+    elif ptype == "probe":
+        item = await api.storage.get_roster_item(str(user), str(sender.bare))
+        if item is not None and item.subscription in ("from", "both"):
+            for session in api.sessions.available(user):
+                await send(api, _copy_from(session.presence, session.jid), sender)
+    elif ptype in (None, "unavailable"):
+        if to.resource is not None:
+            session = api.sessions.get(to)
+            if session is not None:
+                api.router.deliver(stanza, session)
+            return
+        for session in api.sessions.available(user):
+            api.router.deliver(_copy_from(stanza, sender, to=session.jid), session)
+    elif ptype != "error":
+        api.router.bounce(stanza, StanzaError("bad-request"))
+
+
+async def inbound_subscription(
+    api: ModuleAPI, stanza: Element, user: JID, contact: JID, ptype: str
+) -> None:
+    storage = api.storage
+    item = await storage.get_roster_item(str(user), str(contact))
+    changed: RosterItem | None = None
+    deliver = True
+    if ptype == "subscribe":
+        if item is not None and item.subscription in ("from", "both"):
+            await send_presence(api, user, contact, "subscribed")  # already granted: auto-reply
+            return
+        if item is not None and item.approved:
+            changed = replace(item, subscription=GRANT_FROM[item.subscription], approved=False)
+            await storage.put_roster_item(str(user), changed)
+            push(api, user, changed)
+            await send_presence(api, user, contact, "subscribed")
+            for session in api.sessions.available(user):
+                await send(api, _copy_from(session.presence, session.jid), contact)
+            return
+        request = make(PRESENCE, {"type": "subscribe", "from": str(contact)})
+        for child in stanza:
+            request.append(copy.deepcopy(child))
+        await storage.add_pending_in(str(user), str(contact), serialize(request).decode())
+    elif ptype == "subscribed":
+        if item is None or not item.ask:
+            return  # nothing was asked: ignore (RFC 6121 3.1.6)
+        changed = replace(
+            item, subscription=GRANT_TO.get(item.subscription, item.subscription), ask=False
+        )
+    elif ptype == "unsubscribe":
+        await storage.remove_pending_in(str(user), str(contact))
+        if item is not None and item.subscription in ("from", "both"):
+            changed = replace(item, subscription=REVOKE_FROM[item.subscription])
+    elif ptype == "unsubscribed":
+        if item is not None and (item.subscription in ("to", "both") or item.ask):
+            changed = replace(
+                item, subscription=REVOKE_TO.get(item.subscription, item.subscription), ask=False
+            )
+        else:
+            deliver = False
+    if changed is not None:
+        await storage.put_roster_item(str(user), changed)
+        push(api, user, changed)
+    if deliver:
+        for session in api.sessions.available(user):
+            api.router.deliver(_copy_from(stanza, contact, to=session.jid), session)
+
+
+def _copy_from(stanza: Element, sender: JID, to: JID | None = None) -> Element:
+    out = copy.deepcopy(stanza)
+    out.set("from", str(sender))
+    if to is not None:
+        out.set("to", str(to))
+    elif "to" in out.attrib:
+        del out.attrib["to"]
+    return out

@@ -1,0 +1,29 @@
+"""vcard-temp (XEP-0054): a user sets their own vCard; anyone may read an existing account's."""
+
+from xml.etree.ElementTree import Element
+
+from vines_server.core.api import IqRequest, ModuleAPI
+from vines_server.xmpp import ns
+from vines_server.xmpp.errors import StanzaError
+from vines_server.xmpp.parser import parse_fragment
+from vines_server.xmpp.stanza import make, serialize
+
+MAX_VCARD = 64 * 1024
+
+
+def setup(api: ModuleAPI) -> None:
+    async def vcard(req: IqRequest) -> Element | None:
+        user = str(req.target)
+        if req.type == "get":
+            stored = await api.storage.get_vcard(user)
+            return parse_fragment(stored) if stored else make(ns.q(ns.VCARD, "vCard"))
+        if not req.own_account:
+            raise StanzaError("forbidden", "only the owner may change a vCard")
+        data = serialize(req.payload).decode()
+        if len(data) > MAX_VCARD:
+            raise StanzaError("not-acceptable", f"a vCard is limited to {MAX_VCARD} bytes")
+        await api.storage.set_vcard(user, data)
+        return None
+
+    api.iq(ns.VCARD, vcard, account=True)
+    api.feature(ns.VCARD, server=True, account=True)

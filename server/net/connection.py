@@ -1,0 +1,267 @@
+"""One client connection: a plain asyncio Protocol that runs TLS through `TLSSession` (small
+per-connection memory, unlike asyncio's SSL transport), feeds plaintext to the sans-I/O
+`C2SStream`, and executes the actions it returns.
+
+Input is processed strictly in order by at most one worker task per connection, because some
+actions await (account lookup, routing that touches storage). Reading pauses while the worker
+is behind, so a fast sender is slowed, not buffered without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections import deque
+from typing import TYPE_CHECKING
+from xml.etree.ElementTree import Element
+
+from vines_server.net.tls import TLSSession
+from vines_server.xmpp import c2s
+from vines_server.xmpp.errors import StanzaError, StreamError
+from vines_server.xmpp.stanza import serialize
+
+if TYPE_CHECKING:
+    from vines_server.core.sessions import Session
+    from vines_server.server import Server
+
+log = logging.getLogger("vines_server.c2s")
+
+MAX_QUEUED_CHUNKS = 8  # pause reading beyond this many unprocessed reads
+
+
+class C2SConnection(asyncio.Protocol):
+    def __init__(self, server: Server, tls_context: ssl.SSLContext, direct_tls: bool) -> None:
+        self.server = server
+        self.tls_context = tls_context
+        self.direct_tls = direct_tls
+        self.stream = c2s.C2SStream(server.c2s_settings, tls=direct_tls)
+        self.tls: TLSSession | None = None
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self.peer = "?"
+        self.info: dict[str, object] = {"listener": "c2s-direct-tls" if direct_tls else "c2s"}
+        self._inbox: deque[bytes] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._paused = False
+        self._closing = False
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._last_read = 0.0
+
+    # ---- asyncio callbacks ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.info["ip"] = peer[0] if peer else None
+        self.server.connections.add(self)
+        deadlines = self.server.config.deadlines
+        self._arm("negotiation", deadlines.negotiation, self._timeout)
+        self._last_read = self._now()
+        self._arm("idle", deadlines.idle, self._idle_check)
+        if self.direct_tls:
+            self._begin_tls()
+        log.info("connect %s on %s", self.peer, self.info["listener"])
+
+    def data_received(self, data: bytes) -> None:
+        self._last_read = self._now()
+        if self.tls is not None:
+            try:
+                data = self.tls.receive(data)
+            except ssl.SSLError as exc:
+                log.info("tls failed %s: %s", self.peer, exc.reason or exc)
+                self._flush_tls()
+                self._abort()
+                return
+            self._flush_tls()
+            if "handshake" in self._timers and self.tls.handshake_done:
+                self._tls_ready()
+            if self.tls.peer_closed:
+                self._abort()
+                return
+            if not data:
+                return
+        self._inbox.append(data)
+        if len(self._inbox) > MAX_QUEUED_CHUNKS and not self._paused and self.transport:
+            self._paused = True
+            self.transport.pause_reading()
+        if self._worker is None:
+            self._worker = asyncio.ensure_future(self._work())
+
+    def eof_received(self) -> bool | None:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._inbox.clear()
+        self.server.connections.discard(self)
+        if self._worker is not None and self._worker is not asyncio.current_task():
+            self._worker.cancel()
+        if self.session is not None:
+            session, self.session = self.session, None
+            self.server.spawn(self.server.unbind(session))
+        log.info("disconnect %s%s", self.peer, f" ({exc})" if exc else "")
+
+    # ---- the Link protocol used by sessions and the router -------------------------------
+
+    def send_element(self, element: Element) -> None:
+        if not self._closing:
+            self._write(serialize(element))
+
+    def close(self, error: StreamError | None = None) -> None:
+        """Server-initiated close: stream error (if any), close tag, then the socket."""
+        if self._closing:
+            return
+        if error is not None:
+            actions = self.stream.fail(error)
+        else:
+            actions = [c2s.Send(b"</stream:stream>"), c2s.Close()]
+        for action in actions:
+            if isinstance(action, c2s.Send):
+                self._write(action.data)
+            elif isinstance(action, c2s.Close):
+                self._close_transport()
+
+    # ---- processing ----------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        try:
+            while self._inbox and not self._closing:
+                chunk = self._inbox.popleft()
+                await self._execute(self.stream.receive(chunk))
+                if self._paused and len(self._inbox) <= MAX_QUEUED_CHUNKS // 2 and self.transport:
+                    self._paused = False
+                    self.transport.resume_reading()
+                self._stanza_deadline()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("connection %s failed", self.peer)
+            await self._execute(self.stream.fail(StreamError("internal-server-error")))
+        finally:
+            self._worker = None
+
+    async def _execute(self, actions: list[c2s.Action]) -> None:
+        for action in actions:
+            if self._closing:
+                return
+            match action:
+                case c2s.Send(data):
+                    self._write(data)
+                case c2s.StartTLS():
+                    self._begin_tls()
+                case c2s.LookupAccount(jid):
+                    account = await self.server.storage.get_account(str(jid))
+                    if self.stream.mechanism == "PLAIN":  # PBKDF2 runs off the event loop
+                        more = await asyncio.to_thread(self.stream.account, account)
+                    else:
+                        more = self.stream.account(account)
+                    await self._execute(more)
+                case c2s.Authenticated(jid, mechanism):
+                    self.info["mechanism"] = mechanism
+                    log.info("authenticated %s as %s with %s", self.peer, jid, mechanism)
+                case c2s.BindRequest(resource, iq_id):
+                    try:
+                        self.session = await self.server.bind(self, resource)
+                    except StanzaError as err:
+                        await self._execute(self.stream.bind_failed(iq_id, err))
+                        continue
+                    self._cancel("negotiation")
+                    await self._execute(self.stream.bound(self.session.jid, iq_id))
+                    log.info("bound %s to %s", self.peer, self.session.jid)
+                case c2s.StanzaIn(element):
+                    await self.server.router.route(element, self.session)
+                case c2s.Close(error):
+                    if error is not None:
+                        log.info("stream error to %s: %s", self.peer, error)
+                    self._close_transport()
+
+    # ---- TLS -----------------------------------------------------------------------------
+
+    def _begin_tls(self) -> None:
+        self.tls = TLSSession(self.tls_context, server_side=True)
+        self._arm("handshake", self.server.config.deadlines.tls_handshake, self._abort)
+
+    def _tls_ready(self) -> None:
+        assert self.tls is not None
+        self._cancel("handshake")
+        info = self.tls.info()
+        self.info.update(tls_version=info.version, cipher=info.cipher, sni=info.server_name)
+        log.info("tls %s %s %s", self.peer, info.version, info.cipher)
+        actions = self.stream.tls_established(self.tls.channel_bindings())
+        if actions:  # pragma: no cover - tls_established sends nothing today
+            self.server.spawn(self._execute(actions))
+
+    def _flush_tls(self) -> None:
+        if self.tls is not None and self.transport is not None:
+            out = self.tls.outgoing()
+            if out:
+                self.transport.write(out)
+
+    # ---- output and teardown -------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.tls is not None and self.tls.handshake_done:
+            self.tls.send(data)
+            self._flush_tls()
+        else:
+            self.transport.write(data)
+
+    def _close_transport(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if self.tls is not None and self.tls.handshake_done:
+            self.tls.close()
+            self._flush_tls()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _abort(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ---- deadlines -----------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _arm(self, name: str, delay: float, callback) -> None:
+        self._cancel(name)
+        self._timers[name] = asyncio.get_running_loop().call_later(delay, callback)
+
+    def _cancel(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _timeout(self) -> None:
+        self.close(StreamError("connection-timeout"))
+
+    def _idle_check(self) -> None:
+        idle = self.server.config.deadlines.idle
+        remaining = self._last_read + idle - self._now()
+        if remaining > 0:
+            self._arm("idle", remaining, self._idle_check)
+        else:
+            self._timeout()
+
+    def _stanza_deadline(self) -> None:
+        """A stanza must complete within the deadline once its first byte arrived (X-12)."""
+        if self.stream.partial:
+            if "stanza" not in self._timers:
+                self._arm("stanza", self.server.config.deadlines.stanza, self._timeout)
+        else:
+            self._cancel("stanza")

@@ -1,0 +1,389 @@
+"""TLS for the server: SSL contexts and a sans-I/O TLS endpoint over two `ssl.MemoryBIO`s.
+
+Why our own endpoint: asyncio's SSL transport (`create_server(ssl=...)`, `loop.start_tls`)
+allocates a 256 KiB buffer per connection. `TLSSession` drives `SSLContext.wrap_bio` directly,
+reads in small chunks and holds no buffers of its own, so an idle TLS connection costs a few
+tens of KiB (see `bench/tls_memory.py`). It is the same class for STARTTLS and direct TLS
+(XEP-0368), server side and client side; `net/transport.py` shows how a plain
+`asyncio.Protocol` uses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+__all__ = [
+    "INTERMEDIATE_CIPHERS",
+    "READ_CHUNK",
+    "TLSInfo",
+    "TLSSession",
+    "client_context",
+    "server_context",
+    "tls_server_end_point",
+]
+
+#: Mozilla "intermediate" TLS 1.2 suites (TLS 1.3 suites are OpenSSL's defaults, all AEAD).
+#: The DHE-RSA suites of the Mozilla list are left out: the stdlib loads no DH parameters.
+INTERMEDIATE_CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+
+#: Size of each read from the TLS object: small, so that no connection holds a big buffer.
+READ_CHUNK = 16 * 1024
+
+CertKeyPaths = tuple[str | os.PathLike[str], str | os.PathLike[str]]
+
+
+def tls_server_end_point(cert_der: bytes) -> bytes:
+    """RFC 5929 `tls-server-end-point` for a DER certificate.
+
+    The hash is the certificate's signature hash, except MD5 and SHA-1 which become SHA-256.
+    Raises ValueError for certificates without one (Ed25519/Ed448), where the binding is
+    undefined.
+    """
+    cert = x509.load_der_x509_certificate(cert_der)
+    algorithm = cert.signature_hash_algorithm
+    if algorithm is None:
+        raise ValueError("tls-server-end-point is undefined for this certificate's signature")
+    name = algorithm.name
+    if name in ("md5", "sha1"):
+        name = "sha256"
+    return hashlib.new(name, cert_der).digest()
+
+
+class _DomainContext(ssl.SSLContext):
+    """A server context for one domain's certificate; remembers what channel binding needs."""
+
+    domain: str
+    cert_der: bytes
+    end_point: bytes | None
+
+
+def _read_first_cert_der(cert_path: str | os.PathLike[str]) -> bytes:
+    data = Path(cert_path).read_bytes()
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        start = data.index(b"-----BEGIN CERTIFICATE-----")
+        end = data.index(b"-----END CERTIFICATE-----", start) + len(b"-----END CERTIFICATE-----")
+        return ssl.PEM_cert_to_DER_cert(data[start:end].decode("ascii"))
+    return data
+
+
+def _domain_context(
+    domain: str,
+    cert_path: str | os.PathLike[str],
+    key_path: str | os.PathLike[str],
+    alpn: list[str] | None,
+    client_cafile: str | os.PathLike[str] | None,
+    request_client_cert: bool,
+) -> _DomainContext:
+    ctx = _DomainContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(INTERMEDIATE_CIPHERS)
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_TICKET
+    # TLS 1.3: OP_NO_TICKET alone still sends stateful tickets; send none at all.
+    ctx.num_tickets = 0
+    ctx.load_cert_chain(os.fspath(cert_path), os.fspath(key_path))
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    if request_client_cert:
+        # s2s / SASL EXTERNAL: ask for a certificate, verification result is checked later.
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        if client_cafile is not None:
+            ctx.load_verify_locations(cafile=os.fspath(client_cafile))
+        else:
+            ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+    ctx.domain = domain
+    ctx.cert_der = _read_first_cert_der(cert_path)
+    try:
+        ctx.end_point = tls_server_end_point(ctx.cert_der)
+    except ValueError:
+        ctx.end_point = None
+    return ctx
+
+
+def _normalise(name: str) -> str:
+    return name.rstrip(".").lower()
+
+
+def server_context(
+    domains: dict[str, CertKeyPaths],
+    *,
+    alpn: list[str] | None = None,
+    request_client_cert: bool = False,
+    client_cafile: str | os.PathLike[str] | None = None,
+) -> ssl.SSLContext:
+    """A server SSLContext serving one certificate per domain, chosen by SNI.
+
+    `domains` maps a domain to its `(cert_path, key_path)` (PEM; the cert file may hold the
+    chain). The first domain's certificate is used when the client sends no SNI or an unknown
+    name. TLS 1.2 is the minimum; TLS 1.2 suites are Mozilla intermediate; compression,
+    renegotiation and session tickets are off; ECDH groups are OpenSSL's defaults.
+
+    For direct TLS (XEP-0368) pass `alpn=['xmpp-client']` (or `['xmpp-server']`).
+    `request_client_cert` asks peers for a certificate (s2s, SASL EXTERNAL), verified against
+    `client_cafile` or the system store; the result is in `TLSInfo.peer_cert`.
+    """
+    if not domains:
+        raise ValueError("server_context needs at least one domain")
+    contexts: dict[str, _DomainContext] = {}
+    for domain, (cert_path, key_path) in domains.items():
+        contexts[_normalise(domain)] = _domain_context(
+            _normalise(domain), cert_path, key_path, alpn, client_cafile, request_client_cert
+        )
+    default = next(iter(contexts.values()))
+
+    def pick_certificate(sslobj: ssl.SSLObject, server_name: str | None, _ctx: object) -> None:
+        if server_name:
+            chosen = contexts.get(_normalise(server_name))
+            if chosen is not None and chosen is not sslobj.context:
+                sslobj.context = chosen
+        # No SNI or an unknown name: keep the default (first) certificate.
+
+    # Every per-domain context gets the callback too, so whichever is the default works.
+    for ctx in contexts.values():
+        ctx.sni_callback = pick_certificate
+    return default
+
+
+def client_context(
+    cafile: str | os.PathLike[str] | None = None,
+    *,
+    verify: bool = True,
+    alpn: list[str] | None = None,
+) -> ssl.SSLContext:
+    """A client SSLContext (TLS 1.2+), for tests, tools and outgoing s2s.
+
+    With `verify`, the peer is checked against `cafile` (or the system store) and the host
+    name; without it nothing is checked (diagnostics of broken servers only).
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    if verify:
+        if cafile is not None:
+            ctx.load_verify_locations(cafile=os.fspath(cafile))
+        else:
+            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+@dataclass(frozen=True, slots=True)
+class TLSInfo:
+    """What was negotiated on one connection."""
+
+    version: str | None
+    """`'TLSv1.2'` or `'TLSv1.3'`."""
+    cipher: str | None
+    server_name: str | None
+    """Server side: the domain whose certificate was presented (chosen by SNI, else the
+    default). Client side: the name we asked for."""
+    alpn: str | None
+    peer_cert: bytes | None
+    """The peer's certificate (DER), or None when it sent none."""
+
+
+class TLSSession:
+    """A sans-I/O TLS endpoint: ciphertext in, plaintext out, and the reverse.
+
+    Usage (the caller owns the socket)::
+
+        session = TLSSession(ctx, server_side=True)
+        app = session.receive(ciphertext)      # drives the handshake, returns plaintext
+        transport.write(session.outgoing())    # after *every* call: handshake, alerts, data
+        session.send(b"<stream:stream ...>")   # encrypts (queued until the handshake is done)
+        transport.write(session.outgoing())
+
+    `receive` raises `ssl.SSLError` on fatal errors; the alert OpenSSL produced is then in
+    `outgoing()`, so flush it before closing the socket. A client session
+    (`server_side=False`) queues its ClientHello at construction.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_handshake_done",
+        "_incoming",
+        "_obj",
+        "_outgoing",
+        "_peer_closed",
+        "_pending",
+    )
+
+    def __init__(
+        self,
+        ctx: ssl.SSLContext,
+        *,
+        server_side: bool = True,
+        server_hostname: str | None = None,
+    ) -> None:
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._obj = ctx.wrap_bio(
+            self._incoming,
+            self._outgoing,
+            server_side=server_side,
+            server_hostname=None if server_side else server_hostname,
+        )
+        self._handshake_done = False
+        self._peer_closed = False
+        self._closed = False
+        self._pending: list[bytes] | None = None
+        if not server_side:
+            self._do_handshake()
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def handshake_done(self) -> bool:
+        return self._handshake_done
+
+    @property
+    def peer_closed(self) -> bool:
+        """True once the peer sent close_notify."""
+        return self._peer_closed
+
+    @property
+    def server_side(self) -> bool:
+        return self._obj.server_side
+
+    # -- I/O --------------------------------------------------------------------------------
+
+    def _do_handshake(self) -> None:
+        try:
+            self._obj.do_handshake()
+        except ssl.SSLWantReadError:
+            return
+        self._handshake_done = True
+        if self._pending:
+            pending, self._pending = self._pending, None
+            for data in pending:
+                self._obj.write(data)
+
+    def receive(self, data: bytes) -> bytes:
+        """Feed ciphertext from the socket; return the application data it carried.
+
+        Raises ssl.SSLError (including ssl.SSLEOFError after `receive_eof`) on fatal errors.
+        """
+        if data:
+            self._incoming.write(data)
+        if not self._handshake_done:
+            self._do_handshake()
+            if not self._handshake_done:
+                return b""
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = self._obj.read(READ_CHUNK)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                self._peer_closed = True
+                break
+            if not chunk:
+                # read() returns b"" (rather than raising WantRead) only after close_notify.
+                self._peer_closed = True
+                break
+            chunks.append(chunk)
+        if len(chunks) == 1:
+            return chunks[0]
+        return b"".join(chunks)
+
+    def receive_eof(self) -> bytes:
+        """The socket reached EOF. Raises ssl.SSLEOFError unless the peer closed cleanly."""
+        self._incoming.write_eof()
+        if self._peer_closed or self._closed:
+            return b""
+        return self.receive(b"")
+
+    def outgoing(self) -> bytes:
+        """Ciphertext to write to the socket now (may be empty)."""
+        if not self._outgoing.pending:
+            return b""
+        return self._outgoing.read()
+
+    def send(self, data: bytes) -> None:
+        """Encrypt application data; before the handshake completes it is queued."""
+        if self._closed:
+            raise ssl.SSLError("TLS session is closed")
+        if not data:
+            return
+        if not self._handshake_done:
+            if self._pending is None:
+                self._pending = []
+            self._pending.append(bytes(data))
+            return
+        self._obj.write(data)
+
+    def close(self) -> None:
+        """Queue close_notify in `outgoing()`; nothing more can be sent."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._handshake_done:
+            return
+        try:
+            self._obj.unwrap()
+        except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+            pass
+        except ssl.SSLError:
+            pass
+
+    # -- what was negotiated ----------------------------------------------------------------
+
+    def info(self) -> TLSInfo:
+        cipher = self._obj.cipher()
+        if self._obj.server_side:
+            ctx = self._obj.context
+            server_name = getattr(ctx, "domain", None)
+        else:
+            server_name = self._obj.server_hostname
+        return TLSInfo(
+            version=self._obj.version(),
+            cipher=cipher[0] if cipher else None,
+            server_name=server_name,
+            alpn=self._obj.selected_alpn_protocol(),
+            peer_cert=self._obj.getpeercert(binary_form=True) if self._handshake_done else None,
+        )
+
+    def channel_bindings(self) -> dict[str, bytes]:
+        """Channel-binding data usable on this connection (empty before the handshake).
+
+        `tls-server-end-point` (RFC 5929) is always there: the hash of the server certificate,
+        on the server side the one actually presented after SNI. `tls-unique` only on TLS 1.2
+        (RFC 9266 forbids it on TLS 1.3).
+        """
+        if not self._handshake_done:
+            return {}
+        bindings: dict[str, bytes] = {}
+        if self._obj.server_side:
+            ctx = self._obj.context
+            end_point = getattr(ctx, "end_point", None)
+            if end_point is None and isinstance(getattr(ctx, "cert_der", None), bytes):
+                end_point = tls_server_end_point(ctx.cert_der)
+        else:
+            der = self._obj.getpeercert(binary_form=True)
+            end_point = tls_server_end_point(der) if der else None
+        if end_point is not None:
+            bindings["tls-server-end-point"] = end_point
+        if self._obj.version() == "TLSv1.2":
+            unique = self._obj.get_channel_binding("tls-unique")
+            if unique:
+                bindings["tls-unique"] = unique
+        return bindings

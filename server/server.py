@@ -1,0 +1,177 @@
+"""Wiring: config -> storage, TLS contexts, modules, router and listeners. `Server` owns the
+running state (sessions, connections) and the orderly shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import secrets
+import ssl
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, replace
+from typing import Any
+
+from vines_server.config import Config
+from vines_server.core.api import ModuleHost
+from vines_server.core.routing import Router
+from vines_server.core.sessions import Session, SessionRegistry
+from vines_server.modules import DEFAULT_MODULES
+from vines_server.net.connection import C2SConnection
+from vines_server.net.tls import server_context
+from vines_server.storage import open_storage
+from vines_server.storage.base import Storage
+from vines_server.xmpp import ns
+from vines_server.xmpp.c2s import C2SSettings
+from vines_server.xmpp.errors import StanzaError, StreamError
+from vines_server.xmpp.parser import ParserLimits
+
+log = logging.getLogger("vines_server")
+
+
+@dataclass(frozen=True)
+class Listening:
+    kind: str  # "c2s-starttls" | "c2s-direct-tls"
+    host: str
+    port: int
+
+
+class Server:
+    def __init__(self, config: Config, storage: Storage | None = None) -> None:
+        self.config = config
+        self.storage: Storage = storage if storage is not None else open_storage(config.storage)
+        self.domains = frozenset(config.domains)
+        limits = config.limits
+        self.c2s_settings = C2SSettings(
+            domains=self.domains,
+            preauth_limits=ParserLimits(
+                limits.preauth_stanza_size, limits.preauth_elements, limits.depth, limits.attributes
+            ),
+            limits=ParserLimits(
+                limits.stanza_size, limits.elements, limits.depth, limits.attributes
+            ),
+            auth_failures=limits.auth_failures_per_stream,
+            stream_restarts=limits.stream_restarts,
+        )
+        self.sessions = SessionRegistry()
+        self.connections: set[C2SConnection] = set()
+        self.host = ModuleHost(self)
+        self.router = Router(
+            self.domains, self.sessions, self.storage, self.host, limits.offline_quota
+        )
+        self.disco_nodes: dict[str, Any] = {}
+        self.listening: list[Listening] = []
+        self.started_monotonic = time.monotonic()
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.storage.open()
+        self.c2s_settings = replace(
+            self.c2s_settings,
+            iterations=self.config.limits.pbkdf2_iterations,
+            fake_secret=await self._fake_secret(),
+        )
+        for name in DEFAULT_MODULES:
+            module = importlib.import_module(f"vines_server.modules.{name}")
+            module.setup(self.host.api(name))
+        certs = {d.name: (d.certificate, d.key) for d in self.config.domains.values()}
+        starttls_ctx = server_context(certs)
+        direct_ctx = server_context(certs, alpn=["xmpp-client"])
+        lst = self.config.listeners
+        await self._listen("c2s-starttls", lst.bind, lst.c2s_port, starttls_ctx, direct=False)
+        if lst.c2s_direct_tls_port is not None:
+            await self._listen(
+                "c2s-direct-tls", lst.bind, lst.c2s_direct_tls_port, direct_ctx, direct=True
+            )
+        self.started_monotonic = time.monotonic()
+        log.info(
+            "serving %s on %s",
+            ", ".join(sorted(self.domains)),
+            ", ".join(f"{li.kind} {li.host}:{li.port}" for li in self.listening),
+        )
+
+    async def _fake_secret(self) -> bytes:
+        """Unknown users get fake SCRAM salts derived from this; it must outlive restarts,
+        or a changing salt would reveal that the account does not exist."""
+        stored = await self.storage.get_setting("sasl_fake_secret")
+        if stored is None:
+            stored = secrets.token_hex(32)
+            await self.storage.set_setting("sasl_fake_secret", stored)
+        return bytes.fromhex(stored)
+
+    async def _listen(
+        self, kind: str, hosts: tuple[str, ...], port: int, ctx: ssl.SSLContext, direct: bool
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        for host in hosts:
+            server = await loop.create_server(
+                lambda: C2SConnection(self, ctx, direct), host, port, reuse_address=True
+            )
+            self._servers.append(server)
+            for sock in server.sockets:
+                addr = sock.getsockname()
+                self.listening.append(Listening(kind, addr[0], addr[1]))
+
+    async def stop(self) -> None:
+        """Orderly shutdown: stop accepting, <system-shutdown/> to every stream, close storage."""
+        for server in self._servers:
+            server.close()
+        for conn in list(self.connections):
+            conn.close(StreamError("system-shutdown"))
+        deadline = time.monotonic() + self.config.deadlines.shutdown
+        while self.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        await asyncio.sleep(0)
+        # presence broadcasts and logout records of closing sessions finish before storage closes
+        while self._tasks and time.monotonic() < deadline + 1:
+            await asyncio.wait(set(self._tasks), timeout=deadline + 1 - time.monotonic())
+        await self.storage.close()
+        log.info("stopped")
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- sessions ------------------------------------------------------------------------
+
+    async def bind(self, conn: C2SConnection, resource: str | None) -> Session:
+        """Bind a resource (RFC 6120 7): conflict replaces the old session, the cap refuses."""
+        from vines_server.xmpp.jid import JID, JIDError
+
+        bare = conn.stream.jid
+        assert bare is not None
+        if resource is None:
+            resource = "vines-" + secrets.token_hex(6)
+        try:
+            full = JID.parse(f"{bare}/{resource}")
+        except JIDError:
+            raise StanzaError("bad-request", "that resource is not valid") from None
+        old = self.sessions.get(full)
+        if old is None and self.sessions.count(bare) >= self.config.limits.sessions_per_account:
+            raise StanzaError(
+                "resource-constraint",
+                f"at most {self.config.limits.sessions_per_account} sessions per account",
+                type="cancel",
+                app=(ns.XMPP_ERRORS, "resource-limit-exceeded"),
+            )
+        session = Session(full, conn, info=conn.info)
+        self.sessions.add(session)
+        if old is not None:
+            old.link.close(StreamError("conflict", "replaced by a new session"))
+        from datetime import UTC, datetime
+
+        await self.storage.record_login(str(bare), datetime.now(UTC))
+        await self.host.hooks.fire("session/bound", session)
+        return session
+
+    async def unbind(self, session: Session) -> None:
+        self.sessions.remove(session)
+        await self.host.hooks.fire("session/closed", session)

@@ -1,0 +1,424 @@
+"""Incremental XMPP stream parser: bytes in, events out (sans-I/O, on pyexpat).
+
+Two layers work on every byte:
+
+* a small byte scanner (`_Scanner`) that knows just enough XML to find tag boundaries. It
+  enforces the size limit on bytes we still hold back, refuses comments, DOCTYPE and processing
+  instructions the moment they start, and tells us when the held-back bytes complete a token;
+* Expat, which does the real parsing. Its handlers build stanzas without recursion and enforce
+  the element, depth and attribute limits.
+
+Why hold bytes back: Expat 2.5 re-parses an incomplete token from its start on every Parse()
+call (CVE-2023-52425), so a 250 KiB attribute trickled one byte per read costs seconds of CPU.
+We give Expat the buffered bytes only when they complete a token (or are text, which Expat
+consumes without re-parsing), or when there are at least as many of them as Expat has been fed
+since a handler last fired. The second rule grows the chunks geometrically, so re-parsing costs
+linear time in total; the first keeps ordinary stanzas flowing on the read that completes them.
+"""
+
+from __future__ import annotations
+
+import pyexpat
+import re
+from dataclasses import dataclass
+from pyexpat import errors as expat_errors
+from xml.etree.ElementTree import Element
+
+from . import ns
+from .errors import StreamError
+
+# '}' can never be in a namespace name: Expat rejects a URI holding the separator unless it is a
+# legal URI character (it is not), and it makes Clark notation a single prefix: "{" + name.
+_SEP = "}"
+
+_BOM_UTF8 = b"\xef\xbb\xbf"
+_XML_WS = " \t\r\n"
+
+
+# Expat error codes that mean "restricted XML" (RFC 6120 section 11.1) rather than malformed XML.
+def _codes(*names: str) -> frozenset[int]:
+    return frozenset(expat_errors.codes[getattr(expat_errors, name)] for name in names)
+
+
+_RESTRICTED_CODES = _codes(
+    "XML_ERROR_UNDEFINED_ENTITY",
+    "XML_ERROR_MISPLACED_XML_PI",
+    "XML_ERROR_RECURSIVE_ENTITY_REF",
+    "XML_ERROR_BINARY_ENTITY_REF",
+    "XML_ERROR_ASYNC_ENTITY",
+    "XML_ERROR_EXTERNAL_ENTITY_HANDLING",
+    "XML_ERROR_ENTITY_DECLARED_IN_PE",
+    "XML_ERROR_NOT_STANDALONE",
+)
+_ENCODING_CODES = _codes("XML_ERROR_UNKNOWN_ENCODING", "XML_ERROR_INCORRECT_ENCODING")
+
+
+@dataclass(frozen=True)
+class ParserLimits:
+    """Per-stanza limits; the stream header counts as a stanza for `stanza_size`."""
+
+    stanza_size: int
+    elements: int
+    depth: int  # the stanza element itself is depth 1
+    attributes: int  # per element
+
+    @classmethod
+    def pre_auth(cls) -> ParserLimits:
+        return cls(stanza_size=8 * 1024, elements=32, depth=64, attributes=64)
+
+    @classmethod
+    def post_auth(cls) -> ParserLimits:
+        return cls(stanza_size=256 * 1024, elements=1024, depth=64, attributes=64)
+
+
+@dataclass(frozen=True)
+class StreamOpen:
+    tag: str
+    attrs: dict[str, str]
+    default_ns: str | None
+
+
+@dataclass(frozen=True)
+class Stanza:
+    element: Element
+
+
+@dataclass(frozen=True)
+class StreamClose:
+    pass
+
+
+Event = StreamOpen | Stanza | StreamClose
+
+
+def _too_big() -> StreamError:
+    return StreamError("policy-violation", "stanza too big", app=(ns.XMPP_ERRORS, "stanza-too-big"))
+
+
+def _clark(name: str) -> str:
+    # Expat gives "uri}local" for namespaced names; Clark notation is "{uri}local".
+    return "{" + name if _SEP in name else name
+
+
+# Scanner states.
+_TEXT, _LT, _BANG, _TAG, _SQ, _DQ, _REF, _CDATA = range(8)
+_TEXT_STOP = re.compile(rb"[<&]")
+_TAG_STOP = re.compile(rb"['\">]")
+_LT_B, _GT_B, _SLASH_B = ord("<"), ord(">"), ord("/")
+
+
+class _Scanner:
+    """Finds tag boundaries and measures the unit (header or stanza) in progress.
+
+    It is not a validator: on malformed input it may be wrong, but Expat then reports the error.
+    On well-formed input it agrees with Expat, and it never loops per byte in Python except at
+    token edges.
+    """
+
+    def __init__(self) -> None:
+        self.pos = 0  # stream offset of the next byte
+        self.state = _TEXT
+        self.depth = 0  # XML depth: the stream element is depth 1
+        self.unit_open = True  # the stream header is the first unit
+        self.unit_start = 0
+        self.tag_at = 0  # offset of the '<' of the current tag
+        self.kind = ""  # "start" | "end" | "pi"
+        self.last = 0  # last byte scanned (for '/>' across reads)
+        self.cdata_tail = b""  # last bytes of a CDATA section, to find ']]>' across reads
+        self.head = b""  # the first 3 bytes of the stream (a UTF-8 BOM may precede <?xml)
+
+    def scan(self, data: bytes, limit: int) -> bool:
+        """Advance over `data`; return True if it completes a token or carries text."""
+        base, n, i = self.pos, len(data), 0
+        if base < 3:
+            self.head += data[: 3 - base]
+        boundary = False
+        while i < n:
+            st = self.state
+            if st == _TEXT:
+                boundary = True  # Expat consumes text at once: no re-parse risk
+                m = _TEXT_STOP.search(data, i)
+                if m is None:
+                    break
+                j = m.start()
+                if data[j] == _LT_B:
+                    self.state, self.tag_at = _LT, base + j
+                    if self.depth == 1:  # a stanza (or the stream close) begins
+                        self.unit_open, self.unit_start = True, self.tag_at
+                else:
+                    self.state = _REF
+                i = j + 1
+            elif st == _REF:
+                j = data.find(b";", i)
+                if j < 0:
+                    break
+                self.state, i = _TEXT, j + 1
+            elif st == _LT:
+                c = data[i]
+                if c == ord("!"):
+                    self.state, i = _BANG, i + 1
+                    continue
+                if c == ord("?"):
+                    # Only the XML declaration, only at the very start of the stream.
+                    if self.tag_at != (3 if self.head == _BOM_UTF8 else 0):
+                        raise StreamError("restricted-xml", "processing instruction")
+                    self.kind, i = "pi", i + 1
+                else:
+                    self.kind = "end" if c == _SLASH_B else "start"
+                self.state = _TAG
+            elif st == _BANG:
+                if data[i] != ord("["):
+                    raise StreamError("restricted-xml", "comment, DOCTYPE or declaration")
+                self.state, self.cdata_tail, i = _CDATA, b"", i + 1
+                if self.depth == 1:  # text at stream level, not a stanza (Expat judges it)
+                    self.unit_open = False
+            elif st == _TAG:
+                m = _TAG_STOP.search(data, i)
+                if m is None:
+                    break
+                j = m.start()
+                c = data[j]
+                if c != _GT_B:
+                    self.state, i = (_SQ if c == ord("'") else _DQ), j + 1
+                    continue
+                before = data[j - 1] if j > 0 else self.last
+                self._close_tag(empty=before == _SLASH_B, end=base + j + 1, limit=limit)
+                self.state, i, boundary = _TEXT, j + 1, True
+            elif st in (_SQ, _DQ):
+                j = data.find(b"'" if st == _SQ else b'"', i)
+                if j < 0:
+                    break
+                self.state, i = _TAG, j + 1
+            else:  # _CDATA: Expat reports its content at once, like text
+                boundary = True
+                head = self.cdata_tail + data[i : i + 2]
+                k = head.find(b"]]>")
+                if k >= 0:
+                    j = i + k - len(self.cdata_tail) + 2
+                else:
+                    j = data.find(b"]]>", i)
+                    j = j + 2 if j >= 0 else -1
+                if j < 0:
+                    self.cdata_tail = (self.cdata_tail + data[max(i, n - 2) :])[-2:]
+                    break
+                self.state, i = _TEXT, j + 1
+        if n:
+            self.last = data[-1]
+        self.pos = base + n
+        self.check(limit)
+        return boundary
+
+    def _close_tag(self, *, empty: bool, end: int, limit: int) -> None:
+        if self.kind == "start" and not empty:
+            self.depth += 1
+            done = self.depth == 1  # the stream header
+        elif self.kind == "end":
+            self.depth -= 1
+            done = self.depth <= 1  # a stanza, or the stream itself, closed
+        else:
+            done = self.depth == 1 and self.kind == "start"  # an empty top-level element
+        if done and self.unit_open:
+            if end - self.unit_start > limit:
+                raise _too_big()
+            self.unit_open = False
+
+    def check(self, limit: int) -> None:
+        if self.unit_open and self.pos - self.unit_start > limit:
+            raise _too_big()
+
+    @property
+    def partial(self) -> bool:
+        return self.unit_open and self.pos > self.unit_start
+
+
+class StreamParser:
+    """Feed bytes, get events. Raises StreamError; after that the parser is dead.
+
+    A caller that restarts the stream (STARTTLS, SASL success) after some event must call
+    reset() and drop the events that followed it in the same list: bytes sent before the
+    restart must never be read as part of the new stream.
+    """
+
+    def __init__(self, limits: ParserLimits) -> None:
+        self.limits = limits
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a fresh stream: new Expat parser; no bytes, text or state carried over."""
+        p = pyexpat.ParserCreate("UTF-8", _SEP)  # forced UTF-8: a declared encoding is checked
+        p.buffer_text = True
+        p.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
+        p.StartElementHandler = self._start
+        p.EndElementHandler = self._end
+        p.CharacterDataHandler = self._chars
+        p.StartNamespaceDeclHandler = self._ns_decl
+        p.XmlDeclHandler = self._xml_decl
+        p.StartCdataSectionHandler = self._fired
+        p.EndCdataSectionHandler = self._fired
+        for name in (
+            "StartDoctypeDeclHandler",
+            "EntityDeclHandler",
+            "UnparsedEntityDeclHandler",
+            "NotationDeclHandler",
+            "ElementDeclHandler",
+            "AttlistDeclHandler",
+            "CommentHandler",
+            "ProcessingInstructionHandler",
+            "ExternalEntityRefHandler",
+            "SkippedEntityHandler",
+        ):
+            setattr(p, name, self._restricted)
+        self._expat = p
+        self._scanner = _Scanner()
+        self._pending = bytearray()  # received, not yet given to Expat
+        self._fed = 0  # bytes given to Expat
+        self._last_event = 0  # stream offset of the last handler call
+        self._events: list[Event] = []
+        self._depth = 0
+        self._stack: list[Element] = []
+        self._text: list[str] = []
+        self._count = 0  # elements in the current stanza
+        self._default_ns: str | None = None
+        self._error: StreamError | None = None
+        self._head = b""  # first bytes of the stream, to spot UTF-16
+
+    @property
+    def partial(self) -> bool:
+        """True while a header or stanza is partly received (held back bytes included)."""
+        return self._scanner.partial
+
+    def feed(self, data: bytes) -> list[Event]:
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._feed(data)
+        except StreamError as err:
+            self._error = err
+            raise
+
+    def _feed(self, data: bytes) -> list[Event]:
+        if not data:
+            return []
+        if len(self._head) < 2:
+            self._head += data[: 2 - len(self._head)]
+            if self._head[:1] in (b"\xff", b"\xfe") or b"\x00" in self._head:
+                raise StreamError("unsupported-encoding", "only UTF-8 is allowed")
+        boundary = self._scanner.scan(data, self.limits.stanza_size)
+        self._pending += data
+        stalled = self._fed - self._last_event
+        if not boundary and len(self._pending) < stalled:
+            return []  # a long token is still arriving: wait for more (see module doc)
+        chunk = bytes(self._pending)
+        self._pending.clear()
+        self._fed += len(chunk)
+        self._events = []
+        try:
+            self._expat.Parse(chunk, False)
+        except pyexpat.ExpatError as e:
+            raise _expat_error(e) from None
+        events, self._events = self._events, []
+        return events
+
+    # --- Expat handlers -------------------------------------------------------------------
+
+    def _fired(self, *_: object) -> None:
+        self._last_event = self._expat.CurrentByteIndex
+
+    def _restricted(self, *_: object) -> None:
+        raise StreamError("restricted-xml", "DTD, entity, comment or processing instruction")
+
+    def _xml_decl(self, version: str, encoding: str | None, standalone: int) -> None:
+        self._fired()
+        if encoding is not None and encoding.lower() not in ("utf-8", "utf8"):
+            raise StreamError("unsupported-encoding", "only UTF-8 is allowed")
+
+    def _ns_decl(self, prefix: str | None, uri: str) -> None:
+        self._fired()
+        if self._depth == 0 and prefix is None:
+            self._default_ns = uri
+
+    def _attrs(self, attrs: dict[str, str]) -> dict[str, str]:
+        if len(attrs) > self.limits.attributes:
+            raise StreamError("policy-violation", "too many attributes")
+        return {_clark(k): v for k, v in attrs.items()}
+
+    def _flush_text(self) -> None:
+        if self._text:
+            text = "".join(self._text)
+            self._text = []
+            parent = self._stack[-1]
+            if len(parent):
+                last = parent[-1]
+                last.tail = (last.tail or "") + text
+            else:
+                parent.text = (parent.text or "") + text
+
+    def _start(self, name: str, attrs: dict[str, str]) -> None:
+        self._fired()
+        depth = self._depth
+        if depth == 0:
+            self._depth = 1
+            self._events.append(StreamOpen(_clark(name), self._attrs(attrs), self._default_ns))
+            return
+        limits = self.limits
+        if depth > limits.depth:  # the new element would sit at stanza depth `depth`
+            raise StreamError("policy-violation", "stanza nested too deeply")
+        if depth == 1:
+            self._count = 1
+            el = Element(_clark(name), self._attrs(attrs))
+        else:
+            self._count += 1
+            if self._count > limits.elements:
+                raise StreamError("policy-violation", "too many elements in one stanza")
+            self._flush_text()
+            el = Element(_clark(name), self._attrs(attrs))
+            self._stack[-1].append(el)
+        self._stack.append(el)
+        self._depth = depth + 1
+
+    def _end(self, name: str) -> None:
+        self._fired()
+        self._depth -= 1
+        if self._depth == 0:
+            self._events.append(StreamClose())
+            return
+        self._flush_text()
+        el = self._stack.pop()
+        if self._depth == 1:
+            self._events.append(Stanza(el))
+
+    def _chars(self, data: str) -> None:
+        self._fired()
+        if self._depth >= 2:
+            self._text.append(data)
+            if len(self._text) > 1024:
+                # Text trickled a byte per read comes as one tiny str per byte (~50 bytes of
+                # memory each): fold them so memory stays near the size of the text itself.
+                self._text = ["".join(self._text)]
+        elif data.strip(_XML_WS):
+            # Only whitespace (keepalives) may sit between stanzas.
+            raise StreamError("not-well-formed", "text outside a stanza")
+
+
+def _expat_error(e: pyexpat.ExpatError) -> StreamError:
+    if e.code in _RESTRICTED_CODES:
+        return StreamError("restricted-xml", expat_errors.messages[e.code])
+    if e.code in _ENCODING_CODES:
+        return StreamError("unsupported-encoding", expat_errors.messages[e.code])
+    return StreamError("not-well-formed", expat_errors.messages[e.code])
+
+
+def parse_fragment(
+    xml: str | bytes, default_ns: str = ns.CLIENT, limits: ParserLimits | None = None
+) -> Element:
+    """Parse one element written by stanza.serialize() (e.g. from storage), with the same rules.
+
+    Raises StreamError if it is not exactly one well-formed, restricted-XML element.
+    """
+    data = xml.encode("utf-8") if isinstance(xml, str) else xml
+    parser = StreamParser(limits or ParserLimits.post_auth())
+    events = parser.feed(b"<fragment xmlns='" + default_ns.encode() + b"'>" + data + b"</fragment>")
+    stanzas = [e.element for e in events if isinstance(e, Stanza)]
+    if len(stanzas) != 1 or not isinstance(events[-1], StreamClose):
+        raise StreamError("not-well-formed", "expected exactly one element")
+    return stanzas[0]

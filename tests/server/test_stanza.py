@@ -1,0 +1,212 @@
+"""Serialization (round trip through our parser), stream framing and error replies."""
+
+from __future__ import annotations
+
+import random
+from xml.etree.ElementTree import Element
+
+import pytest
+from vines_server.xmpp import ns
+from vines_server.xmpp.errors import StanzaError, StreamError
+from vines_server.xmpp.parser import ParserLimits, Stanza, StreamOpen, StreamParser
+from vines_server.xmpp.stanza import (
+    STREAM_CLOSE,
+    error_reply,
+    make,
+    serialize,
+    stream_error,
+    stream_header,
+    tag_name,
+)
+
+C = "{jabber:client}"
+XML_LANG = f"{{{ns.XML}}}lang"
+
+
+def reparse(data: bytes, default_ns: str = ns.CLIENT) -> Element:
+    p = StreamParser(ParserLimits.post_auth())
+    p.feed(stream_header(from_="x", to=None, id_="1", default_ns=default_ns))
+    [ev] = p.feed(data)
+    assert isinstance(ev, Stanza)
+    return ev.element
+
+
+def same(a: Element, b: Element) -> bool:
+    """Iterative tree equality (tag, attributes, text, tail)."""
+    todo = [(a, b, True)]
+    while todo:
+        x, y, top = todo.pop()
+        if (x.tag, x.attrib, x.text or "") != (y.tag, y.attrib, y.text or ""):
+            return False
+        if not top and (x.tail or "") != (y.tail or ""):
+            return False
+        if len(x) != len(y):
+            return False
+        todo.extend((cx, cy, False) for cx, cy in zip(x, y, strict=True))
+    return True
+
+
+def test_compact_output_with_default_namespace() -> None:
+    msg = make(
+        C + "message",
+        {"to": "a@b", XML_LANG: "en"},
+        children=[make(C + "body", text="1 < 2 & 3 > 2"), make("{urn:x}x", {"a": "'\"<&>"})],
+    )
+    assert serialize(msg) == (
+        b"<message to='a@b' xml:lang='en'><body>1 &lt; 2 &amp; 3 &gt; 2</body>"
+        b"<x xmlns='urn:x' a='&apos;&quot;&lt;&amp;&gt;'/></message>"
+    )
+
+
+def test_namespace_only_declared_where_it_changes() -> None:
+    q = make("{urn:q}query", children=[make("{urn:q}item"), make(C + "back")])
+    iq = make(C + "iq", {"type": "result"}, children=[q])
+    assert serialize(iq) == (
+        b"<iq type='result'><query xmlns='urn:q'><item/><back xmlns='jabber:client'/></query></iq>"
+    )
+    assert serialize(iq, default_ns=ns.SERVER) == (
+        b"<iq xmlns='jabber:client' type='result'><query xmlns='urn:q'><item/>"
+        b"<back xmlns='jabber:client'/></query></iq>"
+    )
+
+
+def test_namespaced_attributes_get_a_prefix() -> None:
+    el = make(C + "message", {"{urn:a}x": "1", "{urn:a}y": "2", "{urn:b}z": "3"})
+    out = serialize(el)
+    assert reparse(out).attrib == el.attrib
+
+
+def test_no_namespace_child_inside_default_namespace() -> None:
+    el = make(C + "message", children=[make("plain")])
+    assert serialize(el) == b"<message><plain xmlns=''/></message>"
+    assert same(reparse(serialize(el)), el)
+
+
+def test_top_level_tail_is_not_written() -> None:
+    el = make(C + "presence")
+    el.tail = "junk"
+    assert serialize(el) == b"<presence/>"
+
+
+def random_tree(rng: random.Random) -> Element:
+    namespaces = [ns.CLIENT, "urn:x", "urn:y", "", ns.XMPP_ERRORS]
+    texts = ["", "plain", "a & b < c > d", "quotes ' \"", "é 日本 \U0001f600", " \n\t ", "]]>"]
+    root = make(C + rng.choice(["message", "iq", "presence"]), {"id": "r"})
+    nodes = [root]
+    for _ in range(rng.randint(0, 30)):
+        parent = rng.choice(nodes)
+        uri = rng.choice(namespaces)
+        tag = ("{" + uri + "}" if uri else "") + rng.choice(["a", "b", "stream", "body"])
+        attrs = {}
+        for _ in range(rng.randint(0, 3)):
+            key = rng.choice(["k", "{urn:attr}k", XML_LANG, "v"])
+            attrs[key] = rng.choice(texts) + "\r\n\t"
+        child = make(tag, attrs, rng.choice([None, *texts]) or None)
+        child.tail = rng.choice([None, *texts]) or None
+        parent.append(child)
+        nodes.append(child)
+    return root
+
+
+def test_round_trip_property() -> None:
+    rng = random.Random(7622)
+    for _ in range(500):
+        tree = random_tree(rng)
+        assert same(reparse(serialize(tree)), tree), serialize(tree)
+
+
+def test_round_trip_at_depth_cap_and_deep_trees_do_not_recurse() -> None:
+    root = make(C + "message")
+    node = root
+    for _ in range(63):
+        node.append(make("{urn:x}a"))
+        node = node[0]
+    assert same(reparse(serialize(root)), root)  # depth 64: still routable
+    for _ in range(5000):
+        node.append(make("{urn:x}a"))
+        node = node[0]
+    assert serialize(root).count(b"<a") == 5063  # no RecursionError
+
+
+def test_stream_header_and_close() -> None:
+    header = stream_header(from_="example.com", to="u@example.com", id_="s1", default_ns=ns.CLIENT)
+    assert header.startswith(b"<?xml version='1.0'?><stream:stream ")
+    p = StreamParser(ParserLimits.pre_auth())
+    [ev] = p.feed(header)
+    assert ev == StreamOpen(
+        f"{{{ns.STREAM}}}stream",
+        {
+            "from": "example.com",
+            "to": "u@example.com",
+            "id": "s1",
+            "version": "1.0",
+            XML_LANG: "en",
+        },
+        ns.CLIENT,
+    )
+    assert STREAM_CLOSE == b"</stream:stream>"
+    bare = stream_header(from_=None, to=None, id_=None, default_ns=ns.SERVER)
+    assert b"from=" not in bare and b"id=" not in bare and b"xmlns='jabber:server'" in bare
+
+
+def test_stream_error_bytes() -> None:
+    err = StreamError("policy-violation", "too big", app=(ns.XMPP_ERRORS, "stanza-too-big"))
+    assert stream_error(err) == (
+        b"<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+        b"<text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>too big</text>"
+        b"<stanza-too-big xmlns='urn:xmpp:errors'/></stream:error>"
+    )
+    assert stream_error(StreamError("restricted-xml")) == (
+        b"<stream:error><restricted-xml xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+        b"</stream:error>"
+    )
+    # It parses as a stream-level element in the streams namespace.
+    p = StreamParser(ParserLimits.pre_auth())
+    p.feed(stream_header(from_="x", to=None, id_=None, default_ns=ns.CLIENT))
+    [ev] = p.feed(stream_error(err))
+    assert ev.element.tag == f"{{{ns.STREAM}}}error"
+    assert ev.element[0].tag == f"{{{ns.STREAMS_ERR}}}policy-violation"
+
+
+def test_error_reply_swaps_addresses_and_does_not_echo() -> None:
+    msg = make(
+        C + "message",
+        {"from": "a@x/r", "to": "b@y", "id": "m1", "type": "chat"},
+        children=[make(C + "body", text="x" * 10_000)],
+    )
+    reply = error_reply(msg, StanzaError("service-unavailable", "nobody home"))
+    assert reply.tag == C + "message"
+    assert reply.attrib == {"type": "error", "id": "m1", "to": "a@x/r", "from": "b@y"}
+    assert serialize(reply) == (
+        b"<message type='error' id='m1' to='a@x/r' from='b@y'><error type='cancel'>"
+        b"<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+        b"<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas' xml:lang='en'>nobody home</text>"
+        b"</error></message>"
+    )
+
+
+def test_error_reply_app_condition_and_missing_addresses() -> None:
+    iq = make(C + "iq", {"type": "set"})
+    err = StanzaError(
+        "resource-constraint", type="cancel", app=(ns.XMPP_ERRORS, "resource-limit-exceeded")
+    )
+    reply = error_reply(iq, err)
+    assert reply.attrib == {"type": "error"}
+    error = reply[0]
+    assert error.tag == C + "error" and error.get("type") == "cancel"
+    assert [tag_name(c) for c in error] == [
+        (ns.STANZAS_ERR, "resource-constraint"),
+        (ns.XMPP_ERRORS, "resource-limit-exceeded"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"), [(C + "iq", (ns.CLIENT, "iq")), ("plain", ("", "plain"))]
+)
+def test_tag_name(tag: str, expected: tuple[str, str]) -> None:
+    assert tag_name(make(tag)) == expected
+
+
+def test_make() -> None:
+    el = make("{u}a", {"k": "v"}, "t", [make("{u}b")])
+    assert (el.tag, el.attrib, el.text, len(el)) == ("{u}a", {"k": "v"}, "t", 1)
