@@ -66,6 +66,15 @@ class Deadlines:
 
 
 @dataclass(frozen=True)
+class PresenceConfig:
+    """The server's own presence: its load, sent to subscribed admins and allowed JIDs."""
+
+    interval: float = 2.0  # seconds; at most one load update per interval
+    capacity: int = 10_000  # sessions the operator plans for; near it, show becomes away
+    subscribers: tuple[str, ...] = ()  # JIDs besides admins that may subscribe (components...)
+
+
+@dataclass(frozen=True)
 class FederationConfig:
     allow: tuple[str, ...] = ()
 
@@ -81,6 +90,7 @@ class Config:
     deadlines: Deadlines = field(default_factory=Deadlines)
     federation: FederationConfig = field(default_factory=FederationConfig)
     log_level: str = "info"
+    presence: PresenceConfig = field(default_factory=PresenceConfig)
 
     @property
     def directory(self) -> Path:
@@ -109,9 +119,8 @@ def load(path: str | Path) -> Config:
 
 def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     base = path.parent if path else Path.cwd()
-    _only(
-        raw, "", {"server", "domains", "listeners", "storage", "limits", "deadlines", "federation"}
-    )
+    tables = ("server", "domains", "listeners", "storage", "limits", "deadlines", "federation")
+    _only(raw, "", {*tables, "presence"})
 
     server = _table(raw, "server")
     _only(server, "server.", {"admins", "log_level"})
@@ -174,9 +183,32 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     federation = FederationConfig(
         tuple(d.lower() for d in _str_list(fed, "federation.allow", fed.get("allow", [])))
     )
-    return Config(
-        path, domains, admins, listeners, storage, limits, deadlines, federation, log_level
+    pres = _table(raw, "presence")
+    _only(pres, "presence.", {"interval", "capacity", "subscribers"})
+    presence = PresenceConfig(
+        interval=_positive(pres, "presence.interval", PresenceConfig.interval),
+        capacity=int(_positive(pres, "presence.capacity", PresenceConfig.capacity)),
+        subscribers=tuple(_str_list(pres, "presence.subscribers", pres.get("subscribers", []))),
     )
+    return Config(
+        path,
+        domains,
+        admins,
+        listeners,
+        storage,
+        limits,
+        deadlines,
+        federation,
+        log_level,
+        presence,
+    )
+
+
+def _positive(table: dict, key: str, default: float) -> float:
+    value = table.get(key.rsplit(".", 1)[1], default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{key} must be a positive number")
+    return value
 
 
 def _table(raw: dict, key: str) -> dict:

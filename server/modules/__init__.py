@@ -11,4 +11,5 @@ DEFAULT_MODULES = (
     "last",
     "vcard",
     "private",
+    "load",
 )

@@ -194,6 +194,9 @@ async def outbound_subscription(
 async def inbound(api: ModuleAPI, stanza: Element, to: JID) -> None:
     ptype = stanza.get("type")
     sender = JID.parse(stanza.get("from", ""))
+    if to.local is None:  # the domain itself has presence (modules/load.py)
+        await api.fire("presence/server", stanza, to)
+        return
     user = to.bare
     exists = bool(api.sessions.resources(user)) or bool(await api.storage.get_account(str(user)))
     if not exists:
