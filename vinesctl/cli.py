@@ -19,8 +19,20 @@ from vinesctl.errors import VinesctlError
 COMMAND_MODULES = ("server", "user", "profile", "dns", "tls", "check", "disco", "completion")
 
 
+def _complete_profile(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+    from vinesctl.commands.completion import profile_names
+
+    return profile_names(ctx, param, incomplete)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--profile", envvar="VINESCTL_PROFILE", help="Connection profile to use.")
+@click.option(
+    "--profile",
+    envvar="VINESCTL_PROFILE",
+    metavar="NAME",
+    shell_complete=_complete_profile,
+    help="Connection profile to use (default: the default profile).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks and XML traffic.")
 @click.version_option(__version__, prog_name="vinesctl")
 @click.pass_context
@@ -47,7 +59,11 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the CLI; any VinesctlError becomes one line on stderr and its exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv)
     try:
-        cli.main(args=argv, standalone_mode=False, prog_name="vinesctl")
+        code = cli.main(args=argv, standalone_mode=False, prog_name="vinesctl")
+        # without standalone mode Click returns the code of `ctx.exit(code)` instead of exiting
+        # (commands return None, so an int here is that code)
+        if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+            sys.exit(code)
     except VinesctlError as exc:
         if debug:
             raise

@@ -1,0 +1,131 @@
+"""Shell completion: the scripts in completions/ are Click's current output, and the completion
+protocol the shells call back into gives the right answers (so a broken completion fails here)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FILES = {"bash": "vinesctl.bash", "zsh": "_vinesctl", "fish": "vinesctl.fish"}
+RUN_VINESCTL = "from vinesctl.cli import main; main()"
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VINESCTL_", "_VINESCTL"))}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    return env
+
+
+def complete(tmp_path: Path, line: str, extra_env: dict | None = None) -> list[str]:
+    """What `vinesctl` answers bash for the command line `line` (TAB at its end)."""
+    words = line.split()
+    cword = len(words) if line.endswith(" ") else len(words) - 1
+    env = base_env(tmp_path) | {
+        "_VINESCTL_COMPLETE": "bash_complete",
+        "COMP_WORDS": line,
+        "COMP_CWORD": str(cword),
+    }
+    env |= extra_env or {}
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_VINESCTL],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    values = []
+    for row in filter(None, done.stdout.splitlines()):
+        kind, _, value = row.partition(",")
+        assert kind in ("plain", "file", "dir"), row
+        values.append(value)
+    return values
+
+
+@pytest.mark.parametrize("shell", sorted(FILES))
+def test_files_equal_generated_scripts(tmp_path, shell):
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_VINESCTL, "completion", shell],
+        env=base_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    stored = (ROOT / "completions" / FILES[shell]).read_text()
+    assert stored == done.stdout, (
+        f"completions/{FILES[shell]} is stale: regenerate it with "
+        f"'vinesctl completion {shell} > completions/{FILES[shell]}'"
+    )
+    # and it is what Click itself serves for `_VINESCTL_COMPLETE={shell}_source`
+    env = base_env(tmp_path) | {"_VINESCTL_COMPLETE": f"{shell}_source"}
+    source = subprocess.run(
+        [sys.executable, "-c", RUN_VINESCTL], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert source.stdout.rstrip("\n") == stored.rstrip("\n")
+
+
+def test_command_name(tmp_path):
+    assert complete(tmp_path, "vinesctl us") == ["user"]
+    assert complete(tmp_path, "vinesctl pro") == ["profile"]
+
+
+def test_subcommands(tmp_path):
+    assert complete(tmp_path, "vinesctl user ") == ["add", "delete", "list", "passwd"]
+    assert complete(tmp_path, "vinesctl server ") == ["init", "start", "status", "stop"]
+    assert set(complete(tmp_path, "vinesctl profile ")) == {"add", "list", "remove", "show", "use"}
+    assert complete(tmp_path, "vinesctl completion ") == ["bash", "zsh", "fish"]
+
+
+def test_options(tmp_path):
+    assert "--json" in complete(tmp_path, "vinesctl user list --")
+    assert "--config" in complete(tmp_path, "vinesctl server start --")
+
+
+def test_profile_names_from_the_config(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    for name in ("work", "home", "lab"):
+        assert run_cli("profile", "add", name, "--jid", f"me@{name}.example").exit_code == 0
+    assert complete(tmp_path, "vinesctl --profile ") == ["home", "lab", "work"]
+    assert complete(tmp_path, "vinesctl --profile w") == ["work"]
+    assert complete(tmp_path, "vinesctl profile use h") == ["home"]
+    assert complete(tmp_path, "vinesctl profile remove ") == ["home", "lab", "work"]
+
+
+def test_profile_completion_survives_a_broken_file(tmp_path):
+    path = tmp_path / "config" / "vinesctl" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text("[[[ broken")
+    assert complete(tmp_path, "vinesctl --profile ") == []
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_bash_script_in_bash(tmp_path):
+    """The stored bash script, sourced in a real bash, fills COMPREPLY through vinesctl."""
+    wrapper = tmp_path / "bin" / "vinesctl"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c "{RUN_VINESCTL}" "$@"\n')
+    wrapper.chmod(0o755)
+    script = ROOT / "completions" / FILES["bash"]
+    program = (
+        f"source '{script}'\n"
+        "COMP_WORDS=(vinesctl user ''); COMP_CWORD=2\n"
+        "_vinesctl_completion vinesctl\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    env = base_env(tmp_path)
+    env["PATH"] = f"{wrapper.parent}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", program],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.split() == ["add", "delete", "list", "passwd"], done.stderr

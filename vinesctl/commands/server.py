@@ -1,0 +1,649 @@
+"""`vinesctl server init|start|stop|status`: the bundled server on this machine.
+
+The pid, state and log files live next to `vines.toml` (`<stem>.pid`, `<stem>.state.json`,
+`<stem>.log`), so several servers run side by side. `vines_server` is imported lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vinesctl.errors import UsageError, VinesctlError
+from vinesctl.output import emit, json_option
+from vinesctl.secrets import password_file_option
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+# --- shared helpers (also used by `vinesctl user` in local mode) -------------------------------
+
+
+def data_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME", "")
+    return Path(base) if base and os.path.isabs(base) else Path.home() / ".local" / "share"
+
+
+def load_config(path: str | Path) -> Any:
+    """vines_server.config.load with its ConfigError turned into a one-line UsageError."""
+    from vines_server.config import ConfigError, load
+
+    try:
+        return load(path)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def config_path(ctx: click.Context, given: str | None) -> Path:
+    """--config, else the selected profile's `config`; UsageError when neither is there."""
+    if given:
+        return Path(given).expanduser().resolve()
+    from vinesctl.profiles import current
+
+    profile = current(ctx, required=False)
+    if profile is not None and profile.config:
+        return Path(profile.config).expanduser().resolve()
+    who = f"profile {profile.name!r} has no server config" if profile else "no profile"
+    raise UsageError(
+        f"which server? {who}", "pass --config PATH/vines.toml or run 'vinesctl server init'"
+    )
+
+
+def config_option(f: Any) -> Any:
+    return click.option(
+        "--config",
+        "config",
+        metavar="PATH",
+        type=click.Path(dir_okay=False),
+        help="The server's vines.toml (default: the profile's).",
+    )(f)
+
+
+def sibling(config: Path, suffix: str) -> Path:
+    """Same rule as vines_server.config.Config.sibling: vines.toml -> vines.pid, ..."""
+    return config.with_name(config.stem + suffix)
+
+
+def _proc_state(pid: int) -> str | None:
+    """The state letter from /proc (Linux), None when unavailable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[0] if ")" in stat else None
+
+
+def pid_alive(pid: int) -> bool:
+    """True when `pid` is a live (non-zombie) process; reaps it if it is our own child."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except OSError:  # ChildProcessError: not our child
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _proc_state(pid) != "Z"
+
+
+def is_vines_server(pid: int) -> bool:
+    """Guards against a recycled pid: on Linux the command line must name vines_server."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        # gone, or a system without procfs (then trust the pid file)
+        return not Path("/proc/self").exists()
+    except OSError:
+        return True
+    return b"vines_server" in cmdline or b"vines-server" in cmdline
+
+
+def read_pid(config: Path) -> int | None:
+    try:
+        text = sibling(config, ".pid").read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def read_state(config: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads(sibling(config, ".state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def running_pid(config: Path) -> int | None:
+    """The pid of the server of `config` when it runs, else None."""
+    pid = read_pid(config)
+    if pid is None:
+        state = read_state(config)
+        pid = state.get("pid") if state else None
+    if isinstance(pid, int) and pid > 0 and pid_alive(pid) and is_vines_server(pid):
+        return pid
+    return None
+
+
+def clean_stale(config: Path) -> bool:
+    """Removes pid and state files left by a server that is gone; True when it removed any."""
+    removed = False
+    for suffix in (".pid", ".state.json"):
+        path = sibling(config, suffix)
+        if path.exists():
+            path.unlink(missing_ok=True)
+            removed = True
+    return removed
+
+
+def last_log_line(log: Path) -> str | None:
+    try:
+        with open(log, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.strip():
+            return line.strip()
+    return None
+
+
+def _uptime(started: Any) -> float | None:
+    if not isinstance(started, str):
+        return None
+    try:
+        when = datetime.fromisoformat(started)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - when).total_seconds())
+
+
+def status_data(config: Path) -> dict[str, Any]:
+    pid = running_pid(config)
+    state = read_state(config) if pid else None
+    if state is not None and state.get("pid") not in (None, pid):
+        state = None  # a state file from an earlier run
+    data: dict[str, Any] = {
+        "running": pid is not None,
+        "pid": pid,
+        "started": state.get("started") if state else None,
+        "uptime": _uptime(state.get("started")) if state else None,
+        "version": state.get("version") if state else None,
+        "domains": list(state.get("domains") or []) if state else [],
+        "listeners": list(state.get("listeners") or []) if state else [],
+        "config": str(config),
+        "log": str(sibling(config, ".log")),
+    }
+    if not data["domains"]:
+        with contextlib.suppress(VinesctlError):
+            data["domains"] = sorted(load_config(config).domains)
+    return data
+
+
+def _stderr_console() -> Any:
+    from vinesctl.output import console
+
+    return console(stderr=True)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+@click.group("server")
+def command() -> None:
+    """Set up, start, stop and inspect the bundled server."""
+
+
+@command.command("init")
+@click.option("--domain", default="localhost", show_default=True, help="Domain to host.")
+@click.option(
+    "--dir",
+    "directory",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Where to put vines.toml, the certificate and the store "
+    "[default: $XDG_DATA_HOME/vinesctl/DOMAIN].",
+)
+@click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--c2s-port",
+    "--port",
+    "c2s_port",
+    type=click.IntRange(0, 65535),
+    default=5222,
+    show_default=True,
+    help="STARTTLS client port (0: a free port at each start).",
+)
+@click.option(
+    "--c2s-tls-port",
+    "--direct-tls-port",
+    "tls_port",
+    type=click.IntRange(0, 65535),
+    default=5223,
+    show_default=True,
+    help="Direct TLS (XEP-0368) client port (0: a free port at each start).",
+)
+@click.option("--admin", metavar="JID", help="First administrator [default: admin@DOMAIN].")
+@password_file_option
+@click.option(
+    "--profile-name",
+    metavar="NAME",
+    help="Name of the console profile to write [default: DOMAIN].",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite an existing vines.toml and profile (the certificate and stored data stay).",
+)
+@json_option
+@click.pass_context
+def init(
+    ctx: click.Context,
+    domain: str,
+    directory: str | None,
+    bind: str,
+    c2s_port: int,
+    tls_port: int,
+    admin: str | None,
+    password_file: str | None,
+    profile_name: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Create a ready-to-run server: vines.toml, a self-signed certificate, the SQLite store
+    with the first admin account, and a console profile (the default when there is none).
+
+    The admin's password comes from --password-file or VINESCTL_NEW_PASSWORD; otherwise a
+    random one is kept only in the profile (never printed)."""
+    from vinesctl.profiles import Profile, ProfileStore, check_jid, domain_of
+    from vinesctl.secrets import optional_new_password, random_password
+
+    domain = domain.strip().rstrip(".").lower()
+    if not domain or any(c in domain for c in "@/ \t\"'[]\\") or len(domain) > 253:
+        raise UsageError(f"{domain!r} is not a domain name", "pass e.g. --domain example.com")
+    admin_jid = check_jid(admin or f"admin@{domain}")
+    if domain_of(admin_jid) != domain:
+        raise UsageError(f"admin {admin_jid} is not on {domain}", f"pass --admin NAME@{domain}")
+    if c2s_port and c2s_port == tls_port:
+        raise UsageError(f"both listeners on port {c2s_port}", "give them different ports")
+    target = Path(directory).expanduser() if directory else data_home() / "vinesctl" / domain
+    target = target.resolve()
+    config_file = target / "vines.toml"
+    name = profile_name or domain
+
+    store = ProfileStore.load()
+    old = store.profiles.get(name)
+    if config_file.exists() and not force:
+        raise UsageError(
+            f"{config_file} exists", "pass --force to overwrite it, or choose another --dir"
+        )
+    if old is not None and not force and old.config != str(config_file):
+        raise UsageError(
+            f"profile {name!r} exists for another server",
+            "pass --profile-name NAME, or --force to replace it",
+        )
+    given = optional_new_password(password_file)
+    password = given or random_password()
+
+    try:
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from vines_server.certs import ensure_domain_certificate
+
+        cert, key = ensure_domain_certificate(domain, target)
+        text = render_config(domain, admin_jid, bind, c2s_port, tls_port, cert, key)
+        tmp = config_file.with_name(".vines.toml.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, config_file)
+    except OSError as exc:
+        raise VinesctlError(
+            f"cannot write to {target} ({exc.strerror})", "choose another --dir"
+        ) from None
+    cfg = load_config(config_file)
+
+    import asyncio
+
+    from vines_server.xmpp.sasl.credentials import derive_all
+
+    credentials = derive_all(password, cfg.limits.pbkdf2_iterations)
+    replaced = asyncio.run(_put_account(cfg, admin_jid, credentials, reset=True))
+
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(bind, bind)
+    server = None
+    if c2s_port:
+        server = f"[{host}]:{c2s_port}" if ":" in host else f"{host}:{c2s_port}"
+    store.add(
+        Profile(name, admin_jid, server, str(cert), password, None, str(config_file)),
+        make_default=store.default is None or store.default == name,
+    )
+    store.save()
+
+    data = {
+        "domain": domain,
+        "config": str(config_file),
+        "certificate": str(cert),
+        "key": str(key),
+        "store": str(cfg.storage.path),
+        "admin": admin_jid,
+        "admin_existed": replaced,
+        "password": "from --password-file/VINESCTL_NEW_PASSWORD" if given else "random",
+        "profile": name,
+        "default_profile": store.default == name,
+        "profiles_file": str(store.path),
+    }
+    if as_json:
+        emit(data, True)
+        return
+    where = f"profile {name!r}" + (" (default)" if data["default_profile"] else "")
+    click.echo(f"Initialized {domain} in {target}")
+    click.echo(f"  config       {config_file}")
+    click.echo(f"  certificate  {cert} (self-signed; trusted through the profile)")
+    click.echo(f"  store        {cfg.storage.path}")
+    click.echo(f"  admin        {admin_jid} (password in {where})")
+    flag = "" if data["default_profile"] else f" --profile {name}"
+    click.echo(f"Next: vinesctl{flag} server start")
+
+
+async def _put_account(cfg: Any, jid: str, credentials: Any, reset: bool) -> bool:
+    """Creates the account; with reset, an existing one gets the new credentials. Returns
+    True when the account existed."""
+    from vines_server.storage import AccountExists, StorageError, open_storage
+
+    storage = open_storage(cfg.storage)
+    try:
+        await storage.open()
+        try:
+            await storage.create_account(jid, credentials)
+            return False
+        except AccountExists:
+            if not reset:
+                raise
+            await storage.set_credentials(jid, credentials)
+            return True
+        finally:
+            await storage.close()
+    except AccountExists:
+        raise
+    except StorageError as exc:
+        raise VinesctlError(
+            f"store {cfg.storage.path}: {exc}", "check the file and its permissions"
+        ) from None
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=True)
+
+
+LIMIT_NOTES = {
+    "stanza_size": "bytes per stanza after authentication (RFC 6120 minimum: 10000)",
+    "preauth_stanza_size": "bytes per stanza before authentication",
+    "preauth_elements": "elements per stanza before authentication",
+    "elements": "elements per stanza",
+    "depth": "XML nesting depth",
+    "attributes": "attributes per element",
+    "sessions_per_account": "concurrent resources per account, then resource-constraint",
+    "auth_failures_per_stream": "failed SASL attempts, then policy-violation",
+    "stream_restarts": "stream restarts per connection",
+    "offline_quota": "offline messages kept per account",
+    "pbkdf2_iterations": "SCRAM iterations for new passwords (at least 10000)",
+}
+DEADLINE_NOTES = {
+    "tls_handshake": "seconds to finish the TLS handshake",
+    "negotiation": "seconds from connect to a bound session",
+    "stanza": "seconds to finish a stanza once it started",
+    "idle": "seconds of silence before a connection is closed",
+    "shutdown": "seconds streams get to close at SIGTERM",
+}
+
+
+def _commented_defaults(cls: type, notes: dict[str, str]) -> str:
+    from dataclasses import MISSING, fields
+
+    lines = []
+    for f in fields(cls):
+        default = f.default if f.default is not MISSING else None
+        if default is None:
+            continue
+        value = f"# {f.name} = {default!r}"
+        note = notes.get(f.name)
+        lines.append(f"{value:<36} # {note}" if note else value)
+    return "\n".join(lines)
+
+
+def render_config(
+    domain: str, admin: str, bind: str, c2s_port: int, tls_port: int, cert: Path, key: Path
+) -> str:
+    """The commented vines.toml written by `server init`."""
+    from vines_server.config import Deadlines, Limits
+
+    def rel(p: Path) -> str:
+        return p.name if p.parent == cert.parent else str(p)
+
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""\
+# vines.toml: the bundled XMPP server (vines-server).
+# Written by 'vinesctl server init' on {now}. The server reads this file at start and
+# never rewrites it. Relative paths are relative to the directory of this file.
+# Start the server with 'vinesctl server start', check it with 'vinesctl server status'.
+
+[server]
+# Bare JIDs of the administrators (XEP-0133 commands). Admin rights come only from this list.
+admins = [{_toml_str(admin)}]
+# debug | info | warning | error
+log_level = "info"
+
+# One [domains.NAME] table per hosted domain: its certificate chain (PEM, leaf first) and key.
+# Clients choose the domain's certificate by SNI. The pair below is self-signed; replace it with
+# one from your CA whenever you like (keep the names, or change the paths here).
+[domains.{_toml_str(domain)}]
+certificate = {_toml_str(rel(cert))}
+key = {_toml_str(rel(key))}
+
+[listeners]
+# Addresses to listen on: "0.0.0.0" or "::" for every interface.
+bind = [{_toml_str(bind)}]
+# Clients with STARTTLS (always required: there is no plaintext mode). 0 picks a free port.
+c2s_port = {c2s_port}
+# Clients with direct TLS (XEP-0368, ALPN xmpp-client). 0 picks a free port; false disables it.
+c2s_direct_tls_port = {tls_port}
+
+[storage]
+# "sqlite" (durable: committed before success is reported) or "memory" (lost at exit).
+backend = "sqlite"
+path = "vines.sqlite"
+
+[limits]
+# Protection against abuse; the defaults (shown) follow the security plan. Uncomment to change.
+{_commented_defaults(Limits, LIMIT_NOTES)}
+
+[deadlines]
+# Seconds; the defaults are shown. Uncomment to change.
+{_commented_defaults(Deadlines, DEADLINE_NOTES)}
+
+[federation]
+# Domains this server may exchange stanzas with. Empty: a closed system; a stanza to any other
+# domain comes back to its sender as <not-allowed/>.
+allow = []
+"""
+
+
+@command.command("start")
+@config_option
+@click.option(
+    "--detach/--foreground",
+    default=True,
+    help="Run in the background (default) or in this terminal until Ctrl-C.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=START_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for the server to listen.",
+)
+@json_option
+@click.pass_context
+def start(
+    ctx: click.Context, config: str | None, detach: bool, timeout: float, as_json: bool
+) -> None:
+    """Start the server of --config (default: the profile's)."""
+    path = config_path(ctx, config)
+    load_config(path)  # config errors as one line, before anything runs
+    log = sibling(path, ".log")
+    pid = running_pid(path)
+    if pid is not None:
+        if as_json:
+            emit(status_data(path), True)
+        else:
+            click.echo(f"vines-server is already running (pid {pid}) for {path}")
+        return
+    clean_stale(path)
+    argv = [sys.executable, "-m", "vines_server", "--config", str(path)]
+    if not detach:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, argv)  # signals go straight to the server
+    argv += ["--log-file", str(log)]
+    try:
+        with open(log, "ab") as err:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,  # a crash before logging is set up still lands in the log
+                start_new_session=True,
+                cwd=str(path.parent),
+            )
+    except OSError as exc:
+        raise VinesctlError(f"cannot start vines-server ({exc.strerror})", f"see {log}") from None
+
+    state = _wait_ready(proc, path, log, timeout)
+    data = status_data(path)
+    if state is not None and not data["running"]:  # it stopped right after starting
+        data = dict(data, running=True, pid=proc.pid, listeners=state.get("listeners", []))
+    if as_json:
+        emit(data, True)
+        return
+    from vinesctl.render.servers import listener_line
+
+    listeners = ", ".join(listener_line(x) for x in data["listeners"]) or "-"
+    click.echo(f"vines-server running (pid {proc.pid}) for {', '.join(data['domains'])}")
+    click.echo(f"  listening  {listeners}")
+    click.echo(f"  log        {log}")
+
+
+def _wait_ready(
+    proc: subprocess.Popen, config: Path, log: Path, timeout: float
+) -> dict[str, Any] | None:
+    deadline = time.monotonic() + timeout
+    console = _stderr_console()
+    with console.status("starting vines-server...", spinner="dots"):
+        while True:
+            state = read_state(config)
+            if state is not None and state.get("pid") == proc.pid:
+                return state
+            code = proc.poll()
+            if code is not None:
+                line = (last_log_line(log) or "no output").removeprefix("vines-server: ")
+                fix = f"see {log}"
+                if "in use" in line:
+                    fix = (
+                        "another program listens on that port: stop it or change "
+                        f"[listeners] in {config}"
+                    )
+                error = UsageError if code == 2 else VinesctlError
+                raise error(f"vines-server exited with status {code}: {line}", fix)
+            if time.monotonic() > deadline:
+                proc.terminate()
+                try:
+                    proc.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                raise VinesctlError(
+                    f"vines-server did not start listening within {timeout:g} s (stopped it)",
+                    f"see {log}, or pass a larger --timeout",
+                )
+            time.sleep(0.05)
+
+
+@command.command("stop")
+@config_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=STOP_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for the server to exit.",
+)
+@click.pass_context
+def stop(ctx: click.Context, config: str | None, timeout: float) -> None:
+    """Stop the server of --config (SIGTERM; it closes every stream cleanly)."""
+    path = config_path(ctx, config)
+    pid = running_pid(path)
+    if pid is None:
+        stale = clean_stale(path)
+        note = " (removed stale pid files)" if stale else ""
+        click.echo(f"vines-server is not running for {path}{note}")
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        raise VinesctlError(
+            f"not allowed to stop pid {pid}", "run as the user that started the server"
+        ) from None
+    deadline = time.monotonic() + timeout
+    with _stderr_console().status(f"stopping vines-server (pid {pid})...", spinner="dots"):
+        while pid_alive(pid):
+            if time.monotonic() > deadline:
+                raise VinesctlError(
+                    f"vines-server (pid {pid}) did not exit within {timeout:g} s",
+                    f"see {sibling(path, '.log')}; force it with 'kill -9 {pid}'",
+                )
+            time.sleep(0.05)
+    clean_stale(path)
+    click.echo(f"vines-server stopped (pid {pid})")
+
+
+@command.command("status")
+@config_option
+@json_option
+@click.pass_context
+def status(ctx: click.Context, config: str | None, as_json: bool) -> None:
+    """Show whether the server runs, its pid, uptime, domains and listeners (exit 1 when it
+    does not run)."""
+    path = config_path(ctx, config)
+    data = status_data(path)
+    if not data["running"]:
+        load_config(path)  # a broken or missing config is the news, not "not running"
+    if as_json:
+        emit(data, True)
+    elif data["running"]:
+        from vinesctl.render.servers import status_view
+
+        emit(data, False, status_view)
+    if not data["running"]:
+        if as_json:
+            ctx.exit(1)
+        raise VinesctlError(
+            f"vines-server is not running for {path}", "start it with 'vinesctl server start'"
+        )

@@ -1,0 +1,62 @@
+"""Rich renderers for `vinesctl server status` and `vinesctl user list`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+
+def status_view(data: dict[str, Any]) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("status", "[green]running[/]" if data["running"] else "[red]not running[/]")
+    table.add_row("pid", str(data.get("pid") or "-"))
+    if data.get("uptime") is not None:
+        table.add_row("uptime", human_duration(data["uptime"]))
+    if data.get("version"):
+        table.add_row("version", data["version"])
+    table.add_row("domains", ", ".join(data.get("domains") or []) or "-")
+    for listener in data.get("listeners") or []:
+        table.add_row("listener", listener_line(listener))
+    table.add_row("config", data.get("config") or "")
+    if data.get("log"):
+        table.add_row("log", data["log"])
+    return table
+
+
+def listener_line(listener: dict[str, Any]) -> str:
+    host = listener.get("host", "")
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{listener.get('port')} ({listener.get('kind')})"
+
+
+def human_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days}d"] if days else []
+    if days or hours:
+        parts.append(f"{hours}h")
+    if days or hours or minutes:
+        parts.append(f"{minutes}m")
+    parts.append(f"{secs}s")
+    return " ".join(parts)
+
+
+def users_table(users: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    table.add_column("jid", no_wrap=True)
+    table.add_column("created")
+    table.add_column("last login")
+    table.add_column("disabled")
+    for user in users:
+        table.add_row(
+            user["jid"],
+            (user.get("created") or "")[:19],
+            (user.get("last_login") or "")[:19] or "never",
+            "yes" if user.get("disabled") else "",
+        )
+    return table
