@@ -478,6 +478,13 @@ path = "vines.sqlite"
 # Seconds; the defaults are shown. Uncomment to change.
 {_commented_defaults(Deadlines, DEADLINE_NOTES)}
 
+[presence]
+# The server's own presence: admins who subscribe to the domain JID get its load (online users,
+# stanza rates, CPU, memory) at most once per interval, and only when it moved.
+# interval = 2.0                     # seconds
+# capacity = 10000                   # planned sessions; show becomes away at 80 %, dnd when full
+# subscribers = []                   # JIDs besides the admins that may subscribe (components)
+
 [federation]
 # Domains this server may exchange stanzas with. Empty: a closed system; a stanza to any other
 # domain comes back to its sender as <not-allowed/>.
