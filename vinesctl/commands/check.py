@@ -1,0 +1,219 @@
+"""`vinesctl check DOMAIN`: DNS, connectivity, TLS (client and server) and a feature audit, as
+one table of findings with remedies and a summary line. The exit code is the worst finding's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from vinesctl.commands.dns import (
+    domain_of_argument,
+    finish,
+    resolver_option,
+    strict_option,
+    timeout_option,
+)
+from vinesctl.connection import connect_options
+from vinesctl.errors import UsageError, VinesctlError
+from vinesctl.output import json_option
+
+CHECKS = ("dns", "connectivity", "tls", "features")
+
+
+def _parse_only(value: str | None) -> list[str]:
+    if not value:
+        return list(CHECKS)
+    chosen = [part.strip().lower() for part in value.split(",") if part.strip()]
+    unknown = [c for c in chosen if c not in CHECKS]
+    if unknown or not chosen:
+        raise UsageError(
+            f"unknown check {', '.join(unknown) or repr(value)}",
+            f"choose from {', '.join(CHECKS)} (comma-separated)",
+        )
+    return [c for c in CHECKS if c in chosen]
+
+
+@click.command("check")
+@click.argument("domain")
+@click.option(
+    "--only",
+    metavar="CHECKS",
+    help=f"Comma-separated subset of: {', '.join(CHECKS)} (default: all).",
+)
+@resolver_option
+@click.option("--no-versions", is_flag=True, help="Skip probing each TLS version separately.")
+@timeout_option
+@connect_options
+@strict_option
+@json_option
+@click.pass_context
+def command(
+    ctx: click.Context,
+    domain: str,
+    only: str | None,
+    resolver: str | None,
+    no_versions: bool,
+    timeout: float,
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    strict: bool,
+    as_json: bool,
+) -> None:
+    """Check everything about DOMAIN's XMPP service and print one table of findings.
+
+    dns: SRV records and their targets (client and server). connectivity: a stream to every
+    target. tls: certificates, trust (system store or --ca), identity, versions, for the client
+    and the server ports. features: service discovery through your profile's account, checked
+    against the XEP-0479 compliance suites (skipped, with the reason, when there is no profile
+    or your server cannot reach DOMAIN). --server/--ca/--insecure apply to that account's login;
+    --ca is also the trust anchor for the TLS checks.
+    """
+    from vinesctl.probes import dns as dnsprobe
+    from vinesctl.probes import tls as tlsprobe
+    from vinesctl.probes.findings import Finding, Report
+    from vinesctl.render.findings import progress, render_report
+
+    checks = _parse_only(only)
+    domain = domain_of_argument(domain)
+    report = Report("check", domain)
+    data: dict[str, Any] = {"checks": checks}
+    add = report.findings.extend
+    with progress(not as_json, f"checking {domain}") as step:
+        results: dict[str, Any] = {}
+        if {"dns", "connectivity", "tls"} & set(checks):
+            for kind in ("client", "server"):
+                results[kind] = dnsprobe.lookup(
+                    domain,
+                    kind,
+                    resolver=resolver,
+                    timeout=min(timeout, 10.0),
+                    progress=step,
+                    required=kind == "client",
+                )
+            data["dns"] = list(results.values())
+        if "dns" in checks:
+            for res in results.values():
+                add(res.findings)
+            add(dnsprobe.cross_check(list(results.values())))
+        if "connectivity" in checks:
+            for kind, res in results.items():
+                _, found = tlsprobe.connectivity(
+                    res.targets,
+                    domain,
+                    s2s=kind == "server",
+                    verify=False,
+                    timeout=timeout,
+                    progress=step,
+                )
+                add(found or [_no_targets(Finding, "connectivity", kind, domain)])
+        if "tls" in checks:
+            data["tls"] = {}
+            for kind, res in results.items():
+                usable = [t for t in res.targets if t.addresses]
+                if not usable:
+                    add([_no_targets(Finding, "tls", kind, domain)])
+                    continue
+                tls = tlsprobe.probe_targets(
+                    usable,
+                    domain,
+                    s2s=kind == "server",
+                    ca=ca,
+                    timeout=timeout,
+                    versions=not no_versions,
+                    progress=step,
+                )
+                for finding in tls.findings:
+                    finding.name = f"{kind} {finding.name}"
+                add(tls.findings)
+                data["tls"][kind] = tls
+        if "features" in checks:
+            step(f"feature audit of {domain} (disco)")
+            evidence, found = _features(ctx, domain, server, ca, insecure, timeout, results)
+            data["features"] = evidence
+            add(found)
+    report.data = data
+    finish(ctx, report, as_json, strict, render_report)
+
+
+def _no_targets(finding_cls: Any, check: str, kind: str, domain: str) -> Any:
+    return finding_cls.skip(
+        f"{kind} targets",
+        f"no reachable {kind} targets for {domain} (see the dns findings)",
+        check=check,
+    )
+
+
+def _features(
+    ctx: click.Context,
+    domain: str,
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    timeout: float,
+    results: dict[str, Any],
+) -> tuple[Any, list[Any]]:
+    """(evidence or None, findings): disco through the profile's account, then the audit."""
+    import asyncio
+
+    from vinesctl.connection import settings_from
+    from vinesctl.probes import features
+
+    try:
+        settings = settings_from(ctx, server, ca, insecure)
+    except UsageError as exc:
+        return None, features.skipped(
+            f"no account to query with ({exc.message})",
+            exc.fix or "add a profile with 'vinesctl profile add'",
+        )
+    evidence = features.Evidence(domain)
+    client_res = results.get("client")
+    if client_res is not None:
+        evidence.direct_tls = any(t.direct_tls and t.addresses for t in client_res.targets)
+    try:
+        asyncio.run(_gather(settings, domain, evidence, timeout))
+    except VinesctlError as exc:
+        return evidence, features.skipped(exc.message, exc.fix or "")
+    return evidence, features.audit(evidence)
+
+
+async def _gather(settings: Any, domain: str, ev: Any, timeout: float) -> None:
+    import asyncio
+
+    from vinesctl.xmpp import disco
+    from vinesctl.xmpp.session import open_session
+
+    async with open_session(settings, ("xep_0030",), timeout) as client:
+        try:
+            info = await disco.get_info(client, domain, "", timeout)
+        except disco.DiscoError as exc:
+            raise disco.unreachable(exc, settings.domain) or exc from None
+        ev.server_features = {f.var for f in info.features}
+        ev.server_identities = {(i.category, i.type) for i in info.identities}
+        ev.forms = {f.form_type for f in info.forms if f.form_type}
+        try:
+            items = await disco.get_items(client, domain, "", timeout)
+        except disco.DiscoError:
+            items = []
+
+        async def item_info(item: Any) -> Any:
+            try:
+                return await disco.get_info(client, item.jid, item.node, timeout)
+            except disco.DiscoError:
+                return None
+
+        for sub in await asyncio.gather(*(item_info(i) for i in items[:50])):
+            if sub is not None:
+                ev.item_features |= {f.var for f in sub.features}
+                ev.item_identities |= {(i.category, i.type) for i in sub.identities}
+        if settings.domain.lower() == domain.lower():
+            # the account's own bare JID shows PEP, MAM, push... (only on its own domain)
+            try:
+                own = await disco.get_info(client, settings.jid, "", timeout)
+                ev.account_features = {f.var for f in own.features}
+                ev.account_identities = {(i.category, i.type) for i in own.identities}
+                ev.account_checked = True
+            except disco.DiscoError:
+                pass
+            ev.stream_features = set(getattr(client, "vinesctl_features", set()))

@@ -1,0 +1,138 @@
+"""A logged-in slixmpp session for the console, from `ConnectionSettings`.
+
+    async with open_session(settings, plugins=("xep_0030",)) as client:
+        ...
+
+Every failure becomes a `VinesctlError` naming the cause and the fix: connection refused or
+timed out, certificate not trusted, authentication failed. Connecting never retries forever
+(slixmpp's default): the first failure ends the attempt, and the whole login is bounded by
+`timeout`. Also records the stream features the server advertised (`client.vinesctl_features`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import ssl
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from vinesctl.errors import VinesctlError
+
+NS_STREAMS = "http://etherx.jabber.org/streams"
+
+
+def _reason(exc: object) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or exc.__class__.__name__
+
+
+@contextlib.asynccontextmanager
+async def open_session(
+    settings: Any, plugins: Iterable[str] = ("xep_0030",), timeout: float = 20.0
+) -> AsyncIterator[Any]:
+    import slixmpp
+    from slixmpp.xmlstream.handler import Callback
+
+    # slixmpp logs connection trouble itself; the error we raise says it once (--debug shows all)
+    logger = logging.getLogger("slixmpp")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+    from slixmpp.xmlstream.matcher import MatchXPath
+
+    resource = f"vinesctl-{secrets.token_hex(3)}"
+    client = slixmpp.ClientXMPP(f"{settings.jid}/{resource}", settings.password)
+    if settings.ca:
+        client.ca_certs = settings.ca
+    if settings.insecure:
+        ctx = client.ssl_context
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if settings.host:
+        client.enable_direct_tls = False  # an explicit address is a STARTTLS port
+    for plugin in plugins:
+        client.register_plugin(plugin)
+    client.vinesctl_features = set()
+
+    def on_features(stanza: Any) -> None:
+        for child in stanza.xml:
+            client.vinesctl_features.add(child.tag.lstrip("{").split("}")[0])
+
+    client.register_handler(
+        Callback("vinesctl features", MatchXPath(f"{{{NS_STREAMS}}}features"), on_features)
+    )
+    loop = asyncio.get_running_loop()
+    started: asyncio.Future[None] = loop.create_future()
+    where = settings.address
+
+    def fail(message: str, fix: str) -> None:
+        if not started.done():
+            started.set_exception(VinesctlError(message, fix))
+
+    client.add_event_handler("session_start", lambda _e: started.done() or started.set_result(None))
+    client.add_event_handler(
+        "failed_auth",
+        lambda _e: fail(
+            f"authentication failed for {settings.jid}",
+            "check the password (VINESCTL_PASSWORD or the profile) and the account",
+        ),
+    )
+    client.add_event_handler(
+        "connection_failed",
+        lambda e: fail(
+            f"cannot reach {where} ({_reason(e)})",
+            "is the server running? try 'vinesctl server status', or check --server",
+        ),
+    )
+    client.add_event_handler(
+        "ssl_invalid_chain",
+        lambda e: fail(
+            f"the certificate of {where} is not trusted ({_reason(e)})",
+            "pass --ca FILE with the server's CA (or fix the server's certificate chain)",
+        ),
+    )
+    client.add_event_handler(
+        "stream_error",
+        lambda e: fail(
+            f"{where} closed the stream ({e['condition'] if hasattr(e, 'get') else e})",
+            "check the account's domain and the server's logs",
+        ),
+    )
+
+    def on_disconnected(reason: Any) -> None:
+        text = str(reason or "")
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            why = text.split("certificate verify failed:")[-1].split("(_ssl")[0].strip()
+            fail(
+                f"the certificate of {where} is not trusted ({why or 'verify failed'})",
+                "pass --ca FILE with the server's CA (or fix the server's certificate chain)",
+            )
+        fail(
+            f"{where} closed the connection before login ({text or 'no reason given'})",
+            "check the server's logs; try --debug",
+        )
+
+    client.add_event_handler("disconnected", on_disconnected)
+    client.connect(settings.host, settings.port)
+    try:
+        try:
+            await asyncio.wait_for(asyncio.shield(started), timeout)
+        except TimeoutError:
+            raise VinesctlError(
+                f"cannot log in to {where} as {settings.jid}: timed out after {timeout:g}s",
+                "is the server reachable? try 'vinesctl dns' and 'vinesctl tls' on the domain",
+            ) from None
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            client.cancel_connection_attempt()
+        client.disconnect()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+            await asyncio.wait_for(client.disconnected, 3)
+        with contextlib.suppress(Exception):
+            client.abort()
