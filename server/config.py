@@ -52,6 +52,9 @@ class Limits:
     stream_restarts: int = 32
     offline_quota: int = 1000
     pbkdf2_iterations: int = 10_000
+    connections_per_ip: int = 64  # XEP-0205: refused at accept beyond this
+    auth_failures_per_ip: int = 20  # within auth_ban_seconds, then the IP is banned ...
+    auth_ban_seconds: int = 3600  # ... for this long (ejabberd mod_fail2ban)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Deadlines:
     stanza: float = 60.0
     idle: float = 840.0
     shutdown: float = 5.0
+    adhoc_session: float = 600.0  # an ad-hoc command session expires after this much silence
 
 
 @dataclass(frozen=True)

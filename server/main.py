@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     _setup_logging(config, args.log_file)
     try:
-        asyncio.run(run(config))
+        restart = asyncio.run(run(config))
     except ConfigError as exc:
         print(f"vines-server: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -42,9 +42,12 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("vines_server").error("cannot start: %s", exc)
         print(f"vines-server: cannot start: {exc}", file=sys.stderr)
         sys.exit(1)
+    if restart:  # an admin asked for a restart: run the same command line again
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
-async def run(config: Config) -> None:
+async def run(config: Config) -> bool:
+    """Serve until a signal or an admin's shutdown; True when an admin asked for a restart."""
     from vines_server.server import Server
 
     for domain in config.domains.values():
@@ -56,7 +59,7 @@ async def run(config: Config) -> None:
                 )
     server = Server(config)
     await server.start()
-    stop = asyncio.Event()
+    stop = server.shutdown_requested  # signals, or the shutdown/restart admin commands
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -68,6 +71,7 @@ async def run(config: Config) -> None:
         await server.stop()
         for path in (pid_file, state_file):
             path.unlink(missing_ok=True)
+    return server.restart_requested
 
 
 def _write_state(config: Config, server, pid_file: Path, state_file: Path) -> None:

@@ -9,6 +9,7 @@ import logging
 import secrets
 import ssl
 import time
+from collections import Counter, deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,6 +29,8 @@ from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.parser import ParserLimits
 
 log = logging.getLogger("vines_server")
+
+MAX_TRACKED_IPS = 100_000  # failure histories kept at most (oldest dropped first)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class Server:
         )
         self.sessions = SessionRegistry()
         self.connections: set[C2SConnection] = set()
+        self._per_ip: Counter[str] = Counter()  # open connections per source IP
+        self._auth_failures: dict[str, deque[float]] = {}  # IP -> failure times (monotonic)
+        self._bans: dict[str, float] = {}  # IP -> wall-clock end of the ban
         self.host = ModuleHost(self)
         self.router = Router(
             self.domains, self.sessions, self.storage, self.host, limits.offline_quota
@@ -63,6 +69,9 @@ class Server:
         self.disco_nodes: dict[str, Any] = {}
         self.listening: list[Listening] = []
         self.started_monotonic = time.monotonic()
+        # set by the shutdown/restart admin commands; main.py waits on it besides signals
+        self.shutdown_requested = asyncio.Event()
+        self.restart_requested = False
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -123,7 +132,8 @@ class Server:
         for conn in list(self.connections):
             conn.close(StreamError("system-shutdown"))
         deadline = time.monotonic() + self.config.deadlines.shutdown
-        while self.connections and time.monotonic() < deadline:
+        # lingering connections already have their <system-shutdown/> out: no need to wait
+        while [c for c in self.connections if not c.lingering] and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         for conn in list(self.connections):
             if conn.transport is not None:
@@ -139,6 +149,52 @@ class Server:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # ---- per-IP protections (XEP-0205) ----------------------------------------------------
+
+    def admit(self, ip: str | None) -> bool:
+        """Count a new connection from `ip`; False when it is over the per-IP cap."""
+        if ip is None:
+            return True
+        if self._per_ip[ip] >= self.config.limits.connections_per_ip:
+            return False
+        self._per_ip[ip] += 1
+        return True
+
+    def release(self, ip: str | None) -> None:
+        if ip is not None and self._per_ip[ip] > 0:
+            self._per_ip[ip] -= 1
+            if not self._per_ip[ip]:
+                del self._per_ip[ip]
+
+    def note_auth_failure(self, ip: str | None) -> None:
+        """N failures within the ban window ban the IP (ejabberd mod_fail2ban); no per-JID
+        lockout, so an attacker cannot lock the real owner out from elsewhere (A-03)."""
+        if ip is None:
+            return
+        limits = self.config.limits
+        now = time.monotonic()
+        times = self._auth_failures.pop(ip, None) or deque()
+        while times and times[0] < now - limits.auth_ban_seconds:
+            times.popleft()
+        times.append(now)
+        self._auth_failures[ip] = times  # re-inserted: the dict stays oldest-first
+        if len(times) >= limits.auth_failures_per_ip:
+            self._bans[ip] = time.time() + limits.auth_ban_seconds
+            del self._auth_failures[ip]
+            log.warning(
+                "banned %s for %ss after failed authentications", ip, limits.auth_ban_seconds
+            )
+        while len(self._auth_failures) > MAX_TRACKED_IPS:  # bounded memory under many IPs
+            del self._auth_failures[next(iter(self._auth_failures))]
+
+    def banned_until(self, ip: str | None) -> float | None:
+        """Wall-clock time (epoch seconds) when the ban of `ip` ends, or None."""
+        until = self._bans.get(ip) if ip is not None else None
+        if until is not None and until <= time.time():
+            del self._bans[ip]
+            return None
+        return until
 
     # ---- sessions ------------------------------------------------------------------------
 

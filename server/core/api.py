@@ -65,6 +65,7 @@ class ModuleHost:
         self.message_handlers: list[MessageHandler] = []
         self._pending: dict[tuple[str, str], asyncio.Future[Element]] = {}
         self._ids = itertools.count(1)
+        self.services: dict[str, Any] = {}  # name -> object a module shares (api.provide)
 
     def api(self, name: str) -> ModuleAPI:
         return ModuleAPI(self, name)
@@ -190,6 +191,25 @@ class ModuleAPI:
 
     async def fire(self, event: str, *args: Any) -> None:
         await self._host.hooks.fire(event, *args)
+
+    def emit(self, event: str, *args: Any) -> None:
+        self._host.hooks.emit(event, *args)
+
+    def provide(self, name: str, service: Any) -> None:
+        """Share an object with the modules loaded after this one (e.g. "adhoc": the command
+        registry, "admins": who administers what)."""
+        if name in self._host.services:
+            raise ValueError(f"{name!r} is already provided")
+        self._host.services[name] = service
+
+    def use(self, name: str) -> Any:
+        """An object another module provided; fails clearly when that module is not loaded."""
+        try:
+            return self._host.services[name]
+        except KeyError:
+            raise LookupError(
+                f"module {self.name!r} needs {name!r}: load the module that provides it first"
+            ) from None
 
     def handle_presence(self, handler: PresenceHandler) -> None:
         self._host.presence_handler = handler

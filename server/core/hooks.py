@@ -27,6 +27,15 @@ class Hooks:
     def has(self, event: str) -> bool:
         return bool(self._handlers.get(event))
 
+    def emit(self, event: str, *args: Any) -> None:
+        """Runs synchronous handlers now, with no await in between: for observers that must see
+        a state change atomically with it (a snapshot plus deltas must have no gap)."""
+        for _, _, handler in self._handlers.get(event, ()):
+            try:
+                handler(*args)
+            except Exception:
+                log.exception("handler for %s failed", event)
+
     async def fire(self, event: str, *args: Any) -> None:
         """Runs every handler; one that fails is logged and does not stop the others."""
         for _, _, handler in self._handlers.get(event, ()):

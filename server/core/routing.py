@@ -60,7 +60,8 @@ class Router:
         try:
             to = JID.parse(to_attr) if to_attr else None
         except JIDError:
-            self._bounce(stanza, StanzaError("jid-malformed"))
+            if stanza.tag != PRESENCE:  # presence to a malformed JID is dropped (T-03)
+                self._bounce(stanza, StanzaError("jid-malformed"))
             return
         if to is not None and to.domain not in self.domains:
             await self._route_remote(stanza, to)

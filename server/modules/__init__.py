@@ -12,4 +12,11 @@ DEFAULT_MODULES = (
     "vcard",
     "private",
     "load",
+    "adhoc",  # XEP-0050; provides "adhoc", the command registry
+    "admin",  # XEP-0133 account commands; provides "admins"
+    "userlists",
+    "announce",
+    "service",
+    "stats",
+    "presence_feed",
 )

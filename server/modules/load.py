@@ -125,8 +125,14 @@ def setup(api: ModuleAPI) -> None:
     state: dict[str, object] = {"last": None, "timer": None}
 
     def may_watch(bare: JID) -> bool:
-        allowed = api.server.is_admin(bare) if hasattr(api.server, "is_admin") else False
-        return allowed or str(bare) in api.config.admins + api.config.presence.subscribers
+        """Admins of the JID's own domain, and JIDs listed in [presence] subscribers."""
+        try:
+            admins = api.use("admins")  # provided by the admin module, loaded after this one
+        except LookupError:
+            admins = None
+        if admins is not None and admins.is_admin(bare, bare.domain):
+            return True
+        return str(bare) in api.config.admins + api.config.presence.subscribers
 
     def presence_of(load: Load, domain: str, to: JID) -> Element:
         stanza = make(PRESENCE, {"from": domain, "to": str(to)})

@@ -92,10 +92,13 @@ async def broadcast(api: ModuleAPI, session: Session, stanza: Element) -> None:
             session.priority = 0
     else:
         session.presence = None
-        if not any(s.available for s in api.sessions.resources(user) if s is not session):
-            await api.storage.record_logout(
-                str(user), datetime.now(UTC), stanza.findtext(ns.q(ns.CLIENT, "status"))
-            )
+    # observers (the admin presence feed) see the change in the same step as the state
+    api.emit("presence/changed", session, stanza)
+    others = [s for s in api.sessions.resources(user) if s is not session and s.available]
+    if stanza.get("type") == "unavailable" and not others:
+        await api.storage.record_logout(
+            str(user), datetime.now(UTC), stanza.findtext(ns.q(ns.CLIENT, "status"))
+        )
     roster = await api.storage.get_roster(str(user))
     targets = {item.jid for item in roster if item.subscription in ("from", "both")}
     if stanza.get("type") == "unavailable":

@@ -14,6 +14,7 @@ import logging
 import socket
 import ssl
 from collections import deque
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("vines_server.c2s")
 
 MAX_QUEUED_CHUNKS = 8  # pause reading beyond this many unprocessed reads
+LINGER = 2.0  # seconds a closed stream waits for the peer's FIN before the socket is dropped
 
 
 class C2SConnection(asyncio.Protocol):
@@ -48,6 +50,10 @@ class C2SConnection(asyncio.Protocol):
         self._closing = False
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._last_read = 0.0
+        self._refused = False  # over the per-IP cap: closed at accept, never counted
+        self._ip: str | None = None
+        self._ban_pending = False  # this stream's failure just banned its IP
+        self._lingering = False
 
     # ---- asyncio callbacks ---------------------------------------------------------------
 
@@ -59,17 +65,31 @@ class C2SConnection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        self.info["ip"] = peer[0] if peer else None
+        self.info["ip"] = self._ip = peer[0] if peer else None
+        if not self.server.admit(self._ip):
+            # XEP-0205: refuse at accept, before any TLS or parsing work is spent on it.
+            self._refused = self._closing = True
+            log.info(
+                "refused %s: over %d connections from one IP",
+                self.peer,
+                self.server.config.limits.connections_per_ip,
+            )
+            transport.close()
+            return
         self.server.connections.add(self)
         deadlines = self.server.config.deadlines
         self._arm("negotiation", deadlines.negotiation, self._timeout)
         self._last_read = self._now()
         self._arm("idle", deadlines.idle, self._idle_check)
+        log.info("connect %s on %s", self.peer, self.info["listener"])
         if self.direct_tls:
             self._begin_tls()
-        log.info("connect %s on %s", self.peer, self.info["listener"])
+        else:
+            self._refuse_if_banned()
 
     def data_received(self, data: bytes) -> None:
+        if self._closing:  # refused, or lingering after a close: input is discarded
+            return
         self._last_read = self._now()
         if self.tls is not None:
             try:
@@ -98,6 +118,9 @@ class C2SConnection(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused:
+            return
+        self.server.release(self._ip)
         self._closing = True
         for timer in self._timers.values():
             timer.cancel()
@@ -138,6 +161,8 @@ class C2SConnection(asyncio.Protocol):
             while self._inbox and not self._closing:
                 chunk = self._inbox.popleft()
                 await self._execute(self.stream.receive(chunk))
+                if self._ban_pending:
+                    self._refuse_if_banned()
                 if self._paused and len(self._inbox) <= MAX_QUEUED_CHUNKS // 2 and self.transport:
                     self._paused = False
                     self.transport.resume_reading()
@@ -166,6 +191,10 @@ class C2SConnection(asyncio.Protocol):
                     else:
                         more = self.stream.account(account)
                     await self._execute(more)
+                case c2s.AuthFailed(condition):
+                    log.info("authentication failed %s: %s", self.peer, condition)
+                    self.server.note_auth_failure(self._ip)
+                    self._ban_pending = self.server.banned_until(self._ip) is not None
                 case c2s.Authenticated(jid, mechanism):
                     self.info["mechanism"] = mechanism
                     log.info("authenticated %s as %s with %s", self.peer, jid, mechanism)
@@ -197,9 +226,21 @@ class C2SConnection(asyncio.Protocol):
         info = self.tls.info()
         self.info.update(tls_version=info.version, cipher=info.cipher, sni=info.server_name)
         log.info("tls %s %s %s", self.peer, info.version, info.cipher)
+        if self._refuse_if_banned():
+            return
         actions = self.stream.tls_established(self.tls.channel_bindings())
         if actions:  # pragma: no cover - tls_established sends nothing today
             self.server.spawn(self._execute(actions))
+
+    def _refuse_if_banned(self) -> bool:
+        """A banned IP gets <policy-violation/> naming when to retry (A-03)."""
+        until = self.server.banned_until(self._ip)
+        if until is None:
+            return False
+        when = datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds")
+        text = f"too many failed authentications from {self._ip}; retry after {when}"
+        self.close(StreamError("policy-violation", text))
+        return True
 
     def _flush_tls(self) -> None:
         if self.tls is not None and self.transport is not None:
@@ -226,7 +267,22 @@ class C2SConnection(asyncio.Protocol):
             self.tls.close()
             self._flush_tls()
         if self.transport is not None:
-            self.transport.close()
+            if self.transport.can_write_eof():
+                # Lingering close: half-close and keep reading (discarding) for a moment.
+                # Closing a socket with unread input sends a RST, and a RST makes the peer's
+                # kernel drop our stream error before the peer reads it.
+                self.transport.write_eof()
+                self._lingering = True
+                self._arm("linger", LINGER, self._abort)
+            else:
+                self.transport.close()
+
+    @property
+    def lingering(self) -> bool:
+        """Closed on our side with everything written: only waiting for the peer's FIN."""
+        return self._lingering and (
+            self.transport is None or self.transport.get_write_buffer_size() == 0
+        )
 
     def _abort(self) -> None:
         self._closing = True

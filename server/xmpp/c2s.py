@@ -32,6 +32,7 @@ from vines_server.xmpp.stanza import (
 )
 
 STANZA_TAGS = frozenset(ns.q(ns.CLIENT, t) for t in ("message", "presence", "iq"))
+_STREAM_PREFIX = "{" + ns.STREAM + "}"
 SUBSCRIPTION_TYPES = frozenset(("subscribe", "subscribed", "unsubscribe", "unsubscribed"))
 
 
@@ -78,13 +79,22 @@ class StanzaIn:
 
 
 @dataclass
+class AuthFailed:
+    """A SASL exchange failed (counted per IP by the connection, XEP-0205 / A-03)."""
+
+    condition: str
+
+
+@dataclass
 class Close:
     """Close the connection (after the bytes already sent). `error` is for logs and metrics."""
 
     error: StreamError | None = None
 
 
-Action = Send | StartTLS | LookupAccount | Authenticated | BindRequest | StanzaIn | Close
+Action = (
+    Send | StartTLS | LookupAccount | Authenticated | AuthFailed | BindRequest | StanzaIn | Close
+)
 
 
 class State(Enum):
@@ -150,19 +160,25 @@ class C2SStream:
         out: list[Action] = []
         parser = self._parser
         generation = self._generation
+        # Feed at most one stanza limit at a time, so the first error in byte order wins:
+        # 64 KiB of garbage before the header is not-well-formed, not "stanza too big".
+        step = parser.limits.stanza_size
         try:
-            for event in parser.feed(data):
-                if isinstance(event, StreamOpen):
-                    out += self._on_header(event)
-                elif isinstance(event, Stanza):
-                    out += self._on_element(event.element)
-                elif isinstance(event, StreamClose):
-                    out += self._close_clean()
-                if self.state in (State.CLOSED, State.HANDSHAKE) or generation != self._generation:
-                    # After <starttls/> or a SASL success the stream starts over: anything that
-                    # was pipelined behind it predates the new stream and is dropped, never
-                    # parsed as if it had been protected or authenticated.
-                    break
+            for start in range(0, len(data), step):
+                for event in parser.feed(data[start : start + step]):
+                    if isinstance(event, StreamOpen):
+                        out += self._on_header(event)
+                    elif isinstance(event, Stanza):
+                        out += self._on_element(event.element)
+                    elif isinstance(event, StreamClose):
+                        out += self._close_clean()
+                    if self.state in (State.CLOSED, State.HANDSHAKE):
+                        return out
+                    if generation != self._generation:
+                        # After <starttls/> or a SASL success the stream starts over: anything
+                        # pipelined behind it predates the new stream and is dropped, never
+                        # parsed as if it had been protected or authenticated.
+                        return out
         except StreamError as err:
             out += self.fail(err)
         return out
@@ -291,6 +307,11 @@ class C2SStream:
         handler = _HANDLERS.get(self.state)
         if handler is None:  # START or HANDSHAKE: nothing may arrive here
             raise StreamError("not-well-formed")
+        for child in el.iter():
+            # A stream-namespace element (e.g. <stream:stream>) nested in a stanza would be
+            # forwarded to the recipient as stream-level markup: refuse it (X-16).
+            if child is not el and child.tag.startswith(_STREAM_PREFIX):
+                raise StreamError("not-well-formed", "stream element inside a stanza")
         return handler(self, el)
 
     def _in_tls(self, el: Element) -> list[Action]:
@@ -335,6 +356,9 @@ class C2SStream:
                 return [Send(self._session_result(el))]
         if el.tag == ns.q(ns.SASL, "auth"):
             raise StreamError("policy-violation", "already authenticated")
+        if el.tag not in STANZA_TAGS:
+            # e.g. <compress/> (XEP-0138 negotiates it here; we never offer it): X-17
+            raise StreamError("unsupported-stanza-type")
         raise StreamError("not-authorized", "bind a resource first")
 
     def _in_binding(self, el: Element) -> list[Action]:
@@ -410,7 +434,7 @@ class C2SStream:
         self._account = None
         self.state = State.AUTH
         self._auth_failures += 1
-        out: list[Action] = [Send(_sasl_failure(condition, text))]
+        out: list[Action] = [AuthFailed(condition), Send(_sasl_failure(condition, text))]
         if self._auth_failures >= self.settings.auth_failures:
             out += self.fail(StreamError("policy-violation", "too many failed authentications"))
         return out

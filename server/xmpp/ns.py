@@ -27,6 +27,8 @@ DELAY = "urn:xmpp:delay"
 OFFLINE = "msgoffline"
 XDATA = "jabber:x:data"
 COMMANDS = "http://jabber.org/protocol/commands"
+ADMIN = "http://jabber.org/protocol/admin"  # XEP-0133 nodes and FORM_TYPE
+VINES_ADMIN = "urn:vinesctl:admin"  # our own admin nodes (stats, sessions, reload)
 XML = "http://www.w3.org/XML/1998/namespace"
 
 

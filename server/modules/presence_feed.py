@@ -1,0 +1,173 @@
+"""A live feed of every local user's presence, for administrators.
+
+An admin runs the ad-hoc command `urn:vinesctl:presence-feed` on a domain. The answer carries the
+feed id; then the server sends messages from the domain to the admin's full JID:
+
+    <message from='DOMAIN'>
+      <feed xmlns='urn:vinesctl:presence-feed:0' id='ID' seq='N' kind='snapshot|delta'
+            [last='true']>
+        <forwarded xmlns='urn:xmpp:forward:0'>
+          <delay xmlns='urn:xmpp:delay' stamp='...'/>
+          <presence from='user@DOMAIN/res' [type='unavailable']>...</presence>
+        </forwarded> ...
+      </feed>
+    </message>
+
+The snapshot (every available session, `last='true'` on its final message, which may carry no
+items) comes first, then deltas. The snapshot is taken and the feed registered in one step with
+no await between, and presence changes are observed in the same step as the state changes
+(`presence/changed`), so nothing is lost or duplicated between snapshot and deltas. `seq` grows
+by one per message, so a client sees any gap.
+
+A slow admin is not queued without bound: pending deltas are coalesced per full JID (the latest
+presence wins) and sent when the admin's connection has drained. The feed ends with the admin's
+session, or with the command `urn:vinesctl:presence-feed#stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import secrets
+from datetime import UTC, datetime
+from xml.etree.ElementTree import Element
+
+from vines_server.core.api import ModuleAPI
+from vines_server.core.commands import Command, Context, Result
+from vines_server.core.sessions import Session
+from vines_server.xmpp import ns
+from vines_server.xmpp.forms import Field, Form
+from vines_server.xmpp.jid import JID
+from vines_server.xmpp.stanza import make
+
+NODE = "urn:vinesctl:presence-feed"
+NODE_STOP = NODE + "#stop"
+NS_FEED = "urn:vinesctl:presence-feed:0"
+NS_FORWARD = "urn:xmpp:forward:0"
+BATCH = 200  # presences per message
+HIGH_WATER = 256 * 1024  # bytes waiting in the admin's socket buffer before we hold back
+RETRY = 0.05  # seconds between checks while the admin's connection drains
+
+
+def _stamp(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def forwarded(presence: Element, sender: JID, when: datetime) -> Element:
+    inner = copy.deepcopy(presence)
+    inner.attrib = {k: v for k, v in inner.attrib.items() if k in ("type", "id")}
+    inner.set("from", str(sender))
+    wrapper = make(ns.q(NS_FORWARD, "forwarded"))
+    wrapper.append(make(ns.q(ns.DELAY, "delay"), {"stamp": _stamp(when)}))
+    wrapper.append(inner)
+    return wrapper
+
+
+class Feed:
+    """One admin session's feed: snapshot first, then coalesced deltas, never unbounded."""
+
+    def __init__(self, api: ModuleAPI, admin: Session, domain: str) -> None:
+        self.api = api
+        self.admin = admin
+        self.domain = domain
+        self.id = secrets.token_urlsafe(9)
+        self.seq = 0
+        self.snapshot: list[Element] | None = []
+        self.pending: dict[JID, Element] = {}  # full JID -> latest forwarded presence
+        self._scheduled = False
+        self.closed = False
+
+    def take_snapshot(self) -> None:
+        for session in self.api.sessions:
+            if session.jid.domain == self.domain and session.presence is not None:
+                self.snapshot.append(forwarded(session.presence, session.jid, session.since))
+
+    def observe(self, session: Session, stanza: Element) -> None:
+        if session.jid.domain != self.domain or self.closed:
+            return
+        self.pending[session.jid] = forwarded(stanza, session.jid, datetime.now(UTC))
+        self.schedule()
+
+    def schedule(self, delay: float = 0.0) -> None:
+        if not self._scheduled and not self.closed:
+            self._scheduled = True
+            asyncio.get_running_loop().call_later(delay, self.flush)
+
+    def _congested(self) -> bool:
+        transport = getattr(self.admin.link, "transport", None)
+        return transport is not None and transport.get_write_buffer_size() > HIGH_WATER
+
+    def flush(self) -> None:
+        self._scheduled = False
+        while not self.closed:
+            if self._congested():
+                self.schedule(RETRY)  # deltas keep coalescing in `pending` meanwhile
+                return
+            if self.snapshot is not None:
+                batch, self.snapshot = self.snapshot[:BATCH], self.snapshot[BATCH:]
+                last = not self.snapshot
+                self._send("snapshot", batch, last=last)
+                if last:
+                    self.snapshot = None
+                continue
+            if not self.pending:
+                return
+            jids = list(self.pending)[:BATCH]
+            self._send("delta", [self.pending.pop(jid) for jid in jids])
+
+    def _send(self, kind: str, items: list[Element], last: bool = False) -> None:
+        self.seq += 1
+        attrs = {"id": self.id, "seq": str(self.seq), "kind": kind}
+        if last:
+            attrs["last"] = "true"
+        feed = make(ns.q(NS_FEED, "feed"), attrs, children=items)
+        message = make(ns.q(ns.CLIENT, "message"), {"from": self.domain, "to": str(self.admin.jid)})
+        message.append(feed)
+        self.api.router.deliver(message, self.admin)
+
+
+def setup(api: ModuleAPI) -> None:
+    feeds: dict[JID, Feed] = {}  # admin full JID -> feed
+    admins = api.use("admins")
+    registry = api.use("adhoc")
+
+    async def start(ctx: Context) -> Result:
+        admin = api.sessions.get(ctx.requester)
+        if admin is None:  # pragma: no cover - commands only arrive from bound sessions
+            return Result.info("no session to feed")
+        old = feeds.pop(ctx.requester, None)
+        if old is not None:
+            old.closed = True
+        feed = Feed(api, admin, ctx.service.domain)
+        # Snapshot and registration in one step: no await may come between these two lines.
+        feed.take_snapshot()
+        feeds[ctx.requester] = feed
+        feed.schedule()
+        form = Form(
+            "result",
+            title="Presence feed",
+            fields=[Field("feed", "text-single", "Feed id", values=[feed.id])],
+        )
+        return Result.info(f"presence feed {feed.id} started for {ctx.service.domain}", form)
+
+    async def stop(ctx: Context) -> Result:
+        feed = feeds.pop(ctx.requester, None)
+        if feed is None:
+            return Result.info("no presence feed was running for this session")
+        feed.closed = True
+        return Result.info(f"presence feed {feed.id} stopped")
+
+    def changed(session: Session, stanza: Element) -> None:
+        for feed in feeds.values():
+            feed.observe(session, stanza)
+
+    def closed(session: Session) -> None:
+        feed = feeds.pop(session.jid, None)
+        if feed is not None:
+            feed.closed = True
+
+    registry.add(Command(NODE, "Start a live feed of presence", start, (), admins.allow_admin))
+    registry.add(Command(NODE_STOP, "Stop the presence feed", stop, (), admins.allow_admin))
+    api.on("presence/changed", changed)
+    api.on("session/closed", closed, priority=100)
+    api.feature(NS_FEED)

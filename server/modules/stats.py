@@ -1,0 +1,134 @@
+"""Our own admin nodes: `urn:vinesctl:admin#stats` (server statistics) and `#sessions` (the
+sessions of the domain's users with their details). Both are for the domain's admins; the
+statistics are server-wide aggregates, the session list shows only that domain's users.
+
+Stanza rates are given two ways: the average since start, and the rate since the previous
+statistics request (since start for the first one).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+from vines_server.core.admins import AdminState, node, result_form
+from vines_server.core.api import ModuleAPI
+from vines_server.core.commands import Command, Context, Result
+from vines_server.xmpp import ns
+from vines_server.xmpp.forms import Field
+
+STATS = node("stats", ns.VINES_ADMIN)
+SESSIONS = node("sessions", ns.VINES_ADMIN)
+
+
+def rss_bytes() -> int | None:
+    """Resident set size from /proc/self/status (Linux); None elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def single(var: str, label: str, value: object) -> Field:
+    return Field(var, "text-single", label, values=[str(value)])
+
+
+def setup(api: ModuleAPI) -> None:
+    state: AdminState = api.use("admins")
+    registry = api.use("adhoc")
+    last = [(time.monotonic(), 0, 0)]  # (monotonic, stanzas in, stanzas out) at the last request
+
+    def rates() -> tuple[float, float]:
+        router = api.router
+        then, stanzas_in, stanzas_out = last[-1]
+        now = time.monotonic()
+        last[:] = [(now, router.stanzas_in, router.stanzas_out)]
+        elapsed = max(now - then, 1e-6)
+        return (router.stanzas_in - stanzas_in) / elapsed, (
+            router.stanzas_out - stanzas_out
+        ) / elapsed
+
+    async def stats(ctx: Context) -> Result:
+        server = api.server
+        router = server.router
+        uptime = max(time.monotonic() - server.started_monotonic, 1e-6)
+        rate_in, rate_out = rates()
+        listeners = Counter(str(c.info.get("listener", "?")) for c in server.connections)
+        rss = rss_bytes()
+        form = result_form(
+            "Server statistics",
+            single("uptime", "Uptime (seconds)", int(uptime)),
+            single("connections", "Open connections", len(server.connections)),
+            Field(
+                "listeners",
+                "text-multi",
+                "Connections per listener",
+                values=[f"{kind}: {n}" for kind, n in sorted(listeners.items())],
+            ),
+            single("sessions", "Bound sessions", len(server.sessions)),
+            single("users", "Users online", len(server.sessions.users())),
+            single("accounts", "Registered accounts", await api.storage.count_accounts()),
+            single("stanzas_in", "Stanzas in", router.stanzas_in),
+            single("stanzas_out", "Stanzas out", router.stanzas_out),
+            single("stanzas_in_per_second", "Stanzas in per second (recent)", f"{rate_in:.2f}"),
+            single("stanzas_out_per_second", "Stanzas out per second (recent)", f"{rate_out:.2f}"),
+            single(
+                "stanzas_in_avg",
+                "Stanzas in per second (since start)",
+                f"{router.stanzas_in / uptime:.2f}",
+            ),
+            single(
+                "stanzas_out_avg",
+                "Stanzas out per second (since start)",
+                f"{router.stanzas_out / uptime:.2f}",
+            ),
+            single("memory_rss", "Memory, resident (bytes)", rss if rss is not None else ""),
+            single("store_size", "Store size (bytes)", await api.storage.size_bytes()),
+            namespace=ns.VINES_ADMIN,
+        )
+        return Result(form=form)
+
+    async def sessions(ctx: Context) -> Result:
+        domain = ctx.service.domain
+        columns = [
+            ("jid", "Session"),
+            ("ip", "IP address"),
+            ("listener", "Listener"),
+            ("tls_version", "TLS version"),
+            ("cipher", "TLS cipher"),
+            ("mechanism", "SASL mechanism"),
+            ("since", "Connected since"),
+            ("state", "Stream state"),
+            ("presence", "Presence"),
+        ]
+        form = result_form("Sessions", namespace=ns.VINES_ADMIN)
+        form.reported = [Field(var, "text-single", label) for var, label in columns]
+        mine = sorted((s for s in api.sessions if s.jid.domain == domain), key=lambda s: str(s.jid))
+        for s in mine:
+            link_state = getattr(getattr(s.link, "stream", None), "state", None)
+            presence = "unavailable"
+            if s.presence is not None:
+                presence = s.presence.findtext(ns.q(ns.CLIENT, "show")) or "available"
+            cells = {
+                "jid": str(s.jid),
+                "ip": s.info.get("ip"),
+                "listener": s.info.get("listener"),
+                "tls_version": s.info.get("tls_version"),
+                "cipher": s.info.get("cipher"),
+                "mechanism": s.info.get("mechanism"),
+                "since": s.since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "state": getattr(link_state, "name", link_state),
+                "presence": presence,
+            }
+            form.items.append(
+                [Field(k, None, values=[str(v) if v is not None else ""]) for k, v in cells.items()]
+            )
+        count = len(mine)
+        return Result.info(f"{count} session{'s' if count != 1 else ''} on {domain}", form)
+
+    registry.add(Command(STATS, "Server Statistics", stats, (), state.allow_admin))
+    registry.add(Command(SESSIONS, "List Sessions", sessions, (), state.allow_admin))
