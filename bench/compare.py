@@ -1,0 +1,497 @@
+#!/usr/bin/env python3
+"""Run the same load against our bundled server and against Prosody in one go; print ratios.
+
+    python bench/compare.py                      # both servers, default sizes
+    python bench/compare.py --only prosody       # the baseline alone
+    python bench/compare.py --users 2000 --sessions 2000 --rate 4000 --json results.json
+
+For each server, in turn (never both at once, so each has the whole machine): write its own config
+in a temporary directory, provision --users accounts (Prosody: its internal_hashed account files;
+ours: the SQLite store through vines_server.storage), start it fresh, then run bench/loadgen.py:
+
+  1. warm-up: a few logins (first-use costs such as lazy imports stay out of the memory figure);
+  2. idle: --sessions authenticated idle sessions, server RSS before/after (fresh server);
+     then the server is restarted and warmed up again, so the rest starts from a clean state;
+  3. logins with SASL PLAIN (the server runs PBKDF2 on every login), 20 concurrent;
+  4. logins with SCRAM-SHA-1 (the server only checks a proof; the client does the PBKDF2);
+  5. messages: --users users (logged in with SCRAM-SHA-1) in pairs at --rate msg/s for
+     --duration seconds after --warmup seconds; optionally a --sweep of increasing rates.
+
+Both servers get the same certificate set-up (a generated test CA, an ECDSA P-256 leaf) and the
+same PBKDF2 iteration count unless --iterations says otherwise (Prosody's default is 10 000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import pyexpat
+import resource
+import secrets
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LOADGEN = ROOT / "bench" / "loadgen.py"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # tests.support.prosody
+
+PREFIX = "bench"
+
+
+class Side:
+    name = ""
+    domain = ""
+    host = "127.0.0.1"
+    port = 0
+    ca_file: Path
+    iterations = 0
+
+    @property
+    def pid(self) -> int | None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class ProsodySide(Side):
+    name = "prosody"
+
+    def __init__(self, directory: Path, users: int, password: str, iterations: int) -> None:
+        from tests.support.prosody import ProsodyInstance
+
+        self.instance = ProsodyInstance(directory, domain="prosody.test", log_level="warn")
+        self.domain = self.instance.domain
+        self.port = self.instance.port
+        self.ca_file = self.instance.ca_file
+        self.iterations = iterations
+        self.instance.provision([f"{PREFIX}{i}" for i in range(users)], password, iterations)
+
+    @property
+    def pid(self) -> int | None:
+        return self.instance.pid
+
+    def start(self) -> None:
+        self.instance.start()
+
+    def stop(self) -> None:
+        self.instance.stop()
+
+    def version(self) -> str:
+        for line in self.instance.log_file.read_text(errors="replace").splitlines():
+            if "Prosody version" in line:
+                return line.rsplit("version", 1)[1].strip()
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "prosody"], capture_output=True)
+        return out.stdout.decode() or "?"
+
+
+class VinesSide(Side):
+    name = "vines"
+
+    def __init__(self, directory: Path, users: int, password: str, iterations: int) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from vines_server import certs
+        from vines_server.config import Limits
+
+        self.root = directory / "vines"
+        self.root.mkdir(parents=True)
+        self.domain = "vines.test"
+        self.iterations = iterations
+        ca_cert, ca_key = certs.make_ca("vines bench CA")
+        self.ca_file = self.root / "ca.crt"
+        self.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        cert, key = certs.make_certificate([self.domain], issuer=(ca_cert, ca_key))
+        certs.write_pem(cert, key, self.root / "server.crt", self.root / "server.key")
+        limits = {"pbkdf2_iterations": iterations}
+        known = {f.name for f in fields(Limits)}
+        if "connections_per_ip" in known:
+            limits["connections_per_ip"] = 1_000_000  # every client comes from 127.0.0.1
+        if "auth_failures_per_ip" in known:
+            limits["auth_failures_per_ip"] = 1_000_000
+        lines = [
+            "[server]",
+            f'admins = ["admin@{self.domain}"]',
+            'log_level = "warning"',
+            f"[domains.{_q(self.domain)}]",
+            'certificate = "server.crt"',
+            'key = "server.key"',
+            "[listeners]",
+            'bind = ["127.0.0.1"]',
+            "c2s_port = 0",
+            "c2s_direct_tls_port = 0",
+            "[storage]",
+            'backend = "sqlite"',
+            'path = "vines.sqlite"',
+            "[limits]",
+            *(f"{k} = {v}" for k, v in limits.items()),
+            "",
+        ]
+        self.config_file = self.root / "vines.toml"
+        self.config_file.write_text("\n".join(lines))
+        self.state_file = self.root / "vines.state.json"
+        self.process: subprocess.Popen[bytes] | None = None
+        asyncio.run(self._provision(users, password))
+
+    async def _provision(self, users: int, password: str) -> None:
+        from vines_server.config import load
+        from vines_server.storage import open_storage
+        from vines_server.xmpp.sasl.credentials import derive_all
+
+        cfg = load(self.config_file)
+        credentials = derive_all(password, self.iterations)  # once: a login costs the same
+        store = open_storage(cfg.storage)
+        await store.open()
+        try:
+            for i in range(users):
+                await store.create_account(f"{PREFIX}{i}@{self.domain}", credentials)
+        finally:
+            await store.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.state_file.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "vines_server", "--config", str(self.config_file)],
+            stdin=subprocess.DEVNULL,
+            stdout=open(self.root / "stdout.log", "ab"),  # noqa: SIM115 (child keeps it)
+            stderr=subprocess.STDOUT,
+            cwd=self.root,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = (self.root / "stdout.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"vines server exited ({self.process.returncode}): {log}")
+            if self.state_file.exists():
+                state = json.loads(self.state_file.read_text())
+                for li in state["listeners"]:
+                    if li["kind"] == "c2s-starttls":
+                        self.port = li["port"]
+                        return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("vines server did not write its state file in time")
+
+    def stop(self) -> None:
+        proc, self.process = self.process, None
+        if proc and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def version(self) -> str:
+        from vines_server import __version__
+
+        return __version__
+
+
+def _q(name: str) -> str:
+    return json.dumps(name) if not name.replace("-", "").isalnum() else name
+
+
+def loadgen(side: Side, password: str, scenario: str, *args: str, timeout: float = 900) -> dict:
+    cmd = [
+        sys.executable,
+        str(LOADGEN),
+        scenario,
+        "--host",
+        side.host,
+        "--port",
+        str(side.port),
+        "--domain",
+        side.domain,
+        "--ca",
+        str(side.ca_file),
+        "--users-prefix",
+        PREFIX,
+        *args,
+    ]
+    env = dict(os.environ, LOADGEN_PASSWORD=password)
+    cpu_before = cpu_seconds(side.pid)
+    done = subprocess.run(cmd, capture_output=True, env=env, timeout=timeout, text=True)
+    try:
+        result = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return {"error": f"loadgen exited {done.returncode}: {done.stderr.strip()[-500:]}"}
+    result["server_cpu_s"] = round(cpu_seconds(side.pid) - cpu_before, 3)
+    return result
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (all its threads), from /proc/PID/stat."""
+    if not pid:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as fh:
+        parts = fh.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_side(side: Side, ns: argparse.Namespace, password: str) -> dict:
+    common = ["--users", str(ns.users), "--procs", str(ns.procs)]
+    # message runs log their users in with SCRAM: cheaper for the server than PLAIN, so a
+    # PBKDF2 storm just before the measurement does not colour it
+    message_login = ["--concurrency", str(ns.concurrency), "--mechanism", "SCRAM-SHA-1"]
+    out: dict = {"iterations": side.iterations}
+    side.start()
+    try:
+        out["version"] = side.version()
+        say(f"{side.name}: warm-up")
+        loadgen(side, password, "logins", *common, "--logins", "20")
+        say(f"{side.name}: idle, {ns.sessions} sessions")
+        out["idle"] = loadgen(
+            side, password, "idle", "--users", str(max(ns.users, ns.sessions)),
+            "--procs", str(ns.procs), "--sessions", str(ns.sessions),
+            "--concurrency", str(ns.concurrency), "--pid", str(side.pid),
+        )  # fmt: skip
+        say(f"{side.name}: restart (thousands of closed sessions must not weigh on the rest)")
+        side.stop()
+        side.start()
+        loadgen(side, password, "logins", *common, "--logins", "20")
+        for mech in ("PLAIN", "SCRAM-SHA-1"):
+            say(f"{side.name}: {ns.logins} logins, {mech}")
+            out[f"logins_{mech}"] = loadgen(
+                side, password, "logins", *common, "--logins", str(ns.logins),
+                "--concurrency", str(ns.concurrency), "--mechanism", mech,
+            )  # fmt: skip
+            res = out[f"logins_{mech}"]
+            if res.get("logins"):
+                res["server_cpu_ms_per_login"] = round(res["server_cpu_s"] * 1e3 / res["logins"], 2)
+        say(f"{side.name}: messages, {ns.users} users at {ns.rate:g} msg/s")
+        out["messages"] = loadgen(
+            side, password, "messages", *common, "--rate", str(ns.rate),
+            "--duration", str(ns.duration), "--warmup", str(ns.warmup), *message_login,
+        )  # fmt: skip
+        res, per_login = (
+            out["messages"],
+            _get(out, ("logins_SCRAM-SHA-1", "server_cpu_ms_per_login")),
+        )
+        if res.get("received") and per_login is not None:
+            # the run includes logging its users in: subtract what that costs (SCRAM logins)
+            cpu = res["server_cpu_s"] - per_login / 1e3 * res["users"]
+            res["server_cpu_us_per_msg"] = round(max(cpu, 0) * 1e6 / res["received"], 1)
+        if ns.sweep:
+            out["sweep"] = {}
+            for rate in ns.sweep:
+                say(f"{side.name}: sweep, {ns.users} users at {rate:g} msg/s")
+                res = loadgen(
+                    side, password, "messages", *common, "--rate", str(rate),
+                    "--duration", str(ns.sweep_duration), "--warmup", str(ns.warmup),
+                    *message_login,
+                )  # fmt: skip
+                out["sweep"][f"{rate:g}"] = res
+                p99 = _get(res, ("latency", "p99_ms"))
+                if res.get("lost") or res.get("duplicated") or p99 is None or p99 >= 250:
+                    break
+                out["max_rate"] = res.get("sent_per_s")
+            else:
+                out["max_rate_capped"] = True  # every rate passed: the maximum is higher
+    finally:
+        side.stop()
+    return out
+
+
+def say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+# ---- the table ----------------------------------------------------------------------------
+
+ROWS = [
+    # label, path into a side's results, higher is better?
+    ("PBKDF2 iterations", ("iterations",), None),
+    ("logins/s, PLAIN", ("logins_PLAIN", "logins_per_s"), True),
+    ("login p50 ms, PLAIN", ("logins_PLAIN", "latency", "p50_ms"), False),
+    ("login p95 ms, PLAIN", ("logins_PLAIN", "latency", "p95_ms"), False),
+    ("logins/s, SCRAM-SHA-1", ("logins_SCRAM-SHA-1", "logins_per_s"), True),
+    ("login p50 ms, SCRAM-SHA-1", ("logins_SCRAM-SHA-1", "latency", "p50_ms"), False),
+    ("login p95 ms, SCRAM-SHA-1", ("logins_SCRAM-SHA-1", "latency", "p95_ms"), False),
+    ("server CPU ms/login, PLAIN", ("logins_PLAIN", "server_cpu_ms_per_login"), False),
+    ("server CPU ms/login, SCRAM-SHA-1", ("logins_SCRAM-SHA-1", "server_cpu_ms_per_login"), False),
+    ("msg/s sent", ("messages", "sent_per_s"), True),
+    ("msgs lost", ("messages", "lost"), False),
+    ("msgs duplicated", ("messages", "duplicated"), False),
+    ("msgs out of order", ("messages", "out_of_order"), False),
+    ("msg latency p50 ms", ("messages", "latency", "p50_ms"), False),
+    ("msg latency p95 ms", ("messages", "latency", "p95_ms"), False),
+    ("msg latency p99 ms", ("messages", "latency", "p99_ms"), False),
+    ("server CPU us/message (approx.)", ("messages", "server_cpu_us_per_msg"), False),
+    ("max msg/s, p99 < 250 ms, 0 lost (--sweep)", ("max_rate",), True),
+    ("idle sessions alive", ("idle", "alive"), True),
+    ("KiB per idle session", ("idle", "kib_per_session"), False),
+    ("server RSS fresh KiB", ("idle", "rss_before_kib"), False),
+    ("server RSS + sessions KiB", ("idle", "rss_after_kib"), False),
+    ("login errors (all runs)", ("errors",), False),
+]
+
+
+def _get(data: dict, path: tuple[str, ...]):
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def table(results: dict) -> str:
+    for res in results["sides"].values():
+        if "error" in res:
+            continue
+        res["errors"] = sum(
+            int(_get(res, (k, "errors")) or 0)
+            for k in ("idle", "logins_PLAIN", "logins_SCRAM-SHA-1", "messages")
+        )
+    sides = list(results["sides"])
+    header = ["figure", *sides]
+    both = "vines" in sides and "prosody" in sides
+    if both:
+        header.append("ratio vines/prosody")
+    rows = [header]
+    for label, path, higher in ROWS:
+        values = [_get(results["sides"][s], path) for s in sides]
+        row = [label, *(_fmt(v) for v in values)]
+        if both:
+            ours, theirs = (
+                _get(results["sides"]["vines"], path),
+                _get(results["sides"]["prosody"], path),
+            )
+            if isinstance(ours, int | float) and isinstance(theirs, int | float) and theirs:
+                ratio = ours / theirs
+                mark = ""
+                if higher is not None and abs(ratio - 1) >= 0.02:  # within 2 %: noise
+                    mark = " (better)" if (ratio > 1) == higher else " (worse)"
+                row.append(f"{ratio:.2f}{mark}")
+            else:
+                row.append("-")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    errors = [
+        f"{s}: {results['sides'][s]['error']}" for s in sides if "error" in results["sides"][s]
+    ]
+    errors += [
+        f"{s}: every sweep rate passed; the maximum is above the highest rate tried"
+        for s in sides
+        if results["sides"][s].get("max_rate_capped")
+    ]
+    errors += [
+        f"{s} {k}: {_get(results['sides'][s], (k, 'error'))}"
+        for s in sides
+        for k in ("idle", "logins_PLAIN", "logins_SCRAM-SHA-1", "messages")
+        if _get(results["sides"][s], (k, "error"))
+    ]
+    return "\n".join([results["machine"], "", *lines, *errors])
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0]
+    busy = " (other work is running: figures are noisy)" if load > 0.5 else ""
+    return (
+        f"machine: {platform.machine()} {os.cpu_count()} CPUs ({cpu}); Python "
+        f"{platform.python_version()}, {ssl.OPENSSL_VERSION}, {pyexpat.EXPAT_VERSION}; "
+        f"load generator on the same machine; load average at start {load:.2f}{busy}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", choices=["vines", "prosody"], help="run one side only")
+    p.add_argument("--users", type=int, default=1000)
+    p.add_argument("--sessions", type=int, default=1000, help="idle sessions")
+    p.add_argument("--logins", type=int, default=400)
+    p.add_argument("--concurrency", type=int, default=20)
+    p.add_argument("--rate", type=float, default=2000.0, help="messages: total msg/s")
+    p.add_argument("--duration", type=float, default=10.0, help="messages: measured seconds")
+    p.add_argument(
+        "--sweep",
+        type=lambda v: [float(x) for x in v.split(",")],
+        help="messages at increasing rates, e.g. 2000,4000,6000,8000: the highest with p99 < 250 ms"
+        " and nothing lost",
+    )
+    p.add_argument("--sweep-duration", type=float, default=6.0, help="seconds per sweep step")
+    p.add_argument("--warmup", type=float, default=3.0, help="messages: unmeasured seconds first")
+    p.add_argument("--procs", type=int, default=2, help="load generator processes")
+    p.add_argument("--iterations", type=int, default=10_000, help="PBKDF2 iterations, both sides")
+    p.add_argument("--prosody-iterations", type=int, help="Prosody's only (default --iterations)")
+    p.add_argument("--json", metavar="FILE", help="also write all results as JSON")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ns = p.parse_args(argv)
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = ns.sessions * 2 + 1024
+    if soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(needed, soft)), hard))
+    password = secrets.token_urlsafe(16)
+    tmp = Path(tempfile.mkdtemp(prefix="vines-bench-"))
+    results: dict = {"machine": machine(), "sides": {}, "settings": vars(ns)}
+    order = [s for s in ("prosody", "vines") if ns.only in (None, s)]
+    try:
+        for name in order:
+            accounts = max(ns.users, ns.sessions)  # one account per idle session
+            say(f"{name}: provisioning {accounts} users")
+            if name == "prosody":
+                side: Side = ProsodySide(
+                    tmp, accounts, password, ns.prosody_iterations or ns.iterations
+                )
+            else:
+                side = VinesSide(tmp, accounts, password, ns.iterations)
+            try:
+                results["sides"][name] = run_side(side, ns, password)
+            except Exception as exc:
+                results["sides"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+                say(f"{name}: failed: {exc}")
+    finally:
+        if ns.keep:
+            say(f"files kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(table(results))
+    if ns.json:
+        Path(ns.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

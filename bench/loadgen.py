@@ -1,0 +1,670 @@
+#!/usr/bin/env python3
+"""XMPP c2s load generator: raw asyncio + ssl, no XMPP library, for any server.
+
+Each simulated client does what a real one does: TCP connect, stream header, STARTTLS (or direct
+TLS with --direct-tls), TLS handshake verifying the certificate against --ca, SASL (PLAIN, or
+SCRAM-SHA-1 / SCRAM-SHA-256 without channel binding), stream restart, resource binding, legacy
+session when the server requires it, initial presence.
+
+Scenarios (each prints one JSON object on stdout):
+
+  logins    N logins (--logins) with C concurrent (--concurrency), each closing its stream after
+            binding: logins/s and login latency percentiles (connect -> bind result).
+  messages  U users (--users) log in, then exchange chat messages in pairs at a total target rate
+            (--rate msg/s) for --duration seconds. Each body carries the sender, a per-sender
+            sequence number and a send timestamp; receivers compute latency and count lost,
+            duplicated and out-of-order messages.
+  idle      K authenticated sessions (--sessions) are opened and kept idle; the server's RSS
+            (/proc/PID/status VmRSS, --pid) is read before and after: KiB per idle session.
+
+Users are PREFIX0 .. PREFIX{U-1} at --domain (--users-prefix, --users); they all share one password,
+read from the environment variable named by --password-env (never from argv). Several processes
+(--procs) share the work so the generator is not the bottleneck; latencies use CLOCK_MONOTONIC,
+which is shared by all processes of the machine.
+
+    LOADGEN_PASSWORD=secret python bench/loadgen.py logins --host 127.0.0.1 --port 5222 \\
+        --domain example.test --ca ca.crt --users-prefix bench --users 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import multiprocessing as mp
+import os
+import re
+import ssl
+import sys
+import time
+from dataclasses import dataclass, field
+
+SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl"
+FEATURES_END = re.compile(rb"</(?:[\w-]+:)?features>|<(?:[\w-]+:)?features\s*/>")
+STREAM_ERROR = re.compile(rb"<(?:[\w-]+:)?error[\s>].*?</(?:[\w-]+:)?error>", re.S)
+BODY = re.compile(rb"<body>(\d+) (\d+) (\d+)</body>")
+JID = re.compile(rb"<jid>([^<]+)</jid>")
+
+
+class LoginError(Exception):
+    pass
+
+
+def now_ns() -> int:
+    return time.monotonic_ns()
+
+
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return None
+    rank = max(1, min(len(sorted_values), round(p / 100 * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+def summary_ms(values_ns: list[int]) -> dict[str, float | None]:
+    values = sorted(v / 1e6 for v in values_ns)
+    out: dict[str, float | None] = {}
+    for p in (50, 95, 99):
+        v = percentile(values, p)
+        out[f"p{p}_ms"] = None if v is None else round(v, 3)
+    out["max_ms"] = round(values[-1], 3) if values else None
+    return out
+
+
+# ---- SCRAM (RFC 5802), client side, without channel binding ---------------------------------
+
+_SALTED_CACHE: dict[tuple[str, str, bytes, int], bytes] = {}
+
+
+class Scram:
+    def __init__(self, hash_name: str, user: str, password: str) -> None:
+        self.algo = {"SHA-1": "sha1", "SHA-256": "sha256"}[hash_name]
+        self.password = password
+        name = user.replace("=", "=3D").replace(",", "=2C")
+        self.nonce = base64.b64encode(os.urandom(18)).decode()
+        self.first_bare = f"n={name},r={self.nonce}"
+        self.gs2 = "n,,"
+        self.server_signature = b""
+
+    def first(self) -> bytes:
+        return (self.gs2 + self.first_bare).encode()
+
+    def final(self, server_first: bytes) -> bytes:
+        text = server_first.decode()
+        attrs = dict(part.split("=", 1) for part in text.split(","))
+        nonce, salt, iterations = attrs["r"], base64.b64decode(attrs["s"]), int(attrs["i"])
+        if not nonce.startswith(self.nonce):
+            raise LoginError("SCRAM: server nonce does not extend ours")
+        key = (self.algo, self.password, salt, iterations)
+        salted = _SALTED_CACHE.get(key)
+        if salted is None:
+            salted = hashlib.pbkdf2_hmac(self.algo, self.password.encode(), salt, iterations)
+            _SALTED_CACHE[key] = salted
+        client_key = hmac.new(salted, b"Client Key", self.algo).digest()
+        stored_key = hashlib.new(self.algo, client_key).digest()
+        without_proof = f"c={base64.b64encode(self.gs2.encode()).decode()},r={nonce}"
+        auth_message = f"{self.first_bare},{text},{without_proof}".encode()
+        signature = hmac.new(stored_key, auth_message, self.algo).digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+        server_key = hmac.new(salted, b"Server Key", self.algo).digest()
+        self.server_signature = hmac.new(server_key, auth_message, self.algo).digest()
+        return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
+
+    def verify(self, server_final: bytes) -> None:
+        attrs = dict(part.split("=", 1) for part in server_final.decode().split(","))
+        if base64.b64decode(attrs.get("v", "")) != self.server_signature:
+            raise LoginError("SCRAM: wrong server signature")
+
+
+# ---- one client connection ----------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    host: str
+    port: int
+    domain: str
+    prefix: str
+    users: int
+    password: str
+    mechanism: str = "PLAIN"
+    ca: str | None = None
+    direct_tls: bool = False
+    timeout: float = 30.0
+
+
+def client_context(opts: Options) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=opts.ca) if opts.ca else ssl.create_default_context()
+    if not opts.ca:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if opts.direct_tls:
+        ctx.set_alpn_protocols(["xmpp-client"])
+    return ctx
+
+
+class Client:
+    """A logged-in XMPP session over asyncio streams (client-side memory is not what we measure)."""
+
+    def __init__(self, opts: Options, ctx: ssl.SSLContext, index: int) -> None:
+        self.opts, self.ctx, self.index = opts, ctx, index
+        self.user = f"{opts.prefix}{index % opts.users}"
+        self.resource = f"lg{index}"  # unique: one account may carry several sessions
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.buf = b""
+        self.jid = ""
+
+    async def _read_until(self, pattern: re.Pattern[bytes] | bytes) -> bytes:
+        """Read until pattern matches the buffer; return and consume everything up to its end."""
+        assert self.reader is not None
+        while True:
+            m = pattern.search(self.buf) if isinstance(pattern, re.Pattern) else None
+            if m is None and isinstance(pattern, bytes):
+                i = self.buf.find(pattern)
+                end = -1 if i < 0 else i + len(pattern)
+            else:
+                end = m.end() if m else -1
+            if end >= 0:
+                out, self.buf = self.buf[:end], self.buf[end:]
+                return out
+            err = STREAM_ERROR.search(self.buf)
+            if err:
+                raise LoginError("stream error: " + err.group().decode(errors="replace")[:200])
+            data = await self.reader.read(65536)
+            if not data:
+                raise LoginError("connection closed by the server")
+            self.buf += data
+
+    def send(self, data: str | bytes) -> None:
+        assert self.writer is not None
+        self.writer.write(data.encode() if isinstance(data, str) else data)
+
+    async def _open_stream(self) -> bytes:
+        self.buf = b""
+        self.send(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+            "xmlns:stream='http://etherx.jabber.org/streams' "
+            f"to='{self.opts.domain}' version='1.0'>"
+        )
+        return await self._read_until(FEATURES_END)
+
+    async def login(self) -> None:
+        opts = self.opts
+        if opts.direct_tls:
+            self.reader, self.writer = await asyncio.open_connection(
+                opts.host, opts.port, ssl=self.ctx, server_hostname=opts.domain
+            )
+            features = await self._open_stream()
+        else:
+            self.reader, self.writer = await asyncio.open_connection(opts.host, opts.port)
+            features = await self._open_stream()
+            if b"starttls" not in features:
+                raise LoginError("server offers no STARTTLS")
+            self.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            reply = await self._read_until(re.compile(rb"<proceed[^>]*>|<failure[^>]*>"))
+            if b"<proceed" not in reply:
+                raise LoginError("STARTTLS refused")
+            await self.writer.start_tls(self.ctx, server_hostname=opts.domain)
+            features = await self._open_stream()
+        await self._authenticate(features)
+        features = await self._open_stream()
+        self.send(
+            "<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+            f"<resource>{self.resource}</resource></bind></iq>"
+        )
+        reply = await self._read_until(re.compile(rb"</iq>|<iq[^>]*/>"))
+        m = JID.search(reply)
+        if not m:
+            raise LoginError("bind failed: " + reply.decode(errors="replace")[:200])
+        self.jid = m.group(1).decode()
+        session = re.search(rb"<session[^>]*xmpp-session[^>]*(/>|>(.*?)</session>)", features, re.S)
+        if session and b"optional" not in session.group(0):
+            self.send(
+                "<iq type='set' id='sess1'>"
+                "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"
+            )
+            await self._read_until(re.compile(rb"</iq>|<iq[^>]*/>"))
+
+    async def _authenticate(self, features: bytes) -> None:
+        mech = self.opts.mechanism
+        if f"<mechanism>{mech}</mechanism>".encode() not in features:
+            raise LoginError(f"server does not offer SASL {mech}")
+        done = re.compile(
+            rb"<success[^>]*/>|<success[^>]*>.*?</success>|<failure.*?</failure>"
+            rb"|<challenge[^>]*>.*?</challenge>",
+            re.S,
+        )
+        if mech == "PLAIN":
+            token = base64.b64encode(f"\0{self.user}\0{self.opts.password}".encode()).decode()
+            self.send(f"<auth xmlns='{SASL_NS}' mechanism='PLAIN'>{token}</auth>")
+            reply = await self._read_until(done)
+        else:
+            scram = Scram(mech.removeprefix("SCRAM-"), self.user, self.opts.password)
+            first = base64.b64encode(scram.first()).decode()
+            self.send(f"<auth xmlns='{SASL_NS}' mechanism='{mech}'>{first}</auth>")
+            reply = await self._read_until(done)
+            if b"<challenge" not in reply:
+                raise LoginError("SCRAM: no challenge: " + reply.decode(errors="replace")[:200])
+            final = scram.final(base64.b64decode(_inner(reply)))
+            self.send(f"<response xmlns='{SASL_NS}'>{base64.b64encode(final).decode()}</response>")
+            reply = await self._read_until(done)
+            if b"<challenge" in reply:  # server-final as a challenge (old style)
+                scram.verify(base64.b64decode(_inner(reply)))
+                self.send(f"<response xmlns='{SASL_NS}'/>")
+                reply = await self._read_until(done)
+            elif b"<success" in reply and _inner(reply):
+                scram.verify(base64.b64decode(_inner(reply)))
+        if b"<success" not in reply:
+            raise LoginError(f"authentication failed for {self.user}: " + reply.decode()[:200])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.write(b"</stream:stream>")
+                self.writer.transport.abort()
+            self.writer = None
+
+
+def _inner(element: bytes) -> bytes:
+    start = element.find(b">")
+    end = element.rfind(b"</")
+    if start < 0 or end < 0 or end <= start or element[start - 1 : start] == b"/":
+        return b""
+    return element[start + 1 : end].strip()
+
+
+async def wait_barrier(barrier) -> None:
+    if barrier is not None:
+        await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
+
+
+async def login_many(
+    opts: Options, ctx: ssl.SSLContext, indices: list[int], concurrency: int
+) -> tuple[list[Client], list[int], list[str]]:
+    """Log in the users at `indices` with at most `concurrency` logins in flight; the clients
+    come back in the order of `indices` (failed logins left out)."""
+    clients: list[Client] = []
+    latencies: list[int] = []
+    errors: list[str] = []
+    queue = list(reversed(indices))
+
+    async def worker() -> None:
+        while queue:
+            client = Client(opts, ctx, queue.pop())
+            t0 = now_ns()
+            try:
+                await asyncio.wait_for(client.login(), opts.timeout)
+            except (LoginError, OSError, ssl.SSLError, TimeoutError) as exc:
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                client.close()
+                continue
+            latencies.append(now_ns() - t0)
+            clients.append(client)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    clients.sort(key=lambda c: c.index)
+    return clients, latencies, errors
+
+
+# ---- scenarios, per worker process --------------------------------------------------------
+
+
+async def logins_worker(opts: Options, args: dict, share: list[int], barrier) -> dict:
+    ctx = client_context(opts)
+    await wait_barrier(barrier)
+    t0 = time.monotonic()
+    done: list[int] = []
+    errors: list[str] = []
+    queue = list(reversed(share))
+
+    async def worker() -> None:
+        while queue:
+            index = queue.pop()
+            client = Client(opts, ctx, index)
+            start = now_ns()
+            try:
+                await asyncio.wait_for(client.login(), opts.timeout)
+                client.send("<presence/>")
+                done.append(now_ns() - start)
+            except (LoginError, OSError, ssl.SSLError, TimeoutError) as exc:
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            finally:
+                client.close()
+
+    await asyncio.gather(*(worker() for _ in range(args["concurrency"])))
+    return {"latencies": done, "errors": errors, "wall": time.monotonic() - t0}
+
+
+async def messages_worker(opts: Options, args: dict, share: list[int], barrier) -> dict:
+    """Users in `share` (an even count) pair up: share[2k] <-> share[2k+1]."""
+    ctx = client_context(opts)
+    clients, _, errors = await login_many(opts, ctx, share, args["concurrency"])
+    if len(clients) % 2:
+        clients.pop().close()
+    for c in clients:
+        c.send("<presence/>")
+    n = len(clients)
+    partner = [clients[i ^ 1].jid for i in range(n)]
+    sent = [0] * n
+    received = [0] * n  # by sender index
+    last_seq = [-1] * n  # last sequence number received from each sender
+    duplicated = out_of_order = 0
+    latencies: list[int] = []
+    measuring = False
+
+    async def reader(i: int) -> None:
+        nonlocal duplicated, out_of_order
+        c = clients[i]
+        buf = c.buf
+        assert c.reader is not None
+        while True:
+            data = await c.reader.read(65536)
+            if not data:
+                return
+            buf += data
+            last = 0
+            t = now_ns()
+            for m in BODY.finditer(buf):
+                last = m.end()
+                sender, seq, stamp = int(m.group(1)), int(m.group(2)), int(m.group(3))
+                if seq <= last_seq[sender]:
+                    duplicated += 1
+                    continue
+                if seq != last_seq[sender] + 1:
+                    out_of_order += 1
+                last_seq[sender] = seq
+                received[sender] += 1
+                if measuring:
+                    latencies.append(t - stamp)
+            cut = buf.rfind(b"</message>")
+            buf = buf[max(last, cut + 10 if cut >= 0 else 0) :]
+            if len(buf) > 1 << 20:
+                buf = buf[-4096:]
+
+    readers = [asyncio.create_task(reader(i)) for i in range(n)]
+    await wait_barrier(barrier)
+    rate = args["rate"] * n / max(1, args["total_users"])  # this process's share of the rate
+    duration, warmup = args["duration"], args["warmup"]
+    t0 = time.monotonic()
+    total = 0
+    next_sender = 0
+    stalled = 0
+    while n:
+        now = time.monotonic()
+        elapsed = now - t0
+        if elapsed >= duration + warmup:
+            break
+        measuring = elapsed >= warmup
+        due = int(rate * elapsed) - total
+        for _ in range(max(0, due)):
+            i = next_sender
+            next_sender = (next_sender + 1) % n
+            c = clients[i]
+            assert c.writer is not None
+            if c.writer.transport.get_write_buffer_size() > 1 << 20:
+                stalled += 1
+                continue
+            seq = sent[i]
+            sent[i] += 1
+            c.writer.write(
+                f"<message to='{partner[i]}' type='chat' id='m{i}-{seq}'>"
+                f"<body>{i} {seq} {now_ns()}</body></message>".encode()
+            )
+        total += max(0, due)
+        await asyncio.sleep(0.002)
+    send_time = time.monotonic() - t0
+    # drain: wait until everything sent has arrived, or the drain timeout
+    deadline = time.monotonic() + args["drain"]
+    while time.monotonic() < deadline and sum(received) < sum(sent):
+        await asyncio.sleep(0.05)
+    for task in readers:
+        task.cancel()
+    for c in clients:
+        c.close()
+    return {
+        "clients": n,
+        "sent": sum(sent),
+        "received": sum(received),
+        "lost": sum(sent) - sum(received),
+        "duplicated": duplicated,
+        "out_of_order": out_of_order,
+        "stalled": stalled,
+        "send_time": send_time,
+        "latencies": latencies,
+        "errors": errors,
+    }
+
+
+async def idle_worker(opts: Options, args: dict, share: list[int], barrier) -> dict:
+    ctx = client_context(opts)
+    clients, latencies, errors = await login_many(opts, ctx, share, args["concurrency"])
+    for c in clients:
+        c.send("<presence/>")
+    await wait_barrier(barrier)  # 1: all workers logged in; the parent measures RSS
+    await wait_barrier(barrier)  # 2: measured; check that every session is still alive
+
+    async def ping(c: Client) -> bool:
+        c.send(
+            f"<iq type='get' id='idleping' to='{opts.domain}'><ping xmlns='urn:xmpp:ping'/></iq>"
+        )
+        try:
+            await asyncio.wait_for(c._read_until(b"idleping"), 10)
+            return True
+        except (LoginError, OSError, TimeoutError, ssl.SSLError):
+            return False
+
+    alive = sum(await asyncio.gather(*(ping(c) for c in clients)))
+    for c in clients:
+        c.close()
+    return {"opened": len(clients), "alive": alive, "latencies": latencies, "errors": errors}
+
+
+WORKERS = {"logins": logins_worker, "messages": messages_worker, "idle": idle_worker}
+
+
+def _worker_main(scenario, opts, args, share, barrier, queue) -> None:
+    try:
+        result = asyncio.run(WORKERS[scenario](opts, args, share, barrier))
+    except BaseException as exc:  # report, never hang the parent
+        result = {"fatal": f"{type(exc).__name__}: {exc}"}
+        if barrier is not None:
+            barrier.abort()
+    queue.put(result)
+
+
+# ---- parent: split the work, collect, report ----------------------------------------------
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+@dataclass
+class Run:
+    scenario: str
+    opts: Options
+    args: dict
+    shares: list[list[int]]
+    results: list[dict] = field(default_factory=list)
+
+
+def run(scenario: str, opts: Options, args: dict, shares: list[list[int]], pid: int | None) -> dict:
+    procs = len(shares)
+    parties = procs + (1 if scenario == "idle" else 0)
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(parties, timeout=args.get("barrier_timeout", 600))
+    queue = ctx.Queue()
+    extra: dict = {}
+    if scenario == "idle" and pid:
+        extra["rss_before_kib"] = rss_kib(pid)
+    workers = [
+        ctx.Process(target=_worker_main, args=(scenario, opts, args, share, barrier, queue))
+        for share in shares
+    ]
+    t0 = time.monotonic()
+    for w in workers:
+        w.start()
+    if scenario == "idle":
+        try:
+            barrier.wait()
+            extra["login_wall_s"] = round(time.monotonic() - t0, 2)
+            time.sleep(args["settle"])
+            if pid:
+                extra["rss_after_kib"] = rss_kib(pid)
+            barrier.wait()
+        except Exception as exc:  # a worker failed and aborted the barrier
+            extra["barrier"] = f"{type(exc).__name__}"
+    results = [queue.get() for _ in workers]
+    for w in workers:
+        w.join()
+    fatal = [r["fatal"] for r in results if "fatal" in r]
+    if fatal:
+        return {"scenario": scenario, "error": fatal[0]}
+    return summarize(scenario, opts, args, results, extra)
+
+
+def summarize(scenario: str, opts: Options, args: dict, results: list[dict], extra: dict) -> dict:
+    latencies = [v for r in results for v in r["latencies"]]
+    errors = [e for r in results for e in r["errors"]]
+    out: dict = {
+        "scenario": scenario,
+        "host": opts.host,
+        "port": opts.port,
+        "domain": opts.domain,
+        "mechanism": opts.mechanism,
+        "procs": len(results),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+    }
+    if scenario == "logins":
+        wall = max(r["wall"] for r in results)
+        out.update(
+            logins=len(latencies),
+            concurrency=args["concurrency"] * len(results),
+            wall_s=round(wall, 3),
+            logins_per_s=round(len(latencies) / wall, 1) if wall else None,
+            latency=summary_ms(latencies),
+        )
+    elif scenario == "messages":
+        sent = sum(r["sent"] for r in results)
+        received = sum(r["received"] for r in results)
+        send_time = max(r["send_time"] for r in results)
+        out.update(
+            users=sum(r["clients"] for r in results),
+            target_rate=args["rate"],
+            duration_s=args["duration"],
+            warmup_s=args["warmup"],
+            sent=sent,
+            received=received,
+            lost=sent - received,
+            duplicated=sum(r["duplicated"] for r in results),
+            out_of_order=sum(r["out_of_order"] for r in results),
+            stalled_sends=sum(r["stalled"] for r in results),
+            sent_per_s=round(sent / send_time, 1) if send_time else None,
+            latency=summary_ms(latencies),
+        )
+    else:
+        opened = sum(r["opened"] for r in results)
+        out.update(opened=opened, alive=sum(r["alive"] for r in results), **extra)
+        if "rss_before_kib" in extra and "rss_after_kib" in extra and opened:
+            delta = extra["rss_after_kib"] - extra["rss_before_kib"]
+            out["kib_per_session"] = round(delta / opened, 1)
+        out["login_latency"] = summary_ms(latencies)
+    return out
+
+
+def split(indices: list[int], procs: int, pairs: bool = False) -> list[list[int]]:
+    """Round-robin shares; with pairs, consecutive pairs stay together in one share."""
+    procs = max(1, min(procs, len(indices) // (2 if pairs else 1) or 1))
+    shares: list[list[int]] = [[] for _ in range(procs)]
+    step = 2 if pairs else 1
+    for k, start in enumerate(range(0, len(indices), step)):
+        shares[k % procs].extend(indices[start : start + step])
+    return [s for s in shares if s]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("scenario", choices=sorted(WORKERS))
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5222)
+    p.add_argument("--domain", required=True)
+    p.add_argument("--users-prefix", default="bench")
+    p.add_argument("--users", type=int, default=1000, help="accounts PREFIX0..PREFIX{N-1}")
+    p.add_argument("--password-env", default="LOADGEN_PASSWORD")
+    p.add_argument(
+        "--mechanism", default="PLAIN", choices=["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"]
+    )
+    p.add_argument(
+        "--ca", help="PEM file of the CA to verify the server (default: no verification)"
+    )
+    p.add_argument("--direct-tls", action="store_true", help="XEP-0368 port instead of STARTTLS")
+    p.add_argument("--procs", type=int, default=2, help="generator processes")
+    p.add_argument("--concurrency", type=int, default=20, help="logins in flight (all processes)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per login")
+    p.add_argument("--logins", type=int, default=400, help="logins: how many")
+    p.add_argument("--rate", type=float, default=2000.0, help="messages: total msg/s")
+    p.add_argument("--duration", type=float, default=10.0, help="messages: measured seconds")
+    p.add_argument("--warmup", type=float, default=2.0, help="messages: unmeasured seconds first")
+    p.add_argument(
+        "--drain", type=float, default=10.0, help="messages: seconds to wait for stragglers"
+    )
+    p.add_argument("--sessions", type=int, default=1000, help="idle: sessions to open")
+    p.add_argument("--settle", type=float, default=3.0, help="idle: seconds before reading RSS")
+    p.add_argument("--pid", type=int, help="idle: the server's pid (its RSS is read from /proc)")
+    ns = p.parse_args(argv)
+
+    password = os.environ.get(ns.password_env)
+    if password is None:
+        p.error(f"set the password in the environment variable {ns.password_env}")
+    opts = Options(
+        host=ns.host,
+        port=ns.port,
+        domain=ns.domain,
+        prefix=ns.users_prefix,
+        users=ns.users,
+        password=password,
+        mechanism=ns.mechanism,
+        ca=ns.ca,
+        direct_tls=ns.direct_tls,
+        timeout=ns.timeout,
+    )
+    procs = max(1, ns.procs)
+    if ns.scenario == "logins":
+        shares = split(list(range(ns.logins)), procs)
+    elif ns.scenario == "messages":
+        shares = split(list(range(ns.users - ns.users % 2)), procs, pairs=True)
+    else:
+        if ns.sessions > ns.users * 10:
+            p.error(
+                "idle: --sessions may be at most 10 x --users (servers cap sessions per account)"
+            )
+        shares = split(list(range(ns.sessions)), procs)
+    per_proc = max(1, ns.concurrency // len(shares))
+    args = {
+        "concurrency": per_proc,
+        "rate": ns.rate,
+        "duration": ns.duration,
+        "warmup": ns.warmup,
+        "drain": ns.drain,
+        "settle": ns.settle,
+        "total_users": sum(len(s) for s in shares),
+    }
+    result = run(ns.scenario, opts, args, shares, ns.pid)
+    print(json.dumps(result, indent=2))
+    return 1 if "error" in result else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
