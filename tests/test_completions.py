@@ -77,8 +77,21 @@ def test_command_name(tmp_path):
 
 
 def test_subcommands(tmp_path):
-    assert complete(tmp_path, "vinesctl user ") == ["add", "delete", "list", "passwd"]
+    assert complete(tmp_path, "vinesctl user ") == [
+        "add",
+        "delete",
+        "disable",
+        "enable",
+        "kick",
+        "list",
+        "passwd",
+        "show",
+    ]
     assert complete(tmp_path, "vinesctl server ") == ["init", "start", "status", "stop"]
+    assert complete(tmp_path, "vinesctl adhoc ") == ["list", "run"]
+    assert complete(tmp_path, "vinesctl motd ") == ["delete", "set", "show"]
+    assert complete(tmp_path, "vinesctl allowlist ") == ["add", "remove"]
+    assert "--details" in complete(tmp_path, "vinesctl online --")
     assert set(complete(tmp_path, "vinesctl profile ")) == {"add", "list", "remove", "show", "use"}
     assert complete(tmp_path, "vinesctl completion ") == ["bash", "zsh", "fish"]
 
@@ -128,4 +141,13 @@ def test_bash_script_in_bash(tmp_path):
         text=True,
         timeout=60,
     )
-    assert done.stdout.split() == ["add", "delete", "list", "passwd"], done.stderr
+    assert done.stdout.split() == [
+        "add",
+        "delete",
+        "disable",
+        "enable",
+        "kick",
+        "list",
+        "passwd",
+        "show",
+    ], done.stderr

@@ -16,7 +16,29 @@ from vinesctl import __version__
 from vinesctl.errors import VinesctlError
 
 # one module per command group in vinesctl/commands/, each exposing `command` (a click command)
-COMMAND_MODULES = ("server", "user", "profile", "dns", "tls", "check", "disco", "completion")
+COMMAND_MODULES = (
+    "server",
+    "user",
+    "profile",
+    "dns",
+    "tls",
+    "check",
+    "disco",
+    "completion",
+    "dashboard",
+    "presence",
+    "load",
+    "online",
+    "sessions",
+    "stats",
+    "announce",
+    "motd",
+    "welcome",
+    "admins",
+    "allowlist",
+    "blocklist",
+    "adhoc",
+)
 
 
 def _complete_profile(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:

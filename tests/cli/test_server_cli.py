@@ -232,8 +232,9 @@ def test_user_local_errors(run_cli, server_dir):
     config = str(server_dir / "vines.toml")
     env = {"VINESCTL_NEW_PASSWORD": "pw"}
     cases = [
-        (("user", "list"), 2, "--config"),  # remote mode is not there yet
-        (("user", "add", "alice"), 2, "--config"),
+        # without --config: remote mode, through the profile's bundled server (not running)
+        (("user", "list"), 1, "vinesctl server start"),
+        (("user", "add", "alice"), 1, "is not running"),
         (("user", "add", "alice", "--config", config), 2, "no terminal"),  # no password source
         (("user", "add", "x@elsewhere.example", "--config", config), 2, "not hosted"),
         (("user", "add", "admin", "--config", config), 1, "already exists"),

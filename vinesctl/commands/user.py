@@ -1,17 +1,29 @@
-"""`vinesctl user add|passwd|delete|list`.
+"""`vinesctl user add|passwd|delete|list|disable|enable|show|kick`.
 
-Local mode (`--config PATH`): works directly on the store of a bundled server, for bootstrap and
-recovery (like `prosodyctl adduser`); the server may be running (SQLite serializes writers).
-Remote mode over XMPP (XEP-0133) arrives with the admin commands; until then --config is required.
+Remote mode (the default): service administration over XMPP (XEP-0133) with the profile's
+account, so the same commands drive our server, Prosody or ejabberd (for the nodes they offer).
+Local mode (`--config PATH`, for add, passwd, delete and list): works directly on the store of a
+bundled server, for bootstrap and recovery (like `prosodyctl adduser`); the server may be
+running (SQLite serializes writers).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import click
 
+from vinesctl.commands.remote import (
+    run_remote,
+    run_with,
+    settings,
+    timeout_option,
+    user_jid,
+    warn_notes,
+)
 from vinesctl.commands.server import load_config
+from vinesctl.connection import connect_options
 from vinesctl.errors import UsageError, VinesctlError
 from vinesctl.output import emit, json_option
 from vinesctl.secrets import new_password, password_file_option
@@ -26,12 +38,7 @@ def local_config_option(f: Any) -> Any:
     )(f)
 
 
-def _local_config(config: str | None) -> Any:
-    if not config:
-        raise UsageError(
-            "remote user administration over XMPP arrives with the admin commands",
-            "pass --config PATH/vines.toml to work on a bundled server's store",
-        )
+def _local_config(config: str) -> Any:
     cfg = load_config(config)
     if cfg.storage.backend == "memory":
         raise UsageError(
@@ -94,18 +101,50 @@ def _credentials(cfg: Any, password: str) -> Any:
     return derive_all(password, cfg.limits.pbkdf2_iterations)
 
 
+def remote_options(f: Any) -> Any:
+    """--server/--ca/--insecure and --timeout: what a remote subcommand connects with."""
+    return timeout_option(connect_options(f))
+
+
 @click.group("user")
 def command() -> None:
-    """Manage accounts (local mode: --config PATH of a bundled server)."""
+    """Manage accounts: over XMPP by default (XEP-0133; the profile's account must be an
+    administrator), or on a bundled server's store with --config PATH."""
+
+
+# ---- add / passwd / delete: remote by default, local with --config ---------------------------
 
 
 @command.command("add")
 @click.argument("user")
 @local_config_option
 @password_file_option
+@remote_options
 @click.pass_context
-def add(ctx: click.Context, user: str, config: str | None, password_file: str | None) -> None:
+def add(
+    ctx: click.Context,
+    user: str,
+    config: str | None,
+    password_file: str | None,
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    timeout: float,
+) -> None:
     """Create the account USER (user@domain or a localpart)."""
+    if not config:
+        conn = settings(ctx, server, ca, insecure)
+        jid = user_jid(conn, user)
+        password = new_password(password_file, prompt=f"Password for {jid}")
+
+        async def work(client: Any, conn: Any, _s: Any) -> Any:
+            from vinesctl.xmpp import admin
+
+            return await admin.add_user(client, conn.domain, jid, password)
+
+        warn_notes(run_with(conn, False, work, timeout))
+        click.echo(f"created {jid}")
+        return
     cfg = _local_config(config)
     jid = resolve_user(ctx, user, cfg)
     password = new_password(password_file, prompt=f"Password for {jid}")
@@ -126,9 +165,32 @@ def add(ctx: click.Context, user: str, config: str | None, password_file: str | 
 @click.argument("user")
 @local_config_option
 @password_file_option
+@remote_options
 @click.pass_context
-def passwd(ctx: click.Context, user: str, config: str | None, password_file: str | None) -> None:
+def passwd(
+    ctx: click.Context,
+    user: str,
+    config: str | None,
+    password_file: str | None,
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    timeout: float,
+) -> None:
     """Set a new password for USER."""
+    if not config:
+        conn = settings(ctx, server, ca, insecure)
+        jid = user_jid(conn, user)
+        password = new_password(password_file, prompt=f"New password for {jid}")
+
+        async def work(client: Any, conn: Any, _s: Any) -> Any:
+            from vinesctl.xmpp import admin
+
+            return await admin.change_user_password(client, conn.domain, jid, password)
+
+        warn_notes(run_with(conn, False, work, timeout))
+        click.echo(f"password of {jid} changed")
+        return
     cfg = _local_config(config)
     jid = resolve_user(ctx, user, cfg)
 
@@ -149,25 +211,192 @@ def passwd(ctx: click.Context, user: str, config: str | None, password_file: str
     click.echo(f"password of {jid} changed")
 
 
+def _many(
+    ctx: click.Context,
+    users: tuple[str, ...],
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    timeout: float,
+    verb: str,
+    done: str,
+) -> None:
+    """Runs the XEP-0133 verb on every USER at once (accountjids is jid-multi)."""
+
+    async def work(client: Any, conn: Any, _s: Any) -> Any:
+        from vinesctl.xmpp import admin
+
+        jids = [user_jid(conn, u) for u in users]
+        outcome = await getattr(admin, verb)(client, conn.domain, jids)
+        return jids, outcome
+
+    jids, outcome = run_remote(ctx, server, ca, insecure, False, work, timeout)
+    # a server names the accounts it could not act on: in warn notes (ours), or in an info
+    # note after a line such as "The following accounts could not be deleted:" (Prosody)
+    problems = [n.text for n in outcome.notes if n.type in ("warn", "error") and n.text]
+    for note in outcome.notes:
+        if note.type == "info":
+            _, sep, tail = note.text.partition("could not")
+            if sep:
+                problems.append(f"could not{tail}".replace("\n", " "))
+    failed = [jid for jid in jids if any(jid in text for text in problems)]
+    for jid in jids:
+        if jid not in failed:
+            click.echo(f"{done} {jid}")
+    if failed:
+        raise VinesctlError("; ".join(problems), "see 'vinesctl user list'")
+    warn_notes(outcome)
+
+
 @command.command("delete")
-@click.argument("user")
+@click.argument("users", metavar="USER...", nargs=-1, required=True)
 @local_config_option
+@remote_options
 @click.pass_context
-def delete(ctx: click.Context, user: str, config: str | None) -> None:
-    """Delete USER with all its data (roster, offline messages, vCard, private storage)."""
+def delete(
+    ctx: click.Context,
+    users: tuple[str, ...],
+    config: str | None,
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    timeout: float,
+) -> None:
+    """Delete each USER with all its data (roster, offline messages, vCard, private storage)."""
+    if not config:
+        _many(ctx, users, server, ca, insecure, timeout, "delete_user", "deleted")
+        return
     cfg = _local_config(config)
-    jid = resolve_user(ctx, user, cfg)
-    if not _run(cfg, lambda s: s.delete_account(jid)):
-        raise _no_such(jid)
-    click.echo(f"deleted {jid}")
+    for user in users:
+        jid = resolve_user(ctx, user, cfg)
+        if not _run(cfg, lambda s, jid=jid: s.delete_account(jid)):
+            raise _no_such(jid)
+        click.echo(f"deleted {jid}")
+
+
+# ---- remote only -----------------------------------------------------------------------------
+
+
+@command.command("disable")
+@click.argument("users", metavar="USER...", nargs=-1, required=True)
+@remote_options
+@click.pass_context
+def disable(
+    ctx: click.Context,
+    users: tuple[str, ...],
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    timeout: float,
+) -> None:
+    """Disable each USER: live sessions close and logins are refused until 'user enable'."""
+    _many(ctx, users, server, ca, insecure, timeout, "disable_user", "disabled")
+
+
+@command.command("enable")
+@click.argument("users", metavar="USER...", nargs=-1, required=True)
+@remote_options
+@click.pass_context
+def enable(
+    ctx: click.Context,
+    users: tuple[str, ...],
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    timeout: float,
+) -> None:
+    """Re-enable each disabled USER."""
+    _many(ctx, users, server, ca, insecure, timeout, "reenable_user", "enabled")
+
+
+@command.command("kick")
+@click.argument("users", metavar="USER...", nargs=-1, required=True)
+@remote_options
+@click.pass_context
+def kick(
+    ctx: click.Context,
+    users: tuple[str, ...],
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    timeout: float,
+) -> None:
+    """End every session of each USER (they may log in again)."""
+    _many(ctx, users, server, ca, insecure, timeout, "end_user_session", "kicked")
+
+
+@command.command("show")
+@click.argument("user")
+@remote_options
+@json_option
+@click.pass_context
+def show(
+    ctx: click.Context,
+    user: str,
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Show USER: online resources and addresses, roster, last login, whether disabled."""
+
+    async def work(client: Any, conn: Any, _s: Any) -> Any:
+        from vinesctl.xmpp import admin
+
+        jid = user_jid(conn, user)
+        stats = await admin.user_stats(client, conn.domain, jid)
+        with contextlib.suppress(admin.Unsupported):
+            stats.lastlogin = await admin.get_user_lastlogin(client, conn.domain, jid)
+        with contextlib.suppress(admin.Unsupported):
+            stats.roster = await admin.get_user_roster(client, conn.domain, jid)
+        try:
+            disabled = await admin.users_list(client, conn.domain, "disabled")
+            stats.disabled = any(u.jid == jid for u in disabled)
+        except admin.Unsupported:
+            pass
+        return stats
+
+    from vinesctl.render.admin import user_view
+
+    emit(run_remote(ctx, server, ca, insecure, as_json, work, timeout), as_json, user_view)
 
 
 @command.command("list")
 @local_config_option
-@click.option("--domain", help="Only this domain's accounts.")
+@click.option("--domain", help="Only this domain's accounts (local mode).")
+@remote_options
 @json_option
-def list_(config: str | None, domain: str | None, as_json: bool) -> None:
-    """List accounts with creation time, last login and whether they are disabled."""
+@click.pass_context
+def list_(
+    ctx: click.Context,
+    config: str | None,
+    domain: str | None,
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """List accounts: whether each is disabled and online (local mode: creation time and last
+    login too)."""
+    if not config:
+        if domain is not None:
+            raise UsageError("--domain applies to local mode", "add --config PATH or drop it")
+
+        async def work(client: Any, conn: Any, _s: Any) -> Any:
+            from vinesctl.xmpp import admin
+
+            return await admin.accounts(client, conn.domain)
+
+        rows = run_remote(ctx, server, ca, insecure, as_json, work, timeout)
+        if not as_json and not rows:
+            click.echo("no accounts")
+            return
+        from vinesctl.render.admin import accounts_table
+
+        emit(rows, as_json, accounts_table)
+        return
     cfg = _local_config(config)
     if domain is not None:
         domain = domain.lower()

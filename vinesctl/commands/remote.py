@@ -1,0 +1,267 @@
+"""What the administration commands share: log in with the profile (spinner on stderr while
+connecting, silent with --json), run one coroutine with the session, disconnect.
+
+Not a command group itself (no `command`): the admin command modules import it. Only click and
+the standard library at module level; slixmpp loads inside `run_remote`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import click
+
+from vinesctl.errors import UsageError, VinesctlError
+
+T = TypeVar("T")
+
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.5, max=600),
+    default=20.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up on the login or on one request after this long.",
+)
+
+
+class Spinner:
+    """A Rich status line on stderr; nothing when disabled or stderr is not a terminal."""
+
+    def __init__(self, enabled: bool, message: str) -> None:
+        self.status: Any = None
+        if not enabled:
+            return
+        from vinesctl.output import console
+
+        err = console(stderr=True)
+        if err.is_terminal:
+            self.status = err.status(message, spinner="dots")
+            self.status.start()
+
+    def update(self, message: str) -> None:
+        if self.status is not None:
+            self.status.update(message)
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
+@contextlib.contextmanager
+def spinner(enabled: bool, message: str) -> Iterator[Spinner]:
+    s = Spinner(enabled, message)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def settings(ctx: click.Context, server: str | None, ca: str | None, insecure: bool) -> Any:
+    """ConnectionSettings; a bundled server's profile whose server is not running says so."""
+    from vinesctl.connection import bundled_listener, settings_from
+    from vinesctl.profiles import current
+
+    if not server and not os.environ.get("VINESCTL_JID"):
+        profile = current(ctx, required=False)
+        if (
+            profile is not None
+            and not profile.server
+            and profile.config
+            and bundled_listener(profile.config) is None
+        ):
+            raise VinesctlError(
+                f"the bundled server of profile {profile.name!r} is not running "
+                f"(no listener recorded next to {profile.config})",
+                f"start it with 'vinesctl server start --config {profile.config}', "
+                "or pass --server HOST:PORT",
+            )
+    return settings_from(ctx, server, ca, insecure)
+
+
+def run_remote(
+    ctx: click.Context,
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    as_json: bool,
+    work: Callable[[Any, Any, Spinner], Awaitable[T]],
+    timeout: float = 20.0,
+) -> T:
+    """Logs in, awaits `work(client, settings, spinner)`, logs out; returns what work returned."""
+    return run_with(settings(ctx, server, ca, insecure), as_json, work, timeout)
+
+
+def run_with(
+    conn: Any,
+    as_json: bool,
+    work: Callable[[Any, Any, Spinner], Awaitable[T]],
+    timeout: float = 20.0,
+    plugins: tuple[str, ...] = ("xep_0030",),
+) -> T:
+    """`run_remote` with settings already resolved (when a prompt must come first)."""
+    import asyncio
+    import gc
+    import traceback
+
+    from vinesctl.xmpp.session import open_session
+
+    async def session() -> T:
+        with spinner(not as_json, f"connecting to {conn.address} as {conn.jid}...") as s:
+            async with open_session(conn, plugins, timeout) as client:
+                s.update(f"working on {conn.domain}...")
+                return await work(client, conn, s)
+
+    async def go() -> T:
+        # slixmpp's client cleans up in __del__ through its loop: let it go while the loop
+        # still runs (otherwise 'Event loop is closed' at exit), also when a traceback holds it
+        try:
+            return await session()
+        except BaseException as exc:
+            traceback.clear_frames(exc.__traceback__)
+            raise
+        finally:
+            gc.collect()
+
+    return asyncio.run(go())
+
+
+def user_jid(conn: Any, user: str) -> str:
+    """A bare JID; a bare localpart takes the profile's domain."""
+    from vinesctl.profiles import check_jid
+
+    user = user.strip()
+    if "@" in user:
+        return check_jid(user)
+    if not user or "/" in user or " " in user:
+        raise UsageError(f"{user!r} is not a user name", "give user@domain or a localpart")
+    return check_jid(f"{user}@{conn.domain}")
+
+
+def read_text(text: str | None, what: str) -> str:
+    """TEXT from the argument, or from standard input when it is not a terminal."""
+    if text is not None and text != "-":
+        if not text.strip():
+            raise UsageError(f"the {what} is empty", f"give the {what} text")
+        return text
+    try:
+        interactive = sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        interactive = False
+    if interactive and text is None:
+        raise UsageError(f"no {what} given", "give the text as an argument or pipe it ('-')")
+    data = sys.stdin.read()
+    if not data.strip():
+        raise UsageError(f"the {what} read from standard input is empty", "pipe some text")
+    return data.rstrip("\n")
+
+
+def warn_notes(outcome: Any) -> None:
+    """Warnings the server attached to a completed command, on stderr."""
+    for note in getattr(outcome, "notes", []):
+        if note.type == "warn" and note.text:
+            click.echo(f"warning: {note.text}", err=True)
+
+
+def make_list_group(name: str, which: str, doc: str, entry: str, domains: bool) -> click.Group:
+    """`vinesctl NAME [add|remove ENTRY...]` over an XEP-0133 edit-* list (admin, whitelist,
+    blacklist): without a subcommand it shows the list (the prefilled form, then canceled);
+    add/remove read it, change it and submit the whole list."""
+    from vinesctl.connection import connect_options
+    from vinesctl.output import emit, json_option
+
+    def normalize(conn: Any, value: str) -> str:
+        if domains and "@" not in value:
+            value = value.strip().lower()
+            if not value or "/" in value or " " in value:
+                raise UsageError(f"{value!r} is not a domain or JID", "give e.g. example.org")
+            return value
+        return user_jid(conn, value)
+
+    def show(ctx: click.Context, server: Any, ca: Any, insecure: bool, timeout: float,
+             as_json: bool) -> None:  # fmt: skip
+        async def work(client: Any, conn: Any, _s: Any) -> Any:
+            from vinesctl.xmpp import admin
+
+            return {"list": name, "jids": await admin.get_list(client, conn.domain, which)}
+
+        from vinesctl.render.admin import jid_list
+
+        emit(run_remote(ctx, server, ca, insecure, as_json, work, timeout), as_json, jid_list)
+
+    @click.group(name, invoke_without_command=True, help=doc)
+    @timeout_option
+    @connect_options
+    @json_option
+    @click.pass_context
+    def group(ctx: click.Context, server: Any, ca: Any, insecure: bool, timeout: float,
+              as_json: bool) -> None:  # fmt: skip
+        ctx.ensure_object(dict)
+        ctx.obj["list_options"] = (server, ca, insecure, timeout, as_json)
+        if ctx.invoked_subcommand is None:
+            show(ctx, server, ca, insecure, timeout, as_json)
+
+    def change(ctx: click.Context, entries: tuple[str, ...], adding: bool, mine: tuple) -> None:
+        # options given after the subcommand win over the group's
+        group_opts = ctx.obj["list_options"]
+        server, ca, insecure, timeout, as_json = (
+            m if m not in (None, False) else g for m, g in zip(mine, group_opts, strict=True)
+        )
+
+        async def work(client: Any, conn: Any, _s: Any) -> Any:
+            from vinesctl.xmpp import admin
+
+            wanted = [normalize(conn, e) for e in entries]
+            current = await admin.get_list(client, conn.domain, which)
+            if adding:
+                new = current + [e for e in wanted if e not in current]
+            else:
+                missing = [e for e in wanted if e not in current]
+                if missing:
+                    raise VinesctlError(
+                        f"{', '.join(missing)} not on the {name} list",
+                        f"see 'vinesctl {name}'",
+                    )
+                new = [e for e in current if e not in wanted]
+            if new != current:
+                await admin.edit_list(client, conn.domain, which, new)
+            return {"list": name, "jids": await admin.get_list(client, conn.domain, which)}
+
+        from vinesctl.render.admin import jid_list
+
+        emit(run_remote(ctx, server, ca, insecure, as_json, work, timeout), as_json, jid_list)
+
+    sub_timeout = click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.5, max=600),
+        default=None,
+        metavar="SECONDS",
+        help="Give up on the login or on one request after this long (default 20).",
+    )
+
+    @group.command("add", help=f"Add each {entry} to the {name} list, then show it.")
+    @click.argument("entries", metavar=f"{entry.upper()}...", nargs=-1, required=True)
+    @sub_timeout
+    @connect_options
+    @json_option
+    @click.pass_context
+    def add(ctx: click.Context, entries: tuple[str, ...], server: Any, ca: Any, insecure: bool,
+            timeout: Any, as_json: bool) -> None:  # fmt: skip
+        change(ctx, entries, True, (server, ca, insecure, timeout, as_json))
+
+    @group.command("remove", help=f"Remove each {entry} from the {name} list, then show it.")
+    @click.argument("entries", metavar=f"{entry.upper()}...", nargs=-1, required=True)
+    @sub_timeout
+    @connect_options
+    @json_option
+    @click.pass_context
+    def remove(ctx: click.Context, entries: tuple[str, ...], server: Any, ca: Any,
+               insecure: bool, timeout: Any, as_json: bool) -> None:  # fmt: skip
+        change(ctx, entries, False, (server, ca, insecure, timeout, as_json))
+
+    return group
