@@ -1,0 +1,1 @@
+"""Screens of the dashboard: a user's details, help, and small prompts."""

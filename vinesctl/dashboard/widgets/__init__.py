@@ -1,0 +1,1 @@
+"""Widgets of the dashboard: the presence table, the server panel, the status bar."""
