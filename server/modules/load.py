@@ -82,7 +82,9 @@ class Sampler:
 
     def __init__(self, api: ModuleAPI) -> None:
         self.api = api
-        self._last = (time.monotonic(), time.process_time(), 0, 0)
+        router = api.server.router
+        self._last = (time.monotonic(), time.process_time(), router.stanzas_in, router.stanzas_out)
+        self.own = 0  # load presences we sent: not traffic, or each update would cause the next
 
     def sample(self) -> Load:
         server = self.api.server
@@ -90,7 +92,8 @@ class Sampler:
         router = server.router
         last_wall, last_cpu, last_in, last_out = self._last
         elapsed = max(now - last_wall, 1e-6)
-        self._last = (now, cpu, router.stanzas_in, router.stanzas_out)
+        out = router.stanzas_out - self.own
+        self._last = (now, cpu, router.stanzas_in, out)
         connections: dict[str, int] = {}
         for conn in server.connections:
             name = str(conn.info.get("listener", "c2s"))
@@ -100,7 +103,7 @@ class Sampler:
             users=len(server.sessions.users()),
             connections=connections,
             stanzas_in=round((router.stanzas_in - last_in) / elapsed, 1),
-            stanzas_out=round((router.stanzas_out - last_out) / elapsed, 1),
+            stanzas_out=round((out - last_out) / elapsed, 1),
             cpu=round(100 * (cpu - last_cpu) / elapsed, 1),
             memory_kib=_rss_kib(),
             uptime=int(now - server.started_monotonic),
@@ -151,6 +154,7 @@ def setup(api: ModuleAPI) -> None:
             state["last"] = load
             for jid, session in list(watchers.items()):
                 api.router.deliver(presence_of(load, jid.domain, jid), session)
+                sampler.own += 1
         arm()
 
     def arm() -> None:
@@ -162,6 +166,7 @@ def setup(api: ModuleAPI) -> None:
         watchers[session.jid] = session
         load = state["last"] or sampler.sample()
         api.router.deliver(presence_of(load, domain, session.jid), session)  # type: ignore[arg-type]
+        sampler.own += 1
         arm()
 
     async def subscribed_to_domain(bare: JID, domain: str) -> bool:

@@ -238,8 +238,7 @@ async def slixmpp_client(harness: Harness, jid: str, password: str = PASSWORD, *
 
 
 async def disconnect(*clients: Any) -> None:
-    for client in clients:
-        client.disconnect()
-    for client in clients:
-        with suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(client.disconnected, 5)
+    # all at once: waiting for each in turn would add up the timeouts
+    done = {asyncio.ensure_future(client.disconnect()) for client in clients}
+    if done:
+        await asyncio.wait(done, timeout=5)

@@ -130,11 +130,6 @@ class Watcher:
             finally:
                 self.client = None
                 await self._cancel_tasks()
-            me = asyncio.current_task()
-            if me is not None and me.cancelling():
-                # we were cancelled while a cleanup swallowed it (a disconnect that waits with
-                # suppress(CancelledError)): stop here instead of reconnecting
-                raise asyncio.CancelledError
             delay = self.backoff[min(attempt, len(self.backoff) - 1)]
             attempt += 1
             self._status(

@@ -160,8 +160,8 @@ async def open_session(
     finally:
         with contextlib.suppress(Exception):
             client.cancel_connection_attempt()
-        client.disconnect()
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
-            await asyncio.wait_for(client.disconnected, 3)
+        # disconnect() returns a future that ends when the disconnect has; asyncio.wait neither
+        # raises if slixmpp cancels it nor swallows our own cancellation
+        await asyncio.wait({asyncio.ensure_future(client.disconnect())}, timeout=3)
         with contextlib.suppress(Exception):
             client.abort()
