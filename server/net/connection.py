@@ -1,4 +1,4 @@
-"""One client connection: a plain asyncio Protocol that runs TLS through `TLSSession` (small
+"""One client connection: a plain asyncio Protocol that runs TLS through `StreamTLS` (small
 per-connection memory, unlike asyncio's SSL transport), feeds plaintext to the sans-I/O
 `C2SStream`, and executes the actions it returns.
 
@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
-from vines_server.net.tls import TLSSession
+from vines_server.net.transport import StreamTLS
 from vines_server.xmpp import c2s
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.stanza import serialize
@@ -39,7 +39,7 @@ class C2SConnection(asyncio.Protocol):
         self.tls_context = tls_context
         self.direct_tls = direct_tls
         self.stream = c2s.C2SStream(server.c2s_settings, tls=direct_tls)
-        self.tls: TLSSession | None = None
+        self.io: StreamTLS | None = None  # plaintext until STARTTLS (or TLS from the start)
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
         self.peer = "?"
@@ -60,6 +60,7 @@ class C2SConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.io = StreamTLS(transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -91,18 +92,17 @@ class C2SConnection(asyncio.Protocol):
         if self._closing:  # refused, or lingering after a close: input is discarded
             return
         self._last_read = self._now()
-        if self.tls is not None:
+        assert self.io is not None
+        if self.io.tls_active:
             try:
-                data = self.tls.receive(data)
+                data = self.io.data_received(data)  # the alert of a failed handshake goes out
             except ssl.SSLError as exc:
                 log.info("tls failed %s: %s", self.peer, exc.reason or exc)
-                self._flush_tls()
                 self._abort()
                 return
-            self._flush_tls()
-            if "handshake" in self._timers and self.tls.handshake_done:
+            if "handshake" in self._timers and self.io.handshake_done:
                 self._tls_ready()
-            if self.tls.peer_closed:
+            if self.io.peer_closed:
                 self._abort()
                 return
             if not data:
@@ -217,18 +217,20 @@ class C2SConnection(asyncio.Protocol):
     # ---- TLS -----------------------------------------------------------------------------
 
     def _begin_tls(self) -> None:
-        self.tls = TLSSession(self.tls_context, server_side=True)
+        assert self.io is not None
+        self.io.start_tls(self.tls_context)
         self._arm("handshake", self.server.config.deadlines.tls_handshake, self._abort)
 
     def _tls_ready(self) -> None:
-        assert self.tls is not None
+        assert self.io is not None
         self._cancel("handshake")
-        info = self.tls.info()
+        info = self.io.info()
+        assert info is not None
         self.info.update(tls_version=info.version, cipher=info.cipher, sni=info.server_name)
         log.info("tls %s %s %s", self.peer, info.version, info.cipher)
         if self._refuse_if_banned():
             return
-        actions = self.stream.tls_established(self.tls.channel_bindings())
+        actions = self.stream.tls_established(self.io.channel_bindings())
         if actions:  # pragma: no cover - tls_established sends nothing today
             self.server.spawn(self._execute(actions))
 
@@ -242,30 +244,18 @@ class C2SConnection(asyncio.Protocol):
         self.close(StreamError("policy-violation", text))
         return True
 
-    def _flush_tls(self) -> None:
-        if self.tls is not None and self.transport is not None:
-            out = self.tls.outgoing()
-            if out:
-                self.transport.write(out)
-
     # ---- output and teardown -------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        if self.tls is not None and self.tls.handshake_done:
-            self.tls.send(data)
-            self._flush_tls()
-        else:
-            self.transport.write(data)
+        if self.io is not None and not self.transport.is_closing():
+            self.io.write(data)  # queued inside TLS until its handshake is done
 
     def _close_transport(self) -> None:
         if self._closing:
             return
         self._closing = True
-        if self.tls is not None and self.tls.handshake_done:
-            self.tls.close()
-            self._flush_tls()
+        if self.io is not None:
+            self.io.close_notify()
         if self.transport is not None:
             if self.transport.can_write_eof():
                 # Lingering close: half-close and keep reading (discarding) for a moment.

@@ -120,15 +120,20 @@ class StreamTLS:
         self.session.send(data)
         self._flush()
 
+    def close_notify(self) -> None:
+        """Send TLS close_notify (when TLS is up) but leave the socket open."""
+        if self.session is not None and self.session.handshake_done:
+            self.session.close()
+            self._flush()
+
     def close(self, *, notify: bool = True) -> None:
         """Close the socket once its buffer drains (so a pending alert still goes out).
 
         With `notify` (and TLS up) a close_notify is sent first; pass `notify=False` after a
         fatal TLS error.
         """
-        if notify and self.session is not None:
-            self.session.close()
-            self._flush()
+        if notify:
+            self.close_notify()
         self.transport.close()
 
     def abort(self) -> None:
