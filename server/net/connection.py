@@ -30,6 +30,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("vines_server.c2s")
 
 MAX_QUEUED_CHUNKS = 8  # pause reading beyond this many unprocessed reads
+# Reads per second a connection may cause, with a burst. Every read costs a fixed amount of
+# Python work (asyncio callback, TLS record, parser call) whatever its size, so a peer trickling
+# one byte per segment could buy CPU cheaply; pausing instead lets the kernel coalesce the
+# segments into the next read. Delays reading, never loses data (design decision 5).
+READS_PER_SECOND = 200.0
+READ_BURST = 64.0
 LINGER = 2.0  # seconds a closed stream waits for the peer's FIN before the socket is dropped
 
 
@@ -46,7 +52,8 @@ class C2SConnection(asyncio.Protocol):
         self.info: dict[str, object] = {"listener": "c2s-direct-tls" if direct_tls else "c2s"}
         self._inbox: deque[bytes] = deque()
         self._worker: asyncio.Task[None] | None = None
-        self._paused = False
+        self._pauses: set[str] = set()  # why reading is paused: "backlog", "rate"
+        self._read_tokens = READ_BURST
         self._closing = False
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._last_read = 0.0
@@ -91,7 +98,16 @@ class C2SConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:  # refused, or lingering after a close: input is discarded
             return
-        self._last_read = self._now()
+        now = self._now()
+        self._read_tokens = min(
+            READ_BURST, self._read_tokens + (now - self._last_read) * READS_PER_SECOND
+        )
+        self._last_read = now
+        self._read_tokens -= 1
+        if self._read_tokens < 0 and "rate" not in self._pauses:
+            self._pause("rate")
+            delay = -self._read_tokens / READS_PER_SECOND
+            asyncio.get_running_loop().call_later(delay, self._resume, "rate")
         assert self.io is not None
         if self.io.tls_active:
             try:
@@ -108,9 +124,8 @@ class C2SConnection(asyncio.Protocol):
             if not data:
                 return
         self._inbox.append(data)
-        if len(self._inbox) > MAX_QUEUED_CHUNKS and not self._paused and self.transport:
-            self._paused = True
-            self.transport.pause_reading()
+        if len(self._inbox) > MAX_QUEUED_CHUNKS:
+            self._pause("backlog")
         if self._worker is None:
             self._worker = asyncio.ensure_future(self._work())
 
@@ -163,9 +178,8 @@ class C2SConnection(asyncio.Protocol):
                 await self._execute(self.stream.receive(chunk))
                 if self._ban_pending:
                     self._refuse_if_banned()
-                if self._paused and len(self._inbox) <= MAX_QUEUED_CHUNKS // 2 and self.transport:
-                    self._paused = False
-                    self.transport.resume_reading()
+                if len(self._inbox) <= MAX_QUEUED_CHUNKS // 2:
+                    self._resume("backlog")
                 self._stanza_deadline()
         except asyncio.CancelledError:
             raise
@@ -278,6 +292,20 @@ class C2SConnection(asyncio.Protocol):
         self._closing = True
         if self.transport is not None:
             self.transport.abort()
+
+    # ---- flow control --------------------------------------------------------------------
+
+    def _pause(self, reason: str) -> None:
+        if not self._pauses and self.transport is not None and not self._closing:
+            self.transport.pause_reading()
+        self._pauses.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        if reason not in self._pauses:
+            return
+        self._pauses.discard(reason)
+        if not self._pauses and self.transport is not None and not self._closing:
+            self.transport.resume_reading()
 
     # ---- deadlines -----------------------------------------------------------------------
 
