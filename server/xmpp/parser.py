@@ -246,6 +246,9 @@ class StreamParser:
     def reset(self) -> None:
         """Start a fresh stream: new Expat parser; no bytes, text or state carried over."""
         p = pyexpat.ParserCreate("UTF-8", _SEP)  # forced UTF-8: a declared encoding is checked
+        # Text arrives in pieces of at most 1 KiB (joined later): Expat's default 8 KiB text
+        # buffer would cost 7 KiB more per connection, which adds up over 10 000 idle sessions.
+        p.buffer_size = 1024
         p.buffer_text = True
         p.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
         p.StartElementHandler = self._start

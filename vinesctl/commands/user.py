@@ -277,52 +277,34 @@ def delete(
 # ---- remote only -----------------------------------------------------------------------------
 
 
-@command.command("disable")
-@click.argument("users", metavar="USER...", nargs=-1, required=True)
-@remote_options
-@click.pass_context
-def disable(
-    ctx: click.Context,
-    users: tuple[str, ...],
-    server: str | None,
-    ca: str | None,
-    insecure: bool,
-    timeout: float,
-) -> None:
-    """Disable each USER: live sessions close and logins are refused until 'user enable'."""
-    _many(ctx, users, server, ca, insecure, timeout, "disable_user", "disabled")
+def _bulk(name: str, verb: str, done: str, doc: str) -> None:
+    """disable, enable and kick differ only in the XEP-0133 verb they run."""
+
+    @command.command(name, help=doc)
+    @click.argument("users", metavar="USER...", nargs=-1, required=True)
+    @remote_options
+    @click.pass_context
+    def run(
+        ctx: click.Context,
+        users: tuple[str, ...],
+        server: str | None,
+        ca: str | None,
+        insecure: bool,
+        timeout: float,
+    ) -> None:
+        _many(ctx, users, server, ca, insecure, timeout, verb, done)
 
 
-@command.command("enable")
-@click.argument("users", metavar="USER...", nargs=-1, required=True)
-@remote_options
-@click.pass_context
-def enable(
-    ctx: click.Context,
-    users: tuple[str, ...],
-    server: str | None,
-    ca: str | None,
-    insecure: bool,
-    timeout: float,
-) -> None:
-    """Re-enable each disabled USER."""
-    _many(ctx, users, server, ca, insecure, timeout, "reenable_user", "enabled")
-
-
-@command.command("kick")
-@click.argument("users", metavar="USER...", nargs=-1, required=True)
-@remote_options
-@click.pass_context
-def kick(
-    ctx: click.Context,
-    users: tuple[str, ...],
-    server: str | None,
-    ca: str | None,
-    insecure: bool,
-    timeout: float,
-) -> None:
-    """End every session of each USER (they may log in again)."""
-    _many(ctx, users, server, ca, insecure, timeout, "end_user_session", "kicked")
+_bulk(
+    "disable",
+    "disable_user",
+    "disabled",
+    "Disable each USER: live sessions close and logins are refused until 'user enable'.",
+)
+_bulk("enable", "reenable_user", "enabled", "Re-enable each disabled USER.")
+_bulk(
+    "kick", "end_user_session", "kicked", "End every session of each USER (they may log in again)."
+)
 
 
 @command.command("show")
