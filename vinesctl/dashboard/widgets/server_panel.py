@@ -56,7 +56,12 @@ class ServerPanel(Vertical):
         yield Label("stanzas/s", classes="spark-label")
         yield Sparkline([], id="spark-rate")
 
+    def on_mount(self) -> None:
+        self.show_load()  # a sample may have arrived before the panel was composed
+
     def show_load(self) -> None:
+        if not self.is_mounted or not self.query("#load-figures"):
+            return  # not composed yet: on_mount draws the history as it is then
         history = self.history
         figures = Text(load_text(history.current, history.source))
         self.query_one("#load-figures", Static).update(figures)
