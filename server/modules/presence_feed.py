@@ -72,7 +72,7 @@ class Feed:
         self.domain = domain
         self.id = secrets.token_urlsafe(9)
         self.seq = 0
-        self.snapshot: list[Element] | None = []
+        self.snapshot: list[tuple[Element, JID, datetime]] | None = []
         self.pending: dict[JID, Element] = {}  # full JID -> latest forwarded presence
         self._scheduled = False
         self.closed = False
@@ -80,7 +80,9 @@ class Feed:
     def take_snapshot(self) -> None:
         for session in self.api.sessions:
             if session.jid.domain == self.domain and session.presence is not None:
-                self.snapshot.append(forwarded(session.presence, session.jid, session.since))
+                # references only (a session's presence element is replaced, never changed,
+                # so it stays as it was now); the copying happens batch by batch in flush()
+                self.snapshot.append((session.presence, session.jid, session.since))
 
     def observe(self, session: Session, stanza: Element) -> None:
         if session.jid.domain != self.domain or self.closed:
@@ -98,22 +100,25 @@ class Feed:
         return transport is not None and transport.get_write_buffer_size() > HIGH_WATER
 
     def flush(self) -> None:
+        """Send one message, then yield to the loop: a snapshot of 10 000 sessions must not
+        hold everyone else up while it is serialized."""
         self._scheduled = False
-        while not self.closed:
-            if self._congested():
-                self.schedule(RETRY)  # deltas keep coalescing in `pending` meanwhile
-                return
-            if self.snapshot is not None:
-                batch, self.snapshot = self.snapshot[:BATCH], self.snapshot[BATCH:]
-                last = not self.snapshot
-                self._send("snapshot", batch, last=last)
-                if last:
-                    self.snapshot = None
-                continue
-            if not self.pending:
-                return
+        if self.closed:
+            return
+        if self._congested():
+            self.schedule(RETRY)  # deltas keep coalescing in `pending` meanwhile
+            return
+        if self.snapshot is not None:
+            batch, self.snapshot = self.snapshot[:BATCH], self.snapshot[BATCH:]
+            last = not self.snapshot
+            self._send("snapshot", [forwarded(*entry) for entry in batch], last=last)
+            if last:
+                self.snapshot = None
+        elif self.pending:
             jids = list(self.pending)[:BATCH]
             self._send("delta", [self.pending.pop(jid) for jid in jids])
+        if self.snapshot is not None or self.pending:
+            self.schedule()
 
     def _send(self, kind: str, items: list[Element], last: bool = False) -> None:
         self.seq += 1
