@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from vinesctl.commands.remote import timeout_option
 from vinesctl.connection import connect_options, settings_from
 
 
@@ -16,14 +17,7 @@ from vinesctl.connection import connect_options, settings_from
     metavar="SECONDS",
     help="How often to poll the online users list on servers without the presence feed.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.5, max=600),
-    default=20.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Give up on a login or a query after this long.",
-)
+@timeout_option
 @connect_options
 @click.pass_context
 def command(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from vinesctl.commands.remote import timeout_option
 from vinesctl.connection import connect_options, settings_from
 from vinesctl.errors import UsageError
 from vinesctl.output import emit, json_option
@@ -19,14 +20,7 @@ from vinesctl.output import emit, json_option
     type=click.IntRange(1, 10),
     help="Levels to walk with --tree (default 2).",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.5, max=600),
-    default=15.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Give up on the login or on one query after this long.",
-)
+@timeout_option
 @connect_options
 @json_option
 @click.pass_context

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import click
 
+from vinesctl.commands.remote import timeout_option
 from vinesctl.connection import connect_options, settings_from
 from vinesctl.output import emit, json_option
 
 
 @click.command("load")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.5, max=600),
-    default=15.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Give up on the login or on the query after this long.",
-)
+@timeout_option
 @connect_options
 @json_option
 @click.pass_context

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from vinesctl.commands.remote import timeout_option
 from vinesctl.connection import connect_options, settings_from
 from vinesctl.output import emit, json_option
 
@@ -21,14 +22,7 @@ from vinesctl.output import emit, json_option
     metavar="SECONDS",
     help="How often to poll the online users list on servers without the presence feed.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.5, max=600),
-    default=15.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Give up on the login or on one query after this long.",
-)
+@timeout_option
 @connect_options
 @json_option
 @click.pass_context
