@@ -66,6 +66,7 @@ class Deadlines:
     stanza: float = 60.0
     idle: float = 840.0
     shutdown: float = 5.0
+    hibernate: float = 10.0  # idle this long, a ready stream drops its XML parser (memory)
     adhoc_session: float = 600.0  # an ad-hoc command session expires after this much silence
 
 

@@ -89,6 +89,7 @@ class C2SConnection(asyncio.Protocol):
         self._arm("negotiation", deadlines.negotiation, self._timeout)
         self._last_read = self._now()
         self._arm("idle", deadlines.idle, self._idle_check)
+        self._arm("hibernate", self.server.config.deadlines.hibernate, self._hibernate_check)
         log.info("connect %s on %s", self.peer, self.info["listener"])
         if self.direct_tls:
             self._begin_tls()
@@ -103,6 +104,8 @@ class C2SConnection(asyncio.Protocol):
             READ_BURST, self._read_tokens + (now - self._last_read) * READS_PER_SECOND
         )
         self._last_read = now
+        if "hibernate" not in self._timers:
+            self._arm("hibernate", self.server.config.deadlines.hibernate, self._hibernate_check)
         self._read_tokens -= 1
         if self._read_tokens < 0 and "rate" not in self._pauses:
             self._pause("rate")
@@ -331,6 +334,16 @@ class C2SConnection(asyncio.Protocol):
             self._arm("idle", remaining, self._idle_check)
         else:
             self._timeout()
+
+    def _hibernate_check(self) -> None:
+        """Idle for [deadlines] hibernate: the stream drops its parser (re-armed by a read)."""
+        remaining = self._last_read + self.server.config.deadlines.hibernate - self._now()
+        if remaining > 0:
+            self._arm("hibernate", remaining, self._hibernate_check)
+            return
+        self._timers.pop("hibernate", None)
+        if self._worker is None and not self._inbox:
+            self.stream.hibernate()
 
     def _stanza_deadline(self) -> None:
         """A stanza must complete within the deadline once its first byte arrived (X-12)."""

@@ -154,6 +154,10 @@ class C2SStream:
         """A stanza is half received (the connection runs the stanza deadline meanwhile)."""
         return self._parser.partial
 
+    def hibernate(self) -> bool:
+        """An idle, ready stream lets go of its XML parser until the next byte (memory)."""
+        return self.state is State.READY and self._parser.hibernate()
+
     def receive(self, data: bytes) -> list[Action]:
         if self.state is State.CLOSED:
             return []

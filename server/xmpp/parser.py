@@ -245,6 +245,23 @@ class StreamParser:
 
     def reset(self) -> None:
         """Start a fresh stream: new Expat parser; no bytes, text or state carried over."""
+        self._expat = self._new_expat()
+        self._scanner = _Scanner()
+        self._pending = bytearray()  # received, not yet given to Expat
+        self._fed = 0  # bytes given to Expat
+        self._last_event = 0  # stream offset of the last handler call
+        self._events: list[Event] = []
+        self._depth = 0
+        self._stack: list[Element] = []
+        self._text: list[str] = []
+        self._count = 0  # elements in the current stanza
+        self._default_ns: str | None = None
+        self._header_ns: dict[str | None, str] = {}  # the stream header's declarations
+        self._root: str | None = None  # the stream element, Clark notation
+        self._error: StreamError | None = None
+        self._head = b""  # first bytes of the stream, to spot UTF-16
+
+    def _new_expat(self) -> pyexpat.XMLParserType:
         p = pyexpat.ParserCreate("UTF-8", _SEP)  # forced UTF-8: a declared encoding is checked
         # Text arrives in pieces of at most 1 KiB (joined later): Expat's default 8 KiB text
         # buffer would cost 7 KiB more per connection, which adds up over 10 000 idle sessions.
@@ -271,19 +288,45 @@ class StreamParser:
             "SkippedEntityHandler",
         ):
             setattr(p, name, self._restricted)
-        self._expat = p
-        self._scanner = _Scanner()
-        self._pending = bytearray()  # received, not yet given to Expat
-        self._fed = 0  # bytes given to Expat
-        self._last_event = 0  # stream offset of the last handler call
-        self._events: list[Event] = []
-        self._depth = 0
-        self._stack: list[Element] = []
-        self._text: list[str] = []
-        self._count = 0  # elements in the current stanza
-        self._default_ns: str | None = None
-        self._error: StreamError | None = None
-        self._head = b""  # first bytes of the stream, to spot UTF-16
+        return p
+
+    # --- hibernation ------------------------------------------------------------------------
+
+    def hibernate(self) -> bool:
+        """Drop the Expat parser of an idle stream (about 13 KiB) between stanzas; the next
+        feed() builds a new one, primed with the stream header's namespace declarations.
+        Returns False (and keeps it) when a stanza or held-back bytes are in flight."""
+        if (
+            self._expat is None
+            or self._error is not None
+            or self._depth != 1
+            or self._pending
+            or self._text
+            or self._scanner.partial
+            or self._root is None
+        ):
+            return False
+        self._expat = None
+        return True
+
+    def _wake(self) -> None:
+        """A new Expat positioned inside the stream element, as the old one was."""
+        uri, _, local = self._root[1:].partition("}") if "}" in self._root else ("", "", self._root)
+        prefix = next((p for p, u in self._header_ns.items() if u == uri and p), None)
+        qname = f"{prefix}:{local}" if prefix else local  # the client's close tag must match
+        decls = "".join(
+            f" xmlns:{p}='{_attr_escape(u)}'" if p else f" xmlns='{_attr_escape(u)}'"
+            for p, u in self._header_ns.items()
+        )
+        primer = f"<{qname}{decls}>".encode()
+        self._expat = self._new_expat()
+        depth, events = self._depth, self._events
+        self._depth, self._events = -1, []  # -1: handlers record nothing while priming
+        try:
+            self._expat.Parse(primer, False)
+        finally:
+            self._depth, self._events = depth, events
+        self._fed = self._last_event = len(primer)
 
     @property
     def partial(self) -> bool:
@@ -313,6 +356,8 @@ class StreamParser:
             return []  # a long token is still arriving: wait for more (see module doc)
         chunk = bytes(self._pending)
         self._pending.clear()
+        if self._expat is None:
+            self._wake()
         self._fed += len(chunk)
         self._events = []
         try:
@@ -337,8 +382,10 @@ class StreamParser:
 
     def _ns_decl(self, prefix: str | None, uri: str) -> None:
         self._fired()
-        if self._depth == 0 and prefix is None:
-            self._default_ns = uri
+        if self._depth == 0:
+            self._header_ns[prefix] = uri
+            if prefix is None:
+                self._default_ns = uri
 
     def _attrs(self, attrs: dict[str, str]) -> dict[str, str]:
         if len(attrs) > self.limits.attributes:
@@ -359,8 +406,11 @@ class StreamParser:
     def _start(self, name: str, attrs: dict[str, str]) -> None:
         self._fired()
         depth = self._depth
+        if depth < 0:  # priming a woken parser with the stream header
+            return
         if depth == 0:
             self._depth = 1
+            self._root = _clark(name)
             self._events.append(StreamOpen(_clark(name), self._attrs(attrs), self._default_ns))
             return
         limits = self.limits
@@ -425,3 +475,7 @@ def parse_fragment(
     if len(stanzas) != 1 or not isinstance(events[-1], StreamClose):
         raise StreamError("not-well-formed", "expected exactly one element")
     return stanzas[0]
+
+
+def _attr_escape(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace("'", "&apos;")
