@@ -49,4 +49,5 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], Any] | None = None) -
 def console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    # emoji off: "jabber:x:data" must not print as "jabber❌data"
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, emoji=False)

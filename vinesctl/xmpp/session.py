@@ -165,3 +165,9 @@ async def open_session(
         await asyncio.wait({asyncio.ensure_future(client.disconnect())}, timeout=3)
         with contextlib.suppress(Exception):
             client.abort()
+        # slixmpp only cancels its output-filter task in __del__, and a task collected while
+        # still pending prints "Task was destroyed but it is pending!": end it here, in the loop.
+        filters = getattr(client, "_run_out_filters", None)
+        if filters is not None and not filters.done():
+            filters.cancel()
+            await asyncio.wait({filters}, timeout=1)
