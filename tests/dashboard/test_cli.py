@@ -51,6 +51,7 @@ async def test_load_json(live, tmp_path):
     finally:
         await disconnect(alice)
     assert code == 0, err
+    assert err == ""  # nothing on stderr: no spinner with --json, no asyncio leftovers
     load = json.loads(out)
     assert load["online"] == 2  # alice and the command's own session
     assert load["users"] == 2
@@ -135,3 +136,12 @@ async def test_presence_watch_json_lines(live, tmp_path):
     assert code == 0
     err = (await proc.stderr.read()).decode()
     assert "live: presence feed of vines.test" in err
+
+
+async def test_admin_commands_leave_nothing_on_stderr(live, tmp_path):
+    """A command over XMPP prints its result and nothing else: slixmpp's tasks end in the loop
+    (a task collected while pending prints 'Task was destroyed but it is pending!')."""
+    code, out, err = await run(live, tmp_path, "online", "--json")
+    assert code == 0, err
+    assert f"admin@{DOMAIN}" in out
+    assert err == ""
