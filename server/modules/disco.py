@@ -12,7 +12,10 @@ from xml.etree.ElementTree import Element
 from vines_server.core.api import IqRequest, ModuleAPI
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError
+from vines_server.xmpp.forms import Field, Form
 from vines_server.xmpp.stanza import make
+
+SERVERINFO = "http://jabber.org/network/serverinfo"
 
 
 def setup(api: ModuleAPI) -> None:
@@ -44,6 +47,8 @@ def setup(api: ModuleAPI) -> None:
             query.append(make(ns.q(ns.DISCO_INFO, "identity"), attrs))
         for feature in features:
             query.append(make(ns.q(ns.DISCO_INFO, "feature"), {"var": feature}))
+        if req.to_server and not node:
+            query.append(contact_addresses(api, req.target.domain).to_element())
         return query
 
     async def items(req: IqRequest) -> Element:
@@ -73,3 +78,16 @@ def setup(api: ModuleAPI) -> None:
 
     api.iq(ns.DISCO_INFO, info, server=True, account=True)
     api.iq(ns.DISCO_ITEMS, items, server=True, account=True)
+
+
+def contact_addresses(api: ModuleAPI, domain: str) -> Form:
+    """XEP-0157: the domain's administrators as its contact addresses (XEP-0128 extended info),
+    so people and checkers know whom to reach, as Prosody does by default."""
+    admins = sorted(a for a in api.config.admins if a.endswith("@" + domain))
+    return Form(
+        "result",
+        fields=[
+            Field("FORM_TYPE", "hidden", values=[SERVERINFO]),
+            Field("admin-addresses", "list-multi", values=[f"xmpp:{a}" for a in admins]),
+        ],
+    )

@@ -214,6 +214,13 @@ async def test_server_answers_disco_ping_version_time_uptime(harness):
         ):
             assert feature in features
         assert ("server", "im", None, "Vines") in info["disco_info"]["identities"]
+        # XEP-0157 contact addresses (a XEP-0128 form): the domain's admins
+        fields = {
+            f.get("var"): [v.text for v in f.findall("{jabber:x:data}value")]
+            for f in info.xml.iter("{jabber:x:data}field")
+        }
+        assert fields["FORM_TYPE"] == ["http://jabber.org/network/serverinfo"]
+        assert fields["admin-addresses"] == [f"xmpp:admin@{DOMAIN}"]
         account = await alice.plugin["xep_0030"].get_info(jid=f"bob@{DOMAIN}", timeout=5)
         assert ("account", "registered", None, None) in account["disco_info"]["identities"]
         assert await alice.plugin["xep_0199"].ping(DOMAIN, timeout=5) >= 0
