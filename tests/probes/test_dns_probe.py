@@ -228,3 +228,17 @@ def test_client_only_checks_skip_server_side(run_cli, broken):
     data = json.loads(r.stdout)
     assert [res["kind"] for res in data["data"]["results"]] == ["client"]
     assert r.exit_code == 0
+
+
+def test_hosts_file_gives_the_fallback_addresses_dns_lacks(tmp_path):
+    from vinesctl.probes.dns import hosts_file_addresses
+
+    hosts = tmp_path / "hosts"
+    hosts.write_text(
+        "127.0.0.1 localhost\n::1 localhost ip6-localhost  # loopback\n"
+        "# 10.0.0.9 localhost\n192.0.2.7 chat.example chat\n"
+    )
+    assert hosts_file_addresses("localhost", str(hosts)) == ["127.0.0.1", "::1"]
+    assert hosts_file_addresses("chat", str(hosts)) == ["192.0.2.7"]
+    assert hosts_file_addresses("example", str(hosts)) == []
+    assert hosts_file_addresses("localhost", str(tmp_path / "missing")) == []

@@ -293,3 +293,15 @@ def test_s2s_without_xmppaddr_is_noted_not_failed(endpoint, pki):
     assert f["identity"].status is Status.OK
     assert f["xmppAddr"].status is Status.OK and "optional" in f["xmppAddr"].detail
     assert res.kind == "server"
+
+
+def test_a_refused_server_port_without_srv_records_is_a_closed_domain_not_a_fault():
+    from vinesctl.probes.dns import Target
+    from vinesctl.probes.tls import _closed_domain
+
+    fallback = Target("example.org", 5269, False, "_xmpp-server", "fallback")
+    promised = Target("xmpp.example.org", 5269, False, "_xmpp-server", "srv")
+    assert _closed_domain(fallback, True, "connection refused")
+    assert not _closed_domain(promised, True, "connection refused")  # an SRV record promised it
+    assert not _closed_domain(fallback, False, "connection refused")  # clients must get in
+    assert not _closed_domain(fallback, True, "timed out")  # a black hole is still a fault

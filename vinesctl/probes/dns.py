@@ -289,6 +289,11 @@ def lookup(
     if not records and not declared_absent and not unreachable:
         progress(f"DNS {domain} A/AAAA")
         addrs, _cname, error, nx = _addresses(res, domain)
+        if not addrs and resolver is None:
+            # A client falls back through the system resolver, which reads the hosts file
+            # first: `localhost` (or a name pinned there) is reachable without any DNS.
+            addrs = hosts_file_addresses(domain)
+            nx = nx and not addrs
         result.domain_addresses = addrs
         port = FALLBACK_PORT[kind]
         if addrs:
@@ -424,3 +429,17 @@ def cross_check(results: list[DnsResult]) -> list[Finding]:
 def explicit_target(host: str, port: int, direct: bool, kind: str) -> Target:
     service = f"_xmpp{'s' if direct else ''}-{kind}"
     return Target(host, port, direct, service, "explicit")
+
+
+def hosts_file_addresses(host: str, path: str = "/etc/hosts") -> list[str]:
+    """The addresses `path` gives `host` (dnspython, unlike the system resolver, never reads it)."""
+    found: list[str] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as hosts:
+            for line in hosts:
+                fields = line.split("#", 1)[0].split()
+                if len(fields) > 1 and host in (name.lower() for name in fields[1:]):
+                    found.append(fields[0])
+    except OSError:
+        return []
+    return list(dict.fromkeys(found))

@@ -369,7 +369,10 @@ def _findings(r: TargetReport, domain: str, s2s: bool, ca: str | None) -> None:
             ),
             "features": "the server stopped after TLS: check its logs",
         }.get(hs.stage, "")
-        add("connect", Status.FAIL, f"{t.mode} to {label}: {hs.error}", fix)
+        if _closed_domain(t, s2s, hs.error):
+            add("connect", Status.WARN, f"{t.mode} to {label}: {hs.error}; {NOT_FEDERATING}", fix)
+        else:
+            add("connect", Status.FAIL, f"{t.mode} to {label}: {hs.error}", fix)
         return
     if not t.direct_tls:
         if hs.starttls_required:
@@ -645,6 +648,15 @@ def probe_targets(
     return result
 
 
+NOT_FEDERATING = "fine for a domain that does not federate (no _xmpp-server SRV records)"
+
+
+def _closed_domain(t: dnsprobe.Target, s2s: bool, error: str | None) -> bool:
+    """Nothing listens on the server fallback port and no SRV record promised anything: the
+    domain simply does not federate (a closed domain), which is a choice, not a fault."""
+    return s2s and t.source == "fallback" and "refused" in (error or "")
+
+
 def connectivity(
     targets: list[dnsprobe.Target],
     domain: str,
@@ -682,10 +694,15 @@ def connectivity(
     for t, hs in zip(usable, results, strict=True):
         name = f"connect {kind}"
         if not hs.ok:
+            status = Status.WARN if _closed_domain(t, s2s, hs.error) else Status.FAIL
+            detail = f"{t.mode}: {hs.error}" + (
+                f"; {NOT_FEDERATING}" if status is Status.WARN else ""
+            )
             findings.append(
-                Finding.fail(
+                Finding(
                     name,
-                    f"{t.mode}: {hs.error}",
+                    status,
+                    detail,
                     f"is the server listening on {t.label} with {t.mode}?",
                     check="connectivity",
                     target=t.label,
