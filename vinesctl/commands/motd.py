@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from vinesctl.commands.remote import read_text, run_remote, timeout_option, warn_notes
+from vinesctl.commands.remote import run_remote, text_setting_commands, timeout_option
 from vinesctl.connection import connect_options
 from vinesctl.output import emit, json_option
 
@@ -17,29 +17,7 @@ def command() -> None:
     """The message of the day, sent to users when they log in."""
 
 
-@command.command("set")
-@click.argument("text", required=False)
-@timeout_option
-@connect_options
-@click.pass_context
-def set_(
-    ctx: click.Context,
-    text: str | None,
-    timeout: float,
-    server: str | None,
-    ca: str | None,
-    insecure: bool,
-) -> None:
-    """Set the message of the day to TEXT (or standard input, or '-')."""
-    message = read_text(text, "message of the day")
-
-    async def work(client: Any, conn: Any, _s: Any) -> Any:
-        from vinesctl.xmpp import admin
-
-        return await admin.set_motd(client, conn.domain, message)
-
-    warn_notes(run_remote(ctx, server, ca, insecure, False, work, timeout))
-    click.echo("message of the day set")
+text_setting_commands(command, "motd", "message of the day")
 
 
 @command.command("show")
@@ -65,21 +43,3 @@ def show(
     from vinesctl.render.admin import motd_view
 
     emit(run_remote(ctx, server, ca, insecure, as_json, work, timeout), as_json, motd_view)
-
-
-@command.command("delete")
-@timeout_option
-@connect_options
-@click.pass_context
-def delete(
-    ctx: click.Context, timeout: float, server: str | None, ca: str | None, insecure: bool
-) -> None:
-    """Remove the message of the day."""
-
-    async def work(client: Any, conn: Any, _s: Any) -> Any:
-        from vinesctl.xmpp import admin
-
-        return await admin.delete_motd(client, conn.domain)
-
-    warn_notes(run_remote(ctx, server, ca, insecure, False, work, timeout))
-    click.echo("message of the day deleted")

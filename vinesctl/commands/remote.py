@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from vinesctl.connection import connect_options
 from vinesctl.errors import UsageError, VinesctlError
 
 T = TypeVar("T")
@@ -172,7 +173,6 @@ def make_list_group(name: str, which: str, doc: str, entry: str, domains: bool) 
     """`vinesctl NAME [add|remove ENTRY...]` over an XEP-0133 edit-* list (admin, whitelist,
     blacklist): without a subcommand it shows the list (the prefilled form, then canceled);
     add/remove read it, change it and submit the whole list."""
-    from vinesctl.connection import connect_options
     from vinesctl.output import emit, json_option
 
     def normalize(conn: Any, value: str) -> str:
@@ -265,3 +265,46 @@ def make_list_group(name: str, which: str, doc: str, entry: str, domains: bool) 
         change(ctx, entries, False, (server, ca, insecure, timeout, as_json))
 
     return group
+
+
+def text_setting_commands(group: click.Group, key: str, what: str) -> None:
+    """`set` and `delete` for a server message kept by XEP-0133 set-KEY / delete-KEY (the MOTD,
+    the welcome message): the two groups differ only in the node and the words."""
+
+    @group.command("set", help=f"Set the {what} to TEXT (or standard input, or '-').")
+    @click.argument("text", required=False)
+    @timeout_option
+    @connect_options
+    @click.pass_context
+    def set_(
+        ctx: click.Context,
+        text: str | None,
+        timeout: float,
+        server: str | None,
+        ca: str | None,
+        insecure: bool,
+    ) -> None:
+        message = read_text(text, what)
+
+        async def work(client: Any, conn: Any, _s: Any) -> Any:
+            from vinesctl.xmpp import admin
+
+            return await getattr(admin, f"set_{key}")(client, conn.domain, message)
+
+        warn_notes(run_remote(ctx, server, ca, insecure, False, work, timeout))
+        click.echo(f"{what} set")
+
+    @group.command("delete", help=f"Remove the {what}.")
+    @timeout_option
+    @connect_options
+    @click.pass_context
+    def delete(
+        ctx: click.Context, timeout: float, server: str | None, ca: str | None, insecure: bool
+    ) -> None:
+        async def work(client: Any, conn: Any, _s: Any) -> Any:
+            from vinesctl.xmpp import admin
+
+            return await getattr(admin, f"delete_{key}")(client, conn.domain)
+
+        warn_notes(run_remote(ctx, server, ca, insecure, False, work, timeout))
+        click.echo(f"{what} deleted")
