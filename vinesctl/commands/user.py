@@ -115,6 +115,32 @@ def command() -> None:
 # ---- add / passwd / delete: remote by default, local with --config ---------------------------
 
 
+def _remote_password(
+    ctx: click.Context,
+    user: str,
+    password_file: str | None,
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    timeout: float,
+    verb: str,
+) -> None:
+    """add and passwd over XEP-0133: both send an account JID and a new password."""
+    conn = settings(ctx, server, ca, insecure)
+    jid = user_jid(conn, user)
+    adding = verb == "add_user"
+    prompt = f"Password for {jid}" if adding else f"New password for {jid}"
+    password = new_password(password_file, prompt=prompt)
+
+    async def work(client: Any, conn: Any, _s: Any) -> Any:
+        from vinesctl.xmpp import admin
+
+        return await getattr(admin, verb)(client, conn.domain, jid, password)
+
+    warn_notes(run_with(conn, False, work, timeout))
+    click.echo(f"created {jid}" if adding else f"password of {jid} changed")
+
+
 @command.command("add")
 @click.argument("user")
 @local_config_option
@@ -133,17 +159,7 @@ def add(
 ) -> None:
     """Create the account USER (user@domain or a localpart)."""
     if not config:
-        conn = settings(ctx, server, ca, insecure)
-        jid = user_jid(conn, user)
-        password = new_password(password_file, prompt=f"Password for {jid}")
-
-        async def work(client: Any, conn: Any, _s: Any) -> Any:
-            from vinesctl.xmpp import admin
-
-            return await admin.add_user(client, conn.domain, jid, password)
-
-        warn_notes(run_with(conn, False, work, timeout))
-        click.echo(f"created {jid}")
+        _remote_password(ctx, user, password_file, server, ca, insecure, timeout, "add_user")
         return
     cfg = _local_config(config)
     jid = resolve_user(ctx, user, cfg)
@@ -179,17 +195,9 @@ def passwd(
 ) -> None:
     """Set a new password for USER."""
     if not config:
-        conn = settings(ctx, server, ca, insecure)
-        jid = user_jid(conn, user)
-        password = new_password(password_file, prompt=f"New password for {jid}")
-
-        async def work(client: Any, conn: Any, _s: Any) -> Any:
-            from vinesctl.xmpp import admin
-
-            return await admin.change_user_password(client, conn.domain, jid, password)
-
-        warn_notes(run_with(conn, False, work, timeout))
-        click.echo(f"password of {jid} changed")
+        _remote_password(
+            ctx, user, password_file, server, ca, insecure, timeout, "change_user_password"
+        )
         return
     cfg = _local_config(config)
     jid = resolve_user(ctx, user, cfg)
