@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import click
 
 from vinesctl import __version__
 from vinesctl.errors import VinesctlError
+
+# the variable through which a shell asks vinesctl for completions (Click's convention)
+COMPLETE_VAR = "_VINESCTL_COMPLETE"
 
 # one module per command group in vinesctl/commands/, each exposing `command` (a click command)
 COMMAND_MODULES = (
@@ -80,6 +84,10 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the CLI; any VinesctlError becomes one line on stderr and its exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv)
+    if COMPLETE_VAR in os.environ:  # a shell asking for completions, not a person
+        from vinesctl.commands.completion import register_shells
+
+        register_shells()
     try:
         code = cli.main(args=argv, standalone_mode=False, prog_name="vinesctl")
         # without standalone mode Click returns the code of `ctx.exit(code)` instead of exiting

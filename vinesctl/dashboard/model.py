@@ -18,7 +18,7 @@ keeps the load the server publishes for sparklines, and `EventLog` is a bounded 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -215,8 +215,10 @@ class Change:
 class Board:
     """Who is online: bare JID -> Row. Every update returns the changes it made."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = now) -> None:
         self.rows: dict[str, Row] = {}
+        # what "today" is for the Since column; tests pin it so they hold on any day
+        self.clock = clock
         self._snapshot: dict[str, dict[str, Resource]] | None = None
 
     # ---- queries ---------------------------------------------------------------------------

@@ -162,7 +162,7 @@ class PresenceTable(ScrollView, can_focus=True):
     def row_text(self, index: int) -> tuple[str, ...]:
         """The cells of row `index` as shown (for tests and the detail view)."""
         row = self.board.get(self.keys[index])
-        return row.cells() if row else ()
+        return row.cells(self.board.clock()) if row else ()
 
     # ---- rendering -------------------------------------------------------------------------
 
@@ -179,7 +179,7 @@ class PresenceTable(ScrollView, can_focus=True):
         row = self.board.get(self.keys[index])
         if row is None:
             return Strip.blank(width, base)
-        cells = row.cells()
+        cells = row.cells(self.board.clock())
         style = base
         if index == self.cursor and self.has_focus:
             style = base + self.get_component_rich_style("presence-table--cursor")
