@@ -50,7 +50,7 @@ def complete(tmp_path: Path, line: str, extra_env: dict | None = None) -> list[s
 
 @pytest.mark.parametrize("shell", sorted(FILES))
 def test_command_serves_clicks_own_script(tmp_path, shell):
-    """`vinesctl completion SHELL` is what the installed Click serves itself, whatever its release."""
+    """`vinesctl completion SHELL` is the script the installed vinesctl serves the shell."""
     done = subprocess.run(
         [sys.executable, "-c", RUN_VINESCTL, "completion", shell],
         env=base_env(tmp_path),

@@ -72,18 +72,15 @@ async def test_populated_board_and_load_panel():
         text = screen_text(app)
         lines = text.splitlines()
         first = next(line for line in lines if "user00000@vines.test" in line)
-        assert (
-            first.split()[:7]
-            == [
-                "user00000@vines.test",
-                "phone",
-                "online",
-                "status",
-                "0",
-                "gajim.org",
-                "05:00:00",
-            ]
-        )
+        assert first.split()[:7] == [
+            "user00000@vines.test",
+            "phone",
+            "online",
+            "status",
+            "0",
+            "gajim.org",
+            "05:00:00",
+        ]
         assert "dnd" in next(line for line in lines if "user00002@" in line)
         # a session from an earlier day shows its date instead of the time
         app.board.clock = lambda: T0 + timedelta(days=1)
