@@ -45,4 +45,4 @@ def aioxmpp_python() -> Path:
     try:
         return cached_venv("aioxmpp", AIOXMPP_REQUIREMENTS)
     except VenvBuildError as exc:
-        _missing(f"cannot build the aioxmpp venv: {exc}")
+        _missing(f"cannot build the aioxmpp venv from PyPI: {exc}")

@@ -19,7 +19,7 @@ PIP_TIMEOUT = 300.0  # seconds; a first build downloads a few wheels, cryptograp
 
 
 class VenvBuildError(Exception):
-    """The venv could not be built; the message carries pip's (or ensurepip's) output."""
+    """The venv could not be built; the message carries pip's output."""
 
 
 def cache_root() -> Path:
@@ -46,14 +46,13 @@ def cached_venv(name: str, requirements: Sequence[str], root: Path | None = None
     root.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
     try:
-        try:
-            venv.create(building, with_pip=True, symlinks=True, clear=True)
-        except subprocess.CalledProcessError as exc:
-            raise VenvBuildError(f"ensurepip failed: {exc.output or exc}") from None
-        pip = [str(building / "bin" / "python"), "-m", "pip", "install", "--no-input"]
+        # no pip inside: the test environment's own pip installs into it (`--python`), so
+        # ensurepip (a separate python3-venv package on Debian) is not needed
+        venv.create(building, symlinks=True)
+        pip = [sys.executable, "-m", "pip", "--python", str(building / "bin" / "python")]
         try:
             proc = subprocess.run(
-                [*pip, "--disable-pip-version-check", *requirements],
+                [*pip, "install", "--no-input", "--disable-pip-version-check", *requirements],
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
