@@ -212,9 +212,17 @@ class C2SConnection(asyncio.Protocol):
                     log.info("authentication failed %s: %s", self.peer, condition)
                     self.server.note_auth_failure(self._ip)
                     self._ban_pending = self.server.banned_until(self._ip) is not None
-                case c2s.Authenticated(jid, mechanism):
+                case c2s.Authenticated(jid, mechanism, legacy_name):
                     self.info["mechanism"] = mechanism
                     log.info("authenticated %s as %s with %s", self.peer, jid, mechanism)
+                    if legacy_name:
+                        log.warning(
+                            "%s logged in as %s through its pre-PRECIS name (typed %s): "
+                            "see 'vinesctl server jid-report'",
+                            self.peer,
+                            jid,
+                            legacy_name,
+                        )
                 case c2s.BindRequest(resource, iq_id):
                     try:
                         self.session = await self.server.bind(self, resource)
