@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from vines_server.xmpp.jid import JIDError, normalize_domainpart
 
 __all__ = [
     "INTERMEDIATE_CIPHERS",
@@ -115,7 +116,12 @@ def _domain_context(
 
 
 def _normalise(name: str) -> str:
-    return name.rstrip(".").lower()
+    """The prepared domain (U-labels, as the config keys it) of a configured name or an SNI
+    server name (A-labels)."""
+    try:
+        return normalize_domainpart(name)
+    except JIDError:
+        return name.rstrip(".").lower()  # matches no hosted domain
 
 
 def server_context(
