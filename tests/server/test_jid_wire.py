@@ -9,7 +9,11 @@ import re
 
 import pytest
 
+from tests.server.test_admin import boss
+from tests.support.adhoc import admin, refused, run
 from tests.support.xmpp import DOMAIN, PASSWORD, RawClient
+
+__all__ = ["boss"]  # the administrator fixture of the neighbouring tests
 
 
 async def connect(harness) -> RawClient:
@@ -89,3 +93,19 @@ async def test_account_stored_under_the_legacy_name_still_logs_in(harness, caplo
 
 async def test_sasl_name_precis_refuses_is_malformed(harness):
     assert b"<malformed-request/>" in await plain_outcome(harness, "😀")
+
+
+# ---- XEP-0133 from any admin client: account JIDs take the same rule ------------------------
+
+
+async def test_admin_commands_prepare_account_jids(harness, boss):
+    form = {"password": "x", "password-verify": "x"}
+    err = await refused(run(boss, admin("add-user"), {"accountjid": f"😀@{DOMAIN}"} | form))
+    assert err.condition == "bad-request" and "U+1F600 GRINNING FACE" in err.text
+    done = await run(boss, admin("add-user"), {"accountjid": f"ＥＶＥ@{DOMAIN}"} | form)
+    assert done.status == "completed"
+    assert await harness.server.storage.get_account(f"eve@{DOMAIN}") is not None
+
+    await harness.add_user("strasse")
+    await run(boss, admin("delete-user"), {"accountjids": [f"straße@{DOMAIN}"]})
+    assert await harness.server.storage.get_account(f"strasse@{DOMAIN}") is not None
