@@ -30,6 +30,8 @@ _OPAQUE = precis_i18n.get_profile("OpaqueString")
 # Printable ASCII is left as it is by both profiles (apart from case): no table lookup needed.
 _ASCII_LOCAL = re.compile(r"[!#-%(-.0-9;=?A-~]+")
 _ASCII_RESOURCE = re.compile(r"[ -~]+")
+# An NR-LDH label (RFC 5890): IDNA2008 leaves it as it is, apart from case.
+_LDH_LABEL = re.compile(r"(?!..--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _CODEPOINT = re.compile(r"U\+([0-9A-Fa-f]{4,6})")
 _CACHE = 1024  # prepared parts remembered (the same few addresses recur on every stanza)
 
@@ -105,6 +107,9 @@ def _domain_labels(s: str) -> tuple[str, str]:
     _check_len(s, "domainpart")
     if any(not label for label in re.split(r"[.\u3002\uff0e\uff61]", s)):
         raise JIDError("empty label in domainpart")
+    lowered = s.lower()
+    if len(lowered) <= 253 and all(_LDH_LABEL.fullmatch(x) for x in lowered.split(".")):
+        return lowered, lowered
     try:
         ascii_form = idna.encode(s, uts46=True, transitional=False).decode("ascii")
         unicode_form = idna.decode(ascii_form)

@@ -6,13 +6,19 @@ section 3.5, valid and invalid."""
 
 from __future__ import annotations
 
+import random
+
+import idna
+import precis_i18n
 import pytest
 from vines_server.xmpp.jid import (
     JID,
     JIDError,
     domain_to_ascii,
     legacy_localpart,
+    normalize_domainpart,
     normalize_localpart,
+    normalize_resourcepart,
 )
 
 
@@ -106,3 +112,40 @@ def test_domain_to_ascii_is_idna2008() -> None:
 def test_legacy_rule_differs_from_precis_only_where_the_migration_must_look() -> None:
     assert legacy_localpart("straße") == "strasse" != normalize_localpart("straße")
     assert legacy_localpart("Joe") == normalize_localpart("Joe") == "joe"
+
+
+# The ASCII fast paths skip the libraries: they must agree with them exactly (on a fixed set of
+# random names, so a failure reproduces).
+
+
+def _outcome(fn, s):
+    try:
+        return fn(s)
+    except (JIDError, UnicodeError, idna.IDNAError):
+        return None
+
+
+def _names(alphabet: str, count: int = 3000, longest: int = 70) -> list[str]:
+    rnd = random.Random(7622)
+    return ["".join(rnd.choices(alphabet, k=rnd.randint(1, longest))) for _ in range(count)]
+
+
+def test_ascii_domain_fast_path_agrees_with_idna():
+    def reference(name):
+        return idna.decode(idna.encode(name, uts46=True, transitional=False))
+
+    for s in _names("abcXYZ019-.") + _names("ab-.", longest=8) + ["a" * 63, "a" * 64]:
+        if not s.endswith("."):
+            assert _outcome(normalize_domainpart, s) == _outcome(reference, s), s
+
+
+def test_ascii_local_and_resource_fast_paths_agree_with_precis():
+    username = precis_i18n.get_profile("UsernameCaseMapped").enforce
+    opaque = precis_i18n.get_profile("OpaqueString").enforce
+
+    def local_reference(name):
+        return None if set(name) & set("\"&'/:<>@") else username(name)
+
+    for s in _names("".join(map(chr, range(0x20, 0x7F))), longest=12):
+        assert _outcome(normalize_localpart, s) == _outcome(local_reference, s), s
+        assert _outcome(normalize_resourcepart, s) == _outcome(opaque, s), s
