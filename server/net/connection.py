@@ -217,11 +217,11 @@ class C2SConnection(asyncio.Protocol):
                     log.info("authenticated %s as %s with %s", self.peer, jid, mechanism)
                     if legacy_name:
                         log.warning(
-                            "%s logged in as %s through its pre-PRECIS name (typed %s): "
-                            "see 'vinesctl server jid-report'",
+                            "%s typed %s and logged in as %s: an account stored under the "
+                            "pre-PRECIS rule, which casefolded names (RFC 7622 keeps them apart)",
                             self.peer,
-                            jid,
                             legacy_name,
+                            jid,
                         )
                 case c2s.BindRequest(resource, iq_id):
                     try:

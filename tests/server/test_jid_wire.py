@@ -10,6 +10,7 @@ import re
 import pytest
 
 from tests.server.test_admin import boss
+from tests.server.test_hostile import scram
 from tests.support.adhoc import admin, refused, run
 from tests.support.xmpp import DOMAIN, PASSWORD, RawClient
 
@@ -109,3 +110,14 @@ async def test_admin_commands_prepare_account_jids(harness, boss):
     await harness.add_user("strasse")
     await run(boss, admin("delete-user"), {"accountjids": [f"straße@{DOMAIN}"]})
     assert await harness.server.storage.get_account(f"strasse@{DOMAIN}") is not None
+
+
+async def test_legacy_name_logs_in_with_scram_too(harness):
+    await harness.add_user("strasse", "pw-ss")
+    client = await connect(harness)
+    try:
+        await client.starttls()
+        _, _, _, answer = await scram(client, "straße", "pw-ss")
+        assert b"<success" in answer, answer
+    finally:
+        client.close()
