@@ -11,16 +11,24 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import sys
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from slixmpp.exceptions import IqError
+from vines_server.config import Limits
 from vines_server.net.connection import WRITE_HIGH, C2SConnection
+from vines_server.storage import SQLiteStorage
+from vines_server.storage.base import RosterItem
 from vines_server.xmpp.jid import JID
+from vines_server.xmpp.sasl.credentials import derive_all
 
-from tests.server.test_admin_process import wait_for
+from tests.server.test_admin_process import Live, wait_for, write_config
 from tests.support.xmpp import (
     DOMAIN,
+    PASSWORD,
+    TEST_ITERATIONS,
     Harness,
     RawClient,
     disconnect,
@@ -61,6 +69,12 @@ async def stalled_client(harness: Harness, user: str):
     return client, full
 
 
+def read_again(client: RawClient) -> None:
+    sock = client.writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # and quickly
+    client.writer.transport.resume_reading()
+
+
 def connection(harness: Harness, full: JID) -> C2SConnection:
     return harness.server.sessions.get(full).link
 
@@ -89,11 +103,14 @@ def numbered(count: int) -> list[str]:
 
 @asynccontextmanager
 async def stalled_and_sender(tmp_path, pki, **deadlines: float):
-    """A server with small output limits, alice's stalled connection and bob (slixmpp)."""
+    """A server with small output limits, alice's stalled connection and bob (slixmpp), who
+    share their presence."""
     sections = {"limits": {"output_bytes": OUTPUT_BYTES}, "deadlines": deadlines}
     async with running_server(tmp_path, pki, **sections) as h:
         await h.add_user("alice")
         await h.add_user("bob")
+        for user, contact in ((ALICE, BOB), (BOB, ALICE)):
+            await h.server.storage.put_roster_item(user, RosterItem(contact, None, "both"))
         alice, full = await stalled_client(h, "alice")
         bob = await slixmpp_client(h, BOB)
         try:
@@ -115,7 +132,7 @@ async def test_messages_to_a_stalled_client_wait_offline_until_it_reads(tmp_path
         assert conn.output_full
         assert_bounded(conn, BODY + 1000)
 
-        alice.writer.transport.resume_reading()
+        read_again(alice)
         last = f"m{sent - 1:04d}"
         data = await alice.read_until(rf"<body>{last} .*?</message>", timeout=30)
         # all of them, once each and in order: those kept offline follow when it drained
@@ -134,6 +151,19 @@ async def test_iq_to_a_stalled_client_bounces_resource_constraint(tmp_path, pki)
         assert err.value.etype == "wait"
 
 
+async def test_presence_to_a_stalled_client_is_coalesced_to_the_latest(tmp_path, pki):
+    async with stalled_and_sender(tmp_path, pki) as (h, alice, full, bob):
+        await fill(h, bob, full)
+        for i in range(50):
+            bob.send_presence(pstatus=f"s{i}")
+        await bob.plugin["xep_0199"].ping(jid=DOMAIN, timeout=30)
+        assert connection(h, full).output_full  # all 50 came while it was full
+
+        read_again(alice)
+        data = await alice.read_until(rb"<status>s49</status>", timeout=30)
+        assert re.findall(rb"<status>(s\d+)</status>", data) == [b"s49"]
+
+
 async def test_a_client_that_stays_full_is_closed_and_gets_its_messages_at_next_login(
     tmp_path, pki
 ):
@@ -141,7 +171,7 @@ async def test_a_client_that_stays_full_is_closed_and_gets_its_messages_at_next_
         conn = connection(h, full)
         sent, _ = await fill(h, bob, full)
         await wait_for(lambda: conn.closing)  # the stall deadline passed
-        alice.writer.transport.resume_reading()
+        read_again(alice)
         first = await alice.expect_stream_error("policy-violation", timeout=10)
         # its queue was not lost: whatever it did not read before the close is kept
         await wait_for(lambda: h.server.sessions.get(full) is None)
@@ -178,10 +208,52 @@ async def test_pipelined_gets_of_a_large_vcard_stop_at_the_source(tmp_path, pki)
             assert h.server.router.stanzas_in - routed < gets
             assert_bounded(conn, len(card) + 1000)
 
-            alice.writer.transport.resume_reading()  # it reads again: every answer comes
+            read_again(alice)  # it reads again: every answer comes
             data = await alice.read_until(rf"id='g{gets - 1}'.*?</iq>", timeout=60)
             assert re.findall(rb"<iq[^>]*id='(g\d+)'", data) == [
                 f"g{i}".encode() for i in range(gets)
             ]
         finally:
             alice.close()
+
+
+def vm_rss(pid: int) -> int:
+    """Resident memory of process `pid`, in bytes."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) * 1024
+
+
+async def test_memory_per_stalled_client_is_bounded_by_the_limits(tmp_path, pki):
+    """50 MB pushed at a client that does not read, in a server process of its own: the
+    server's RSS grows by what its limits allow (and allocator slack), not by what was pushed."""
+    storage = SQLiteStorage(tmp_path / "vines.sqlite")
+    await storage.open()
+    for user in (ALICE, BOB):
+        await storage.create_account(user, derive_all(PASSWORD, TEST_ITERATIONS))
+    await storage.close()
+    config = write_config(tmp_path, pki)
+    state_file = tmp_path / "vines.state.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vines_server", "--config", str(config),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await wait_for(state_file.exists)
+        live = Live(pki, state_file)
+        alice, full = await stalled_client(live, "alice")
+        bob = await slixmpp_client(live, BOB)
+        before = vm_rss(proc.pid)
+        body = "x" * 200_000
+        for _ in range(5):  # 5 x 50 x 200 KB
+            for _ in range(50):
+                bob.send_message(mto=str(full), mbody=body, mtype="chat")
+            await bob.plugin["xep_0199"].ping(jid=DOMAIN, timeout=60)  # all of it was routed
+        growth = vm_rss(proc.pid) - before
+        limits = Limits()
+        bound = 4 * (limits.output_bytes + WRITE_HIGH + limits.stanza_size) + 16 * 2**20
+        assert growth < bound, f"RSS grew by {growth / 2**20:.1f} MiB, bound {bound / 2**20:.1f}"
+        alice.close()
+        await disconnect(bob)
+    finally:
+        proc.terminate()
+        await proc.wait()
