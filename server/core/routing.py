@@ -181,6 +181,11 @@ class Router:
         if session.congested and stanza.tag != PRESENCE:  # presence is coalesced instead
             self._deliver_congested(stanza, session)
             return
+        self._send(stanza, session)
+
+    def _send(self, stanza: Element, session: Session) -> None:
+        """Out even when `session`'s output is full: for answers to its own stanzas (replies,
+        bounces), bounded because it sends no more while its output is full."""
         self.stanzas_out += 1
         session.send(stanza)
 
@@ -214,7 +219,8 @@ class Router:
                 except Exception:
                     log.exception("could not keep a message for %s offline", bare)
                 finally:
-                    done.set_result(None)
+                    if not done.done():  # its sender may have gone (cancelled) meanwhile
+                        done.set_result(None)
         finally:
             self._storing_unsent = False
         for session in list(self._diverted):
@@ -234,10 +240,7 @@ class Router:
         """Send a server-made stanza to a local entity (the `to` is already set)."""
         to = JID.parse(stanza.get("to", ""))
         if origin is not None and origin.jid == to:
-            # An answer to the session's own request always goes out: it asks nothing more
-            # while its output is full, so these answers are bounded.
-            self.stanzas_out += 1
-            origin.send(stanza)
+            self._send(stanza, origin)
             return
         session = self.sessions.get(to) if to.resource else None
         if session is not None:
@@ -260,10 +263,10 @@ class Router:
         if sender_jid.resource:
             session = self.sessions.get(sender_jid)
             if session is not None:
-                self.deliver(reply, session)
+                self._send(reply, session)
         else:
             for session in self.sessions.available(sender_jid):
-                self.deliver(reply, session)
+                self._send(reply, session)
 
     def bounce(self, stanza: Element, err: StanzaError) -> None:
         self._bounce(stanza, err)
