@@ -2,7 +2,8 @@
 
 add-user, delete-user, disable-user, reenable-user, end-user-session, change-user-password,
 get-user-roster, get-user-lastlogin and user-stats, each for the accounts of the domain the
-command is sent to, run only by that domain's admins (`vines_server.core.admins`). The retracted
+command is sent to, run only by that domain's admins (`vines_server.core.admins`); an operator's
+account is off limits to everyone but operators (`AdminState.guard_operators`). The retracted
 get-user-password is not offered: passwords are stored only as SCRAM keys.
 
 Provides "admins": the `AdminState` the other admin modules (userlists, announce, service,
@@ -84,6 +85,13 @@ def setup(api: ModuleAPI) -> None:
     def add(name: str, title: str, run, *stages) -> None:
         registry.add(Command(node(name), title, run, tuple(stages), state.allow_admin))
 
+    def targets(ctx: Context, values: Iterable[str], full: bool = False) -> list[JID]:
+        """The accounts a command acts on: on the service's domain, and an operator's only
+        when the requester is an operator too."""
+        jids = accounts(ctx, values, full)
+        state.guard_operators(ctx.requester, jids)
+        return jids
+
     async def existing(ctx: Context, jids: list[JID]) -> tuple[list[JID], list[str]]:
         found, missing = [], []
         for jid in jids:
@@ -118,7 +126,7 @@ def setup(api: ModuleAPI) -> None:
 
     async def add_user(ctx: Context) -> Result:
         v = ctx.values
-        (jid,) = accounts(ctx, [v["accountjid"]])
+        (jid,) = targets(ctx, [v["accountjid"]])
         if v["password-verify"] is not None and v["password"] != v["password-verify"]:
             raise bad_payload("field 'password-verify': the passwords do not match")
         creds = await asyncio.to_thread(
@@ -142,7 +150,7 @@ def setup(api: ModuleAPI) -> None:
         return lambda ctx: admin_form(title, jids_field("accountjids", label))
 
     async def delete_user(ctx: Context) -> Result:
-        jids, missing = await existing(ctx, accounts(ctx, ctx.values["accountjids"]))
+        jids, missing = await existing(ctx, targets(ctx, ctx.values["accountjids"]))
         for jid in jids:
             await storage.delete_account(str(jid))
             await state.forget(str(jid))
@@ -152,7 +160,7 @@ def setup(api: ModuleAPI) -> None:
         return summary("deleted", jids, missing)
 
     async def disable_user(ctx: Context) -> Result:
-        jids, missing = await existing(ctx, accounts(ctx, ctx.values["accountjids"]))
+        jids, missing = await existing(ctx, targets(ctx, ctx.values["accountjids"]))
         for jid in jids:
             await storage.set_disabled(str(jid), True)
             off = StreamError("not-authorized", "this account was disabled")
@@ -160,7 +168,7 @@ def setup(api: ModuleAPI) -> None:
         return summary("disabled", jids, missing)
 
     async def reenable_user(ctx: Context) -> Result:
-        jids, missing = await existing(ctx, accounts(ctx, ctx.values["accountjids"]))
+        jids, missing = await existing(ctx, targets(ctx, ctx.values["accountjids"]))
         for jid in jids:
             await storage.set_disabled(str(jid), False)
         return summary("re-enabled", jids, missing)
@@ -168,7 +176,7 @@ def setup(api: ModuleAPI) -> None:
     async def end_session(ctx: Context) -> Result:
         closed = 0
         kick = StreamError("policy-violation", "your session was ended by an administrator")
-        for jid in accounts(ctx, ctx.values["accountjids"], full=True):
+        for jid in targets(ctx, ctx.values["accountjids"], full=True):
             if jid.resource is None:
                 sessions = api.sessions.resources(jid)
             else:
@@ -211,7 +219,7 @@ def setup(api: ModuleAPI) -> None:
         )
 
     async def change_password(ctx: Context) -> Result:
-        (jid,) = accounts(ctx, [ctx.values["accountjid"]])
+        (jid,) = targets(ctx, [ctx.values["accountjid"]])
         if not await storage.get_account(str(jid)):
             raise CommandFailed(f"no such account: {jid}")
         iterations = api.config.limits.pbkdf2_iterations
@@ -230,7 +238,7 @@ def setup(api: ModuleAPI) -> None:
         return lambda ctx: admin_form(title, account_field())
 
     async def the_account(ctx: Context) -> JID:
-        (jid,) = accounts(ctx, [ctx.values["accountjid"]])
+        (jid,) = targets(ctx, [ctx.values["accountjid"]])
         if not await storage.get_account(str(jid)):
             raise CommandFailed(f"no such account: {jid}")
         return jid
