@@ -16,10 +16,10 @@ from vines_server.core.api import ModuleAPI
 from vines_server.core.sessions import Session
 from vines_server.modules.roster import push
 from vines_server.storage.base import RosterItem
+from vines_server.storage.stanzas import parse_stored, storable
 from vines_server.xmpp import ns
-from vines_server.xmpp.errors import StanzaError
+from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.jid import JID
-from vines_server.xmpp.parser import parse_fragment
 from vines_server.xmpp.stanza import make, serialize
 
 PRESENCE = ns.q(ns.CLIENT, "presence")
@@ -122,8 +122,14 @@ async def on_initial(api: ModuleAPI, session: Session, roster: list[RosterItem])
     for other in api.sessions.available(user):
         if other is not session and other.presence is not None:
             api.router.deliver(_copy_from(other.presence, other.jid, to=session.jid), session)
-    for _contact, xml in await api.storage.get_pending_in(str(user)):
-        request = parse_fragment(xml)
+    for contact, xml in await api.storage.get_pending_in(str(user)):
+        try:
+            request = parse_stored(xml, api.config.limits)
+        except StreamError as err:  # the request itself is not lost: it goes without payload
+            api.log.warning(
+                "subscription request from %s to %s unreadable (%s)", contact, user, err
+            )
+            request = make(PRESENCE, {"type": "subscribe", "from": contact})
         request.set("to", str(user))
         api.router.deliver(request, session)
     await api.fire("presence/initial", session)
@@ -245,10 +251,7 @@ async def inbound_subscription(
             for session in api.sessions.available(user):
                 await send(api, _copy_from(session.presence, session.jid), contact)
             return
-        request = make(PRESENCE, {"type": "subscribe", "from": str(contact)})
-        for child in stanza:
-            request.append(copy.deepcopy(child))
-        await storage.add_pending_in(str(user), str(contact), serialize(request).decode())
+        await storage.add_pending_in(str(user), str(contact), pending_request(api, stanza, contact))
     elif ptype == "subscribed":
         if item is None or not item.ask:
             return  # nothing was asked: ignore (RFC 6121 3.1.6)
@@ -272,6 +275,21 @@ async def inbound_subscription(
     if deliver:
         for session in api.sessions.available(user):
             api.router.deliver(_copy_from(stanza, contact, to=session.jid), session)
+
+
+def pending_request(api: ModuleAPI, stanza: Element, contact: JID) -> str:
+    """The stored form of an inbound subscription request, re-delivered at each login until
+    answered; one whose stored form would be out of bounds is kept without its payload."""
+    request = make(PRESENCE, {"type": "subscribe", "from": str(contact)})
+    for child in stanza:
+        request.append(copy.deepcopy(child))
+    xml = serialize(request).decode()
+    if storable(xml, api.config.limits):
+        return xml
+    api.log.info(
+        "subscription request from %s kept without its payload (%d bytes)", contact, len(xml)
+    )
+    return serialize(make(PRESENCE, {"type": "subscribe", "from": str(contact)})).decode()
 
 
 def _copy_from(stanza: Element, sender: JID, to: JID | None = None) -> Element:

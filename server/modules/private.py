@@ -3,9 +3,9 @@
 from xml.etree.ElementTree import Element
 
 from vines_server.core.api import IqRequest, ModuleAPI
+from vines_server.storage.stanzas import parse_stored
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError
-from vines_server.xmpp.parser import parse_fragment
 from vines_server.xmpp.stanza import make, serialize
 
 MAX_PRIVATE = 64 * 1024
@@ -26,7 +26,7 @@ def setup(api: ModuleAPI) -> None:
         if req.type == "get":
             stored = await api.storage.get_private(user, key)
             query = make(ns.q(ns.PRIVATE, "query"))
-            query.append(parse_fragment(stored) if stored else make(key))
+            query.append(parse_stored(stored, api.config.limits) if stored else make(key))
             return query
         data = serialize(child).decode()
         if len(data) > MAX_PRIVATE:
