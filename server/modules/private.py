@@ -3,6 +3,7 @@
 from xml.etree.ElementTree import Element
 
 from vines_server.core.api import IqRequest, ModuleAPI
+from vines_server.storage.base import QuotaExceeded
 from vines_server.storage.stanzas import parse_stored
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError
@@ -31,7 +32,14 @@ def setup(api: ModuleAPI) -> None:
         data = serialize(child).decode()
         if len(data) > MAX_PRIVATE:
             raise StanzaError("not-acceptable", f"limited to {MAX_PRIVATE} bytes")
-        await api.storage.set_private(user, key, data)
+        quota = api.config.limits.private_bytes
+        try:
+            await api.storage.set_private(user, key, data, max_bytes=quota)
+        except QuotaExceeded:
+            text = (
+                f"private storage is full: at most {quota} bytes per account (limits.private_bytes)"
+            )
+            raise StanzaError("not-acceptable", text) from None
         return None
 
     api.iq(ns.PRIVATE, private, account=True)

@@ -14,7 +14,7 @@ from xml.etree.ElementTree import fromstring
 
 import pytest
 
-from tests.support.xmpp import DOMAIN, RawClient, running_server
+from tests.support.xmpp import DOMAIN, RawClient, raw_login, running_server
 
 BOB = f"bob@{DOMAIN}"
 MALLORY = f"mallory@{DOMAIN}"
@@ -28,12 +28,6 @@ async def harness(tmp_path, pki):
         for local in ("alice", "bob", "mallory"):
             await h.add_user(local)
         yield h
-
-
-async def login(harness, local: str) -> RawClient:
-    raw = await RawClient.connect(harness.port(), harness.pki.ca_file)
-    await raw.login(local)
-    return raw
 
 
 async def settle(raw: RawClient, tag: str) -> None:
@@ -62,13 +56,13 @@ async def next_message(raw: RawClient):
 
 
 async def test_a_huge_subscription_request_never_breaks_the_recipients_login(harness):
-    mallory = await login(harness, "mallory")
+    mallory = await raw_login(harness, "mallory")
     await mallory.send(f"<presence to='{BOB}' type='subscribe'><status>{HUGE}</status></presence>")
     await settle(mallory, "s1")
     stored = await harness.server.storage.get_pending_in(BOB)
     assert len(stored) == 1 and len(stored[0][1]) > 256 * 1024  # larger than the wire limit
     for attempt in range(2):  # every later login, not just the first
-        bob = await login(harness, "bob")
+        bob = await raw_login(harness, "bob")
         await bob.send("<presence/>")
         data = await bob.read_until(rb"<presence[^>]*type='subscribe'.*?</presence>", timeout=10)
         request = element(data, "presence")
@@ -80,13 +74,13 @@ async def test_a_huge_subscription_request_never_breaks_the_recipients_login(har
 
 
 async def test_a_huge_offline_message_does_not_take_the_others_with_it(harness):
-    alice = await login(harness, "alice")
+    alice = await raw_login(harness, "alice")
     bodies = ["one", "two", "three", HUGE, "five", "six", "seven"]
     for i, body in enumerate(bodies):
         await alice.send(f"<message to='{BOB}' id='m{i}' type='chat'><body>{body}</body></message>")
     await settle(alice, "s1")
     assert await harness.server.storage.count_offline(BOB) == 7
-    bob = await login(harness, "bob")
+    bob = await raw_login(harness, "bob")
     await bob.send("<presence/>")
     got = [await next_message(bob) for _ in bodies]
     assert [m.findtext("body") for m in got] == bodies
@@ -103,7 +97,7 @@ async def test_an_unreadable_offline_message_is_skipped_with_a_log_line(harness,
     await storage.store_offline(BOB, "<message id='a'><body>first</body></message>", now)
     await storage.store_offline(BOB, "<message id='b'><body>cut short", now)  # damaged
     await storage.store_offline(BOB, "<message id='c'><body>last</body></message>", now)
-    bob = await login(harness, "bob")
+    bob = await raw_login(harness, "bob")
     await bob.send("<presence/>")
     got = [await next_message(bob) for _ in range(2)]
     assert [m.get("id") for m in got] == ["a", "c"]
@@ -115,7 +109,7 @@ async def test_an_unreadable_offline_message_is_skipped_with_a_log_line(harness,
 async def test_an_unreadable_subscription_request_still_arrives(harness, caplog):
     caplog.set_level(logging.WARNING, logger="vines_server")
     await harness.server.storage.add_pending_in(BOB, MALLORY, "<presence type='subscribe'><st")
-    bob = await login(harness, "bob")
+    bob = await raw_login(harness, "bob")
     await bob.send("<presence/>")
     data = await bob.read_until(rb"<presence[^>]*type='subscribe'[^>]*/>", timeout=10)
     assert f"from='{MALLORY}'".encode() in data
@@ -129,12 +123,12 @@ async def test_a_request_that_grows_without_bound_when_stored_is_kept_without_pa
     uri = "urn:x:" + "u" * 10_000
     children = "<p:c/>" * 200
     payload = f"<w xmlns='urn:w' xmlns:p='{uri}'>{children}</w>"
-    mallory = await login(harness, "mallory")
+    mallory = await raw_login(harness, "mallory")
     await mallory.send(f"<presence to='{BOB}' type='subscribe'>{payload}</presence>")
     await settle(mallory, "s1")
     ((contact, xml),) = await harness.server.storage.get_pending_in(BOB)
     assert contact == MALLORY and len(xml) < 1000
-    bob = await login(harness, "bob")
+    bob = await raw_login(harness, "bob")
     await bob.send("<presence/>")
     data = await bob.read_until(rb"<presence[^>]*type='subscribe'[^>]*/>", timeout=10)
     assert f"from='{MALLORY}'".encode() in data
