@@ -12,7 +12,7 @@ from vines_server.storage.base import QuotaExceeded, RosterItem
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError
 from vines_server.xmpp.jid import JID, JIDError
-from vines_server.xmpp.stanza import make
+from vines_server.xmpp.stanza import Prewritten, make, serialize
 
 ITEM = ns.q(ns.ROSTER, "item")
 MAX_NAME = 1024
@@ -27,9 +27,13 @@ def setup(api: ModuleAPI) -> None:
         if req.type == "get":
             if req.origin is not None:
                 req.origin.interested = True
-            query = make(ns.q(ns.ROSTER, "query"))
-            async for item in in_turns(await api.storage.get_roster(user)):
-                query.append(item_element(item))
+            # written out here, between turns of the event loop: up to limits.roster_items
+            query = Prewritten(ns.q(ns.ROSTER, "query"))
+            parts = [
+                serialize(item_element(item), ns.ROSTER).decode()
+                async for item in in_turns(await api.storage.get_roster(user))
+            ]
+            query.content = "".join(parts)
             return query
         items = req.payload.findall(ITEM)
         if len(items) != 1:
