@@ -27,6 +27,8 @@ from vines_server.core.commands import (
     bad_payload,
 )
 from vines_server.core.sessions import Session
+from vines_server.core.turns import in_turns
+from vines_server.modules.roster import item_element
 from vines_server.storage.base import AccountExists
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError, StreamError
@@ -246,15 +248,8 @@ def setup(api: ModuleAPI) -> None:
     async def user_roster(ctx: Context) -> Result:
         jid = await the_account(ctx)
         query = make(ns.q(ns.ROSTER, "query"))
-        for item in await storage.get_roster(str(jid)):
-            attrs = {"jid": item.jid, "subscription": item.subscription}
-            if item.name:
-                attrs["name"] = item.name
-            if item.ask:
-                attrs["ask"] = "subscribe"
-            el = make(ns.q(ns.ROSTER, "item"), attrs)
-            el.extend(make(ns.q(ns.ROSTER, "group"), text=g) for g in item.groups)
-            query.append(el)
+        async for item in in_turns(await storage.get_roster(str(jid))):
+            query.append(item_element(item))
         form = result_form(
             "Roster of " + str(jid), Field("accountjid", "jid-single", values=[str(jid)])
         )
