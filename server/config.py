@@ -53,6 +53,10 @@ class Limits:
     auth_failures_per_stream: int = 3
     stream_restarts: int = 32
     offline_quota: int = 1000
+    offline_bytes: int = 10 * 1024 * 1024  # per account, of stored XML, beside offline_quota
+    roster_items: int = 2000  # per account
+    private_bytes: int = 1024 * 1024  # per account, of XEP-0049 private XML
+    directed_presences: int = 1000  # per session: JIDs given directed available presence
     pbkdf2_iterations: int = 10_000
     connections_per_ip: int = 64  # XEP-0205: refused at accept beyond this
     auth_failures_per_ip: int = 20  # within auth_ban_seconds, then the IP is banned ...

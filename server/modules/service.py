@@ -58,6 +58,8 @@ def setup(api: ModuleAPI) -> None:
             if jid.local is None or jid.resource is not None or jid.domain != domain:
                 raise bad_payload(f"field 'adminjids': {value} is not an account on {domain}")
             jids.append(str(jid))
+        config, _ = await state.admins(domain)  # leaving an operator out is acting on it
+        state.guard_operators(ctx.requester, [JID.parse(a) for a in config if a not in jids])
         await state.set_admins(domain, jids)
         return kept(state.configured(), jids, "admin list saved", "vines.toml")
 

@@ -403,6 +403,10 @@ LIMIT_NOTES = {
     "auth_failures_per_stream": "failed SASL attempts, then policy-violation",
     "stream_restarts": "stream restarts per connection",
     "offline_quota": "offline messages kept per account",
+    "offline_bytes": "bytes of offline messages kept per account",
+    "roster_items": "roster items per account, then not-acceptable",
+    "private_bytes": "bytes of private XML storage (XEP-0049) per account",
+    "directed_presences": "JIDs one session may send directed presence to",
     "pbkdf2_iterations": "SCRAM iterations for new passwords (at least 10000)",
     "output_bytes": "bytes queued for a client that does not read, then messages go offline",
 }
