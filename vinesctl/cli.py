@@ -7,7 +7,6 @@ dnspython load inside the commands that need them, so `vinesctl --help` stays fa
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
 
@@ -68,7 +67,9 @@ def cli(ctx: click.Context, profile: str | None, debug: bool) -> None:
     ctx.obj["profile"] = profile
     ctx.obj["debug"] = debug
     if debug:
-        logging.basicConfig(level=logging.DEBUG)
+        from vinesctl import trace
+
+        trace.enable()
 
 
 for _name in COMMAND_MODULES:
