@@ -211,7 +211,7 @@ def test_user_local_lifecycle(run_cli, server_dir):
 
     r = run_cli("user", "list", "--config", config, "--json")
     assert r.exit_code == 0
-    users = json.loads(r.stdout)
+    users = json.loads(r.stdout)["accounts"]
     assert [u["jid"] for u in users] == ["admin@localhost", "alice@localhost", "bob@localhost"]
     assert users[1]["disabled"] is False and users[1]["created"]
     r = run_cli("user", "list", "--config", config)
@@ -444,7 +444,7 @@ def test_localpart_takes_the_profiles_domain_when_hosted(run_cli, tmp_path):
     r = run_cli("user", "add", "dave", "--config", str(config), env=env)
     assert r.stdout == "created dave@a.example\n", r.stderr  # c.example is not hosted
     r = run_cli("user", "list", "--config", str(config), "--domain", "B.example", "--json")
-    assert [u["jid"] for u in json.loads(r.stdout)] == ["carol@b.example"]
+    assert [u["jid"] for u in json.loads(r.stdout)["accounts"]] == ["carol@b.example"]
 
 
 def test_init_bind_all_points_the_profile_at_loopback(run_cli, tmp_path):

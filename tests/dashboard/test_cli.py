@@ -83,7 +83,7 @@ async def test_presence_once_json(live, tmp_path):
     finally:
         await disconnect(alice)
     assert code == 0, err
-    sessions = {s["jid"]: s for s in json.loads(out)}
+    sessions = {s["jid"]: s for s in json.loads(out)["sessions"]}
     assert sessions[f"alice@{DOMAIN}/phone"]["show"] == "away"
     assert sessions[f"alice@{DOMAIN}/phone"]["status"] == "lunch"
     assert any(j.startswith(f"admin@{DOMAIN}/") for j in sessions)

@@ -377,15 +377,15 @@ def list_(
         async def work(client: Any, conn: Any, _s: Any) -> Any:
             from vinesctl.xmpp import admin
 
-            return await admin.accounts(client, conn.domain)
+            return {"accounts": await admin.accounts(client, conn.domain)}
 
-        rows = run_remote(ctx, server, ca, insecure, as_json, work, timeout)
-        if not as_json and not rows:
+        result = run_remote(ctx, server, ca, insecure, as_json, work, timeout)
+        if not as_json and not result["accounts"]:
             click.echo("no accounts")
             return
         from vinesctl.render.admin import accounts_table
 
-        emit(rows, as_json, accounts_table)
+        emit(result, as_json, accounts_table)
         return
     cfg = _local_config(config)
     if domain is not None:
@@ -415,7 +415,7 @@ def list_(
 
     rows = _run(cfg, collect)
     if as_json:
-        emit(rows, True)
+        emit({"accounts": rows}, True)
         return
     if not rows:
         click.echo("no accounts")
