@@ -113,3 +113,34 @@ def test_errors_are_json_objects_with_the_same_exit_code(live: LiveServer, run_c
     assert as_json(run_cli, "online", "--no-such-flag", code=2)["error"]["code"] == 2
     # without --json stdout stays empty
     assert run_cli("online", "--max", "7", env=ENV).stdout == ""
+
+
+# ---- the tables at 80 columns ----------------------------------------------------------------
+
+
+def test_one_very_long_jid_keeps_the_columns_of_every_row(live: LiveServer, run_cli: Any) -> None:
+    long = live.add_user("x" * (1023 - len(f"@{DOMAIN}")), PASSWORD)
+    assert len(long) == 1023
+    r = run_cli("user", "list", env=ENV | {"COLUMNS": "80"})
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert lines[0].split() == ["jid", "online", "disabled"]
+    admin_row = next(line for line in lines if line.startswith(ADMIN))
+    assert admin_row.split() == [ADMIN, "yes"]  # online, in its column
+    assert admin_row.index("yes") == lines[0].index("online")
+    assert "".join(line.split()[0] for line in lines if line.startswith("x")) in long
+
+
+def test_sessions_never_break_a_cipher(live: LiveServer, run_cli: Any) -> None:
+    rows = as_json(run_cli, "sessions", env=ENV)["sessions"]
+    cipher = rows[0]["cipher"]
+    for columns in ("80", "200"):
+        r = run_cli("sessions", env=ENV | {"COLUMNS": columns})
+        assert r.exit_code == 0, r.stderr
+        assert all(len(line) <= int(columns) for line in r.stdout.splitlines())
+        assert cipher in r.stdout and ADMIN in r.stdout  # whole, on one line
+    narrow = run_cli("sessions", env=ENV | {"COLUMNS": "80"}).stdout
+    assert "SASL mechanism" in narrow  # one block per session, labelled by the server
+    wide = run_cli("sessions", env=ENV | {"COLUMNS": "200"}).stdout
+    assert wide.splitlines()[0].split()[:3] == ["session", "address", "TLS"]

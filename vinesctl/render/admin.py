@@ -14,13 +14,13 @@ def _yes(value: bool | None) -> str:
 
 
 def accounts_table(data: dict[str, Any]) -> Table:
-    """{'accounts': [Account]}: a JID is never cut or wrapped, so one very long JID cannot make
-    the table drop the other columns for every row: it takes its own line instead."""
+    """{'accounts': [Account]}: a JID too long for the screen folds over lines (never cut: it
+    names an account), so it cannot push the other columns off the table for every row."""
     rows = data["accounts"]
     table = Table(box=None, pad_edge=False)
-    table.add_column("jid", no_wrap=True, overflow="ignore")
-    table.add_column("online", no_wrap=True, min_width=6)
-    table.add_column("disabled", no_wrap=True, min_width=8)
+    table.add_column("jid", overflow="fold")
+    table.add_column("online", no_wrap=True)
+    table.add_column("disabled", no_wrap=True)
     for row in rows:
         table.add_row(row.jid, _yes(row.online), _yes(row.disabled))
     return table
@@ -100,19 +100,37 @@ def table_view(data: Any, empty: str = "nothing to show") -> Any:
 
 
 def sessions_view(sessions: Any) -> Any:
-    """Our sessions table, compact: TLS version and cipher in one column, which (like the
-    session and the address) never wraps: cut with an ellipsis rather than spread over lines."""
+    """Our sessions: one row each (TLS version and cipher in one column) when that fits the
+    screen, else one block per session with every field on its own line. Nothing wraps inside
+    a value: a cipher spread over four lines is unreadable."""
     data = sessions.table
     vars_ = [c.var for c in data.columns]
     if not data.rows or not {"jid", "tls_version", "cipher"} <= set(vars_):
         return table_view(data, "no sessions")
+    return Fit(_sessions_rows(data), _sessions_blocks(data))
+
+
+class Fit:
+    """The wide renderable when the console is wide enough for it, else the narrow one."""
+
+    def __init__(self, wide: Any, narrow: Any) -> None:
+        self.wide, self.narrow = wide, narrow
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.measure import Measurement
+
+        needed = Measurement.get(console, options.update(width=10_000), self.wide).maximum
+        yield self.wide if needed <= options.max_width else self.narrow
+
+
+def _sessions_rows(data: Any) -> Any:
+    vars_ = [c.var for c in data.columns]
     table = Table(box=None, pad_edge=False)
-    table.add_column("session", no_wrap=True, overflow="ellipsis", ratio=3)
-    table.add_column("address", no_wrap=True, overflow="ellipsis")
-    table.add_column("TLS", no_wrap=True, overflow="ellipsis", ratio=2)
+    for title in ("session", "address", "TLS"):
+        table.add_column(title, no_wrap=True)
     for var, title in (("mechanism", "SASL"), ("since", "since"), ("state", "state")):
         if var in vars_:
-            table.add_column(title, no_wrap=True, overflow="ellipsis")
+            table.add_column(title, no_wrap=True)
     shown = {"jid", "ip", "tls_version", "cipher", "mechanism", "since", "state"}
     for row in data.rows:
         cells = [row.get("jid") or "", row.get("ip") or "",
@@ -125,10 +143,32 @@ def sessions_view(sessions: Any) -> Any:
     more = Table(box=None, pad_edge=False)
     more.add_column("session", no_wrap=True)
     for c in extra:
-        more.add_column(c.label or c.var, overflow="fold")
+        more.add_column(c.label or c.var, no_wrap=True)
     for row in data.rows:
         more.add_row(row.get("jid") or "", *(row.get(c.var) or "" for c in extra))
     return Group(table, Text(""), more)
+
+
+def _sessions_blocks(data: Any) -> Any:
+    parts: list[Any] = []
+    for row in data.rows:
+        if parts:
+            parts.append(Text(""))
+        parts.append(Text(row.get("jid") or "", style="bold", overflow="fold"))
+        fields = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 2))
+        fields.add_column(style="dim", no_wrap=True)
+        fields.add_column(overflow="fold")
+        for c in data.columns:
+            if c.var == "jid" or c.var == "cipher":
+                continue
+            value = row.get(c.var)
+            if c.var == "tls_version":
+                value = f"{value or ''} {row.get('cipher') or ''}".strip()
+                fields.add_row("TLS", value)
+            elif value:
+                fields.add_row(c.label or c.var, value)
+        parts.append(fields)
+    return Group(*parts)
 
 
 def stats_view(stats: Any) -> Group:

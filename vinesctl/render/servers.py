@@ -48,7 +48,7 @@ def human_duration(seconds: float) -> str:
 
 def users_table(users: list[dict[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False)
-    table.add_column("jid", no_wrap=True, overflow="ignore")  # see render.admin.accounts_table
+    table.add_column("jid", overflow="fold")  # see render.admin.accounts_table
     table.add_column("created", no_wrap=True)
     table.add_column("last login", no_wrap=True)
     table.add_column("disabled", no_wrap=True)
