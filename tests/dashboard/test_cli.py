@@ -145,3 +145,37 @@ async def test_admin_commands_leave_nothing_on_stderr(live, tmp_path):
     assert code == 0, err
     assert f"admin@{DOMAIN}" in out
     assert err == ""
+
+
+async def test_presence_watch_says_each_disconnect_once(tmp_path, pki):
+    from tests.dashboard.test_app import free_port
+    from tests.support.xmpp import running_server
+
+    port = free_port()
+    listeners = {"c2s_port": port, "c2s_direct_tls_port": 0}
+    server = running_server(tmp_path / "a", pki, listeners=listeners)
+    (tmp_path / "a").mkdir()
+    harness = await server.__aenter__()
+    await harness.add_user("admin")
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "presence", "--watch", *connect_args(harness),
+        env=env_for(tmp_path), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    lines: list[str] = []
+
+    async def read() -> None:
+        while line := await proc.stderr.readline():
+            lines.append(line.decode())
+
+    reader = asyncio.ensure_future(read())
+    try:
+        await until(lambda: any("live:" in line for line in lines), 20, "live")
+        await server.__aexit__(None, None, None)
+        # after the disconnect and its backoff, the next attempt: all about the loss is said
+        await until(lambda: any("reconnecting to" in line for line in lines), 10, "retry")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 10)
+        await reader
+    assert len([line for line in lines if "disconnected" in line]) == 1, lines

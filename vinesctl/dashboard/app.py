@@ -161,6 +161,8 @@ class Dashboard(App[int]):
 
     def show_status(self, state: str, text: str) -> None:
         self.status_bar.set_state(state, text)
+        if state == "reconnecting":  # the status bar shows the latest; the log keeps each one
+            self.log_line(text, "warn")
 
     def show_load(self) -> None:
         self.server_panel.show_load()
