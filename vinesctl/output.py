@@ -102,6 +102,11 @@ def typed(text: str | None) -> int | float | str | None:
     return number if number == number and abs(number) != float("inf") else text
 
 
+def counted(number: int, noun: str) -> str:
+    """'1 user', '2 users', '0 users' (regular plurals only)."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def console(stderr: bool = False):
     from rich.console import Console
 
