@@ -179,3 +179,10 @@ async def test_presence_watch_says_each_disconnect_once(tmp_path, pki):
         await asyncio.wait_for(proc.wait(), 10)
         await reader
     assert len([line for line in lines if "disconnected" in line]) == 1, lines
+
+
+def test_dashboard_refuses_a_stdout_that_is_not_a_terminal(run_cli):
+    r = run_cli("dashboard", "--server", "127.0.0.1:1")  # CliRunner: stdout is not a tty
+    assert r.exit_code == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "needs a terminal" in r.stderr
+    assert "presence --watch --json" in r.stderr
