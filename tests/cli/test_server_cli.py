@@ -453,3 +453,37 @@ def test_init_bind_all_points_the_profile_at_loopback(run_cli, tmp_path):
     assert r.exit_code == 0, r.stderr
     assert load(tmp_path / "s" / "vines.toml").listeners.bind == ("0.0.0.0",)
     assert ProfileStore.load().get("localhost").server == "127.0.0.1:15222"
+
+
+def test_user_add_local_gets_the_welcome_message(run_cli, server_dir):
+    """An account created on the store gets the domain's welcome message, as add-user over
+    XMPP does: a normal message from the domain, waiting offline for the first login."""
+    from xml.etree import ElementTree as ET
+
+    from vines_server.core.admins import KEYS
+
+    config = server_dir / "vines.toml"
+    cfg = load(config)
+
+    async def in_store(action):
+        storage = open_storage(cfg.storage)
+        await storage.open()
+        try:
+            return await action(storage)
+        finally:
+            await storage.close()
+
+    welcome = json.dumps({"localhost": "welcome aboard"})
+    asyncio.run(in_store(lambda s: s.set_setting(KEYS["welcome"], welcome)))
+    r = run_cli("user", "add", "newbie", "--config", str(config),
+                env={"VINESCTL_NEW_PASSWORD": "pw"})  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    (stored,) = asyncio.run(in_store(lambda s: s.pop_offline("newbie@localhost")))
+    msg = ET.fromstring(stored.xml)
+    assert msg.get("to") == "newbie@localhost" and msg.get("from") == "localhost"
+    assert msg.findtext("body") == "welcome aboard"  # stored as the router stores it
+    # no welcome set: nothing stored
+    asyncio.run(in_store(lambda s: s.set_setting(KEYS["welcome"], None)))
+    r = run_cli("user", "add", "later", "--config", str(config), env={"VINESCTL_NEW_PASSWORD": "p"})
+    assert r.exit_code == 0, r.stderr
+    assert asyncio.run(in_store(lambda s: s.count_offline("later@localhost"))) == 0

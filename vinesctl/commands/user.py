@@ -166,10 +166,16 @@ def add(
     password = new_password(password_file, prompt=f"Password for {jid}")
     credentials = _credentials(cfg, password)
 
+    from vines_server.modules.announce import store_welcome
     from vines_server.storage import AccountExists
+    from vines_server.xmpp.jid import JID
+
+    async def create(storage: Any) -> None:
+        await storage.create_account(jid, credentials)
+        await store_welcome(storage, JID.parse(jid))  # as the server's add-user does
 
     try:
-        _run(cfg, lambda s: s.create_account(jid, credentials))
+        _run(cfg, create)
     except AccountExists:
         raise VinesctlError(
             f"{jid} already exists", f"change its password with 'vinesctl user passwd {jid}'"
