@@ -21,18 +21,25 @@ from vines_server.xmpp.sasl.credentials import check_password
 from vinesctl.profiles import ProfileStore
 
 
-def accounts(config: Path) -> dict:
-    cfg = load(config)
+def in_store(config: Path, action):
+    """Awaits action(storage) on the config's store, opened for it and closed after."""
 
-    async def read():
-        storage = open_storage(cfg.storage)
+    async def run():
+        storage = open_storage(load(config).storage)
         await storage.open()
         try:
-            return {jid: await storage.get_account(jid) for jid in await storage.list_accounts()}
+            return await action(storage)
         finally:
             await storage.close()
 
-    return asyncio.run(read())
+    return asyncio.run(run())
+
+
+def accounts(config: Path) -> dict:
+    async def read(storage):
+        return {jid: await storage.get_account(jid) for jid in await storage.list_accounts()}
+
+    return in_store(config, read)
 
 
 def password_ok(config: Path, jid: str, password: str) -> bool:
@@ -463,27 +470,17 @@ def test_user_add_local_gets_the_welcome_message(run_cli, server_dir):
     from vines_server.core.admins import KEYS
 
     config = server_dir / "vines.toml"
-    cfg = load(config)
-
-    async def in_store(action):
-        storage = open_storage(cfg.storage)
-        await storage.open()
-        try:
-            return await action(storage)
-        finally:
-            await storage.close()
-
     welcome = json.dumps({"localhost": "welcome aboard"})
-    asyncio.run(in_store(lambda s: s.set_setting(KEYS["welcome"], welcome)))
+    in_store(config, lambda s: s.set_setting(KEYS["welcome"], welcome))
     r = run_cli("user", "add", "newbie", "--config", str(config),
                 env={"VINESCTL_NEW_PASSWORD": "pw"})  # fmt: skip
     assert r.exit_code == 0, r.stderr
-    (stored,) = asyncio.run(in_store(lambda s: s.pop_offline("newbie@localhost")))
+    (stored,) = in_store(config, lambda s: s.pop_offline("newbie@localhost"))
     msg = ET.fromstring(stored.xml)
     assert msg.get("to") == "newbie@localhost" and msg.get("from") == "localhost"
     assert msg.findtext("body") == "welcome aboard"  # stored as the router stores it
     # no welcome set: nothing stored
-    asyncio.run(in_store(lambda s: s.set_setting(KEYS["welcome"], None)))
+    in_store(config, lambda s: s.set_setting(KEYS["welcome"], None))
     r = run_cli("user", "add", "later", "--config", str(config), env={"VINESCTL_NEW_PASSWORD": "p"})
     assert r.exit_code == 0, r.stderr
-    assert asyncio.run(in_store(lambda s: s.count_offline("later@localhost"))) == 0
+    assert in_store(config, lambda s: s.count_offline("later@localhost")) == 0
