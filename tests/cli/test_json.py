@@ -8,6 +8,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+from vines_server.storage.base import RosterItem
+
 from tests.cli import test_admin_remote
 from tests.cli.conftest import LiveServer
 from tests.cli.test_admin_remote import ADMIN, ENV, Client
@@ -46,6 +48,10 @@ def test_json_types_of_each_command(live: LiveServer, run_cli: Any) -> None:
         assert shown["stanzaspersecond"] is None and shown["loginsperminute"] is None
         never = as_json(run_cli, "user", "show", "alice", env=ENV)
         assert never["onlineresources"] == [] and never["lastlogin"] is None
+        contact = RosterItem(bob, subscription="both", groups=("friends",))  # no name
+        live.call(live.server.storage.put_roster_item(f"alice@{DOMAIN}", contact))
+        (item,) = as_json(run_cli, "user", "show", "alice", env=ENV)["roster"]
+        assert item == {"jid": bob, "name": None, "subscription": "both", "groups": ["friends"]}
 
         users = as_json(run_cli, "online", env=ENV)["users"]
         assert {u["jid"] for u in users} == {ADMIN, bob}

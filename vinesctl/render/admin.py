@@ -82,7 +82,7 @@ def user_view(stats: Any) -> Group:
         roster.add_column("subscription")
         roster.add_column("groups")
         for item in stats.roster:
-            roster.add_row(item.jid, item.name, item.subscription, ", ".join(item.groups))
+            roster.add_row(item.jid, item.name or "", item.subscription, ", ".join(item.groups))
         parts += [Text(""), roster]
     return Group(*parts)
 

@@ -61,7 +61,7 @@ class Outcome:
 @dataclass
 class RosterItem:
     jid: str
-    name: str = ""
+    name: str | None = None  # None: the contact has no name
     subscription: str = ""
     groups: list[str] = field(default_factory=list)
 
@@ -280,7 +280,7 @@ def _roster_items(query: ET.Element) -> list[RosterItem]:
     return [
         RosterItem(
             item.get("jid", ""),
-            item.get("name", ""),
+            item.get("name") or None,
             item.get("subscription", "none"),
             [g.text or "" for g in item.findall(f"{{{NS_ROSTER}}}group")],
         )
