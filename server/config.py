@@ -110,9 +110,13 @@ class Config:
         return self.path.parent if self.path else Path.cwd()
 
     def sibling(self, suffix: str) -> Path:
-        """pid, state and log files live next to vines.toml: vines.pid, vines.state.json, ..."""
-        base = self.path if self.path else Path.cwd() / "vines.toml"
-        return base.with_name(base.stem + suffix)
+        return sibling_file(self.path if self.path else Path.cwd() / "vines.toml", suffix)
+
+
+def sibling_file(config_path: Path, suffix: str) -> Path:
+    """The one naming rule for the files a server keeps next to its vines.toml (the console reads
+    them too): vines.toml -> vines.pid, vines.state.json, vines.log."""
+    return config_path.with_name(config_path.stem + suffix)
 
 
 def load(path: str | Path) -> Config:

@@ -133,9 +133,10 @@ def settings_from(
 def bundled_listener(config: str) -> tuple[str, int] | None:
     """The STARTTLS listener of a running bundled server, from the state file it writes next to
     its vines.toml (used when a profile names no server, e.g. after `server init --port 0`)."""
-    path = Path(config).expanduser()
+    from vines_server.config import sibling_file
+
     try:
-        state = json.loads(path.with_name(path.stem + ".state.json").read_text())
+        state = json.loads(sibling_file(Path(config).expanduser(), ".state.json").read_text())
         listeners = list(state["listeners"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
