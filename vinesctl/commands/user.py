@@ -458,7 +458,7 @@ def jid_changes(ctx: click.Context, config: str, as_json: bool) -> None:
 
     changes = jid_changes_at(cfg.storage.path)
     if as_json:
-        emit(changes, True)
+        emit({"changes": changes}, True)
         return
     if not changes:
         click.echo("no account names changed")
