@@ -201,12 +201,14 @@ class C2SConnection(asyncio.Protocol):
                     self._write(data)
                 case c2s.StartTLS():
                     self._begin_tls()
-                case c2s.LookupAccount(jid):
+                case c2s.LookupAccount(jid) as request:
+                    if self._ban_pending and self._refuse_if_banned():
+                        return  # banned by an earlier failure: no more guesses on this stream
                     account = await self.server.storage.get_account(str(jid))
                     if self.stream.mechanism == "PLAIN":  # PBKDF2 runs off the event loop
-                        more = await asyncio.to_thread(self.stream.account, account)
+                        more = await asyncio.to_thread(self.stream.account, request, account)
                     else:
-                        more = self.stream.account(account)
+                        more = self.stream.account(request, account)
                     await self._execute(more)
                 case c2s.AuthFailed(condition):
                     log.info("authentication failed %s: %s", self.peer, condition)
@@ -215,15 +217,16 @@ class C2SConnection(asyncio.Protocol):
                 case c2s.Authenticated(jid, mechanism):
                     self.info["mechanism"] = mechanism
                     log.info("authenticated %s as %s with %s", self.peer, jid, mechanism)
-                case c2s.BindRequest(resource, iq_id):
+                case c2s.BindRequest(resource) as request:
                     try:
                         self.session = await self.server.bind(self, resource)
                     except StanzaError as err:
-                        await self._execute(self.stream.bind_failed(iq_id, err))
+                        await self._execute(self.stream.bind_failed(request, err))
                         continue
                     self._cancel("negotiation")
-                    await self._execute(self.stream.bound(self.session.jid, iq_id))
                     log.info("bound %s to %s", self.peer, self.session.jid)
+                    # the bind result, then the stanzas the client pipelined behind the request
+                    await self._execute(self.stream.bound(request, self.session.jid))
                 case c2s.StanzaIn(element):
                     await self.server.router.route(element, self.session)
                 case c2s.Close(error):
