@@ -281,7 +281,14 @@ class C2SConnection(asyncio.Protocol):
                 # Lingering close: half-close and keep reading (discarding) for a moment.
                 # Closing a socket with unread input sends a RST, and a RST makes the peer's
                 # kernel drop our stream error before the peer reads it.
-                self.transport.write_eof()
+                try:
+                    self.transport.write_eof()
+                except OSError as exc:
+                    # The peer reset before we noticed (ENOTCONN, EPIPE, ECONNRESET): an
+                    # ordinary end of a connection, with nobody left to linger for.
+                    log.debug("close %s: peer already gone (%s)", self.peer, exc.strerror)
+                    self._abort()
+                    return
                 self._lingering = True
                 self._arm("linger", LINGER, self._abort)
             else:

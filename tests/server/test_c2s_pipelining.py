@@ -24,7 +24,7 @@ from tests.support.c2s import (
     bind,
     plain,
     response,
-    restart_header,
+    stream_open,
 )
 
 PASSWORDS = {"alice": "alice-pw", "admin": "admin-pw", "bob": "bob-pw"}
@@ -47,7 +47,7 @@ def scram_first(user: str, password: str) -> str:
 
 @pytest.mark.parametrize(
     "between",
-    [ABORT, auth("X-FOO"), restart_header("vines.test")],
+    [ABORT, auth("X-FOO"), stream_open("vines.test")],
     ids=["abort", "unknown-mechanism", "restart"],
 )
 def test_own_credentials_then_plain_naming_admin_never_succeeds_as_admin(between):

@@ -17,7 +17,7 @@ ABORT = f"<abort xmlns='{SASL}'/>"
 STARTTLS = "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
 
 
-def restart_header(to: str) -> str:
+def stream_open(to: str) -> str:
     """A stream header to pipeline behind other elements: no XML declaration, which is only
     allowed at the very start of the bytes the parser sees (restricted-xml otherwise)."""
     return (
