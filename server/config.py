@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from vines_server.xmpp.jid import JIDError, normalize_domainpart
+
 
 class ConfigError(Exception):
     """One line: which key is wrong and how to fix it."""
@@ -145,11 +147,9 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         if not isinstance(table, dict):
             raise ConfigError(f"{key} must be a table with 'certificate' and 'key'")
         _only(table, key + ".", {"certificate", "key"})
-        lowered = name.lower()
-        if not lowered or "@" in lowered or "/" in lowered or len(lowered.encode()) > 1023:
-            raise ConfigError(f"{key}: {name!r} is not a valid domain name")
-        domains[lowered] = DomainConfig(
-            lowered,
+        prepared = _domain_name(key, name)
+        domains[prepared] = DomainConfig(
+            prepared,
             _path(table, key + ".certificate", base),
             _path(table, key + ".key", base),
         )
@@ -186,7 +186,10 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     fed = _table(raw, "federation")
     _only(fed, "federation.", {"allow"})
     federation = FederationConfig(
-        tuple(d.lower() for d in _str_list(fed, "federation.allow", fed.get("allow", [])))
+        tuple(
+            _domain_name("federation.allow", d)
+            for d in _str_list(fed, "federation.allow", fed.get("allow", []))
+        )
     )
     pres = _table(raw, "presence")
     _only(pres, "presence.", {"interval", "capacity", "subscribers"})
@@ -229,6 +232,14 @@ def _only(table: dict, prefix: str, allowed: set[str]) -> None:
             raise ConfigError(
                 f"unknown key {prefix}{key}: remove it (known: {', '.join(sorted(allowed))})"
             )
+
+
+def _domain_name(key: str, name: str) -> str:
+    """A domain name prepared by the one JID rule (RFC 7622), or ConfigError naming the key."""
+    try:
+        return normalize_domainpart(name)
+    except JIDError as exc:
+        raise ConfigError(f"{key}: {name!r} is not a valid domain name ({exc})") from None
 
 
 def _str_list(table: dict, key: str, value: Any) -> list[str]:

@@ -214,9 +214,17 @@ class C2SConnection(asyncio.Protocol):
                     log.info("authentication failed %s: %s", self.peer, condition)
                     self.server.note_auth_failure(self._ip)
                     self._ban_pending = self.server.banned_until(self._ip) is not None
-                case c2s.Authenticated(jid, mechanism):
+                case c2s.Authenticated(jid, mechanism, legacy_name):
                     self.info["mechanism"] = mechanism
                     log.info("authenticated %s as %s with %s", self.peer, jid, mechanism)
+                    if legacy_name:
+                        log.warning(
+                            "%s typed %s and logged in as %s: an account stored under the "
+                            "pre-PRECIS rule, which casefolded names (RFC 7622 keeps them apart)",
+                            self.peer,
+                            legacy_name,
+                            jid,
+                        )
                 case c2s.BindRequest(resource) as request:
                     try:
                         self.session = await self.server.bind(self, resource)

@@ -28,7 +28,7 @@ from xml.etree.ElementTree import Element
 
 from vines_server.xmpp import ns, sasl
 from vines_server.xmpp.errors import StanzaError, StreamError
-from vines_server.xmpp.jid import JID, JIDError
+from vines_server.xmpp.jid import JID, JIDError, legacy_localpart
 from vines_server.xmpp.parser import (
     Event,
     ParserLimits,
@@ -78,6 +78,8 @@ class LookupAccount:
 class Authenticated:
     jid: JID  # bare
     mechanism: str
+    # the name the client gave, when the account was found through its pre-PRECIS form
+    legacy_name: str | None = None
 
 
 @dataclass
@@ -162,7 +164,9 @@ class C2SStream:
     _sasl: Any = None
     _account: Any = None
     _session_established: bool = False
-    _lookup: LookupAccount | None = None  # the current SASL exchange's account lookup
+    _lookup: LookupAccount | None = None  # the current SASL exchange's latest account lookup
+    _legacy_jid: JID | None = None  # where to look next when _lookup's JID has no account
+    _legacy_name: str | None = None
     _exchanges: int = 0  # numbers each request, so an answer names the one it answers
     _awaiting: Request | None = None  # the request whose answer must come before anything else
     _events: deque[Event] = field(default_factory=deque)  # parsed, not handled yet
@@ -211,6 +215,16 @@ class C2SStream:
         actions of the elements that waited behind the lookup."""
         if not self._answered(request):
             return []
+        if account is None and self._legacy_jid is not None:
+            # accounts created before the PRECIS rule are stored under the old casefolded
+            # name ('straße' as 'strasse'): found there so the upgrade locks nobody out. A
+            # request of its own: the answer to the first lookup cannot stand for it.
+            self._legacy_name = str(request.jid)
+            self._lookup = LookupAccount(self._legacy_jid, self._next_exchange())
+            self._legacy_jid = None
+            return self._request(self._lookup)
+        if account is None:
+            self._legacy_name = None
         self._account = account
         creds = account.credentials if account else None
         return self._resume(self._sasl_step(self._sasl.credentials(creds)))
@@ -370,8 +384,7 @@ class C2SStream:
             )
             self.state = State.TLS
         elif self.jid is None:
-            # a restart in the middle of an exchange abandons it
-            self._sasl = self._lookup = self._account = None
+            self._end_exchange()  # a restart in the middle of an exchange abandons it
             cb_types = sorted(self._cb_data)
             mechs = make(ns.q(ns.SASL, "mechanisms"))
             for name in sasl.offered(True, cb_types):
@@ -491,6 +504,7 @@ class C2SStream:
             initial = sasl.decode_payload(el.text) if el.text else None
         except sasl.PayloadError:
             return self._sasl_failed("incorrect-encoding")
+        self._end_exchange()
         try:
             self._sasl = sasl.create(
                 name,
@@ -503,7 +517,6 @@ class C2SStream:
         except sasl.Failure as failure:
             return self._sasl_failed(failure.condition, failure.text)
         self.mechanism = name
-        self._lookup = self._account = None
         self.state = State.SASL
         return self._sasl_step(self._sasl.start(initial))
 
@@ -515,13 +528,21 @@ class C2SStream:
             jid = self._jid(step.username)
             if jid is None:
                 return self._sasl_step(self._sasl.credentials(None))
+            self._legacy_jid = _legacy_jid(jid)
+            self._legacy_name = None
             self._lookup = LookupAccount(jid, self._next_exchange())
             return self._request(self._lookup)
         if isinstance(step, Success):
             lookup = self._lookup
             # A mechanism must never succeed without the account of this exchange's lookup,
             # and the identity is the one whose credentials were verified, nothing else.
-            if self._account is None or lookup is None or self._jid(step.username) != lookup.jid:
+            named = self._jid(step.username)
+            if (
+                self._account is None
+                or lookup is None
+                or named is None
+                or lookup.jid not in (named, _legacy_jid(named))
+            ):
                 return self._sasl_failed("not-authorized")
             if self._account.disabled:
                 return self._sasl_failed("account-disabled")
@@ -531,7 +552,8 @@ class C2SStream:
             success = serialize(make(ns.q(ns.SASL, "success"), text=payload))
             self._restart(State.START)
             self._parser.limits = self.settings.limits
-            return [Send(success), Authenticated(self.jid, self.mechanism or "")]
+            legacy, self._legacy_name = self._legacy_name, None
+            return [Send(success), Authenticated(self.jid, self.mechanism or "", legacy)]
         assert isinstance(step, Failure)
         return self._sasl_failed(step.condition, step.text)
 
@@ -541,9 +563,12 @@ class C2SStream:
         except JIDError:
             return None
 
+    def _end_exchange(self) -> None:
+        self._sasl = self._lookup = self._account = None
+        self._legacy_jid = self._legacy_name = None
+
     def _sasl_failed(self, condition: str, text: str | None = None) -> list[Action]:
-        self._sasl = self._lookup = None
-        self._account = None
+        self._end_exchange()
         self.state = State.AUTH
         self._auth_failures += 1
         out: list[Action] = [AuthFailed(condition), Send(_sasl_failure(condition, text))]
@@ -574,6 +599,16 @@ class C2SStream:
                 raise StreamError("invalid-from")
         bare_only = el.tag == ns.q(ns.CLIENT, "presence") and el.get("type") in SUBSCRIPTION_TYPES
         el.set("from", str(self.jid.bare if bare_only else self.jid))
+
+
+def _legacy_jid(jid: JID) -> JID | None:
+    """The account name the pre-PRECIS rule gave this JID, where it differs and is still valid."""
+    assert jid.local is not None
+    try:
+        legacy = JID.parse(f"{legacy_localpart(jid.local)}@{jid.domain}")
+    except JIDError:
+        return None
+    return legacy if legacy != jid else None
 
 
 _HANDLERS: dict[State, Callable[[C2SStream, Element], list[Action]]] = {

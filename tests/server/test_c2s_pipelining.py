@@ -201,3 +201,20 @@ def test_direct_tls_reads_nothing_before_the_handshake():
     assert stream.receive(header()) == []
     stream.tls_established(CB)
     assert b"<mechanism>SCRAM-SHA-256-PLUS</mechanism>" in sent(stream.receive(header()))
+
+
+def test_the_legacy_name_lookup_is_a_request_of_its_own():
+    """A name without an account is looked up again under its pre-PRECIS form ('straße' as
+    'strasse'): the answer to the first lookup can never stand for the second."""
+    legacy = accounts("vines.test", {"strasse": "pw-ss"}, 4096)["strasse@vines.test"]
+    stream = encrypted()
+    stream.receive(header())
+    (first,) = stream.receive(plain("straße", "pw-ss").encode())
+    assert first.jid == JID.parse("straße@vines.test")
+    (second,) = stream.account(first, None)
+    assert second.jid == JID.parse("strasse@vines.test") and second.exchange != first.exchange
+    assert stream.account(first, legacy) == []  # a late answer to the first lookup
+    out = stream.account(second, legacy)
+    (authenticated,) = [a for a in out if isinstance(a, c2s.Authenticated)]
+    assert authenticated.jid == JID.parse("strasse@vines.test")
+    assert authenticated.legacy_name == "straße@vines.test"

@@ -139,7 +139,7 @@ def user_jid(conn: Any, user: str) -> str:
     user = user.strip()
     if "@" in user:
         return check_jid(user)
-    if not user or "/" in user or " " in user:
+    if not user or "/" in user:
         raise UsageError(f"{user!r} is not a user name", "give user@domain or a localpart")
     return check_jid(f"{user}@{conn.domain}")
 
@@ -177,10 +177,11 @@ def make_list_group(name: str, which: str, doc: str, entry: str, domains: bool) 
 
     def normalize(conn: Any, value: str) -> str:
         if domains and "@" not in value:
-            value = value.strip().lower()
-            if not value or "/" in value or " " in value:
+            from vinesctl.profiles import check_domain
+
+            if "/" in value:
                 raise UsageError(f"{value!r} is not a domain or JID", "give e.g. example.org")
-            return value
+            return check_domain(value)
         return user_jid(conn, value)
 
     def show(ctx: click.Context, server: Any, ca: Any, insecure: bool, timeout: float,

@@ -274,12 +274,12 @@ def init(
 
     The admin's password comes from --password-file or VINESCTL_NEW_PASSWORD; otherwise a
     random one is kept only in the profile (never printed)."""
-    from vinesctl.profiles import Profile, ProfileStore, check_jid, domain_of
+    from vinesctl.profiles import Profile, ProfileStore, check_domain, check_jid, domain_of
     from vinesctl.secrets import optional_new_password, random_password
 
-    domain = domain.strip().rstrip(".").lower()
-    if not domain or any(c in domain for c in "@/ \t\"'[]\\") or len(domain) > 253:
+    if not domain.strip() or any(c in domain for c in "[]"):
         raise UsageError(f"{domain!r} is not a domain name", "pass e.g. --domain example.com")
+    domain = check_domain(domain)
     admin_jid = check_jid(admin or f"admin@{domain}")
     if domain_of(admin_jid) != domain:
         raise UsageError(f"admin {admin_jid} is not on {domain}", f"pass --admin NAME@{domain}")
