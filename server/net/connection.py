@@ -226,8 +226,14 @@ class C2SConnection(asyncio.Protocol):
                             jid,
                         )
                 case c2s.BindRequest(resource) as request:
+                    binding = asyncio.ensure_future(self.server.bind(self, resource))
                     try:
-                        self.session = await self.server.bind(self, resource)
+                        self.session = await asyncio.shield(binding)
+                    except asyncio.CancelledError:
+                        # The connection went away while the bind awaited storage: the session
+                        # it registers must not outlive it (it would take the peer's messages).
+                        binding.add_done_callback(self._unbind_orphan)
+                        raise
                     except StanzaError as err:
                         await self._execute(self.stream.bind_failed(request, err))
                         continue
@@ -241,6 +247,10 @@ class C2SConnection(asyncio.Protocol):
                     if error is not None:
                         log.info("stream error to %s: %s", self.peer, error)
                     self._close_transport()
+
+    def _unbind_orphan(self, binding: asyncio.Future[Session]) -> None:
+        if not binding.cancelled() and binding.exception() is None:
+            self.server.spawn(self.server.unbind(binding.result()))
 
     # ---- TLS -----------------------------------------------------------------------------
 

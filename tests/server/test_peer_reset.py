@@ -7,23 +7,25 @@ import asyncio
 import logging
 import socket
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from vines_server.server import Server
 
-from tests.support.c2s import STARTTLS, stream_open
-from tests.support.xmpp import DOMAIN, PKI, server_config
+from tests.server.test_hostile import connect, serve
+from tests.support.c2s import STARTTLS, bind, stream_open
+from tests.support.xmpp import DOMAIN, PASSWORD, PKI, server_config
 
 HEADER = stream_open(DOMAIN)
 
 
-async def accepted(server: Server, count: int, timeout: float = 5.0) -> None:
-    """Until the server has accepted `count` connections (its accept runs on the loop)."""
+async def until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """Until `condition()` holds (it changes on the server's side of the loop)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while len(server.connections) < count:
-        assert loop.time() < deadline, "the server never accepted the connection"
+    while not condition():
+        assert loop.time() < deadline, what
         await asyncio.sleep(0.01)
 
 
@@ -59,7 +61,7 @@ async def test_a_reset_during_shutdown_is_quiet(
     try:
         port = next(li.port for li in server.listening if li.kind == kind)
         sockets = [await open_socket(port, kind == "c2s-starttls") for _ in range(3)]
-        await accepted(server, len(sockets))
+        await until(lambda: len(server.connections) == len(sockets), "connections not accepted")
         for sock in sockets:
             reset(sock)
         # No loop iteration between the resets and the close: the server has not read the
@@ -68,5 +70,28 @@ async def test_a_reset_during_shutdown_is_quiet(
     finally:
         await server.stop()
     assert not server.connections
+    bad = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not bad, [r.getMessage() for r in bad]
+
+
+async def test_a_reset_while_the_bind_awaits_storage_leaves_no_session(
+    tmp_path: Path, pki: PKI, caplog: pytest.LogCaptureFixture
+):
+    """The bind registers the session, then records the login: a peer that resets in between
+    must not leave a session behind that takes its messages (and a slot of its account)."""
+    caplog.set_level(logging.INFO)
+    async with serve(tmp_path, pki) as h:
+        for attempt in range(3):
+            client = await connect(h)
+            await client.starttls()
+            await client.auth_plain("alice", PASSWORD)
+            await client.read_until(rb"<success[^>]*/>")
+            await client.open_stream()
+            await client.send(bind("b", f"r{attempt}"))  # the reset follows in the same moment
+            sock = client.writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.writer.transport.abort()  # closes the socket on the next turn: a RST
+            await until(lambda: not h.server.connections, "the connection stayed")
+            await until(lambda: not list(h.server.sessions), "a session outlived its connection")
     bad = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     assert not bad, [r.getMessage() for r in bad]
