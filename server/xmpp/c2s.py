@@ -226,8 +226,10 @@ class C2SStream:
         if account is None:
             self._legacy_name = None
         self._account = account
-        creds = account.credentials if account else None
-        return self._resume(self._sasl_step(self._sasl.credentials(creds)))
+        step = self._sasl.credentials(account.credentials if account else None)
+        if self.state is State.CLOSED:  # closed while PBKDF2 ran (the caller may use a thread)
+            return []
+        return self._resume(self._sasl_step(step))
 
     def bound(self, request: BindRequest, full: JID) -> list[Action]:
         if not self._answered(request):
