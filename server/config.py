@@ -57,6 +57,7 @@ class Limits:
     connections_per_ip: int = 64  # XEP-0205: refused at accept beyond this
     auth_failures_per_ip: int = 20  # within auth_ban_seconds, then the IP is banned ...
     auth_ban_seconds: int = 3600  # ... for this long (ejabberd mod_fail2ban)
+    output_bytes: int = 1024 * 1024  # stanzas queued for a client that is not reading
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Deadlines:
     shutdown: float = 5.0
     hibernate: float = 10.0  # idle this long, a ready stream drops its XML parser (memory)
     adhoc_session: float = 600.0  # an ad-hoc command session expires after this much silence
+    output_stall: float = 60.0  # output full this long: the client is not reading, close it
 
 
 @dataclass(frozen=True)

@@ -404,6 +404,7 @@ LIMIT_NOTES = {
     "stream_restarts": "stream restarts per connection",
     "offline_quota": "offline messages kept per account",
     "pbkdf2_iterations": "SCRAM iterations for new passwords (at least 10000)",
+    "output_bytes": "bytes queued for a client that does not read, then messages go offline",
 }
 DEADLINE_NOTES = {
     "tls_handshake": "seconds to finish the TLS handshake",
@@ -411,6 +412,7 @@ DEADLINE_NOTES = {
     "stanza": "seconds to finish a stanza once it started",
     "idle": "seconds of silence before a connection is closed",
     "shutdown": "seconds streams get to close at SIGTERM",
+    "output_stall": "seconds a client's output may stay full, then policy-violation",
 }
 
 
