@@ -253,12 +253,14 @@ class C2SConnection(asyncio.Protocol):
                     self._write(data)
                 case c2s.StartTLS():
                     self._begin_tls()
-                case c2s.LookupAccount(jid):
+                case c2s.LookupAccount(jid) as request:
+                    if self._ban_pending and self._refuse_if_banned():
+                        return  # banned by an earlier failure: no more guesses on this stream
                     account = await self.server.storage.get_account(str(jid))
                     if self.stream.mechanism == "PLAIN":  # PBKDF2 runs off the event loop
-                        more = await asyncio.to_thread(self.stream.account, account)
+                        more = await asyncio.to_thread(self.stream.account, request, account)
                     else:
-                        more = self.stream.account(account)
+                        more = self.stream.account(request, account)
                     await self._execute(more)
                 case c2s.AuthFailed(condition):
                     log.info("authentication failed %s: %s", self.peer, condition)
@@ -275,15 +277,22 @@ class C2SConnection(asyncio.Protocol):
                             legacy_name,
                             jid,
                         )
-                case c2s.BindRequest(resource, iq_id):
+                case c2s.BindRequest(resource) as request:
+                    binding = asyncio.ensure_future(self.server.bind(self, resource))
                     try:
-                        self.session = await self.server.bind(self, resource)
+                        self.session = await asyncio.shield(binding)
+                    except asyncio.CancelledError:
+                        # The connection went away while the bind awaited storage: the session
+                        # it registers must not outlive it (it would take the peer's messages).
+                        binding.add_done_callback(self._unbind_orphan)
+                        raise
                     except StanzaError as err:
-                        await self._execute(self.stream.bind_failed(iq_id, err))
+                        await self._execute(self.stream.bind_failed(request, err))
                         continue
                     self._cancel("negotiation")
-                    await self._execute(self.stream.bound(self.session.jid, iq_id))
                     log.info("bound %s to %s", self.peer, self.session.jid)
+                    # the bind result, then the stanzas the client pipelined behind the request
+                    await self._execute(self.stream.bound(request, self.session.jid))
                 case c2s.StanzaIn(element):
                     await self._output_room.wait()  # a peer that does not read asks no more
                     if self._closing:
@@ -293,6 +302,10 @@ class C2SConnection(asyncio.Protocol):
                     if error is not None:
                         log.info("stream error to %s: %s", self.peer, error)
                     self._close_transport()
+
+    def _unbind_orphan(self, binding: asyncio.Future[Session]) -> None:
+        if not binding.cancelled() and binding.exception() is None:
+            self.server.spawn(self.server.unbind(binding.result()))
 
     # ---- TLS -----------------------------------------------------------------------------
 
@@ -389,7 +402,14 @@ class C2SConnection(asyncio.Protocol):
                 # Lingering close: half-close and keep reading (discarding) for a moment.
                 # Closing a socket with unread input sends a RST, and a RST makes the peer's
                 # kernel drop our stream error before the peer reads it.
-                self.transport.write_eof()
+                try:
+                    self.transport.write_eof()
+                except OSError as exc:
+                    # The peer reset before we noticed (ENOTCONN, EPIPE, ECONNRESET): an
+                    # ordinary end of a connection, with nobody left to linger for.
+                    log.debug("close %s: peer already gone (%s)", self.peer, exc.strerror)
+                    self._abort()
+                    return
                 self._lingering = True
                 self._arm("linger", LINGER, self._abort)
             else:

@@ -6,11 +6,20 @@ the first-level elements it understands; anything else is the precise stream err
 
 Answers the machine needs from outside (an account lookup, a bind decision, the end of a TLS
 handshake) come back through `tls_established()`, `account()`, `bound()` and `bind_failed()`.
+
+One thing at a time (design decision 11, RFC 6120 6.4): once an element asks for an answer from
+outside, no later element is handled until that answer is in. What the client pipelined behind
+it waits (a few elements, one stanza limit of bytes; more is a policy-violation) and is handled
+in order by the call that delivers the answer, which returns those elements' actions too. Each
+request carries the number of its exchange and an answer is taken only with the request it
+answers, so an answer can never complete a later exchange. A stream restart (STARTTLS, SASL
+success) drops whatever was pipelined behind it.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -20,7 +29,14 @@ from xml.etree.ElementTree import Element
 from vines_server.xmpp import ns, sasl
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.jid import JID, JIDError, legacy_localpart
-from vines_server.xmpp.parser import ParserLimits, Stanza, StreamClose, StreamOpen, StreamParser
+from vines_server.xmpp.parser import (
+    Event,
+    ParserLimits,
+    Stanza,
+    StreamClose,
+    StreamOpen,
+    StreamParser,
+)
 from vines_server.xmpp.sasl import Challenge, Failure, NeedCredentials, Success
 from vines_server.xmpp.stanza import (
     STREAM_CLOSE,
@@ -51,9 +67,11 @@ class StartTLS:
 
 @dataclass
 class LookupAccount:
-    """Fetch the account (or None) for this bare JID and pass it to account()."""
+    """Fetch the account (or None) for this bare JID and pass it, with this request, to
+    account(). `exchange` numbers the SASL exchange the answer belongs to."""
 
     jid: JID
+    exchange: int
 
 
 @dataclass
@@ -67,10 +85,11 @@ class Authenticated:
 @dataclass
 class BindRequest:
     """The client asks for a resource (None: the server picks); answer with bound() or
-    bind_failed()."""
+    bind_failed(), passing this request back."""
 
     resource: str | None
     iq_id: str
+    exchange: int
 
 
 @dataclass
@@ -111,6 +130,9 @@ class State(Enum):
     CLOSED = "closed"
 
 
+Request = LookupAccount | BindRequest  # actions whose answer the stream waits for
+
+
 @dataclass(frozen=True)
 class C2SSettings:
     domains: frozenset[str]
@@ -120,6 +142,9 @@ class C2SSettings:
     stream_restarts: int = 32
     iterations: int = 10_000  # what new accounts get; unknown users are answered alike
     fake_secret: bytes | None = None  # stable fake salts for unknown users across restarts
+    # Elements a client may pipeline behind one that waits for an answer (bytes: one stanza
+    # limit); a legitimate client sends a few (presence, roster get after bind), never more.
+    pipelined: int = 16
 
 
 @dataclass
@@ -139,13 +164,18 @@ class C2SStream:
     _sasl: Any = None
     _account: Any = None
     _session_established: bool = False
-    _pending_jid: JID | None = None
-    _legacy_jid: JID | None = None  # where to look next when _pending_jid has no account
+    _lookup: LookupAccount | None = None  # the current SASL exchange's latest account lookup
+    _legacy_jid: JID | None = None  # where to look next when _lookup's JID has no account
     _legacy_name: str | None = None
-    _generation: int = 0  # bumped at every stream restart
+    _exchanges: int = 0  # numbers each request, so an answer names the one it answers
+    _awaiting: Request | None = None  # the request whose answer must come before anything else
+    _events: deque[Event] = field(default_factory=deque)  # parsed, not handled yet
+    _unparsed: bytearray = field(default_factory=bytearray)  # received, not parsed yet
 
     def __post_init__(self) -> None:
         self._parser = StreamParser(self.settings.preauth_limits)
+        if self.tls:  # direct TLS: nothing is read until the handshake is done
+            self.state = State.HANDSHAKE
 
     # ---- inputs ----------------------------------------------------------------------------
 
@@ -163,74 +193,68 @@ class C2SStream:
         return self.state is State.READY and self._parser.hibernate()
 
     def receive(self, data: bytes) -> list[Action]:
-        if self.state is State.CLOSED:
+        if self.state in (State.CLOSED, State.HANDSHAKE):
+            # During the handshake only TLS records may come; plaintext pipelined behind
+            # <starttls/> is never parsed as if it had been protected.
             return []
-        out: list[Action] = []
-        parser = self._parser
-        generation = self._generation
-        # Feed at most one stanza limit at a time, so the first error in byte order wins:
-        # 64 KiB of garbage before the header is not-well-formed, not "stanza too big".
-        step = parser.limits.stanza_size
-        try:
-            for start in range(0, len(data), step):
-                for event in parser.feed(data[start : start + step]):
-                    if isinstance(event, StreamOpen):
-                        out += self._on_header(event)
-                    elif isinstance(event, Stanza):
-                        out += self._on_element(event.element)
-                    elif isinstance(event, StreamClose):
-                        out += self._close_clean()
-                    if self.state in (State.CLOSED, State.HANDSHAKE):
-                        return out
-                    if generation != self._generation:
-                        # After <starttls/> or a SASL success the stream starts over: anything
-                        # pipelined behind it predates the new stream and is dropped, never
-                        # parsed as if it had been protected or authenticated.
-                        return out
-        except StreamError as err:
-            out += self.fail(err)
-        return out
+        self._unparsed += data
+        if self._awaiting is not None:
+            return self._check_pipelined()
+        return self._run()
 
     def tls_established(self, channel_bindings: dict[str, bytes]) -> list[Action]:
+        if self.state is not State.HANDSHAKE:
+            return []
         self.tls = True
         self._cb_data = dict(channel_bindings)
         self._restart(State.START)
         return []
 
-    def account(self, account: Any) -> list[Action]:
-        """The answer to LookupAccount: a storage Account or None when unknown."""
-        if self.state is not State.SASL:
+    def account(self, request: LookupAccount, account: Any) -> list[Action]:
+        """The answer to `request`: a storage Account or None when unknown. Also returns the
+        actions of the elements that waited behind the lookup."""
+        if not self._answered(request):
             return []
         if account is None and self._legacy_jid is not None:
             # accounts created before the PRECIS rule are stored under the old casefolded
-            # name ('straße' as 'strasse'): found there so the upgrade locks nobody out
-            assert self._pending_jid is not None
-            self._legacy_name = str(self._pending_jid)
-            self._pending_jid, self._legacy_jid = self._legacy_jid, None
-            return [LookupAccount(self._pending_jid)]
+            # name ('straße' as 'strasse'): found there so the upgrade locks nobody out. A
+            # request of its own: the answer to the first lookup cannot stand for it.
+            self._legacy_name = str(request.jid)
+            self._lookup = LookupAccount(self._legacy_jid, self._next_exchange())
+            self._legacy_jid = None
+            return self._request(self._lookup)
         if account is None:
             self._legacy_name = None
         self._account = account
-        return self._sasl_step(self._sasl.credentials(account.credentials if account else None))
+        step = self._sasl.credentials(account.credentials if account else None)
+        if self.state is State.CLOSED:  # closed while PBKDF2 ran (the caller may use a thread)
+            return []
+        return self._resume(self._sasl_step(step))
 
-    def bound(self, full: JID, iq_id: str) -> list[Action]:
+    def bound(self, request: BindRequest, full: JID) -> list[Action]:
+        if not self._answered(request):
+            return []
         self.jid = full
         self.state = State.READY
         self._parser.limits = self.settings.limits
-        result = make(ns.q(ns.CLIENT, "iq"), {"type": "result", "id": iq_id})
+        result = make(ns.q(ns.CLIENT, "iq"), {"type": "result", "id": request.iq_id})
         bind = make(ns.q(ns.BIND, "bind"), children=[make(ns.q(ns.BIND, "jid"), text=str(full))])
         result.append(bind)
-        return [Send(serialize(result))]
+        return self._resume([Send(serialize(result))])
 
-    def bind_failed(self, iq_id: str, err: StanzaError) -> list[Action]:
+    def bind_failed(self, request: BindRequest, err: StanzaError) -> list[Action]:
+        if not self._answered(request):
+            return []
         self.state = State.BIND
-        iq = make(ns.q(ns.CLIENT, "iq"), {"type": "set", "id": iq_id})
-        return [Send(serialize(error_reply(iq, err)))]
+        iq = make(ns.q(ns.CLIENT, "iq"), {"type": "set", "id": request.iq_id})
+        return self._resume([Send(serialize(error_reply(iq, err)))])
 
     def fail(self, err: StreamError) -> list[Action]:
         """Server-initiated end: header if none was sent yet, the error, the close tag."""
         if self.state is State.CLOSED:
             return []
+        self._drop_pipelined()
+        self._awaiting = None
         out: list[Action] = []
         if not self._header_sent:
             out.append(Send(self._header_bytes(next(iter(sorted(self.settings.domains))))))
@@ -238,6 +262,80 @@ class C2SStream:
         out.append(Close(err))
         self.state = State.CLOSED
         return out
+
+    # ---- one element at a time -------------------------------------------------------------
+
+    def _run(self) -> list[Action]:
+        """Handle what was received, in order, until it is used up or an answer is awaited."""
+        out: list[Action] = []
+        parser = self._parser
+        try:
+            while self._awaiting is None:
+                if self._events:
+                    out += self._on_event(self._events.popleft())
+                    if self.state in (State.CLOSED, State.HANDSHAKE):
+                        self._drop_pipelined()
+                        return out
+                elif self._unparsed:
+                    # Feed at most one stanza limit at a time, so the first error in byte order
+                    # wins: 64 KiB of garbage before the header is not-well-formed, not "stanza
+                    # too big"; and an await holds at most that much parsed.
+                    step = parser.limits.stanza_size
+                    chunk = bytes(self._unparsed[:step])
+                    del self._unparsed[:step]
+                    self._events.extend(parser.feed(chunk))
+                else:
+                    return out
+        except StreamError as err:
+            return out + self.fail(err)
+        request = self._awaiting
+        refused = self._check_pipelined()
+        if refused:  # the connection must not act on a request nobody waits for any more
+            out = [action for action in out if action is not request]
+        return out + refused
+
+    def _on_event(self, event: Event) -> list[Action]:
+        if isinstance(event, StreamOpen):
+            return self._on_header(event)
+        if isinstance(event, Stanza):
+            return self._on_element(event.element)
+        assert isinstance(event, StreamClose)
+        return self._close_clean()
+
+    def _request(self, request: Request) -> list[Action]:
+        """Hand `request` to the connection; nothing more is handled until it is answered."""
+        self._awaiting = request
+        return [request]
+
+    def _next_exchange(self) -> int:
+        self._exchanges += 1
+        return self._exchanges
+
+    def _answered(self, request: Request) -> bool:
+        """Take an answer only for the request the stream waits for (same kind, same exchange):
+        a late or repeated answer is ignored, whatever it says."""
+        if self.state is State.CLOSED or self._awaiting is None or request != self._awaiting:
+            return False
+        self._awaiting = None
+        return True
+
+    def _resume(self, out: list[Action]) -> list[Action]:
+        """After an answer: the elements pipelined behind the request get their turn."""
+        if self.state is State.CLOSED or self._awaiting is not None:
+            return out
+        return out + self._run()
+
+    def _check_pipelined(self) -> list[Action]:
+        """What waits behind a request is bounded: a few elements, one stanza limit of bytes."""
+        held, unparsed = len(self._events), len(self._unparsed)
+        if held <= self.settings.pipelined and unparsed <= self._parser.limits.stanza_size:
+            return []
+        text = "too much pipelined while waiting for an answer"
+        return self.fail(StreamError("policy-violation", text))
+
+    def _drop_pipelined(self) -> None:
+        self._events.clear()
+        self._unparsed.clear()
 
     # ---- stream header ---------------------------------------------------------------------
 
@@ -288,6 +386,7 @@ class C2SStream:
             )
             self.state = State.TLS
         elif self.jid is None:
+            self._end_exchange()  # a restart in the middle of an exchange abandons it
             cb_types = sorted(self._cb_data)
             mechs = make(ns.q(ns.SASL, "mechanisms"))
             for name in sasl.offered(True, cb_types):
@@ -309,7 +408,10 @@ class C2SStream:
         return features
 
     def _restart(self, state: State) -> None:
-        self._generation += 1
+        # After <starttls/> or a SASL success the stream starts over: anything pipelined behind
+        # it predates the new stream and is dropped, never parsed as if it had been protected
+        # or authenticated.
+        self._drop_pipelined()
         self._parser.reset()
         self._header_sent = False
         self.state = state
@@ -322,7 +424,7 @@ class C2SStream:
 
     def _on_element(self, el: Element) -> list[Action]:
         handler = _HANDLERS.get(self.state)
-        if handler is None:  # START or HANDSHAKE: nothing may arrive here
+        if handler is None:  # START: nothing may arrive here
             raise StreamError("not-well-formed")
         for child in el.iter():
             # A stream-namespace element (e.g. <stream:stream>) nested in a stanza would be
@@ -368,7 +470,9 @@ class C2SStream:
                 res_el = bind.find(ns.q(ns.BIND, "resource"))
                 resource = (res_el.text or "").strip() if res_el is not None else ""
                 self.state = State.BINDING
-                return [BindRequest(resource or None, el.get("id", ""))]
+                return self._request(
+                    BindRequest(resource or None, el.get("id", ""), self._next_exchange())
+                )
             if el.find(ns.q(ns.SESSION, "session")) is not None:
                 return [Send(self._session_result(el))]
         if el.tag == ns.q(ns.SASL, "auth"):
@@ -377,9 +481,6 @@ class C2SStream:
             # e.g. <compress/> (XEP-0138 negotiates it here; we never offer it): X-17
             raise StreamError("unsupported-stanza-type")
         raise StreamError("not-authorized", "bind a resource first")
-
-    def _in_binding(self, el: Element) -> list[Action]:
-        raise StreamError("policy-violation", "wait for the bind result")
 
     def _in_ready(self, el: Element) -> list[Action]:
         if el.tag not in STANZA_TAGS:
@@ -405,6 +506,7 @@ class C2SStream:
             initial = sasl.decode_payload(el.text) if el.text else None
         except sasl.PayloadError:
             return self._sasl_failed("incorrect-encoding")
+        self._end_exchange()
         try:
             self._sasl = sasl.create(
                 name,
@@ -425,20 +527,28 @@ class C2SStream:
             text = sasl.encode_payload(step.data)
             return [Send(serialize(make(ns.q(ns.SASL, "challenge"), text=text)))]
         if isinstance(step, NeedCredentials):
-            try:
-                jid = JID.parse(f"{step.username}@{self.domain}")
-            except JIDError:
+            jid = self._jid(step.username)
+            if jid is None:
                 return self._sasl_step(self._sasl.credentials(None))
-            self._pending_jid = jid
             self._legacy_jid = _legacy_jid(jid)
             self._legacy_name = None
-            return [LookupAccount(jid)]
+            self._lookup = LookupAccount(jid, self._next_exchange())
+            return self._request(self._lookup)
         if isinstance(step, Success):
-            if self._account is None:  # a mechanism must never succeed without an account
+            lookup = self._lookup
+            # A mechanism must never succeed without the account of this exchange's lookup,
+            # and the identity is the one whose credentials were verified, nothing else.
+            named = self._jid(step.username)
+            if (
+                self._account is None
+                or lookup is None
+                or named is None
+                or lookup.jid not in (named, _legacy_jid(named))
+            ):
                 return self._sasl_failed("not-authorized")
             if self._account.disabled:
                 return self._sasl_failed("account-disabled")
-            self.jid = self._pending_jid.bare
+            self.jid = lookup.jid.bare
             self._auth_failures = 0
             payload = sasl.encode_payload(step.data) if step.data else None
             success = serialize(make(ns.q(ns.SASL, "success"), text=payload))
@@ -449,9 +559,18 @@ class C2SStream:
         assert isinstance(step, Failure)
         return self._sasl_failed(step.condition, step.text)
 
+    def _jid(self, username: str) -> JID | None:
+        try:
+            return JID.parse(f"{username}@{self.domain}")
+        except JIDError:
+            return None
+
+    def _end_exchange(self) -> None:
+        self._sasl = self._lookup = self._account = None
+        self._legacy_jid = self._legacy_name = None
+
     def _sasl_failed(self, condition: str, text: str | None = None) -> list[Action]:
-        self._sasl = None
-        self._account = None
+        self._end_exchange()
         self.state = State.AUTH
         self._auth_failures += 1
         out: list[Action] = [AuthFailed(condition), Send(_sasl_failure(condition, text))]
@@ -499,7 +618,6 @@ _HANDLERS: dict[State, Callable[[C2SStream, Element], list[Action]]] = {
     State.AUTH: C2SStream._in_auth,
     State.SASL: C2SStream._in_sasl,
     State.BIND: C2SStream._in_bind,
-    State.BINDING: C2SStream._in_binding,
     State.READY: C2SStream._in_ready,
 }
 

@@ -79,7 +79,7 @@ def authenticate(stream: C2SStream, mechanism: str = "SCRAM-SHA-256") -> list:
     actions = stream.receive(auth.encode())
     assert isinstance(actions[-1], c2s.LookupAccount)
     assert actions[-1].jid == JID.parse("alice@vines.test")
-    challenge = sent(stream.account(ALICE))
+    challenge = sent(stream.account(actions[-1], ALICE))
     server_first = base64.b64decode(challenge.split(b">")[1].split(b"<")[0])
     final = base64.b64encode(client.final(server_first)).decode()
     return stream.receive(
@@ -176,8 +176,9 @@ def test_scram_login_then_bind_then_stanzas_get_a_stamped_from(mechanism):
         b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
         b"<resource>desk</resource></bind></iq>"
     )
-    assert actions == [c2s.BindRequest("desk", "b")]
-    out = sent(stream.bound(JID.parse("alice@vines.test/desk"), "b"))
+    (request,) = actions
+    assert (request.resource, request.iq_id) == ("desk", "b")
+    out = sent(stream.bound(request, JID.parse("alice@vines.test/desk")))
     assert b"<jid>alice@vines.test/desk</jid>" in out
     assert stream.state is State.READY
     (stanza,) = stream.receive(b"<message to='bob@vines.test'><body>hi</body></message>")
@@ -194,7 +195,7 @@ def test_disabled_account_gets_account_disabled():
         f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>".encode()
     )
     assert isinstance(actions[-1], c2s.LookupAccount)
-    out = sent(stream.account(Account(ALICE.credentials, disabled=True)))
+    out = sent(stream.account(actions[-1], Account(ALICE.credentials, disabled=True)))
     assert b"<account-disabled/>" in out
 
 
@@ -204,8 +205,8 @@ def test_third_failed_authentication_closes_with_policy_violation():
     token = base64.b64encode(b"\0alice\0wrong").decode()
     auth = f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>"
     for attempt in range(3):
-        stream.receive(auth.encode())
-        actions = stream.account(ALICE)
+        (lookup,) = stream.receive(auth.encode())
+        actions = stream.account(lookup, ALICE)
         assert b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/>" in sent(
             actions
         )
@@ -236,8 +237,10 @@ def ready() -> C2SStream:
     stream = encrypted()
     authenticate(stream)
     stream.receive(header())
-    stream.receive(b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
-    stream.bound(JID.parse("alice@vines.test/r"), "b")
+    (request,) = stream.receive(
+        b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"
+    )
+    stream.bound(request, JID.parse("alice@vines.test/r"))
     return stream
 
 
