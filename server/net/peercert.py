@@ -4,10 +4,12 @@ The handshake never decides (see `s2stls.py`): it lets any certificate through, 
 judges the chain the peer presented against the system store plus the optional
 `[federation] ca_file`, then the names against the peer *domain* with our RFC 6125 code.
 The chain is checked with `cryptography`'s X.509 verification under the web PKI profile, with
-one change: the leaf may carry serverAuth or clientAuth (or no EKU at all), because since 2026
+two changes: the leaf may carry serverAuth or clientAuth (or no EKU at all), because since 2026
 public CAs issue serverAuth-only certificates and servers present them on outbound s2s too
-(Prosody accepts them the same way). Its name check (DNS and IP only) is not used: SRVName and
-id-on-xmppAddr identities count for XMPP, so `certid.match` decides the name.
+(Prosody accepts them the same way); and a leaf without subjectAltName fails on its names
+("not valid for ..."), which is what its administrator must fix, not on its chain.
+Its name check (DNS and IP only) is not used: SRVName and id-on-xmppAddr identities count for
+XMPP, so `certid.match` decides the name.
 
 The verdict's `reason` is the text an administrator reads in `vinesctl s2s` and a peer reads in
 the `not-authorized` stream error: "certificate not trusted", "not valid for example.net",
@@ -150,8 +152,11 @@ class TrustStore:
         self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate], now: _dt.datetime
     ) -> str:
         """'' when `leaf` chains to an anchor at `now`, else the verifier's reason."""
-        ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
-            x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _ee_purpose
+        ee_policy = (
+            ExtensionPolicy.webpki_defaults_ee()
+            .may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _ee_purpose)
+            # a leaf without subjectAltName is judged by its (missing) names, not its chain
+            .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
         )
         verifier = (
             PolicyBuilder()

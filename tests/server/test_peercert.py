@@ -125,6 +125,7 @@ CASES = [
     ("selfsigned", Failure.NOT_TRUSTED, f"DNS-ID {PEER}"),
     ("incomplete", Failure.NOT_TRUSTED, f"DNS-ID {PEER}"),
     ("wrongname", Failure.WRONG_NAME, ""),
+    ("cn_only", Failure.WRONG_NAME, ""),  # the CN is never an identity
     ("expired", Failure.EXPIRED, f"DNS-ID {PEER}"),
 ]
 
@@ -285,3 +286,24 @@ async def test_sni_picks_the_hosted_domain_certificate(fed, trust):
         writer.close()
         assert await names.get() == PEER
     assert certs.dns_names(certs.load_certificate(presented)) == [PEER]
+
+
+def test_garbage_instead_of_a_client_hello_is_a_tls_error(fed):
+    ctx = s2s_server_context({US: fed.pair("ours")})
+    plaintext = S2STLSSession(ctx, server_side=True)
+    with pytest.raises(ssl.SSLError):  # an XML stream header where TLS was expected
+        plaintext.receive(b"<?xml version='1.0'?><stream:stream to='vines.example'>" * 4)
+    assert not plaintext.handshake_done and plaintext.peer_chain() == []
+    broken = S2STLSSession(ctx, server_side=True)
+    with pytest.raises(ssl.SSLError):  # a handshake record that holds no ClientHello
+        broken.receive(b"\x16\x03\x01\x00\x05hello")
+    assert broken.outgoing()[:1] == b"\x15"  # the alert, for the caller to flush
+
+
+def test_eof_during_the_handshake_is_a_truncation(fed):
+    client = S2STLSSession(
+        s2s_client_context(*fed.pair("ours")), server_side=False, server_hostname=PEER
+    )
+    assert client.outgoing()[:1] == b"\x16"  # the ClientHello is queued at once
+    with pytest.raises(ssl.SSLError):
+        client.receive_eof()

@@ -30,8 +30,8 @@ def make_federation_pki(directory: Path) -> FederationPKI:
 
     good (root-signed, serverAuth+clientAuth), server_only (no clientAuth), intermediate
     (signed by an intermediate CA, sent with it), incomplete (the same leaf sent alone),
-    selfsigned, wrongname (for other.example), srv_only (SRVName only), xmpp_only
-    (id-on-xmppAddr only), expired, ours (US, root-signed).
+    selfsigned, wrongname (for other.example), cn_only (no subjectAltName), srv_only
+    (SRVName only), xmpp_only (id-on-xmppAddr only), expired, ours (US, root-signed).
     """
     directory.mkdir(parents=True, exist_ok=True)
     root = certs.make_ca("federation test root")
@@ -48,6 +48,13 @@ def make_federation_pki(directory: Path) -> FederationPKI:
         "expired": {
             "not_before": now - dt.timedelta(days=400),
             "not_after": now - dt.timedelta(days=1),
+        },
+        "cn_only": {
+            "domains": [],
+            "common_name": PEER,
+            "dns_name": False,
+            "xmpp_addr": False,
+            "srv_names": False,
         },
         "ours": {"domains": [US]},
     }
