@@ -11,10 +11,10 @@ import ssl
 import time
 from collections import Counter, deque
 from collections.abc import Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from vines_server.config import Config
+from vines_server.config import Config, ConfigError, load
 from vines_server.core.api import ModuleHost
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
@@ -31,6 +31,30 @@ from vines_server.xmpp.parser import ParserLimits
 log = logging.getLogger("vines_server")
 
 MAX_TRACKED_IPS = 100_000  # failure histories kept at most (oldest dropped first)
+# what a reload applies at once; anything else in vines.toml needs a restart
+RELOADABLE = ("admins", "federation", "limits", "deadlines", "log_level")
+
+
+def _c2s_limits(limits: Any) -> dict[str, Any]:
+    """The C2SSettings fields that come from [limits]."""
+    return {
+        "preauth_limits": ParserLimits(
+            limits.preauth_stanza_size, limits.preauth_elements, limits.depth, limits.attributes
+        ),
+        "limits": ParserLimits(
+            limits.stanza_size, limits.elements, limits.depth, limits.attributes
+        ),
+        "auth_failures": limits.auth_failures_per_stream,
+        "stream_restarts": limits.stream_restarts,
+    }
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """What a reload of vines.toml applied, and what changed but needs a restart."""
+
+    changed: list[str] = field(default_factory=list)
+    restart: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -46,17 +70,7 @@ class Server:
         self.storage: Storage = storage if storage is not None else open_storage(config.storage)
         self.domains = frozenset(config.domains)
         limits = config.limits
-        self.c2s_settings = C2SSettings(
-            domains=self.domains,
-            preauth_limits=ParserLimits(
-                limits.preauth_stanza_size, limits.preauth_elements, limits.depth, limits.attributes
-            ),
-            limits=ParserLimits(
-                limits.stanza_size, limits.elements, limits.depth, limits.attributes
-            ),
-            auth_failures=limits.auth_failures_per_stream,
-            stream_restarts=limits.stream_restarts,
-        )
+        self.c2s_settings = C2SSettings(**_c2s_limits(limits), domains=self.domains)
         self.sessions = SessionRegistry()
         self.connections: set[C2SConnection] = set()
         self._per_ip: Counter[str] = Counter()  # open connections per source IP
@@ -144,6 +158,42 @@ class Server:
             await asyncio.wait(set(self._tasks), timeout=deadline + 1 - time.monotonic())
         await self.storage.close()
         log.info("stopped")
+
+    async def reload(self) -> Reloaded:
+        """Re-read vines.toml (the reload admin command, SIGHUP): apply the RELOADABLE sections,
+        name the others that changed; a broken file raises ConfigError and changes nothing."""
+        if self.config.path is None:
+            raise ConfigError("this server was not started from a vines.toml")
+        new = await asyncio.to_thread(load, self.config.path)
+        old = self.config
+        changed = [name for name in RELOADABLE if getattr(old, name) != getattr(new, name)]
+        restart = [
+            f.name
+            for f in fields(old)
+            if f.name not in RELOADABLE
+            and f.name != "path"
+            and getattr(old, f.name) != getattr(new, f.name)
+        ]
+        self.config = replace(old, **{name: getattr(new, name) for name in RELOADABLE})
+        self._apply_limits()
+        if new.log_level != old.log_level:
+            logging.getLogger().setLevel(getattr(logging, new.log_level.upper()))
+        await self.host.hooks.fire("config/reloaded", self.config)
+        log.info(
+            "configuration reloaded from %s; changed: %s%s",
+            self.config.path,
+            ", ".join(changed) or "nothing",
+            f"; needs a restart: {', '.join(restart)}" if restart else "",
+        )
+        return Reloaded(changed, restart)
+
+    def _apply_limits(self) -> None:
+        """Push reloaded limits into what copied them at start; new connections see them."""
+        limits = self.config.limits
+        self.router.offline_quota = limits.offline_quota
+        self.c2s_settings = replace(
+            self.c2s_settings, **_c2s_limits(limits), iterations=limits.pbkdf2_iterations
+        )
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)

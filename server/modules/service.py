@@ -12,11 +12,8 @@ restart, shutdown and reload act on the whole server, so only the operators list
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import logging
-from typing import Any
 
-from vines_server.config import ConfigError, load
+from vines_server.config import ConfigError
 from vines_server.core.admins import AdminState, admin_form, node, result_form
 from vines_server.core.api import ModuleAPI
 from vines_server.core.commands import Command, CommandFailed, Context, Note, Result, bad_payload
@@ -24,11 +21,8 @@ from vines_server.modules.announce import broadcast, text
 from vines_server.xmpp import ns
 from vines_server.xmpp.forms import Field
 from vines_server.xmpp.jid import JID
-from vines_server.xmpp.parser import ParserLimits
 
 DELAYS = ("0", "30", "60", "90", "120", "180", "240", "300")  # seconds; 0 = now
-# what a reload applies at once; anything else in vines.toml needs a restart
-RELOADABLE = ("admins", "federation", "limits", "deadlines", "log_level")
 
 
 def setup(api: ModuleAPI) -> None:
@@ -163,42 +157,25 @@ def setup(api: ModuleAPI) -> None:
     # ---- reload (ours) -------------------------------------------------------------------
 
     async def reload(ctx: Context) -> Result:
-        server = api.server
-        if server.config.path is None:
-            raise CommandFailed("this server was not started from a vines.toml")
         try:
-            new = await asyncio.to_thread(load, server.config.path)
+            done = await api.server.reload()
         except ConfigError as exc:
             raise CommandFailed(f"vines.toml was not reloaded: {exc}") from None
-        old = server.config
-        changed = [
-            name for name in RELOADABLE if getattr(old, name, None) != getattr(new, name, None)
-        ]
-        restart = [
-            f.name
-            for f in dataclasses.fields(old)
-            if f.name not in RELOADABLE
-            and f.name != "path"
-            and getattr(old, f.name) != getattr(new, f.name)
-        ]
-        server.config = dataclasses.replace(
-            old, **{name: getattr(new, name) for name in RELOADABLE if hasattr(new, name)}
-        )
-        apply_limits(server, new)
-        registry.sessions.ttl = new.deadlines.adhoc_session
-        if new.log_level != old.log_level:
-            logging.getLogger().setLevel(getattr(logging, new.log_level.upper()))
-        notes = [Note("info", "reloaded; changed: " + (", ".join(changed) or "nothing"))]
-        if restart:
-            notes.append(Note("warn", "needs a restart to apply: " + ", ".join(restart)))
+        notes = [Note("info", "reloaded; changed: " + (", ".join(done.changed) or "nothing"))]
+        if done.restart:
+            notes.append(Note("warn", "needs a restart to apply: " + ", ".join(done.restart)))
         form = result_form(
             "Configuration reloaded",
-            Field("changed", "text-multi", "Applied", values=changed),
-            Field("restart", "text-multi", "Needs a restart", values=restart),
+            Field("changed", "text-multi", "Applied", values=done.changed),
+            Field("restart", "text-multi", "Needs a restart", values=done.restart),
             namespace=ns.VINES_ADMIN,
         )
         return Result(notes, form)
 
+    api.on(
+        "config/reloaded",
+        lambda config: setattr(registry.sessions, "ttl", config.deadlines.adhoc_session),
+    )
     add("reload", "Reload Configuration", reload, operator=True, namespace=ns.VINES_ADMIN)
 
 
@@ -208,19 +185,3 @@ def kept(config: set[str], submitted: list[str], done: str, where: str) -> Resul
     if missing:
         result.notes.append(Note("warn", f"kept (set in {where}): {', '.join(missing)}"))
     return result
-
-
-def apply_limits(server: Any, config: Any) -> None:
-    """Push reloaded limits into what copied them at start; new connections see them."""
-    limits = config.limits
-    server.router.offline_quota = limits.offline_quota
-    server.c2s_settings = dataclasses.replace(
-        server.c2s_settings,
-        preauth_limits=ParserLimits(
-            limits.preauth_stanza_size, limits.preauth_elements, limits.depth, limits.attributes
-        ),
-        limits=ParserLimits(limits.stanza_size, limits.elements, limits.depth, limits.attributes),
-        auth_failures=limits.auth_failures_per_stream,
-        stream_restarts=limits.stream_restarts,
-        iterations=limits.pbkdf2_iterations,
-    )
