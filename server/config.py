@@ -7,8 +7,9 @@ this file.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ class Limits:
     connections_per_ip: int = 64  # XEP-0205: refused at accept beyond this
     auth_failures_per_ip: int = 20  # within auth_ban_seconds, then the IP is banned ...
     auth_ban_seconds: int = 3600  # ... for this long (ejabberd mod_fail2ban)
+    # addresses or networks never banned for failed logins: the console on this machine
+    ban_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,10 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         raise ConfigError(f"storage.backend {backend!r} is unknown: use 'sqlite' or 'memory'")
     storage = StorageConfig(backend, _path(st, "storage.path", base, "vines.sqlite"))
 
-    limits = _numbers(Limits, _table(raw, "limits"), "limits", integer=True)
+    limits_raw = dict(_table(raw, "limits"))
+    ban_exempt = limits_raw.pop("ban_exempt", list(Limits.ban_exempt))
+    limits = _numbers(Limits, limits_raw, "limits", integer=True, besides={"ban_exempt"})
+    limits = replace(limits, ban_exempt=_networks("limits.ban_exempt", ban_exempt))
     if limits.stanza_size < 10_000:
         raise ConfigError("limits.stanza_size must be at least 10000 (RFC 6120 section 13.12)")
     deadlines = _numbers(Deadlines, _table(raw, "deadlines"), "deadlines", integer=False)
@@ -253,9 +259,29 @@ def _port(table: dict, name: str, default: int) -> int:
     return value
 
 
-def _numbers(cls: type, table: dict, prefix: str, integer: bool) -> Any:
-    known = {f.name: f for f in fields(cls)}
-    _only(table, prefix + ".", set(known))
+def _networks(key: str, value: Any) -> tuple[str, ...]:
+    """IP addresses or networks ("10.0.0.0/8"), each checked."""
+    for entry in _str_list({}, key, value):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{key}: {entry!r} is not an IP address or network: "
+                'write e.g. "127.0.0.1", "::1" or "10.0.0.0/8"'
+            ) from None
+    return tuple(value)
+
+
+def _numbers(
+    cls: type,
+    table: dict,
+    prefix: str,
+    integer: bool,
+    besides: frozenset[str] | set[str] = frozenset(),
+) -> Any:
+    """The numeric fields of `cls` from `table` (the others, `besides`, are parsed apart)."""
+    known = {f.name: f for f in fields(cls) if f.name not in besides}
+    _only(table, prefix + ".", set(known) | set(besides))
     for name, value in table.items():
         ok = isinstance(value, int) if integer else isinstance(value, int | float)
         if isinstance(value, bool) or not ok or value <= 0:

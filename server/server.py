@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import ipaddress
 import logging
 import secrets
 import ssl
@@ -220,7 +221,7 @@ class Server:
     def note_auth_failure(self, ip: str | None) -> None:
         """N failures within the ban window ban the IP (ejabberd mod_fail2ban); no per-JID
         lockout, so an attacker cannot lock the real owner out from elsewhere (A-03)."""
-        if ip is None:
+        if ip is None or self.ban_exempt(ip):
             return
         limits = self.config.limits
         now = time.monotonic()
@@ -237,6 +238,31 @@ class Server:
             )
         while len(self._auth_failures) > MAX_TRACKED_IPS:  # bounded memory under many IPs
             del self._auth_failures[next(iter(self._auth_failures))]
+
+    def ban_exempt(self, ip: str) -> bool:
+        """In `[limits] ban_exempt` (loopback by default): never banned, so an administrator
+        on the machine cannot lock the console out by mistyping a password."""
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        if address.version == 6 and address.ipv4_mapped:  # a dual-stack listener's IPv4 peer
+            address = address.ipv4_mapped
+        return any(
+            address in ipaddress.ip_network(net, strict=False)
+            for net in self.config.limits.ban_exempt
+        )
+
+    def unban(self, ip: str) -> bool:
+        """Lift the ban of `ip` and forget its failures; False when it was not banned."""
+        self._auth_failures.pop(ip, None)
+        banned = self.banned_until(ip) is not None
+        self._bans.pop(ip, None)
+        return banned
+
+    def bans(self) -> dict[str, float]:
+        """Banned IP -> wall-clock end of its ban, for the ones still running."""
+        return {ip: until for ip in list(self._bans) if (until := self.banned_until(ip))}
 
     def banned_until(self, ip: str | None) -> float | None:
         """Wall-clock time (epoch seconds) when the ban of `ip` ends, or None."""

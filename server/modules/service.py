@@ -1,10 +1,11 @@
 """Service administration (XEP-0133) of the service itself: edit-admin, edit-whitelist and
 edit-blacklist (the federation allow and block lists of the domain), restart and shutdown; and
-our own `urn:vinesctl:admin#reload`, which re-reads vines.toml.
+our own `urn:vinesctl:admin#reload`, which re-reads vines.toml, and `urn:vinesctl:admin#unban`,
+which lifts the per-IP ban that follows repeated failed logins (XEP-0205).
 
 The lists are kept in the store and merged with vines.toml: entries that come from vines.toml are
 shown, cannot be removed here (the server never writes that file), and a note says so.
-restart, shutdown and reload act on the whole server, so only the operators listed in
+restart, shutdown, reload and unban act on the whole server, so only the operators listed in
 `[server] admins` may run them. The main loop (`vines_server.main`) waits on
 `server.shutdown_requested`; a restart sets `server.restart_requested` too and runs again.
 """
@@ -12,6 +13,8 @@ restart, shutdown and reload act on the whole server, so only the operators list
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+from datetime import UTC, datetime
 
 from vines_server.config import ConfigError
 from vines_server.core.admins import AdminState, admin_form, node, result_form
@@ -177,6 +180,33 @@ def setup(api: ModuleAPI) -> None:
         lambda config: setattr(registry.sessions, "ttl", config.deadlines.adhoc_session),
     )
     add("reload", "Reload Configuration", reload, operator=True, namespace=ns.VINES_ADMIN)
+
+    # ---- unban (ours) --------------------------------------------------------------------
+
+    def unban_form(ctx: Context):
+        bans = api.server.bans()
+        listed = ", ".join(
+            f"{ip} (until {datetime.fromtimestamp(until, UTC).isoformat(timespec='seconds')})"
+            for ip, until in sorted(bans.items())
+        )
+        return admin_form(
+            "Lifting a ban",
+            Field("ip", "text-single", "IP address", required=True),
+            instructions=f"Banned now: {listed or 'none'}.",
+        )
+
+    async def unban(ctx: Context) -> Result:
+        value = (ctx.values.get("ip") or "").strip()
+        try:
+            ip = str(ipaddress.ip_address(value))
+        except ValueError:
+            raise bad_payload(f"field 'ip': {value!r} is not an IP address") from None
+        if not api.server.unban(ip):
+            raise CommandFailed(f"{ip} is not banned")
+        api.log.warning("ban of %s lifted by %s", ip, ctx.requester.bare)
+        return Result.info(f"{ip} unbanned")
+
+    add("unban", "Lift an IP Ban", unban, unban_form, operator=True, namespace=ns.VINES_ADMIN)
 
 
 def kept(config: set[str], submitted: list[str], done: str, where: str) -> Result:

@@ -32,6 +32,42 @@ def _reason(exc: object) -> str:
     return str(exc) or exc.__class__.__name__
 
 
+def _condition_and_text(stanza: Any) -> tuple[str, str]:
+    if not hasattr(stanza, "get"):
+        return str(stanza), ""
+    return str(stanza["condition"] or ""), str(stanza["text"] or "").strip()
+
+
+def _auth_failure(jid: str, failure: Any) -> tuple[str, str]:
+    """A SASL <failure/> (RFC 6120 6.5) as one line: a disabled account says so."""
+    condition, text = _condition_and_text(failure)
+    if condition == "account-disabled":
+        return (
+            f"the account {jid} is disabled" + (f" ({text})" if text else ""),
+            "another administrator can run 'vinesctl user enable "
+            f"{jid}', or on the server's machine 'vinesctl user enable {jid} --config PATH'",
+        )
+    detail = f" ({condition}: {text})" if text else f" ({condition})" if condition else ""
+    return (
+        f"authentication failed for {jid}{detail}",
+        "check the password (VINESCTL_PASSWORD or the profile) and the account",
+    )
+
+
+def _stream_error(where: str, error: Any) -> tuple[str, str]:
+    """The server's own words (e.g. a ban's retry time) with the condition."""
+    condition, text = _condition_and_text(error)
+    if condition == "policy-violation" and text:
+        return (
+            f"{where} refused the connection (policy-violation: {text})",
+            "wait until then, or ask an operator of the server to run 'vinesctl unban IP'",
+        )
+    return (
+        f"{where} closed the stream ({condition}{': ' + text if text else ''})",
+        "check the account's domain and the server's logs",
+    )
+
+
 def _tls_context(settings: Any) -> ssl.SSLContext | None:
     """With --ca or --insecure, our own context: slixmpp's default one loads the system trust
     store twice (~35 ms) only to be told to trust one file. None: slixmpp's default."""
@@ -104,13 +140,7 @@ async def open_session(
             started.set_exception(VinesctlError(message, fix))
 
     client.add_event_handler("session_start", lambda _e: started.done() or started.set_result(None))
-    client.add_event_handler(
-        "failed_auth",
-        lambda _e: fail(
-            f"authentication failed for {settings.jid}",
-            "check the password (VINESCTL_PASSWORD or the profile) and the account",
-        ),
-    )
+    client.add_event_handler("failed_auth", lambda e: fail(*_auth_failure(settings.jid, e)))
     client.add_event_handler(
         "connection_failed",
         lambda e: fail(
@@ -125,13 +155,7 @@ async def open_session(
             "pass --ca FILE with the server's CA (or fix the server's certificate chain)",
         ),
     )
-    client.add_event_handler(
-        "stream_error",
-        lambda e: fail(
-            f"{where} closed the stream ({e['condition'] if hasattr(e, 'get') else e})",
-            "check the account's domain and the server's logs",
-        ),
-    )
+    client.add_event_handler("stream_error", lambda e: fail(*_stream_error(where, e)))
 
     def on_disconnected(reason: Any) -> None:
         text = str(reason or "")
