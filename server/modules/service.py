@@ -49,11 +49,19 @@ def setup(api: ModuleAPI) -> None:
 
     async def edit_admin(ctx: Context) -> Result:
         domain = ctx.service.domain
+        config, stored = await state.admins(domain)
         jids = []
         for value in ctx.values["adminjids"]:
             jid = JID.parse(value)
             if jid.local is None or jid.resource is not None or jid.domain != domain:
-                raise bad_payload(f"field 'adminjids': {value} is not an account on {domain}")
+                raise bad_payload(
+                    f"field 'adminjids': {value} is not an account on {domain} "
+                    f"(admins of {domain} are its own accounts)"
+                )
+            # a new admin must be an account: a grant waiting for a future account is a trap
+            known = str(jid) in config or str(jid) in stored
+            if not known and await api.storage.get_account(str(jid)) is None:
+                raise bad_payload(f"field 'adminjids': {jid} has no account: create it first")
             jids.append(str(jid))
         await state.set_admins(domain, jids)
         return kept(state.configured(), jids, "admin list saved", "vines.toml")

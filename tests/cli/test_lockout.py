@@ -106,12 +106,6 @@ def test_local_mode_keeps_the_last_admin(live, run_cli) -> None:
     assert r.exit_code == 0, r.stderr
 
 
-def test_kick_of_an_unknown_account_fails(live, run_cli) -> None:
-    r = run_cli("user", "kick", "nobody", env=ENV)
-    assert r.exit_code == 1 and one_line(r), r.stdout + r.stderr
-    assert f"no such account: nobody@{DOMAIN}" in r.stderr and "kicked" not in r.stdout
-
-
 # ---- the profile's own password ----------------------------------------------------------------
 
 
