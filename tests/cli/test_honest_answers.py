@@ -57,3 +57,11 @@ def test_kick_and_add_name_the_real_cause(live, run_cli) -> None:
     assert r.exit_code != 0 and one_line(r), r.stderr
     assert "not an administrator" not in r.stderr
     assert f"joe@elsewhere.example is not on {DOMAIN}" in r.stderr
+
+
+def test_an_announcement_too_big_reports_the_servers_stream_error(live, run_cli) -> None:
+    """300 KB is over the server's stanza_size (256 KiB): it closes the stream with
+    policy-violation 'stanza too big', and the console says so instead of timing out."""
+    r = run_cli("announce", "-", "--timeout", "120", input="x" * 300_000 + "\n", env=ENV)
+    assert r.exit_code == 1 and one_line(r), r.stderr
+    assert "stanza too big" in r.stderr and "timed out" not in r.stderr

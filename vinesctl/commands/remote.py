@@ -110,13 +110,13 @@ def run_with(
     import gc
     import traceback
 
-    from vinesctl.xmpp.session import open_session
+    from vinesctl.xmpp.session import guarded, open_session
 
     async def session() -> T:
         with spinner(not as_json, f"connecting to {conn.address} as {conn.jid}...") as s:
             async with open_session(conn, plugins, timeout) as client:
                 s.update(f"working on {conn.domain}...")
-                return await work(client, conn, s)
+                return await guarded(client, work(client, conn, s))
 
     async def go() -> T:
         # slixmpp's client cleans up in __del__ through its loop: let it go while the loop

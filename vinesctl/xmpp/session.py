@@ -16,12 +16,13 @@ import contextlib
 import logging
 import secrets
 import ssl
-from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from typing import Any, TypeVar
 
 from vinesctl.errors import VinesctlError
 
 NS_STREAMS = "http://etherx.jabber.org/streams"
+T = TypeVar("T")
 
 
 def _reason(exc: object) -> str:
@@ -57,15 +58,29 @@ def _auth_failure(jid: str, failure: Any) -> tuple[str, str]:
 def _stream_error(where: str, error: Any) -> tuple[str, str]:
     """The server's own words (e.g. a ban's retry time) with the condition."""
     condition, text = _condition_and_text(error)
-    if condition == "policy-violation" and text:
+    said = f"{condition}: {text}" if text else condition
+    if "retry after" in text:  # a ban (too many failed logins from this address)
         return (
-            f"{where} refused the connection (policy-violation: {text})",
+            f"{where} refused the connection ({said})",
             "wait until then, or ask an operator of the server to run 'vinesctl unban IP'",
         )
-    return (
-        f"{where} closed the stream ({condition}{': ' + text if text else ''})",
-        "check the account's domain and the server's logs",
-    )
+    if condition == "policy-violation":
+        return f"{where} closed the stream ({said})", "stay within the server's limits"
+    return f"{where} closed the stream ({said})", "check the account's domain and the server's logs"
+
+
+async def guarded(client: Any, work: Awaitable[T]) -> T:
+    """Await `work`, but when the server closes the stream meanwhile (e.g. a stanza too big),
+    raise its error at once instead of waiting for a reply that cannot come."""
+    task = asyncio.ensure_future(work)
+    closed = client.vinesctl_closed
+    await asyncio.wait({task, closed}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.wait({task})
+    closed.result()  # raises the server's error
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _tls_context(settings: Any) -> ssl.SSLContext | None:
@@ -135,9 +150,17 @@ async def open_session(
     started: asyncio.Future[None] = loop.create_future()
     where = settings.address
 
+    # after login, a stream error or a lost connection ends the work at once (see `guarded`)
+    closed: asyncio.Future[None] = loop.create_future()
+    closed.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: no warning
+    client.vinesctl_closed = closed
+    ending = False
+
     def fail(message: str, fix: str) -> None:
         if not started.done():
             started.set_exception(VinesctlError(message, fix))
+        elif not closed.done() and not ending:
+            closed.set_exception(VinesctlError(message, fix))
 
     client.add_event_handler("session_start", lambda _e: started.done() or started.set_result(None))
     client.add_event_handler("failed_auth", lambda e: fail(*_auth_failure(settings.jid, e)))
@@ -165,8 +188,9 @@ async def open_session(
                 f"the certificate of {where} is not trusted ({why or 'verify failed'})",
                 "pass --ca FILE with the server's CA (or fix the server's certificate chain)",
             )
+        when = "" if started.done() else " before login"
         fail(
-            f"{where} closed the connection before login ({text or 'no reason given'})",
+            f"{where} closed the connection{when} ({text or 'no reason given'})",
             "check the server's logs; try --debug",
         )
 
@@ -182,6 +206,7 @@ async def open_session(
             ) from None
         yield client
     finally:
+        ending = True
         with contextlib.suppress(Exception):
             client.cancel_connection_attempt()
         # disconnect() returns a future that ends when the disconnect has; asyncio.wait neither
