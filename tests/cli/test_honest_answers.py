@@ -65,3 +65,13 @@ def test_an_announcement_too_big_reports_the_servers_stream_error(live, run_cli)
     r = run_cli("announce", "-", "--timeout", "120", input="x" * 300_000 + "\n", env=ENV)
     assert r.exit_code == 1 and one_line(r), r.stderr
     assert "stanza too big" in r.stderr and "timed out" not in r.stderr
+
+
+def test_max_items_outside_the_options_means_no_limit(live, run_cli) -> None:
+    """What a third-party admin client sends (Prosody and ejabberd list everyone for it)."""
+    node = "http://jabber.org/protocol/admin#get-registered-users-list"
+    r = run_cli("adhoc", "run", node, "--set", "max_items=all", "--json", env=ENV)
+    assert r.exit_code == 0, r.stderr
+    assert f"alice@{DOMAIN}" in r.stdout and ADMIN in r.stdout
+    r = run_cli("adhoc", "run", node, "--set", "max_items=-1", env=ENV)
+    assert r.exit_code == 1 and "max_items" in r.stderr and one_line(r), r.stderr
