@@ -8,6 +8,7 @@ this file.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -157,13 +158,14 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
             _path(table, key + ".key", base),
         )
     for admin in admins:
-        if "@" not in admin or "/" in admin:
-            raise ConfigError(f"server.admins: {admin!r} is not a bare JID such as admin@{name}")
+        _admin_jid(admin, domains)
 
     lst = _table(raw, "listeners")
     _only(lst, "listeners.", {"bind", "c2s_port", "c2s_direct_tls_port"})
     bind = lst.get("bind", ["127.0.0.1"])
     bind = [bind] if isinstance(bind, str) else bind
+    for address in _str_list(lst, "listeners.bind", bind):
+        _bind_address(address)
     listeners = ListenerConfig(
         bind=tuple(_str_list(lst, "listeners.bind", bind)),
         c2s_port=_port(lst, "c2s_port", 5222),
@@ -192,7 +194,10 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     fed = _table(raw, "federation")
     _only(fed, "federation.", {"allow"})
     federation = FederationConfig(
-        tuple(d.lower() for d in _str_list(fed, "federation.allow", fed.get("allow", [])))
+        tuple(
+            _domain_name("federation.allow", d)
+            for d in _str_list(fed, "federation.allow", fed.get("allow", []))
+        )
     )
     pres = _table(raw, "presence")
     _only(pres, "presence.", {"interval", "capacity", "subscribers"})
@@ -213,6 +218,101 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         log_level,
         presence,
     )
+
+
+def _admin_jid(admin: str, domains: dict[str, DomainConfig]) -> None:
+    from vines_server.xmpp.jid import JID, JIDError
+
+    example = f"admin@{next(iter(domains))}"
+    try:
+        jid = JID.parse(admin)
+    except JIDError as exc:
+        raise ConfigError(
+            f"server.admins: {admin!r} is not a JID ({exc}): write a bare JID such as {example}"
+        ) from None
+    if jid.local is None or jid.resource is not None:
+        raise ConfigError(
+            f"server.admins: {admin!r} is not a bare JID of an account: write e.g. {example}"
+        )
+    if jid.domain not in domains:
+        raise ConfigError(
+            f"server.admins: {admin!r} is not on a hosted domain "
+            f'(hosted: {", ".join(sorted(domains))}): fix the JID or add [domains."{jid.domain}"]'
+        )
+
+
+def _domain_name(key: str, value: str) -> str:
+    from vines_server.xmpp.jid import JID, JIDError
+
+    try:
+        jid = JID.parse(value)
+    except JIDError as exc:
+        raise ConfigError(
+            f"{key}: {value!r} is not a domain name ({exc}): fix or remove it"
+        ) from None
+    if jid.local is not None or jid.resource is not None:
+        raise ConfigError(f"{key}: {value!r} is a JID, not a domain: write {jid.domain!r}")
+    return jid.domain
+
+
+def _bind_address(value: str) -> None:
+    """An IP address, or a host name (never a malformed address such as 127.0.0.999)."""
+    try:
+        ipaddress.ip_address(value)
+        return
+    except ValueError:
+        pass
+    labels = value.rstrip(".").split(".")
+    numeric = all(label.isdigit() for label in labels)
+    name_ok = all(re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", x) for x in labels)
+    if numeric or ":" in value or not name_ok:
+        raise ConfigError(
+            f'listeners.bind: {value!r} is not an IP address: write e.g. "127.0.0.1", '
+            '"0.0.0.0" or "::" (every interface)'
+        )
+
+
+def check_files(config: Config) -> None:
+    """What the config names on disk: each domain's certificate and key exist, hold what their
+    key says, and belong together. ConfigError naming the key and the fix."""
+    import ssl
+
+    for domain in config.domains.values():
+        where = f"domains.{domain.name}"
+        for path, what, marker in (
+            (domain.certificate, "certificate", "CERTIFICATE-----"),
+            (domain.key, "key", "PRIVATE KEY-----"),
+        ):
+            if not path.is_file():
+                raise ConfigError(
+                    f"{where}.{what}: {path} does not exist; "
+                    "generate one with 'vinesctl server init' or fix the path"
+                )
+            try:
+                text = path.read_text(encoding="ascii", errors="replace")
+            except OSError as exc:
+                raise ConfigError(f"{where}.{what}: cannot read {path} ({exc.strerror})") from None
+            if marker not in text:
+                held = (
+                    "a certificate"
+                    if "CERTIFICATE-----" in text
+                    else "a private key"
+                    if "PRIVATE KEY-----" in text
+                    else "no PEM data"
+                )
+                raise ConfigError(
+                    f"{where}.{what}: {path} holds {held}, not a PEM {what}: point {what} at the "
+                    f"{'private key' if what == 'key' else 'certificate chain'} file"
+                )
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                domain.certificate, domain.key
+            )
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                f"{where}: {domain.key} does not fit {domain.certificate} ({exc.reason or exc}): "
+                "use the key the certificate was issued for"
+            ) from None
 
 
 def _positive(table: dict, key: str, default: float) -> float:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from vines_server import __version__
-from vines_server.config import Config, ConfigError, load
+from vines_server.config import Config, ConfigError, check_files, load
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,13 +51,7 @@ async def run(config: Config) -> bool:
     """Serve until a signal or an admin's shutdown; True when an admin asked for a restart."""
     from vines_server.server import Server
 
-    for domain in config.domains.values():
-        for path, what in ((domain.certificate, "certificate"), (domain.key, "key")):
-            if not path.is_file():
-                raise ConfigError(
-                    f"domains.{domain.name}.{what}: {path} does not exist; "
-                    "generate one with 'vinesctl server init' or fix the path"
-                )
+    check_files(config)
     server = Server(config)
     await server.start()
     stop = server.shutdown_requested  # signals, or the shutdown/restart admin commands
