@@ -26,6 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from vines_server.xmpp.jid import domain_to_ascii, normalize_domainpart
 
 __all__ = [
     "OID_SRV_NAME",
@@ -72,22 +73,14 @@ def _now() -> _dt.datetime:
 
 
 def _alabel(domain: str) -> str:
-    """The ASCII (A-label) form of a domain, lower case, without a trailing dot."""
-    domain = domain.rstrip(".").lower()
-    try:
-        domain.encode("ascii")
-    except UnicodeEncodeError:
-        return domain.encode("idna").decode("ascii")
-    return domain
+    """The ASCII (A-label) form of a domain, lower case, without a trailing dot (IDNA2008: the
+    standard library's IDNA2003 codec would turn straße into strasse)."""
+    return domain_to_ascii(domain)
 
 
 def _ulabel(domain: str) -> str:
     """The Unicode (U-label) form of a domain, as carried in an xmppAddr."""
-    domain = domain.rstrip(".").lower()
-    try:
-        return domain.encode("ascii").decode("idna")
-    except (UnicodeError, UnicodeDecodeError):
-        return domain
+    return normalize_domainpart(domain)
 
 
 def _der_string(tag: int, value: bytes) -> bytes:

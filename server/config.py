@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from vines_server.xmpp.jid import JID, JIDError, normalize_domainpart
+
 
 class ConfigError(Exception):
     """One line: which key is wrong and how to fix it."""
@@ -57,6 +59,7 @@ class Limits:
     connections_per_ip: int = 64  # XEP-0205: refused at accept beyond this
     auth_failures_per_ip: int = 20  # within auth_ban_seconds, then the IP is banned ...
     auth_ban_seconds: int = 3600  # ... for this long (ejabberd mod_fail2ban)
+    output_bytes: int = 1024 * 1024  # stanzas queued for a client that is not reading
     # addresses or networks never banned for failed logins: the console on this machine
     ban_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
 
@@ -72,6 +75,7 @@ class Deadlines:
     shutdown: float = 5.0
     hibernate: float = 10.0  # idle this long, a ready stream drops its XML parser (memory)
     adhoc_session: float = 600.0  # an ad-hoc command session expires after this much silence
+    output_stall: float = 60.0  # output full this long: the client is not reading, close it
 
 
 @dataclass(frozen=True)
@@ -149,11 +153,9 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         if not isinstance(table, dict):
             raise ConfigError(f"{key} must be a table with 'certificate' and 'key'")
         _only(table, key + ".", {"certificate", "key"})
-        lowered = name.lower()
-        if not lowered or "@" in lowered or "/" in lowered or len(lowered.encode()) > 1023:
-            raise ConfigError(f"{key}: {name!r} is not a valid domain name")
-        domains[lowered] = DomainConfig(
-            lowered,
+        prepared = _domain_name(key, name)
+        domains[prepared] = DomainConfig(
+            prepared,
             _path(table, key + ".certificate", base),
             _path(table, key + ".key", base),
         )
@@ -221,8 +223,6 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
 
 
 def _admin_jid(admin: str, domains: dict[str, DomainConfig]) -> None:
-    from vines_server.xmpp.jid import JID, JIDError
-
     example = f"admin@{next(iter(domains))}"
     try:
         jid = JID.parse(admin)
@@ -239,20 +239,6 @@ def _admin_jid(admin: str, domains: dict[str, DomainConfig]) -> None:
             f"server.admins: {admin!r} is not on a hosted domain "
             f'(hosted: {", ".join(sorted(domains))}): fix the JID or add [domains."{jid.domain}"]'
         )
-
-
-def _domain_name(key: str, value: str) -> str:
-    from vines_server.xmpp.jid import JID, JIDError
-
-    try:
-        jid = JID.parse(value)
-    except JIDError as exc:
-        raise ConfigError(
-            f"{key}: {value!r} is not a domain name ({exc}): fix or remove it"
-        ) from None
-    if jid.local is not None or jid.resource is not None:
-        raise ConfigError(f"{key}: {value!r} is a JID, not a domain: write {jid.domain!r}")
-    return jid.domain
 
 
 def _bind_address(value: str) -> None:
@@ -335,6 +321,16 @@ def _only(table: dict, prefix: str, allowed: set[str]) -> None:
             raise ConfigError(
                 f"unknown key {prefix}{key}: remove it (known: {', '.join(sorted(allowed))})"
             )
+
+
+def _domain_name(key: str, name: str) -> str:
+    """A domain name prepared by the one JID rule (RFC 7622), or ConfigError naming the key."""
+    try:
+        return normalize_domainpart(name)
+    except JIDError as exc:
+        raise ConfigError(
+            f"{key}: {name!r} is not a valid domain name ({exc}): write one such as example.org"
+        ) from None
 
 
 def _str_list(table: dict, key: str, value: Any) -> list[str]:

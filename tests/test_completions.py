@@ -91,7 +91,9 @@ def shell_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-USER_SUBCOMMANDS = ["add", "delete", "disable", "enable", "kick", "list", "passwd", "show"]
+USER_SUBCOMMANDS = [
+    "add", "delete", "disable", "enable", "jid-changes", "kick", "list", "passwd", "show",
+]  # fmt: skip
 
 
 def test_command_name(tmp_path):
@@ -105,6 +107,7 @@ def test_subcommands(tmp_path):
         "delete",
         "disable",
         "enable",
+        "jid-changes",
         "kick",
         "list",
         "passwd",

@@ -74,16 +74,44 @@ _FIELDS = [f.name for f in fields(Profile) if f.name != "name"]
 
 
 def domain_of(jid: str) -> str:
-    """The domain part of a JID (`user@example.com/res` -> `example.com`)."""
-    return jid.split("/", 1)[0].rpartition("@")[2].lower()
+    """The prepared domain part of a JID (`user@Example.com/res` -> `example.com`)."""
+    from vines_server.xmpp.jid import JIDError, normalize_domainpart
+
+    domain = jid.split("/", 1)[0].rpartition("@")[2]
+    try:
+        return normalize_domainpart(domain)
+    except JIDError:
+        return domain.lower()  # not a valid name: connecting reports it
+
+
+def check_domain(name: str) -> str:
+    """A domain name prepared by RFC 7622 (IDNA2008 U-labels, the server's own rule), or
+    UsageError naming what is wrong."""
+    from vines_server.xmpp.jid import JIDError, normalize_domainpart
+
+    try:
+        return normalize_domainpart(name.strip())
+    except JIDError as exc:
+        raise UsageError(
+            f"{name!r} is not a valid domain name: {exc}", "give a domain such as example.org"
+        ) from None
 
 
 def check_jid(jid: str) -> str:
-    """A bare JID `local@domain` (lower-cased domain), or UsageError."""
-    local, at, domain = jid.strip().partition("@")
-    if not at or not local or not domain or "/" in jid or "@" in domain or " " in jid:
+    """A bare JID `local@domain` prepared by RFC 7622 (the server's own rule), or UsageError
+    naming what is wrong."""
+    from vines_server.xmpp.jid import JID, JIDError
+
+    text = jid.strip()
+    local, at, domain = text.partition("@")
+    if not at or not local or not domain or "/" in text:
         raise UsageError(f"{jid!r} is not a bare JID", "write it as user@example.com")
-    return f"{local.lower()}@{domain.lower()}"
+    try:
+        return str(JID.parse(text))
+    except JIDError as exc:
+        raise UsageError(
+            f"{jid!r} is not a valid JID: {exc}", "choose a name without it (RFC 7622)"
+        ) from None
 
 
 def parse_server(value: str) -> tuple[str, int]:

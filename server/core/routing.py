@@ -4,11 +4,18 @@
 (closed by default: `not-allowed`); the domain itself and accounts go to the module handlers;
 full JIDs go to their session. Modules never write to another session directly; they call
 `route()` or `deliver()` here.
+
+A session whose output queue is full (its client does not read, design decision 12) gets no
+more than it can hold: messages for it are kept offline and delivered once its output drains
+(or at its next login), iqs to it bounce `resource-constraint`, presence is coalesced by its
+connection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -50,6 +57,10 @@ class Router:
         self.remote: RemoteHandler | None = None  # the federation seam; None = closed domain
         self.stanzas_in = 0
         self.stanzas_out = 0
+        # messages on their way to offline storage, stored in arrival order by one task
+        self._unsent: deque[tuple[Element, JID, asyncio.Future[None]]] = deque()
+        self._storing_unsent = False
+        self._diverted: set[Session] = set()  # sessions whose messages went offline meanwhile
 
     # ---- entry point ---------------------------------------------------------------------
 
@@ -93,7 +104,10 @@ class Router:
         if to.resource is not None:
             session = self.sessions.get(to)
             if session is not None:
-                self.deliver(stanza, session)
+                if session.congested and _keep_for_later(stanza):
+                    await self.keep_offline(stanza, session)  # the sender waits for the store
+                else:
+                    self.deliver(stanza, session)
                 return
             if mtype in ("groupchat", "error"):
                 if mtype == "groupchat":
@@ -111,7 +125,10 @@ class Router:
             self._bounce(stanza, StanzaError("service-unavailable"))
             return
         if targets:
-            for session in targets:
+            reading = [s for s in targets if not s.congested]
+            if not reading and _keep_for_later(stanza):
+                await self.keep_offline(stanza, *targets)
+            for session in reading:
                 self.deliver(stanza, session)
             return
         if mtype in ("headline", "error"):
@@ -121,6 +138,10 @@ class Router:
             # leak nothing more: the user cannot exist, so there is no presence to leak.
             self._bounce(stanza, StanzaError("service-unavailable"))
             return
+        await self.store_offline(stanza, bare)
+
+    async def store_offline(self, stanza: Element, bare: JID) -> None:
+        """Keep a message for the account's next delivery; over the quota it bounces."""
         if await self.storage.count_offline(str(bare)) >= self.offline_quota:
             self._bounce(stanza, StanzaError("service-unavailable", "offline storage is full"))
             return
@@ -157,14 +178,69 @@ class Router:
     # ---- delivery ------------------------------------------------------------------------
 
     def deliver(self, stanza: Element, session: Session) -> None:
+        if session.congested and stanza.tag != PRESENCE:  # presence is coalesced instead
+            self._deliver_congested(stanza, session)
+            return
+        self._send(stanza, session)
+
+    def _send(self, stanza: Element, session: Session) -> None:
+        """Out even when `session`'s output is full: for answers to its own stanzas (replies,
+        bounces), bounded because it sends no more while its output is full."""
         self.stanzas_out += 1
         session.send(stanza)
+
+    def _deliver_congested(self, stanza: Element, session: Session) -> None:
+        if stanza.tag == MESSAGE and _keep_for_later(stanza):
+            self.keep_offline(stanza, session)
+        elif stanza.tag == IQ and stanza.get("type") in ("get", "set"):
+            text = f"{session.jid} is not reading its stream; retry later"
+            self._bounce(stanza, StanzaError("resource-constraint", text, type="wait"))
+        else:  # a headline, an error or an iq result: not worth keeping (RFC 6121 8.5.2)
+            log.info("dropped a %s to %s: its output is full", _local(stanza.tag), session.jid)
+
+    def keep_offline(self, stanza: Element, *sessions: Session) -> asyncio.Future[None]:
+        """Store a message that its (full or closing) sessions could not take, in arrival
+        order; they get it when their output drains, or at the next login. The future is done
+        once it is stored, so a sender can be made to wait."""
+        done = asyncio.get_running_loop().create_future()
+        self._unsent.append((stanza, sessions[0].jid.bare, done))
+        self._diverted.update(sessions)
+        if not self._storing_unsent:
+            self._storing_unsent = True
+            self.host.server.spawn(self._store_unsent())
+        return done
+
+    async def _store_unsent(self) -> None:
+        try:
+            while self._unsent:
+                stanza, bare, done = self._unsent.popleft()
+                try:
+                    await self.store_offline(stanza, bare)
+                except Exception:
+                    log.exception("could not keep a message for %s offline", bare)
+                finally:
+                    if not done.done():  # its sender may have gone (cancelled) meanwhile
+                        done.set_result(None)
+        finally:
+            self._storing_unsent = False
+        for session in list(self._diverted):
+            if not session.congested:
+                self.drained(session)
+
+    def drained(self, session: Session) -> None:
+        """`session`'s output has room again: messages kept for it meanwhile are delivered
+        (by the offline module), once all of them are stored."""
+        if session not in self._diverted or self._storing_unsent:
+            return
+        self._diverted.discard(session)
+        if self.sessions.get(session.jid) is session:
+            self.host.server.spawn(self.host.hooks.fire("output/drained", session))
 
     def reply(self, stanza: Element, origin: Session | None) -> None:
         """Send a server-made stanza to a local entity (the `to` is already set)."""
         to = JID.parse(stanza.get("to", ""))
         if origin is not None and origin.jid == to:
-            self.deliver(stanza, origin)
+            self._send(stanza, origin)
             return
         session = self.sessions.get(to) if to.resource else None
         if session is not None:
@@ -187,10 +263,19 @@ class Router:
         if sender_jid.resource:
             session = self.sessions.get(sender_jid)
             if session is not None:
-                self.deliver(reply, session)
+                self._send(reply, session)
         else:
             for session in self.sessions.available(sender_jid):
-                self.deliver(reply, session)
+                self._send(reply, session)
 
     def bounce(self, stanza: Element, err: StanzaError) -> None:
         self._bounce(stanza, err)
+
+
+def _keep_for_later(message: Element) -> bool:
+    """Message types that offline storage keeps (RFC 6121 8.5.2, as deliver_to_account)."""
+    return message.get("type", "normal") in ("normal", "chat")
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]

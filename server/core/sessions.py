@@ -18,6 +18,10 @@ class Link(Protocol):
 
     def send_element(self, element: Element) -> None: ...
     def close(self, error: StreamError | None = None) -> None: ...
+    @property
+    def output_full(self) -> bool: ...
+    @property
+    def output_backlog(self) -> int: ...
 
 
 @dataclass(eq=False)
@@ -37,6 +41,16 @@ class Session:
 
     def send(self, element: Element) -> None:
         self.link.send_element(element)
+
+    @property
+    def congested(self) -> bool:
+        """Its output queue is full: the peer is not reading (design decision 12)."""
+        return self.link.output_full
+
+    @property
+    def backlog(self) -> int:
+        """Bytes waiting for room in its socket buffer."""
+        return self.link.output_backlog
 
 
 class SessionRegistry:

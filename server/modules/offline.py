@@ -1,5 +1,6 @@
 """Offline messages (XEP-0160): the router stores them; here they are delivered at the next
-initial presence, each with a XEP-0203 delay stamp saying when the server received it."""
+initial presence (or when a session that was not reading drains its output), each with a
+XEP-0203 delay stamp saying when the server received it."""
 
 from __future__ import annotations
 
@@ -18,14 +19,17 @@ def setup(api: ModuleAPI) -> None:
             stanza = parse_fragment(message.xml)
             stamp = message.stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
             domain = session.jid.domain
-            stanza.append(
-                make(
-                    ns.q(ns.DELAY, "delay"),
-                    {"from": domain, "stamp": stamp},
-                    text="Offline storage",
+            # kept again while its client was not reading: the first stamp is the true one
+            if not any(d.get("from") == domain for d in stanza.iter(ns.q(ns.DELAY, "delay"))):
+                stanza.append(
+                    make(
+                        ns.q(ns.DELAY, "delay"),
+                        {"from": domain, "stamp": stamp},
+                        text="Offline storage",
+                    )
                 )
-            )
             api.router.deliver(stanza, session)
 
     api.on("presence/initial", deliver)
+    api.on("output/drained", deliver)  # messages kept while the client was not reading
     api.feature(ns.OFFLINE)

@@ -20,7 +20,8 @@ no await between, and presence changes are observed in the same step as the stat
 by one per message, so a client sees any gap.
 
 A slow admin is not queued without bound: pending deltas are coalesced per full JID (the latest
-presence wins) and sent when the admin's connection has drained. The feed ends with the admin's
+presence wins) and sent when nothing waits in the admin's output queue (a full queue would send
+the feed's messages to offline storage). The feed ends with the admin's
 session, or with the command `urn:vinesctl:presence-feed#stop`.
 """
 
@@ -45,7 +46,6 @@ NODE_STOP = NODE + "#stop"
 NS_FEED = "urn:vinesctl:presence-feed:0"
 NS_FORWARD = "urn:xmpp:forward:0"
 BATCH = 200  # presences per message
-HIGH_WATER = 256 * 1024  # bytes waiting in the admin's socket buffer before we hold back
 RETRY = 0.05  # seconds between checks while the admin's connection drains
 
 
@@ -96,8 +96,7 @@ class Feed:
             asyncio.get_running_loop().call_later(delay, self.flush)
 
     def _congested(self) -> bool:
-        transport = getattr(self.admin.link, "transport", None)
-        return transport is not None and transport.get_write_buffer_size() > HIGH_WATER
+        return self.admin.backlog > 0  # the socket buffer is at its limit
 
     def flush(self) -> None:
         """Send one message, then yield to the loop: a snapshot of 10 000 sessions must not

@@ -5,6 +5,12 @@ per-connection memory, unlike asyncio's SSL transport), feeds plaintext to the s
 Input is processed strictly in order by at most one worker task per connection, because some
 actions await (account lookup, routing that touches storage). Reading pauses while the worker
 is behind, so a fast sender is slowed, not buffered without bound.
+
+Output is bounded the same way (design decision 12): stanzas for the peer wait in an
+`OutputQueue` (a byte limit, `[limits] output_bytes`) until the socket buffer, itself bounded by
+asyncio's write buffer limits, has room. While the queue is full the router keeps messages
+offline and bounces iqs, the peer's own input waits, and a queue that stays full for
+`[deadlines] output_stall` closes the stream with `policy-violation`.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
+from vines_server.net.output import OutputQueue, presence_key
 from vines_server.net.transport import StreamTLS
-from vines_server.xmpp import c2s
+from vines_server.xmpp import c2s, ns
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.stanza import serialize
 
@@ -37,6 +44,12 @@ MAX_QUEUED_CHUNKS = 8  # pause reading beyond this many unprocessed reads
 READS_PER_SECOND = 200.0
 READ_BURST = 64.0
 LINGER = 2.0  # seconds a closed stream waits for the peer's FIN before the socket is dropped
+# The socket write buffer: asyncio calls pause_writing() above WRITE_HIGH bytes and
+# resume_writing() at WRITE_LOW; meanwhile stanzas wait in the (counted) output queue.
+WRITE_HIGH = 64 * 1024
+WRITE_LOW = 16 * 1024
+PRESENCE = ns.q(ns.CLIENT, "presence")
+MESSAGE = ns.q(ns.CLIENT, "message")
 
 
 class C2SConnection(asyncio.Protocol):
@@ -61,6 +74,12 @@ class C2SConnection(asyncio.Protocol):
         self._ip: str | None = None
         self._ban_pending = False  # this stream's failure just banned its IP
         self._lingering = False
+        self._output = OutputQueue(server.config.limits.output_bytes)
+        self._writing_paused = False  # the socket buffer is above WRITE_HIGH
+        self._seen_full = False  # the queue's state the connection last acted on
+        self._output_room = asyncio.Event()  # set while the output queue is not full
+        self._output_room.set()
+        self._unsent_owner: Session | None = None  # whose messages are kept once closing
 
     # ---- asyncio callbacks ---------------------------------------------------------------
 
@@ -68,6 +87,7 @@ class C2SConnection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.io = StreamTLS(transport)
+        transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -144,6 +164,8 @@ class C2SConnection(asyncio.Protocol):
             timer.cancel()
         self._timers.clear()
         self._inbox.clear()
+        self._writing_paused = True  # nothing more can be written
+        self._keep_unsent()
         self.server.connections.discard(self)
         if self._worker is not None and self._worker is not asyncio.current_task():
             self._worker.cancel()
@@ -155,8 +177,38 @@ class C2SConnection(asyncio.Protocol):
     # ---- the Link protocol used by sessions and the router -------------------------------
 
     def send_element(self, element: Element) -> None:
-        if not self._closing:
-            self._write(serialize(element))
+        if self._closing:  # the session is not unbound yet: its messages are kept, not lost
+            if element.tag == MESSAGE and self._unsent_owner is not None:
+                self.server.router.keep_offline(element, self._unsent_owner)
+            return
+        self._output.push(
+            serialize(element),
+            message=element if element.tag == MESSAGE else None,
+            key=presence_key(element) if element.tag == PRESENCE else None,
+        )
+        self._pump()
+
+    @property
+    def closing(self) -> bool:
+        """The stream is closed on our side (or refused): nothing more is read or written."""
+        return self._closing
+
+    @property
+    def output_full(self) -> bool:
+        """No room for more stanzas: the queue is full, or the stream is closing."""
+        return self._output.full or self._closing
+
+    @property
+    def output_backlog(self) -> int:
+        """Bytes of stanzas waiting for room in the socket buffer."""
+        return self._output.size
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._pump()
 
     def close(self, error: StreamError | None = None) -> None:
         """Server-initiated close: stream error (if any), close tag, then the socket."""
@@ -212,9 +264,17 @@ class C2SConnection(asyncio.Protocol):
                     log.info("authentication failed %s: %s", self.peer, condition)
                     self.server.note_auth_failure(self._ip)
                     self._ban_pending = self.server.banned_until(self._ip) is not None
-                case c2s.Authenticated(jid, mechanism):
+                case c2s.Authenticated(jid, mechanism, legacy_name):
                     self.info["mechanism"] = mechanism
                     log.info("authenticated %s as %s with %s", self.peer, jid, mechanism)
+                    if legacy_name:
+                        log.warning(
+                            "%s typed %s and logged in as %s: an account stored under the "
+                            "pre-PRECIS rule, which casefolded names (RFC 7622 keeps them apart)",
+                            self.peer,
+                            legacy_name,
+                            jid,
+                        )
                 case c2s.BindRequest(resource, iq_id):
                     try:
                         self.session = await self.server.bind(self, resource)
@@ -225,6 +285,9 @@ class C2SConnection(asyncio.Protocol):
                     await self._execute(self.stream.bound(self.session.jid, iq_id))
                     log.info("bound %s to %s", self.peer, self.session.jid)
                 case c2s.StanzaIn(element):
+                    await self._output_room.wait()  # a peer that does not read asks no more
+                    if self._closing:
+                        return
                     await self.server.router.route(element, self.session)
                 case c2s.Close(error):
                     if error is not None:
@@ -264,13 +327,61 @@ class C2SConnection(asyncio.Protocol):
     # ---- output and teardown -------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
-        if self.io is not None and not self.transport.is_closing():
+        """Stream-level output (negotiation, stanza and stream errors): behind queued stanzas,
+        never before them; straight out when nothing waits (so <proceed/> precedes TLS)."""
+        if self._output:
+            self._output.push(data, stream_level=True)
+            self._pump()
+        elif self.io is not None and not self.transport.is_closing():
             self.io.write(data)  # queued inside TLS until its handshake is done
+
+    def _pump(self) -> None:
+        """Move queued stanzas into the socket buffer while it has room."""
+        while self._output and not self._writing_paused and not self.transport.is_closing():
+            self.io.write(self._output.pop())  # may call pause_writing() synchronously
+        if self._output.full != self._seen_full:
+            self._output_full_changed()
+
+    def _output_full_changed(self) -> None:
+        self._seen_full = self._output.full
+        if self._output.full:
+            self._output_room.clear()
+            self._pause("output")
+            if "output" not in self._timers:
+                self._arm("output", self.server.config.deadlines.output_stall, self._stalled)
+            return
+        self._output_room.set()
+        self._cancel("output")
+        self._resume("output")
+        if self.session is not None:
+            self.server.router.drained(self.session)
+
+    def _stalled(self) -> None:
+        self._timers.pop("output", None)
+        stall = self.server.config.deadlines.output_stall
+        log.info("output to %s full for %ss: closing", self.peer, stall)
+        self._keep_unsent()
+        self.close(StreamError("policy-violation", f"output not read for {stall:g} seconds"))
+
+    def _keep_unsent(self) -> None:
+        """Messages never written go to offline storage; stream-level bytes go out as they
+        are small and carry the closing stream error."""
+        messages, raw = self._output.clear()
+        self._seen_full = False
+        self._cancel("output")
+        self._output_room.set()  # a worker waiting for room wakes up and sees the close
+        self._unsent_owner = self._unsent_owner or self.session
+        if self._unsent_owner is not None:
+            for message in messages:
+                self.server.router.keep_offline(message, self._unsent_owner)
+        if raw and self.io is not None and not self.transport.is_closing():
+            self.io.write(b"".join(raw))
 
     def _close_transport(self) -> None:
         if self._closing:
             return
         self._closing = True
+        self._keep_unsent()
         if self.io is not None:
             self.io.close_notify()
         if self.transport is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from vines_server.xmpp.jid import JIDError, domain_to_ascii, normalize_domainpart
 
 __all__ = [
     "INTERMEDIATE_CIPHERS",
@@ -115,7 +116,19 @@ def _domain_context(
 
 
 def _normalise(name: str) -> str:
-    return name.rstrip(".").lower()
+    """The prepared domain (U-labels, as the config keys it) of a configured name or an SNI
+    server name (A-labels)."""
+    try:
+        return normalize_domainpart(name)
+    except JIDError:
+        return name.rstrip(".").lower()  # matches no hosted domain
+
+
+def _sni(name: str) -> str:
+    try:
+        return domain_to_ascii(name)
+    except JIDError:
+        return name  # an IP address or a name ssl refuses with its own error
 
 
 def server_context(
@@ -239,7 +252,8 @@ class TLSSession:
             self._incoming,
             self._outgoing,
             server_side=server_side,
-            server_hostname=None if server_side else server_hostname,
+            # A-labels by IDNA2008: given a U-label, ssl would encode it by IDNA2003
+            server_hostname=None if server_side or not server_hostname else _sni(server_hostname),
         )
         self._handshake_done = False
         self._peer_closed = False

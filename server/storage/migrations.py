@@ -11,8 +11,16 @@ StoredKey and ServerKey (see vines_server.xmpp.sasl.credentials).
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from vines_server.xmpp.jid import JID, JIDError
+
+log = logging.getLogger(__name__)
 
 
 def _initial(conn: sqlite3.Connection) -> None:
@@ -78,7 +86,86 @@ def _initial(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_initial]
+# Tables whose `user` column names an account (all REFERENCES accounts (jid)).
+_ACCOUNT_TABLES = ("roster", "pending_in", "offline", "vcard", "private")
+
+
+def _prepare_jids_rfc7622(conn: sqlite3.Connection) -> None:
+    """Account names stored before JIDs were prepared by RFC 7622 (PRECIS): the old rule kept
+    fullwidth letters and symbols, so some stored names prepare differently now. Each one is
+    recorded in `jid_changes` and logged: renamed to its prepared form when that is free,
+    otherwise kept as it is ('conflict': never merged into the account that holds the prepared
+    form; 'invalid': the name is refused now). Names the old rule casefolded ('straße' stored
+    as 'strasse') prepare to themselves; logins under the old spelling find them (c2s)."""
+    conn.execute(
+        """CREATE TABLE jid_changes (
+            old TEXT PRIMARY KEY NOT NULL,
+            new TEXT,
+            status TEXT NOT NULL CHECK (status IN ('renamed', 'conflict', 'invalid'))
+        )"""
+    )
+    stored = [row[0] for row in conn.execute("SELECT jid FROM accounts ORDER BY jid")]
+    taken = set(stored)
+    changes: list[tuple[str, str | None, str]] = []
+    for old in stored:
+        try:
+            new: str | None = str(JID.parse(old))
+        except JIDError as exc:
+            changes.append((old, None, "invalid"))
+            log.warning("account %s: name refused by RFC 7622 (%s); kept as it is", old, exc)
+            continue
+        if new == old:
+            continue
+        if new in taken:  # held by another account, or claimed by an earlier rename
+            changes.append((old, new, "conflict"))
+            log.warning("account %s: prepares to %s, which exists; kept apart", old, new)
+            continue
+        _rename_account(conn, old, new)
+        taken.add(new)
+        changes.append((old, new, "renamed"))
+        log.warning("account %s renamed to %s (RFC 7622)", old, new)
+    conn.executemany("INSERT INTO jid_changes (old, new, status) VALUES (?, ?, ?)", changes)
+
+
+def _rename_account(conn: sqlite3.Connection, old: str, new: str) -> None:
+    conn.execute("PRAGMA defer_foreign_keys = ON")  # children and parent move in one go
+    domain = new.rpartition("@")[2]
+    conn.execute("UPDATE accounts SET jid = ?, domain = ? WHERE jid = ?", (new, domain, old))
+    for table in _ACCOUNT_TABLES:
+        conn.execute(f"UPDATE {table} SET user = ? WHERE user = ?", (new, old))
+    # other accounts' rosters and pending requests name it as a contact
+    for table in ("roster", "pending_in"):
+        conn.execute(
+            f"UPDATE OR IGNORE {table} SET contact = ? WHERE contact = ?",
+            (new, old),
+        )
+
+
+@dataclass(frozen=True)
+class JidChange:
+    old: str
+    new: str | None
+    status: str  # renamed | conflict | invalid
+
+
+def jid_changes(conn: sqlite3.Connection) -> list[JidChange]:
+    """What the RFC 7622 migration did to stored account names (empty before it ran)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'jid_changes'").fetchone():
+        return []
+    rows = conn.execute("SELECT old, new, status FROM jid_changes ORDER BY status, old")
+    return [JidChange(*row) for row in rows]
+
+
+def jid_changes_at(path: str | os.PathLike[str]) -> list[JidChange]:
+    """jid_changes() of the SQLite file at `path`, opened read-only."""
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return jid_changes(conn)
+    finally:
+        conn.close()
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_initial, _prepare_jids_rfc7622]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

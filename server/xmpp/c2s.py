@@ -19,7 +19,7 @@ from xml.etree.ElementTree import Element
 
 from vines_server.xmpp import ns, sasl
 from vines_server.xmpp.errors import StanzaError, StreamError
-from vines_server.xmpp.jid import JID, JIDError
+from vines_server.xmpp.jid import JID, JIDError, legacy_localpart
 from vines_server.xmpp.parser import ParserLimits, Stanza, StreamClose, StreamOpen, StreamParser
 from vines_server.xmpp.sasl import Challenge, Failure, NeedCredentials, Success
 from vines_server.xmpp.stanza import (
@@ -60,6 +60,8 @@ class LookupAccount:
 class Authenticated:
     jid: JID  # bare
     mechanism: str
+    # the name the client gave, when the account was found through its pre-PRECIS form
+    legacy_name: str | None = None
 
 
 @dataclass
@@ -138,6 +140,8 @@ class C2SStream:
     _account: Any = None
     _session_established: bool = False
     _pending_jid: JID | None = None
+    _legacy_jid: JID | None = None  # where to look next when _pending_jid has no account
+    _legacy_name: str | None = None
     _generation: int = 0  # bumped at every stream restart
 
     def __post_init__(self) -> None:
@@ -197,6 +201,15 @@ class C2SStream:
         """The answer to LookupAccount: a storage Account or None when unknown."""
         if self.state is not State.SASL:
             return []
+        if account is None and self._legacy_jid is not None:
+            # accounts created before the PRECIS rule are stored under the old casefolded
+            # name ('straße' as 'strasse'): found there so the upgrade locks nobody out
+            assert self._pending_jid is not None
+            self._legacy_name = str(self._pending_jid)
+            self._pending_jid, self._legacy_jid = self._legacy_jid, None
+            return [LookupAccount(self._pending_jid)]
+        if account is None:
+            self._legacy_name = None
         self._account = account
         return self._sasl_step(self._sasl.credentials(account.credentials if account else None))
 
@@ -417,6 +430,8 @@ class C2SStream:
             except JIDError:
                 return self._sasl_step(self._sasl.credentials(None))
             self._pending_jid = jid
+            self._legacy_jid = _legacy_jid(jid)
+            self._legacy_name = None
             return [LookupAccount(jid)]
         if isinstance(step, Success):
             if self._account is None:  # a mechanism must never succeed without an account
@@ -429,7 +444,8 @@ class C2SStream:
             success = serialize(make(ns.q(ns.SASL, "success"), text=payload))
             self._restart(State.START)
             self._parser.limits = self.settings.limits
-            return [Send(success), Authenticated(self.jid, self.mechanism or "")]
+            legacy, self._legacy_name = self._legacy_name, None
+            return [Send(success), Authenticated(self.jid, self.mechanism or "", legacy)]
         assert isinstance(step, Failure)
         return self._sasl_failed(step.condition, step.text)
 
@@ -466,6 +482,16 @@ class C2SStream:
                 raise StreamError("invalid-from")
         bare_only = el.tag == ns.q(ns.CLIENT, "presence") and el.get("type") in SUBSCRIPTION_TYPES
         el.set("from", str(self.jid.bare if bare_only else self.jid))
+
+
+def _legacy_jid(jid: JID) -> JID | None:
+    """The account name the pre-PRECIS rule gave this JID, where it differs and is still valid."""
+    assert jid.local is not None
+    try:
+        legacy = JID.parse(f"{legacy_localpart(jid.local)}@{jid.domain}")
+    except JIDError:
+        return None
+    return legacy if legacy != jid else None
 
 
 _HANDLERS: dict[State, Callable[[C2SStream, Element], list[Action]]] = {

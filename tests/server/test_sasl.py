@@ -137,10 +137,21 @@ def test_username_escapes():
         del ACCOUNTS[name]
 
 
-def test_username_is_saslprepped():
-    mech = scram()
-    first = "n,,n=\uff41lice\u00ad,r=abc".encode()  # fullwidth a, soft hyphen mapped to nothing
-    assert mech.start(first) == NeedCredentials("alice")
+@pytest.mark.parametrize(
+    ("name", "account"),
+    [
+        ("\uff41lice", "alice"),  # fullwidth a: width mapping (RFC 7622 UsernameCaseMapped)
+        ("ALICE", "alice"),
+        ("stra\u00dfe", "stra\u00dfe"),  # not casefolded to "strasse": another account
+    ],
+)
+def test_username_is_prepared_as_a_localpart(name, account):
+    assert scram().start(f"n,,n={name},r=abc".encode()) == NeedCredentials(account)
+
+
+@pytest.mark.parametrize("name", ["alice\u00ad", "\U0001f600", "bad'q", "a b"])
+def test_username_precis_refuses(name):
+    assert scram().start(f"n,,n={name},r=abc".encode()) == Failure("malformed-request")
 
 
 # -- channel binding (A-09) ------------------------------------------------------------------

@@ -8,22 +8,15 @@ import asyncio
 import signal
 import sys
 
-from vines_server.storage import SQLiteStorage
-from vines_server.xmpp.sasl.credentials import derive_all
-
-from tests.server.test_admin_process import ADMIN, Live, wait_for, write_config
+from tests.server.test_admin_process import ADMIN, Live, create_accounts, wait_for, write_config
 from tests.support.adhoc import admin, listed
-from tests.support.xmpp import DOMAIN, PASSWORD, TEST_ITERATIONS, disconnect, slixmpp_client
+from tests.support.xmpp import DOMAIN, PASSWORD, disconnect, slixmpp_client
 
 CAROL = f"carol@{DOMAIN}"
 
 
 async def test_sighup_reopens_the_log_and_reloads_the_config(tmp_path, pki):
-    storage = SQLiteStorage(tmp_path / "vines.sqlite")
-    await storage.open()
-    for jid in (ADMIN, CAROL):
-        await storage.create_account(jid, derive_all(PASSWORD, TEST_ITERATIONS))
-    await storage.close()
+    await create_accounts(tmp_path, PASSWORD, ADMIN, CAROL)
     config = write_config(tmp_path, pki)
     state_file, log = tmp_path / "vines.state.json", tmp_path / "vines.log"
     proc = await asyncio.create_subprocess_exec(

@@ -52,15 +52,13 @@ def _check_resolver(_ctx: click.Context, _param: click.Parameter, value: str | N
 
 def domain_of_argument(value: str) -> str:
     """The domain to check: a domain, or the domain part of a JID. UsageError when invalid."""
+    from vinesctl.profiles import check_domain
+
     text = value.strip()
-    domain = text.rpartition("@")[2].partition("/")[0].rstrip(".").lower()
-    if not domain or " " in domain or len(domain) > 253 or ".." in domain:
+    domain = text.rpartition("@")[2].partition("/")[0]
+    if not domain:
         raise UsageError(f"{value!r} is not a domain", "give a domain such as example.org")
-    try:
-        domain.encode("idna")
-    except UnicodeError:
-        raise UsageError(f"{value!r} is not a valid domain name", "check the spelling") from None
-    return domain
+    return check_domain(domain)
 
 
 def finish(

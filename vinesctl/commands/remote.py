@@ -135,13 +135,13 @@ def run_with(
 def user_jid(conn: Any, user: str) -> str:
     """A bare JID of an account on the profile's domain (the service every XEP-0133 command
     goes to); a bare localpart takes that domain."""
-    from vinesctl.profiles import check_jid
+    from vinesctl.profiles import check_domain, check_jid
 
     user = user.strip()
     if "@" in user:
         jid = check_jid(user)
         domain = jid.rpartition("@")[2]
-        if domain != conn.domain.lower():
+        if domain != check_domain(conn.domain):
             raise UsageError(
                 f"{jid} is not on {conn.domain}: the commands of {conn.jid} manage the accounts "
                 f"of {conn.domain} only",
@@ -149,7 +149,7 @@ def user_jid(conn: Any, user: str) -> str:
                 "(--profile)",
             )
         return jid
-    if not user or "/" in user or " " in user:
+    if not user or "/" in user:
         raise UsageError(f"{user!r} is not a user name", "give user@domain or a localpart")
     return check_jid(f"{user}@{conn.domain}")
 
@@ -189,20 +189,14 @@ def make_list_group(name: str, which: str, doc: str, entry: str, domains: bool) 
         """A domain (allowlist, blocklist) or an account on the profile's domain (admins)."""
         if not domains:
             return user_jid(conn, value)
-        text = value.strip().lower()
-        if "@" in text or "/" in text:
-            domain = text.rpartition("@")[2].partition("/")[0]
+        if "@" in value or "/" in value:
+            domain = value.strip().rpartition("@")[2].partition("/")[0]
             raise UsageError(
                 f"{value!r} is a JID: the {name} holds domains", f"give the domain, e.g. {domain}"
             )
-        from vines_server.xmpp.jid import JID, JIDError
+        from vinesctl.profiles import check_domain
 
-        try:
-            return JID.parse(text).domain
-        except JIDError as exc:
-            raise UsageError(
-                f"{value!r} is not a domain ({exc})", "give e.g. example.org"
-            ) from None
+        return check_domain(value)
 
     def show(ctx: click.Context, server: Any, ca: Any, insecure: bool, timeout: float,
              as_json: bool) -> None:  # fmt: skip

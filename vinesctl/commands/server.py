@@ -274,12 +274,12 @@ def init(
 
     The admin's password comes from --password-file or VINESCTL_NEW_PASSWORD; otherwise a
     random one is kept only in the profile (never printed)."""
-    from vinesctl.profiles import Profile, ProfileStore, check_jid, domain_of
+    from vinesctl.profiles import Profile, ProfileStore, check_domain, check_jid, domain_of
     from vinesctl.secrets import optional_new_password, random_password
 
-    domain = domain.strip().rstrip(".").lower()
-    if not domain or any(c in domain for c in "@/ \t\"'[]\\") or len(domain) > 253:
+    if not domain.strip() or any(c in domain for c in "[]"):
         raise UsageError(f"{domain!r} is not a domain name", "pass e.g. --domain example.com")
+    domain = check_domain(domain)
     admin_jid = check_jid(admin or f"admin@{domain}")
     if domain_of(admin_jid) != domain:
         raise UsageError(f"admin {admin_jid} is not on {domain}", f"pass --admin NAME@{domain}")
@@ -404,6 +404,7 @@ LIMIT_NOTES = {
     "stream_restarts": "stream restarts per connection",
     "offline_quota": "offline messages kept per account",
     "pbkdf2_iterations": "SCRAM iterations for new passwords (at least 10000)",
+    "output_bytes": "bytes queued for a client that does not read, then messages go offline",
 }
 DEADLINE_NOTES = {
     "tls_handshake": "seconds to finish the TLS handshake",
@@ -411,6 +412,7 @@ DEADLINE_NOTES = {
     "stanza": "seconds to finish a stanza once it started",
     "idle": "seconds of silence before a connection is closed",
     "shutdown": "seconds streams get to close at SIGTERM",
+    "output_stall": "seconds a client's output may stay full, then policy-violation",
 }
 
 

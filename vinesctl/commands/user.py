@@ -59,7 +59,7 @@ def resolve_user(ctx: click.Context, user: str, cfg: Any) -> str:
     if "@" in user:
         jid = check_jid(user)
     else:
-        if not user or "/" in user or " " in user:
+        if not user or "/" in user:
             raise UsageError(f"{user!r} is not a user name", "give user@domain or a localpart")
         profile = current(ctx, required=False)
         domain = profile.domain if profile and profile.domain in cfg.domains else None
@@ -579,7 +579,9 @@ def list_(
         return
     cfg = _local_config(config)
     if domain is not None:
-        domain = domain.lower()
+        from vinesctl.profiles import domain_of
+
+        domain = domain_of(domain)
         if domain not in cfg.domains:
             raise UsageError(
                 f"{domain} is not hosted by {cfg.path}",
@@ -614,6 +616,47 @@ def list_(
     from vinesctl.render.servers import users_table
 
     emit(to_jsonable(rows), False, users_table)
+
+
+@command.command("jid-changes")
+@click.option(
+    "--config",
+    metavar="PATH",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="The vines.toml of the bundled server whose store to read.",
+)
+@json_option
+@click.pass_context
+def jid_changes(ctx: click.Context, config: str, as_json: bool) -> None:
+    """Account names the RFC 7622 upgrade changed: renamed to their prepared form, or kept
+    apart (conflict: another account holds that form; invalid: refused now). Accounts the old
+    rule casefolded (straße stored as strasse) still log in under the old spelling."""
+    cfg = _local_config(config)
+
+    async def nothing(_storage: Any) -> None:  # opening the store runs pending migrations
+        return None
+
+    _run(cfg, nothing)
+    from vines_server.storage.migrations import jid_changes_at
+
+    changes = jid_changes_at(cfg.storage.path)
+    if as_json:
+        emit(changes, True)
+        return
+    if not changes:
+        click.echo("no account names changed")
+        return
+    for change in changes:
+        if change.status == "renamed":
+            click.echo(f"renamed {change.old} -> {change.new}")
+        elif change.status == "conflict":
+            click.echo(
+                f"conflict {change.old}: its RFC 7622 form {change.new} is another account; "
+                "kept apart (recreate it under a free name)"
+            )
+        else:
+            click.echo(f"invalid {change.old}: refused by RFC 7622; recreate it under a valid name")
 
 
 def _no_such(jid: str) -> VinesctlError:

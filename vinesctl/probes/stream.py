@@ -288,7 +288,12 @@ def _wrap(
 ) -> ssl.SSLSocket:
     if alpn:
         context.set_alpn_protocols(alpn)
+    from vines_server.xmpp.jid import JIDError, domain_to_ascii
+
     sni = None if _is_ip(domain) else domain
+    if sni is not None:
+        with contextlib.suppress(JIDError):  # ssl would encode a U-label by IDNA2003
+            sni = domain_to_ascii(sni)
     tls = context.wrap_socket(sock, server_hostname=sni, do_handshake_on_connect=False)
     tls.settimeout(deadline.left())
     tls.do_handshake()

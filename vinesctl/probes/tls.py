@@ -228,11 +228,12 @@ def match_identity(info: CertInfo, domain: str, kind: str = "client") -> str:
     Reference identifiers: DNS-ID `domain`, SRV-ID `_xmpp-<kind>.domain` / `_xmpps-<kind>.domain`,
     and XmppAddr `domain`. The CN is considered only when the certificate has no SAN identifiers.
     """
-    domain = domain.rstrip(".").lower()
-    try:
-        a_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        a_domain = domain
+    from vines_server.xmpp.jid import JIDError, domain_to_ascii, normalize_domainpart
+
+    try:  # the server's own rule (IDNA2008): certificates carry A-labels, xmppAddr U-labels
+        domain, a_domain = normalize_domainpart(domain), domain_to_ascii(domain)
+    except JIDError:
+        domain = a_domain = domain.rstrip(".").lower()
     for name in info.dns_names:
         if _dns_match(name, a_domain):
             return f"DNS-ID {name}"

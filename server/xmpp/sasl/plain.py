@@ -13,7 +13,7 @@ Passwords are compared as the exact UTF-8 sent (no SASLprep), as credentials.der
 from __future__ import annotations
 
 from .credentials import DEFAULT_ITERATIONS, Credentials, check_password, fake_keys
-from .steps import Challenge, Failure, NeedCredentials, Step, Success, authzid_ok, saslprep
+from .steps import Challenge, Failure, NeedCredentials, Step, Success, authzid_ok, prepare_username
 
 _MAX_FIELD = 255  # RFC 4616 section 2
 
@@ -74,7 +74,7 @@ class PlainMechanism:
             authzid, authcid, password = (f.decode("utf-8") for f in fields)
         except UnicodeDecodeError:
             return self._finish(Failure("malformed-request"))
-        username = saslprep(authcid)
+        username = prepare_username(authcid)
         if username is None or not password:
             return self._finish(Failure("malformed-request"))
         if authzid and not authzid_ok(authzid, username, self._domain):

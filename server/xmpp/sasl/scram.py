@@ -35,7 +35,7 @@ from .steps import (
     Success,
     authzid_ok,
     b64decode_strict,
-    saslprep,
+    prepare_username,
     unescape_saslname,
 )
 
@@ -154,7 +154,7 @@ class ScramMechanism:
         if not all(_EXTENSION.fullmatch(a) for a in attrs[2:]):
             return Failure(_MALFORMED)
         raw_name = unescape_saslname(attrs[0][2:])
-        username = saslprep(raw_name) if raw_name is not None else None
+        username = prepare_username(raw_name) if raw_name is not None else None
         if username is None or not _NONCE.fullmatch(attrs[1][2:]):
             return Failure(_MALFORMED)
         if authzid and not authzid_ok(authzid, username, self._domain):

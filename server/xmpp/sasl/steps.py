@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import stringprep
-import unicodedata
 from dataclasses import dataclass
+
+from ..jid import JID, JIDError, normalize_localpart
 
 # RFC 6120 section 6.5
 SASL_CONDITIONS = frozenset(
@@ -96,44 +96,26 @@ def encode_payload(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii") if data else "="
 
 
-_PROHIBITED = (
-    stringprep.in_table_c12,  # non-ASCII space (mapped before the check, kept for safety)
-    stringprep.in_table_c21_c22,  # control characters
-    stringprep.in_table_c3,  # private use
-    stringprep.in_table_c4,  # non-characters
-    stringprep.in_table_c5,  # surrogates
-    stringprep.in_table_c6,  # inappropriate for plain text
-    stringprep.in_table_c7,  # inappropriate for canonical representation
-    stringprep.in_table_c8,  # change display properties
-    stringprep.in_table_c9,  # tagging characters
-    stringprep.in_table_a1,  # unassigned in Unicode 3.2 (stored-string rules: stable lookups)
-)
-
-
-def saslprep(text: str) -> str | None:
-    """RFC 4013 SASLprep for user names; None when the name is prohibited or empty."""
-    mapped = "".join(
-        " " if stringprep.in_table_c12(c) else c for c in text if not stringprep.in_table_b1(c)
-    )
-    # stringprep's tables are Unicode 3.2, so normalise with the same version.
-    norm = unicodedata.ucd_3_2_0.normalize("NFKC", mapped)
-    if not norm or any(check(c) for c in norm for check in _PROHIBITED):
+def prepare_username(text: str) -> str | None:
+    """A SASL simple user name is the account's localpart (RFC 6120 section 6.3.7), so it is
+    prepared by the one JID rule (RFC 7622 UsernameCaseMapped); None when refused."""
+    try:
+        return normalize_localpart(text)
+    except JIDError:
         return None
-    if any(stringprep.in_table_d1(c) for c in norm) and (
-        any(stringprep.in_table_d2(c) for c in norm)
-        or not stringprep.in_table_d1(norm[0])
-        or not stringprep.in_table_d1(norm[-1])
-    ):
-        return None  # RFC 3454 section 6 bidi rule
-    return norm
 
 
 def authzid_ok(authzid: str, username: str, domain: str | None) -> bool:
-    """An authzid may only name the authenticating account: its username or its bare JID."""
-    wanted = {username.casefold()}
-    if domain:
-        wanted.add(f"{username}@{domain}".casefold())
-    return authzid.casefold() in wanted
+    """An authzid may only name the authenticating account: its username or its bare JID,
+    compared in prepared form."""
+    try:
+        if "@" not in authzid and "/" not in authzid:
+            return normalize_localpart(authzid) == username
+        if domain is None:
+            return False
+        return JID.parse(authzid) == JID.parse(f"{username}@{domain}")
+    except JIDError:
+        return False
 
 
 _ESCAPED = re.compile(r"(?:[^=,]|=2C|=3D)+")
