@@ -55,6 +55,10 @@ class Limits:
     auth_failures_per_stream: int = 3
     stream_restarts: int = 32
     offline_quota: int = 1000
+    offline_bytes: int = 10 * 1024 * 1024  # per account, of stored XML, beside offline_quota
+    roster_items: int = 2000  # per account
+    private_bytes: int = 1024 * 1024  # per account, of XEP-0049 private XML
+    directed_presences: int = 1000  # per session: JIDs given directed available presence
     pbkdf2_iterations: int = 10_000
     connections_per_ip: int = 64  # XEP-0205: refused at accept beyond this
     auth_failures_per_ip: int = 20  # within auth_ban_seconds, then the IP is banned ...
@@ -110,9 +114,13 @@ class Config:
         return self.path.parent if self.path else Path.cwd()
 
     def sibling(self, suffix: str) -> Path:
-        """pid, state and log files live next to vines.toml: vines.pid, vines.state.json, ..."""
-        base = self.path if self.path else Path.cwd() / "vines.toml"
-        return base.with_name(base.stem + suffix)
+        return sibling_file(self.path if self.path else Path.cwd() / "vines.toml", suffix)
+
+
+def sibling_file(config_path: Path, suffix: str) -> Path:
+    """The one naming rule for the files a server keeps next to its vines.toml (the console reads
+    them too): vines.toml -> vines.pid, vines.state.json, vines.log."""
+    return config_path.with_name(config_path.stem + suffix)
 
 
 def load(path: str | Path) -> Config:

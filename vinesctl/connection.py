@@ -142,9 +142,10 @@ def bundled_listener(config: str) -> tuple[str, int] | None:
 def bundled_listeners(config: str) -> list[tuple[str, str, int]]:
     """(kind, host to connect to, port) of each listener of the running bundled server of
     `config` ("c2s-starttls", "c2s-direct-tls"); [] when it does not run."""
-    path = Path(config).expanduser()
+    from vines_server.config import sibling_file
+
     try:
-        state = json.loads(path.with_name(path.stem + ".state.json").read_text())
+        state = json.loads(sibling_file(Path(config).expanduser(), ".state.json").read_text())
         listeners = list(state["listeners"])
     except (OSError, ValueError, KeyError, TypeError):
         return []

@@ -3,7 +3,9 @@
 Admins are bare JIDs on a domain we host: those in `[server] admins` of vines.toml plus those
 added with edit-admin (kept in the store). An admin of a domain administers that domain only;
 a JID is never an admin because of its localpart. Admins listed in vines.toml are operators:
-only they may run server-wide commands (restart, shutdown, reload).
+only they may run server-wide commands (restart, shutdown, reload), and only they may act on an
+operator's account: a domain admin who could reset an operator's password (or create, delete,
+disable or kick it) could log in as it and run everything an operator can.
 
 What edit-admin, edit-whitelist, edit-blacklist, the MOTD and the welcome message change is
 kept with `storage.set_setting` (JSON), per domain, and merged with vines.toml, which the
@@ -14,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from vines_server.xmpp import ns
+from vines_server.xmpp.errors import StanzaError
 from vines_server.xmpp.forms import Field, Form
 from vines_server.xmpp.jid import JID, JIDError
 
@@ -85,6 +89,20 @@ class AdminState:
             return False
         stored = self._stored["admins"] if self._stored is not None else []
         return str(bare) in self.configured() or str(bare) in stored
+
+    def guard_operators(self, requester: JID, targets: Iterable[JID]) -> None:
+        """Refuses (forbidden) a requester who is not an operator acting on an operator's
+        account, before any effect."""
+        if self.is_operator(requester):
+            return
+        operators = sorted({str(t.bare) for t in targets} & self.configured())
+        if operators:
+            raise StanzaError(
+                "forbidden",
+                f"{', '.join(operators)}: an operator account (vines.toml [server] admins) "
+                "can only be changed by an operator",
+                type="cancel",
+            )
 
     def allow_admin(self, requester: JID, service: JID) -> bool:
         """A Command's `allowed` for domain administration commands."""

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
+from vines_server.storage.base import QuotaExceeded
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError
 from vines_server.xmpp.jid import JID, JIDError
@@ -141,12 +142,16 @@ class Router:
         await self.store_offline(stanza, bare)
 
     async def store_offline(self, stanza: Element, bare: JID) -> None:
-        """Keep a message for the account's next delivery; over the quota it bounces."""
-        if await self.storage.count_offline(str(bare)) >= self.offline_quota:
-            self._bounce(stanza, StanzaError("service-unavailable", "offline storage is full"))
-            return
+        """Keep a message for the account's next delivery; over a quota it bounces."""
         stanza.set("to", str(bare) if stanza.get("to") is None else stanza.get("to", ""))
-        await self.storage.store_offline(str(bare), serialize(stanza).decode(), datetime.now(UTC))
+        xml, now = serialize(stanza).decode(), datetime.now(UTC)
+        max_bytes = self.host.server.config.limits.offline_bytes
+        try:
+            await self.storage.store_offline(str(bare), xml, now, self.offline_quota, max_bytes)
+        except QuotaExceeded as exc:  # XEP-0160: a full queue is service-unavailable
+            key = "offline_quota" if exc.quota == "messages" else "offline_bytes"
+            text = f"offline storage is full (limits.{key})"
+            self._bounce(stanza, StanzaError("service-unavailable", text))
 
     # ---- iq (RFC 6120 8.2.3) -------------------------------------------------------------
 

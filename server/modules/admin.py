@@ -2,7 +2,8 @@
 
 add-user, delete-user, disable-user, reenable-user, end-user-session, change-user-password,
 get-user-roster, get-user-lastlogin and user-stats, each for the accounts of the domain the
-command is sent to, run only by that domain's admins (`vines_server.core.admins`). The retracted
+command is sent to, run only by that domain's admins (`vines_server.core.admins`); an operator's
+account is off limits to everyone but operators (`AdminState.guard_operators`). The retracted
 get-user-password is not offered: passwords are stored only as SCRAM keys.
 
 Provides "admins": the `AdminState` the other admin modules (userlists, announce, service,
@@ -26,6 +27,8 @@ from vines_server.core.commands import (
     bad_payload,
 )
 from vines_server.core.sessions import Session
+from vines_server.core.turns import in_turns
+from vines_server.modules.roster import item_element
 from vines_server.storage.base import AccountExists
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError, StreamError
@@ -84,6 +87,13 @@ def setup(api: ModuleAPI) -> None:
     def add(name: str, title: str, run, *stages) -> None:
         registry.add(Command(node(name), title, run, tuple(stages), state.allow_admin))
 
+    def targets(ctx: Context, values: Iterable[str], full: bool = False) -> list[JID]:
+        """The accounts a command acts on: on the service's domain, and an operator's only
+        when the requester is an operator too."""
+        jids = accounts(ctx, values, full)
+        state.guard_operators(ctx.requester, jids)
+        return jids
+
     async def existing(ctx: Context, jids: list[JID]) -> tuple[list[JID], list[str]]:
         found, missing = [], []
         for jid in jids:
@@ -122,7 +132,7 @@ def setup(api: ModuleAPI) -> None:
 
     async def add_user(ctx: Context) -> Result:
         v = ctx.values
-        (jid,) = accounts(ctx, [v["accountjid"]])
+        (jid,) = targets(ctx, [v["accountjid"]])
         if v["password-verify"] is not None and v["password"] != v["password-verify"]:
             raise bad_payload("field 'password-verify': the passwords do not match")
         creds = await asyncio.to_thread(
@@ -146,7 +156,7 @@ def setup(api: ModuleAPI) -> None:
         return lambda ctx: admin_form(title, jids_field("accountjids", label))
 
     async def delete_user(ctx: Context) -> Result:
-        jids, missing = await existing(ctx, accounts(ctx, ctx.values["accountjids"]))
+        jids, missing = await existing(ctx, targets(ctx, ctx.values["accountjids"]))
         for jid in jids:
             await storage.delete_account(str(jid))
             await state.forget(str(jid))
@@ -156,7 +166,7 @@ def setup(api: ModuleAPI) -> None:
         return summary("deleted", jids, missing)
 
     async def disable_user(ctx: Context) -> Result:
-        jids, missing = await existing(ctx, accounts(ctx, ctx.values["accountjids"]))
+        jids, missing = await existing(ctx, targets(ctx, ctx.values["accountjids"]))
         for jid in jids:
             await storage.set_disabled(str(jid), True)
             off = StreamError("not-authorized", "this account was disabled")
@@ -164,7 +174,7 @@ def setup(api: ModuleAPI) -> None:
         return summary("disabled", jids, missing)
 
     async def reenable_user(ctx: Context) -> Result:
-        jids, missing = await existing(ctx, accounts(ctx, ctx.values["accountjids"]))
+        jids, missing = await existing(ctx, targets(ctx, ctx.values["accountjids"]))
         for jid in jids:
             await storage.set_disabled(str(jid), False)
         return summary("re-enabled", jids, missing)
@@ -172,7 +182,7 @@ def setup(api: ModuleAPI) -> None:
     async def end_session(ctx: Context) -> Result:
         closed = 0
         kick = StreamError("policy-violation", "your session was ended by an administrator")
-        jids = accounts(ctx, ctx.values["accountjids"], full=True)
+        jids = targets(ctx, ctx.values["accountjids"], full=True)
         found, missing = await existing(ctx, jids)  # an unknown account is not "kicked"
         for jid in found:
             if jid.resource is None:
@@ -219,7 +229,7 @@ def setup(api: ModuleAPI) -> None:
         )
 
     async def change_password(ctx: Context) -> Result:
-        (jid,) = accounts(ctx, [ctx.values["accountjid"]])
+        (jid,) = targets(ctx, [ctx.values["accountjid"]])
         if not await storage.get_account(str(jid)):
             raise CommandFailed(f"no such account: {jid}")
         iterations = api.config.limits.pbkdf2_iterations
@@ -238,7 +248,7 @@ def setup(api: ModuleAPI) -> None:
         return lambda ctx: admin_form(title, account_field())
 
     async def the_account(ctx: Context) -> JID:
-        (jid,) = accounts(ctx, [ctx.values["accountjid"]])
+        (jid,) = targets(ctx, [ctx.values["accountjid"]])
         if not await storage.get_account(str(jid)):
             raise CommandFailed(f"no such account: {jid}")
         return jid
@@ -246,15 +256,8 @@ def setup(api: ModuleAPI) -> None:
     async def user_roster(ctx: Context) -> Result:
         jid = await the_account(ctx)
         query = make(ns.q(ns.ROSTER, "query"))
-        for item in await storage.get_roster(str(jid)):
-            attrs = {"jid": item.jid, "subscription": item.subscription}
-            if item.name:
-                attrs["name"] = item.name
-            if item.ask:
-                attrs["ask"] = "subscribe"
-            el = make(ns.q(ns.ROSTER, "item"), attrs)
-            el.extend(make(ns.q(ns.ROSTER, "group"), text=g) for g in item.groups)
-            query.append(el)
+        async for item in in_turns(await storage.get_roster(str(jid))):
+            query.append(item_element(item))
         form = result_form(
             "Roster of " + str(jid), Field("accountjid", "jid-single", values=[str(jid)])
         )

@@ -5,22 +5,27 @@
   sessions online when it is set, and to each later session at its initial presence (once per
   session).
 - set-welcome / delete-welcome: sent to each account created afterwards (add-user), as a normal
-  message, so it waits in offline storage until the user first logs in.
+  message, so it waits in offline storage until the user first logs in. An account created
+  on the store while the server is not involved (`vinesctl user add --config`) gets it through
+  `store_welcome`, the same message put in the same place.
 """
 
 from __future__ import annotations
 
+import json
 import weakref
+from datetime import UTC, datetime
+from typing import Any
 from xml.etree.ElementTree import Element
 
-from vines_server.core.admins import AdminState, admin_form, node
+from vines_server.core.admins import KEYS, AdminState, admin_form, node
 from vines_server.core.api import ModuleAPI
 from vines_server.core.commands import Command, Context, Result
 from vines_server.core.sessions import Session
 from vines_server.xmpp import ns
 from vines_server.xmpp.forms import Field
 from vines_server.xmpp.jid import JID
-from vines_server.xmpp.stanza import make
+from vines_server.xmpp.stanza import make, serialize
 
 MESSAGE = ns.q(ns.CLIENT, "message")
 
@@ -31,6 +36,22 @@ def message(domain: str, to: JID, body: str, subject: str | None, mtype: str) ->
         msg.append(make(ns.q(ns.CLIENT, "subject"), text=subject))
     msg.append(make(ns.q(ns.CLIENT, "body"), text=body))
     return msg
+
+
+def welcome_message(jid: JID, body: str) -> Element:
+    return message(jid.domain, jid, body, "Welcome", "normal")
+
+
+async def store_welcome(storage: Any, jid: JID) -> bool:
+    """The domain's welcome message (if set) for the new account `jid`, put in its offline
+    storage; for accounts created on the store directly. Returns whether there was one."""
+    raw = await storage.get_setting(KEYS["welcome"])
+    body = (json.loads(raw) if raw else {}).get(jid.domain)
+    if not body:
+        return False
+    xml = serialize(welcome_message(jid, body)).decode()
+    await storage.store_offline(str(jid.bare), xml, datetime.now(UTC))
+    return True
 
 
 def text(value: list[str] | None) -> str:
@@ -147,7 +168,6 @@ def setup(api: ModuleAPI) -> None:
     async def welcome(jid: JID) -> None:
         body = await state.text("welcome", jid.domain)
         if body:
-            msg = message(jid.domain, jid, body, "Welcome", "normal")
-            await api.router.deliver_to_account(msg, jid)
+            await api.router.deliver_to_account(welcome_message(jid, body), jid)
 
     api.on("account/created", welcome)

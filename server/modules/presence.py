@@ -14,13 +14,14 @@ from xml.etree.ElementTree import Element
 
 from vines_server.core.api import ModuleAPI
 from vines_server.core.sessions import Session
-from vines_server.modules.roster import push
+from vines_server.core.turns import in_turns
+from vines_server.modules.roster import push, put_item
 from vines_server.storage.base import RosterItem
+from vines_server.storage.stanzas import parse_stored, storable
 from vines_server.xmpp import ns
-from vines_server.xmpp.errors import StanzaError
+from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.jid import JID
-from vines_server.xmpp.parser import parse_fragment
-from vines_server.xmpp.stanza import make, serialize
+from vines_server.xmpp.stanza import error_reply, make, serialize
 
 PRESENCE = ns.q(ns.CLIENT, "presence")
 SUBSCRIPTION = ("subscribe", "subscribed", "unsubscribe", "unsubscribed")
@@ -43,9 +44,19 @@ def setup(api: ModuleAPI) -> None:
                 await broadcast(api, origin, stanza)
             return  # probes and subscriptions need a `to`; drop quietly
         if ptype in SUBSCRIPTION:
-            await outbound_subscription(api, origin.jid.bare, to.bare, ptype, stanza)
+            try:
+                await outbound_subscription(api, origin.jid.bare, to.bare, ptype, stanza)
+            except StanzaError as err:  # the roster is full: the sending session learns why
+                api.router.deliver(error_reply(stanza, err), origin)
         elif ptype in (None, "unavailable"):
             if ptype is None:
+                limit = api.config.limits.directed_presences
+                if str(to) not in origin.directed and len(origin.directed) >= limit:
+                    # each is remembered until unavailable, then sent unavailable presence
+                    text = f"directed presence to at most {limit} JIDs (limits.directed_presences)"
+                    error = error_reply(stanza, StanzaError("not-acceptable", text))
+                    api.router.deliver(error, origin)
+                    return
                 origin.directed.add(str(to))
             else:
                 origin.directed.discard(str(to))
@@ -104,7 +115,7 @@ async def broadcast(api: ModuleAPI, session: Session, stanza: Element) -> None:
     if stanza.get("type") == "unavailable":
         targets |= session.directed
         session.directed = set()
-    for target in targets:
+    async for target in in_turns(targets):
         await send(api, _copy_from(stanza, session.jid), JID.parse(target))
     for other in api.sessions.resources(user):  # the user's other resources see it too
         if other is not session and other.available:
@@ -115,15 +126,21 @@ async def broadcast(api: ModuleAPI, session: Session, stanza: Element) -> None:
 
 async def on_initial(api: ModuleAPI, session: Session, roster: list[RosterItem]) -> None:
     user = session.jid.bare
-    for item in roster:  # probe the contacts we are subscribed to
+    async for item in in_turns(roster):  # probe the contacts we are subscribed to
         if item.subscription in ("to", "both"):
             probe = make(PRESENCE, {"type": "probe", "from": str(session.jid)})
             await send(api, probe, JID.parse(item.jid))
     for other in api.sessions.available(user):
         if other is not session and other.presence is not None:
             api.router.deliver(_copy_from(other.presence, other.jid, to=session.jid), session)
-    for _contact, xml in await api.storage.get_pending_in(str(user)):
-        request = parse_fragment(xml)
+    for contact, xml in await api.storage.get_pending_in(str(user)):
+        try:
+            request = parse_stored(xml, api.config.limits)
+        except StreamError as err:  # the request itself is not lost: it goes without payload
+            api.log.warning(
+                "subscription request from %s to %s unreadable (%s)", contact, user, err
+            )
+            request = make(PRESENCE, {"type": "subscribe", "from": contact})
         request.set("to", str(user))
         api.router.deliver(request, session)
     await api.fire("presence/initial", session)
@@ -174,7 +191,7 @@ async def outbound_subscription(
         elif str(contact) not in pending:
             forward = False
     if changed is not None:
-        await storage.put_roster_item(str(user), changed)
+        await put_item(api, str(user), changed)
         push(api, user, changed)
     if not forward:
         return
@@ -245,10 +262,7 @@ async def inbound_subscription(
             for session in api.sessions.available(user):
                 await send(api, _copy_from(session.presence, session.jid), contact)
             return
-        request = make(PRESENCE, {"type": "subscribe", "from": str(contact)})
-        for child in stanza:
-            request.append(copy.deepcopy(child))
-        await storage.add_pending_in(str(user), str(contact), serialize(request).decode())
+        await storage.add_pending_in(str(user), str(contact), pending_request(api, stanza, contact))
     elif ptype == "subscribed":
         if item is None or not item.ask:
             return  # nothing was asked: ignore (RFC 6121 3.1.6)
@@ -272,6 +286,21 @@ async def inbound_subscription(
     if deliver:
         for session in api.sessions.available(user):
             api.router.deliver(_copy_from(stanza, contact, to=session.jid), session)
+
+
+def pending_request(api: ModuleAPI, stanza: Element, contact: JID) -> str:
+    """The stored form of an inbound subscription request, re-delivered at each login until
+    answered; one whose stored form would be out of bounds is kept without its payload."""
+    request = make(PRESENCE, {"type": "subscribe", "from": str(contact)})
+    for child in stanza:
+        request.append(copy.deepcopy(child))
+    xml = serialize(request).decode()
+    if storable(xml, api.config.limits):
+        return xml
+    api.log.info(
+        "subscription request from %s kept without its payload (%d bytes)", contact, len(xml)
+    )
+    return serialize(make(PRESENCE, {"type": "subscribe", "from": str(contact)})).decode()
 
 
 def _copy_from(stanza: Element, sender: JID, to: JID | None = None) -> Element:

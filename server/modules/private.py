@@ -3,9 +3,10 @@
 from xml.etree.ElementTree import Element
 
 from vines_server.core.api import IqRequest, ModuleAPI
+from vines_server.storage.base import QuotaExceeded
+from vines_server.storage.stanzas import parse_stored
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError
-from vines_server.xmpp.parser import parse_fragment
 from vines_server.xmpp.stanza import make, serialize
 
 MAX_PRIVATE = 64 * 1024
@@ -26,12 +27,19 @@ def setup(api: ModuleAPI) -> None:
         if req.type == "get":
             stored = await api.storage.get_private(user, key)
             query = make(ns.q(ns.PRIVATE, "query"))
-            query.append(parse_fragment(stored) if stored else make(key))
+            query.append(parse_stored(stored, api.config.limits) if stored else make(key))
             return query
         data = serialize(child).decode()
         if len(data) > MAX_PRIVATE:
             raise StanzaError("not-acceptable", f"limited to {MAX_PRIVATE} bytes")
-        await api.storage.set_private(user, key, data)
+        quota = api.config.limits.private_bytes
+        try:
+            await api.storage.set_private(user, key, data, max_bytes=quota)
+        except QuotaExceeded:
+            text = (
+                f"private storage is full: at most {quota} bytes per account (limits.private_bytes)"
+            )
+            raise StanzaError("not-acceptable", text) from None
         return None
 
     api.iq(ns.PRIVATE, private, account=True)

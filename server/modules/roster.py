@@ -7,11 +7,12 @@ from dataclasses import replace
 from xml.etree.ElementTree import Element
 
 from vines_server.core.api import IqRequest, ModuleAPI
-from vines_server.storage.base import RosterItem
+from vines_server.core.turns import in_turns
+from vines_server.storage.base import QuotaExceeded, RosterItem
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError
 from vines_server.xmpp.jid import JID, JIDError
-from vines_server.xmpp.stanza import make
+from vines_server.xmpp.stanza import Prewritten, make, serialize
 
 ITEM = ns.q(ns.ROSTER, "item")
 MAX_NAME = 1024
@@ -26,9 +27,13 @@ def setup(api: ModuleAPI) -> None:
         if req.type == "get":
             if req.origin is not None:
                 req.origin.interested = True
-            query = make(ns.q(ns.ROSTER, "query"))
-            for item in await api.storage.get_roster(user):
-                query.append(item_element(item))
+            # written out here, between turns of the event loop: up to limits.roster_items
+            query = Prewritten(ns.q(ns.ROSTER, "query"))
+            parts = [
+                serialize(item_element(item), ns.ROSTER).decode()
+                async for item in in_turns(await api.storage.get_roster(user))
+            ]
+            query.content = "".join(parts)
             return query
         items = req.payload.findall(ITEM)
         if len(items) != 1:
@@ -43,12 +48,23 @@ def setup(api: ModuleAPI) -> None:
             push(api, req.target, RosterItem(contact, subscription="remove"))
             return None
         item = replace(existing or RosterItem(contact), name=name, groups=groups)
-        await api.storage.put_roster_item(user, item)
+        await put_item(api, user, item)
         push(api, req.target, item)
         return None
 
     api.iq(ns.ROSTER, handle, account=True)
     api.feature(ns.ROSTER, server=False, account=False)
+
+
+async def put_item(api: ModuleAPI, user: str, item: RosterItem) -> None:
+    """Stores an item of `user`'s roster; a new one only while the roster is under
+    `limits.roster_items` (else not-acceptable: the user must remove an item first)."""
+    limit = api.config.limits.roster_items
+    try:
+        await api.storage.put_roster_item(user, item, max_items=limit)
+    except QuotaExceeded:
+        text = f"the roster is full: at most {limit} items (limits.roster_items)"
+        raise StanzaError("not-acceptable", text) from None
 
 
 def parse_item(el: Element) -> tuple[str, str | None, tuple[str, ...], bool]:

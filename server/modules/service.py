@@ -63,6 +63,8 @@ def setup(api: ModuleAPI) -> None:
             if not known and await api.storage.get_account(str(jid)) is None:
                 raise bad_payload(f"field 'adminjids': {jid} has no account: create it first")
             jids.append(str(jid))
+        config, _ = await state.admins(domain)  # leaving an operator out is acting on it
+        state.guard_operators(ctx.requester, [JID.parse(a) for a in config if a not in jids])
         await state.set_admins(domain, jids)
         return kept(state.configured(), jids, "admin list saved", "vines.toml")
 

@@ -3,9 +3,9 @@
 from xml.etree.ElementTree import Element
 
 from vines_server.core.api import IqRequest, ModuleAPI
+from vines_server.storage.stanzas import parse_stored
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError
-from vines_server.xmpp.parser import parse_fragment
 from vines_server.xmpp.stanza import make, serialize
 
 MAX_VCARD = 64 * 1024
@@ -16,7 +16,9 @@ def setup(api: ModuleAPI) -> None:
         user = str(req.target)
         if req.type == "get":
             stored = await api.storage.get_vcard(user)
-            return parse_fragment(stored) if stored else make(ns.q(ns.VCARD, "vCard"))
+            return (
+                parse_stored(stored, api.config.limits) if stored else make(ns.q(ns.VCARD, "vCard"))
+            )
         if not req.own_account:
             raise StanzaError("forbidden", "only the owner may change a vCard")
         data = serialize(req.payload).decode()

@@ -14,6 +14,9 @@ checks them):
   account does not exist; reads for an unknown account return empty results / None; deletes
   of something absent are no-ops. `record_login`/`record_logout` are no-ops for an unknown
   account (it may have been deleted while the session was live).
+- Quotas (a roster's items, an account's private or offline bytes, its offline messages) are
+  checked inside the write that would exceed them, so concurrent writers cannot overshoot:
+  QuotaExceeded, and nothing is written. Sizes are UTF-8 bytes of the stored XML.
 - Other failures (disk full, locked or corrupt file) raise StorageError with a one-line message.
 """
 
@@ -36,6 +39,14 @@ class AccountExists(StorageError):
 
 class NoSuchAccount(StorageError):
     pass
+
+
+class QuotaExceeded(StorageError):
+    """A write refused because it would take an account over a quota given by the caller."""
+
+    def __init__(self, jid: str, quota: str, limit: int) -> None:
+        super().__init__(f"{jid}: over its {quota} quota ({limit})")
+        self.jid, self.quota, self.limit = jid, quota, limit
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,9 @@ class OfflineMessage:
     id: int
     xml: str  # the serialized <message/> as routed (from already stamped)
     stamp: datetime  # when the server stored it (UTC)
+
+
+Quota = int | None  # a limit a caller passes to a write; None: no limit
 
 
 @runtime_checkable
@@ -102,9 +116,10 @@ class Storage(Protocol):
         """Ordered by contact JID."""
 
     async def get_roster_item(self, jid: str, contact: str) -> RosterItem | None: ...
-    async def put_roster_item(self, jid: str, item: RosterItem) -> None:
-        """Inserts or replaces the item for `item.jid`. Raises NoSuchAccount, and ValueError for
-        a subscription outside none|to|from|both."""
+    async def put_roster_item(self, jid: str, item: RosterItem, max_items: Quota = None) -> None:
+        """Inserts or replaces the item for `item.jid`. Raises NoSuchAccount, ValueError for a
+        subscription outside none|to|from|both, and QuotaExceeded("items") when the item is new
+        and the roster already holds `max_items`."""
 
     async def delete_roster_item(self, jid: str, contact: str) -> None: ...
 
@@ -117,7 +132,12 @@ class Storage(Protocol):
         """(contact, xml) pairs in order of arrival."""
 
     # offline messages (XEP-0160)
-    async def store_offline(self, jid: str, xml: str, stamp: datetime) -> None: ...
+    async def store_offline(
+        self, jid: str, xml: str, stamp: datetime, max_count: Quota = None, max_bytes: Quota = None
+    ) -> None:
+        """QuotaExceeded("messages" or "bytes") when the account would hold more than
+        `max_count` messages or `max_bytes` bytes of them."""
+
     async def count_offline(self, jid: str) -> int: ...
     async def pop_offline(self, jid: str) -> list[OfflineMessage]:
         """Returns and deletes, in order of arrival (ids increase and are never reused)."""
@@ -126,7 +146,9 @@ class Storage(Protocol):
     async def get_vcard(self, jid: str) -> str | None: ...
     async def set_vcard(self, jid: str, xml: str) -> None: ...
     async def get_private(self, jid: str, key: str) -> str | None: ...
-    async def set_private(self, jid: str, key: str, xml: str) -> None: ...
+    async def set_private(self, jid: str, key: str, xml: str, max_bytes: Quota = None) -> None:
+        """QuotaExceeded("bytes") when the account's private XML, with `xml` replacing what
+        `key` held, would exceed `max_bytes`."""
 
     # small server-wide settings for later features (admins, MOTD, allow/block lists): JSON text
     async def get_setting(self, key: str) -> str | None: ...
@@ -151,6 +173,16 @@ def check_credentials(credentials: Credentials) -> None:
     for name, keys in credentials.items():
         if name not in HASHES or keys.hash_name != name:
             raise ValueError(f"credentials for {name!r} ({keys.hash_name!r}) are not storable")
+
+
+def xml_bytes(xml: str) -> int:
+    return len(xml.encode("utf-8"))
+
+
+def check_quota(jid: str, quota: str, used: int, limit: Quota) -> None:
+    """`used`: what the account would hold after the write."""
+    if limit is not None and used > limit:
+        raise QuotaExceeded(jid, quota, limit)
 
 
 def check_roster_item(item: RosterItem) -> None:

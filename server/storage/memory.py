@@ -15,11 +15,14 @@ from vines_server.storage.base import (
     AccountExists,
     NoSuchAccount,
     OfflineMessage,
+    Quota,
     RosterItem,
     StorageError,
     check_credentials,
+    check_quota,
     check_roster_item,
     utc,
+    xml_bytes,
 )
 from vines_server.xmpp.sasl.credentials import Credentials
 
@@ -122,9 +125,12 @@ class MemoryStorage:
         self._check_open()
         return self._roster.get(jid, {}).get(contact)
 
-    async def put_roster_item(self, jid: str, item: RosterItem) -> None:
+    async def put_roster_item(self, jid: str, item: RosterItem, max_items: Quota = None) -> None:
         check_roster_item(item)
         self._account(jid)
+        items = self._roster.get(jid, {})
+        if item.jid not in items:
+            check_quota(jid, "items", len(items) + 1, max_items)
         # normalize to exactly what SQLite gives back (plain bools, a tuple of str)
         stored = RosterItem(
             item.jid,
@@ -156,8 +162,13 @@ class MemoryStorage:
 
     # offline messages
 
-    async def store_offline(self, jid: str, xml: str, stamp: datetime) -> None:
+    async def store_offline(
+        self, jid: str, xml: str, stamp: datetime, max_count: Quota = None, max_bytes: Quota = None
+    ) -> None:
         self._account(jid)
+        held = self._offline.get(jid, [])
+        check_quota(jid, "messages", len(held) + 1, max_count)
+        check_quota(jid, "bytes", sum(xml_bytes(m.xml) for m in held) + xml_bytes(xml), max_bytes)
         message = OfflineMessage(self._next_offline_id, xml, utc(stamp))
         self._next_offline_id += 1
         self._offline.setdefault(jid, []).append(message)
@@ -184,8 +195,10 @@ class MemoryStorage:
         self._check_open()
         return self._private.get(jid, {}).get(key)
 
-    async def set_private(self, jid: str, key: str, xml: str) -> None:
+    async def set_private(self, jid: str, key: str, xml: str, max_bytes: Quota = None) -> None:
         self._account(jid)
+        others = (v for k, v in self._private.get(jid, {}).items() if k != key)
+        check_quota(jid, "bytes", sum(map(xml_bytes, others)) + xml_bytes(xml), max_bytes)
         self._private.setdefault(jid, {})[key] = xml
 
     # settings

@@ -27,11 +27,14 @@ from vines_server.storage.base import (
     AccountExists,
     NoSuchAccount,
     OfflineMessage,
+    Quota,
     RosterItem,
     StorageError,
     check_credentials,
+    check_quota,
     check_roster_item,
     utc,
+    xml_bytes,
 )
 from vines_server.storage.migrations import SchemaTooNew, migrate
 from vines_server.xmpp.sasl.credentials import Credentials, ScramKeys
@@ -322,13 +325,15 @@ class SQLiteStorage:
     # roster
 
     async def get_roster(self, jid: str) -> list[RosterItem]:
-        rows = await self._run(
-            self._read,
-            "SELECT contact, name, subscription, ask, approved, groups FROM roster "
-            "WHERE user = ? ORDER BY contact",
-            (jid,),
-        )
-        return [_roster_from_row(row) for row in rows]
+        def read() -> list[RosterItem]:  # rows become items on the worker, off the event loop
+            rows = self._read(
+                "SELECT contact, name, subscription, ask, approved, groups FROM roster "
+                "WHERE user = ? ORDER BY contact",
+                (jid,),
+            )
+            return [_roster_from_row(row) for row in rows]
+
+        return await self._run(read)
 
     async def get_roster_item(self, jid: str, contact: str) -> RosterItem | None:
         rows = await self._run(
@@ -339,7 +344,7 @@ class SQLiteStorage:
         )
         return _roster_from_row(rows[0]) if rows else None
 
-    async def put_roster_item(self, jid: str, item: RosterItem) -> None:
+    async def put_roster_item(self, jid: str, item: RosterItem, max_items: Quota = None) -> None:
         check_roster_item(item)
         values = (
             jid,
@@ -350,16 +355,25 @@ class SQLiteStorage:
             int(bool(item.approved)),
             json.dumps([str(g) for g in item.groups]),
         )
-        await self._write_for(
-            jid,
-            lambda c: c.execute(
+
+        def put(c: sqlite3.Connection) -> None:
+            if max_items is not None:
+                (count,), (exists,) = c.execute(
+                    "SELECT count(*) FROM roster WHERE user = ? UNION ALL "
+                    "SELECT count(*) FROM roster WHERE user = ? AND contact = ?",
+                    (jid, jid, item.jid),
+                ).fetchall()
+                if not exists:
+                    check_quota(jid, "items", count + 1, max_items)
+            c.execute(
                 "INSERT INTO roster (user, contact, name, subscription, ask, approved, groups) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user, contact) DO UPDATE SET "
                 "name = excluded.name, subscription = excluded.subscription, ask = excluded.ask, "
                 "approved = excluded.approved, groups = excluded.groups",
                 values,
-            ),
-        )
+            )
+
+        await self._write_for(jid, put)
 
     async def delete_roster_item(self, jid: str, contact: str) -> None:
         await self._run(
@@ -399,14 +413,23 @@ class SQLiteStorage:
 
     # offline messages
 
-    async def store_offline(self, jid: str, xml: str, stamp: datetime) -> None:
+    async def store_offline(
+        self, jid: str, xml: str, stamp: datetime, max_count: Quota = None, max_bytes: Quota = None
+    ) -> None:
         text = _ts(stamp)
-        await self._write_for(
-            jid,
-            lambda c: c.execute(
-                "INSERT INTO offline (user, xml, stamp) VALUES (?, ?, ?)", (jid, xml, text)
-            ),
-        )
+
+        def store(c: sqlite3.Connection) -> None:
+            if max_count is not None or max_bytes is not None:
+                count, used = c.execute(
+                    "SELECT count(*), coalesce(sum(length(CAST(xml AS BLOB))), 0) FROM offline "
+                    "WHERE user = ?",
+                    (jid,),
+                ).fetchone()
+                check_quota(jid, "messages", count + 1, max_count)
+                check_quota(jid, "bytes", used + xml_bytes(xml), max_bytes)
+            c.execute("INSERT INTO offline (user, xml, stamp) VALUES (?, ?, ?)", (jid, xml, text))
+
+        await self._write_for(jid, store)
 
     async def count_offline(self, jid: str) -> int:
         rows = await self._run(self._read, "SELECT count(*) FROM offline WHERE user = ?", (jid,))
@@ -446,15 +469,22 @@ class SQLiteStorage:
         )
         return rows[0][0] if rows else None
 
-    async def set_private(self, jid: str, key: str, xml: str) -> None:
-        await self._write_for(
-            jid,
-            lambda c: c.execute(
+    async def set_private(self, jid: str, key: str, xml: str, max_bytes: Quota = None) -> None:
+        def put(c: sqlite3.Connection) -> None:
+            if max_bytes is not None:
+                (used,) = c.execute(
+                    "SELECT coalesce(sum(length(CAST(xml AS BLOB))), 0) FROM private "
+                    "WHERE user = ? AND key != ?",
+                    (jid, key),
+                ).fetchone()
+                check_quota(jid, "bytes", used + xml_bytes(xml), max_bytes)
+            c.execute(
                 "INSERT INTO private (user, key, xml) VALUES (?, ?, ?) "
                 "ON CONFLICT (user, key) DO UPDATE SET xml = excluded.xml",
                 (jid, key, xml),
-            ),
-        )
+            )
+
+        await self._write_for(jid, put)
 
     # settings
 

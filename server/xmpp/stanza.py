@@ -52,6 +52,15 @@ def make(
     return el
 
 
+class Prewritten(Element):
+    """An element whose content is already serialized: `content` is the XML of its children,
+    written with this element's namespace as the default (serialize(child, that namespace)).
+    A large answer (a full roster) is written out in chunks between turns of the event loop,
+    and serialize() then only copies it."""
+
+    content: str = ""
+
+
 def _attrs(el: Element, out: list[str]) -> None:
     prefixes: dict[str, str] = {}
     for key, value in el.attrib.items():
@@ -90,6 +99,9 @@ def serialize(el: Element, default_ns: str | None = ns.CLIENT) -> bytes:
         _attrs(node, out)
         # The top element's tail is not part of it.
         tail = node.tail.translate(_TEXT_ESC) if node.tail and node is not el else ""
+        if isinstance(node, Prewritten) and node.content:
+            out.append(f">{node.content}</{local}>{tail}")
+            continue
         if node.text is None and not len(node):
             out.append("/>" + tail)
             continue

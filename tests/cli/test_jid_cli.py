@@ -48,7 +48,7 @@ def test_local_add_list_delete_use_the_prepared_name(run_cli, server_dir):
     }  # fmt: skip
 
     r = run_cli("user", "list", "--config", config, "--json")
-    jids = [row["jid"] for row in json.loads(r.stdout)]
+    jids = [row["jid"] for row in json.loads(r.stdout)["accounts"]]
     assert "ß@localhost" in jids and "ss@localhost" not in jids
 
     # straße is not strasse: deleting it must not touch the other account
@@ -111,7 +111,7 @@ def test_remote_add_list_delete_use_the_prepared_name(live: LiveServer, run_cli:
     assert r.exit_code == 1 and "exists" in r.stderr, r.stderr
 
     r = run_cli("user", "list", "--json", env=ENV)
-    jids = [row["jid"] for row in json.loads(r.stdout)]
+    jids = [row["jid"] for row in json.loads(r.stdout)["accounts"]]
     assert f"ß@{DOMAIN}" in jids and f"joe@{DOMAIN}" in jids and f"ss@{DOMAIN}" not in jids
 
     r = run_cli("user", "disable", "ＪＯＥ", env=ENV)
@@ -154,7 +154,7 @@ def test_migration_renames_what_it_can_and_never_merges(run_cli, server_dir):
 
     r = run_cli("user", "jid-changes", "--config", config, "--json")
     assert r.exit_code == 0, r.stderr
-    changes = {c["old"]: (c["new"], c["status"]) for c in json.loads(r.stdout)}
+    changes = {c["old"]: (c["new"], c["status"]) for c in json.loads(r.stdout)["changes"]}
     assert changes == {
         "ｊｏｅ@localhost": ("joe@localhost", "renamed"),
         "ｍａｒｙ@localhost": ("mary@localhost", "conflict"),  # mary exists: kept apart

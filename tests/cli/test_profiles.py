@@ -53,7 +53,7 @@ def test_password_from_stdin_and_never_shown(run_cli):
         assert "hunter2" not in r.stdout + r.stderr
     shown = json.loads(run_cli("profile", "show", "--json").stdout)
     assert shown["password"] == "set"
-    listed = json.loads(run_cli("profile", "list", "--json").stdout)
+    listed = json.loads(run_cli("profile", "list", "--json").stdout)["profiles"]
     assert [(p["name"], p["password"], p["default"]) for p in listed] == [("p", "set", True)]
 
 
@@ -72,7 +72,7 @@ def test_list_use_remove(run_cli):
     assert json.loads(r.stdout)["name"] == "one"
 
     assert run_cli("profile", "remove", "two").exit_code == 0
-    listed = json.loads(run_cli("profile", "list", "--json").stdout)
+    listed = json.loads(run_cli("profile", "list", "--json").stdout)["profiles"]
     assert [(p["name"], p["default"]) for p in listed] == [("one", True)]
 
 

@@ -21,18 +21,25 @@ from vines_server.xmpp.sasl.credentials import check_password
 from vinesctl.profiles import ProfileStore
 
 
-def accounts(config: Path) -> dict:
-    cfg = load(config)
+def in_store(config: Path, action):
+    """Awaits action(storage) on the config's store, opened for it and closed after."""
 
-    async def read():
-        storage = open_storage(cfg.storage)
+    async def run():
+        storage = open_storage(load(config).storage)
         await storage.open()
         try:
-            return {jid: await storage.get_account(jid) for jid in await storage.list_accounts()}
+            return await action(storage)
         finally:
             await storage.close()
 
-    return asyncio.run(read())
+    return asyncio.run(run())
+
+
+def accounts(config: Path) -> dict:
+    async def read(storage):
+        return {jid: await storage.get_account(jid) for jid in await storage.list_accounts()}
+
+    return in_store(config, read)
 
 
 def password_ok(config: Path, jid: str, password: str) -> bool:
@@ -211,7 +218,7 @@ def test_user_local_lifecycle(run_cli, server_dir):
 
     r = run_cli("user", "list", "--config", config, "--json")
     assert r.exit_code == 0
-    users = json.loads(r.stdout)
+    users = json.loads(r.stdout)["accounts"]
     assert [u["jid"] for u in users] == ["admin@localhost", "alice@localhost", "bob@localhost"]
     assert users[1]["disabled"] is False and users[1]["created"]
     r = run_cli("user", "list", "--config", config)
@@ -444,7 +451,7 @@ def test_localpart_takes_the_profiles_domain_when_hosted(run_cli, tmp_path):
     r = run_cli("user", "add", "dave", "--config", str(config), env=env)
     assert r.stdout == "created dave@a.example\n", r.stderr  # c.example is not hosted
     r = run_cli("user", "list", "--config", str(config), "--domain", "B.example", "--json")
-    assert [u["jid"] for u in json.loads(r.stdout)] == ["carol@b.example"]
+    assert [u["jid"] for u in json.loads(r.stdout)["accounts"]] == ["carol@b.example"]
 
 
 def test_init_bind_all_points_the_profile_at_loopback(run_cli, tmp_path):
@@ -453,3 +460,27 @@ def test_init_bind_all_points_the_profile_at_loopback(run_cli, tmp_path):
     assert r.exit_code == 0, r.stderr
     assert load(tmp_path / "s" / "vines.toml").listeners.bind == ("0.0.0.0",)
     assert ProfileStore.load().get("localhost").server == "127.0.0.1:15222"
+
+
+def test_user_add_local_gets_the_welcome_message(run_cli, server_dir):
+    """An account created on the store gets the domain's welcome message, as add-user over
+    XMPP does: a normal message from the domain, waiting offline for the first login."""
+    from xml.etree import ElementTree as ET
+
+    from vines_server.core.admins import KEYS
+
+    config = server_dir / "vines.toml"
+    welcome = json.dumps({"localhost": "welcome aboard"})
+    in_store(config, lambda s: s.set_setting(KEYS["welcome"], welcome))
+    r = run_cli("user", "add", "newbie", "--config", str(config),
+                env={"VINESCTL_NEW_PASSWORD": "pw"})  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    (stored,) = in_store(config, lambda s: s.pop_offline("newbie@localhost"))
+    msg = ET.fromstring(stored.xml)
+    assert msg.get("to") == "newbie@localhost" and msg.get("from") == "localhost"
+    assert msg.findtext("body") == "welcome aboard"  # stored as the router stores it
+    # no welcome set: nothing stored
+    in_store(config, lambda s: s.set_setting(KEYS["welcome"], None))
+    r = run_cli("user", "add", "later", "--config", str(config), env={"VINESCTL_NEW_PASSWORD": "p"})
+    assert r.exit_code == 0, r.stderr
+    assert in_store(config, lambda s: s.count_offline("later@localhost")) == 0

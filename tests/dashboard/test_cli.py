@@ -83,7 +83,7 @@ async def test_presence_once_json(live, tmp_path):
     finally:
         await disconnect(alice)
     assert code == 0, err
-    sessions = {s["jid"]: s for s in json.loads(out)}
+    sessions = {s["jid"]: s for s in json.loads(out)["sessions"]}
     assert sessions[f"alice@{DOMAIN}/phone"]["show"] == "away"
     assert sessions[f"alice@{DOMAIN}/phone"]["status"] == "lunch"
     assert any(j.startswith(f"admin@{DOMAIN}/") for j in sessions)
@@ -145,3 +145,47 @@ async def test_admin_commands_leave_nothing_on_stderr(live, tmp_path):
     assert code == 0, err
     assert f"admin@{DOMAIN}" in out
     assert err == ""
+
+
+async def test_presence_watch_says_each_disconnect_once(tmp_path, pki):
+    from tests.dashboard.test_app import free_port
+    from tests.support.xmpp import running_server
+
+    port = free_port()
+    listeners = {"c2s_port": port, "c2s_direct_tls_port": 0}
+    server = running_server(tmp_path / "a", pki, listeners=listeners)
+    (tmp_path / "a").mkdir()
+    harness = await server.__aenter__()
+    await harness.add_user("admin")
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "presence", "--watch", *connect_args(harness),
+        env=env_for(tmp_path), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    lines: list[str] = []
+
+    async def read() -> None:
+        while line := await proc.stderr.readline():
+            lines.append(line.decode())
+
+    reader = asyncio.ensure_future(read())
+    try:
+        await until(lambda: any("live:" in line for line in lines), 20, "live")
+        before = len(lines)  # what a loaded machine may have said before (a ping timeout)
+        await server.__aexit__(None, None, None)
+        # after the disconnect and its backoff, the next attempt: all about the loss is said
+        await until(lambda: any("reconnecting to" in x for x in lines[before:]), 10, "retry")
+        retry = next(i for i, x in enumerate(lines) if i >= before and "reconnecting to" in x)
+        said = lines[before:retry]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 10)
+        await reader
+    assert len([line for line in said if "disconnected" in line]) == 1, lines
+
+
+def test_dashboard_refuses_a_stdout_that_is_not_a_terminal(run_cli):
+    r = run_cli("dashboard", "--server", "127.0.0.1:1")  # CliRunner: stdout is not a tty
+    assert r.exit_code == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "needs a terminal" in r.stderr
+    assert "presence --watch --json" in r.stderr

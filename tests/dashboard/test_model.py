@@ -126,7 +126,7 @@ def test_change_lines_and_json():
         "show": "away",
         "status": "back soon",
         "priority": 3,
-        "client": "",
+        "client": None,  # absent: null, not ""
     }
     (gone,) = board.apply(ev("a@x/r", available=False))
     assert set(gone.as_json()) == {"time", "event", "jid", "phase"}

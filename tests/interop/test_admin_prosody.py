@@ -104,11 +104,11 @@ def test_online_announce_and_adhoc_on_prosody(prosody_admin: ProsodyInstance, ru
     p = prosody_admin
     r = run_cli("online", "--json", env=ENV)
     assert r.exit_code == 0, r.stderr
-    assert [u["jid"] for u in json.loads(r.stdout)] == [f"admin@{p.domain}"]  # ourselves
+    assert [u["jid"] for u in json.loads(r.stdout)["users"]] == [f"admin@{p.domain}"]  # ourselves
     r = run_cli("online", "--details", "--json", env=ENV)
     assert r.exit_code == 0, r.stderr
-    (me,) = json.loads(r.stdout)
-    assert me["details"] and "127.0.0.1" in me["details"][0]
+    (me,) = json.loads(r.stdout)["users"]
+    assert me["sessions"] and "127.0.0.1" in me["sessions"][0]["text"]  # Prosody's prose
 
     r = run_cli("announce", "--subject", "maintenance", "back in 5 minutes", env=ENV)
     assert r.exit_code == 0, r.stderr
@@ -116,7 +116,7 @@ def test_online_announce_and_adhoc_on_prosody(prosody_admin: ProsodyInstance, ru
 
     r = run_cli("adhoc", "list", "--json", env=ENV)
     assert r.exit_code == 0, r.stderr
-    nodes = {c["node"] for c in json.loads(r.stdout)}
+    nodes = {c["node"] for c in json.loads(r.stdout)["commands"]}
     assert "http://jabber.org/protocol/admin#add-user" in nodes
 
     # the generic runner, non-interactively, on Prosody's own (non-XEP) node

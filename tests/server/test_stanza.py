@@ -11,6 +11,7 @@ from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.parser import ParserLimits, Stanza, StreamOpen, StreamParser
 from vines_server.xmpp.stanza import (
     STREAM_CLOSE,
+    Prewritten,
     error_reply,
     make,
     serialize,
@@ -210,3 +211,16 @@ def test_tag_name(tag: str, expected: tuple[str, str]) -> None:
 def test_make() -> None:
     el = make("{u}a", {"k": "v"}, "t", [make("{u}b")])
     assert (el.tag, el.attrib, el.text, len(el)) == ("{u}a", {"k": "v"}, "t", 1)
+
+
+def test_prewritten_content_is_copied_as_is_and_matches_serializing_the_children():
+    children = [make(ns.q(ns.ROSTER, "item"), {"jid": f"c{i}@x"}, text="a>b") for i in range(3)]
+    whole = make(ns.q(ns.ROSTER, "query"), children=children)
+    query = Prewritten(ns.q(ns.ROSTER, "query"))
+    query.content = "".join(serialize(c, ns.ROSTER).decode() for c in children)
+    iq = make(ns.q(ns.CLIENT, "iq"), {"type": "result"}, children=[query])
+    assert serialize(iq) == serialize(
+        make(ns.q(ns.CLIENT, "iq"), {"type": "result"}, children=[whole])
+    )
+    empty = Prewritten(ns.q(ns.ROSTER, "query"))
+    assert serialize(empty) == b"<query xmlns='jabber:iq:roster'/>"

@@ -21,6 +21,7 @@ from vines_server.storage import (
     AccountExists,
     MemoryStorage,
     NoSuchAccount,
+    QuotaExceeded,
     RosterItem,
     SQLiteStorage,
     Storage,
@@ -338,6 +339,47 @@ async def test_concurrent_writes_are_all_kept(store, creds):
     assert sorted(m.xml for m in popped) == sorted(f"<message id='{i}'/>" for i in range(200))
     assert [m.id for m in popped] == sorted(m.id for m in popped)
     assert len(await store.get_roster(ALICE)) == 50
+
+
+# quotas: checked inside the write, nothing written when over
+
+
+async def test_roster_quota_counts_new_items_only(store, creds):
+    await store.create_account(ALICE, creds)
+    for i in range(3):
+        await store.put_roster_item(ALICE, RosterItem(f"c{i}@example.org"), max_items=3)
+    with pytest.raises(QuotaExceeded) as err:
+        await store.put_roster_item(ALICE, RosterItem("c9@example.org"), max_items=3)
+    assert (err.value.quota, err.value.limit) == ("items", 3)
+    # an existing item may still change at the limit
+    await store.put_roster_item(ALICE, RosterItem("c0@example.org", "Zero"), max_items=3)
+    assert [i.name for i in await store.get_roster(ALICE)] == ["Zero", None, None]
+
+
+async def test_offline_quotas_in_messages_and_utf8_bytes(store, creds):
+    await store.create_account(ALICE, creds)
+    now = datetime.now(UTC)
+    ten = "<m>ééé</m>"  # 10 characters, 13 UTF-8 bytes
+    await store.store_offline(ALICE, ten, now, max_count=2, max_bytes=26)
+    await store.store_offline(ALICE, ten, now, max_count=2, max_bytes=26)
+    with pytest.raises(QuotaExceeded) as err:
+        await store.store_offline(ALICE, "<m/>", now, max_count=2)
+    assert err.value.quota == "messages"
+    with pytest.raises(QuotaExceeded) as err:
+        await store.store_offline(ALICE, "<m/>", now, max_bytes=29)
+    assert err.value.quota == "bytes"
+    assert await store.count_offline(ALICE) == 2
+    await store.store_offline(ALICE, "<m/>", now)  # no quota given: none applies
+
+
+async def test_private_quota_counts_the_replacement_not_the_old_value(store, creds):
+    await store.create_account(ALICE, creds)
+    await store.set_private(ALICE, "a", "x" * 60, max_bytes=100)
+    await store.set_private(ALICE, "a", "y" * 90, max_bytes=100)  # replaces: 90 in all
+    with pytest.raises(QuotaExceeded):
+        await store.set_private(ALICE, "b", "z" * 20, max_bytes=100)
+    assert await store.get_private(ALICE, "b") is None
+    await store.set_private(ALICE, "b", "z" * 10, max_bytes=100)
 
 
 # vcard and private

@@ -239,6 +239,8 @@ class ProsodyInstance:
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
+        # every port it listens on: the s2s port may open after the c2s one
+        waiting = [port for port in (self.port, self.s2s_port) if port]
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ProsodyError(
@@ -246,12 +248,14 @@ class ProsodyInstance:
                     + self._tail()
                 )
             try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
+                with socket.create_connection((self.host, waiting[0]), timeout=0.5):
+                    waiting.pop(0)
+                if not waiting:
                     return self
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise ProsodyError(f"prosody did not accept on {self.host}:{self.port}: {self._tail()}")
+        raise ProsodyError(f"prosody did not accept on {self.host}:{waiting}: {self._tail()}")
 
     @property
     def pid(self) -> int | None:

@@ -206,6 +206,13 @@ class RawClient:
         self.writer.close()
 
 
+async def raw_login(harness: Harness, local: str, password: str = PASSWORD) -> RawClient:
+    """A RawClient over STARTTLS, authenticated as local@DOMAIN and bound."""
+    raw = await RawClient.connect(harness.port(), harness.pki.ca_file)
+    await raw.login(local, password)
+    return raw
+
+
 # ---- slixmpp clients -------------------------------------------------------------------------
 
 

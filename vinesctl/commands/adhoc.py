@@ -53,7 +53,7 @@ def list_(
     async def work(client: Any, conn: Any, _s: Any) -> Any:
         from vinesctl.xmpp import adhoc
 
-        return await adhoc.list_commands(client, _target(to, conn), timeout)
+        return {"commands": await adhoc.list_commands(client, _target(to, conn), timeout)}
 
     from vinesctl.render.adhoc import commands_table
 

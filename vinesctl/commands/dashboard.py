@@ -37,6 +37,16 @@ def command(
     Keys: / filter, enter details, k kick, m message, a announce, ? help, q quit.
     Needs an administrator's account.
     """
+    import sys
+
+    from vinesctl.errors import UsageError
+
+    if not sys.stdout.isatty():  # a full-screen app into a pipe or file is escape codes
+        raise UsageError(
+            "vinesctl dashboard needs a terminal (standard output is not one)",
+            "run it in a terminal; for scripts use 'vinesctl presence --watch --json' "
+            "or 'vinesctl load --json'",
+        )
     from vinesctl.dashboard.app import Dashboard
 
     settings = settings_from(ctx, server, ca, insecure)

@@ -40,7 +40,8 @@ def command(
     async def work(client: Any, conn: Any, _s: Any) -> Any:
         from vinesctl.xmpp import admin
 
-        return await admin.users_list(client, conn.domain, "online", max_items, details)
+        users = await admin.users_list(client, conn.domain, "online", max_items, details)
+        return {"users": users}
 
     from vinesctl.render.admin import online_table
 

@@ -123,16 +123,17 @@ def command(
                     "snapshot",
                 ).as_json()
             )
-    emit(sessions, as_json, _render)
+    emit({"sessions": sessions}, as_json, _render)
 
 
-def _render(sessions: list[dict]):
+def _render(data: dict[str, list[dict]]):
     from datetime import datetime
 
     from rich.table import Table
 
     from vinesctl.dashboard.model import client_name, format_since
 
+    sessions = data["sessions"]
     if not sessions:
         return "nobody is online"
     table = Table(box=None, pad_edge=False)
@@ -140,6 +141,7 @@ def _render(sessions: list[dict]):
         table.add_column(name, style="bold" if name == "jid" else None, no_wrap=name == "jid")
     for s in sessions:
         since = format_since(datetime.fromisoformat(s["time"].replace("Z", "+00:00")))
-        row = (s["jid"], s["show"], s["status"], str(s["priority"]), client_name(s["client"]))
+        status, client = s["status"] or "", client_name(s["client"] or "")
+        row = (s["jid"], s["show"], status, str(s["priority"]), client)
         table.add_row(*row, since)
     return table

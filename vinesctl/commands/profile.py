@@ -86,7 +86,7 @@ def list_(as_json: bool) -> None:
     store = ProfileStore.load()
     rows = [dict(p.public(), default=p.name == store.default) for p in store.profiles.values()]
     if as_json:
-        emit(rows, True)
+        emit({"profiles": rows}, True)
         return
     if not rows:
         click.echo("no profiles: run 'vinesctl server init' or 'vinesctl profile add'")

@@ -297,8 +297,26 @@ def make_list_group(name: str, which: str, doc: str, entry: str, domains: bool) 
 
 
 def text_setting_commands(group: click.Group, key: str, what: str) -> None:
-    """`set` and `delete` for a server message kept by XEP-0133 set-KEY / delete-KEY (the MOTD,
-    the welcome message): the two groups differ only in the node and the words."""
+    """`show`, `set` and `delete` for a server message kept by XEP-0133 set-KEY / delete-KEY
+    (the MOTD, the welcome message): the two groups differ only in the node and the words."""
+    from vinesctl.output import emit, json_option
+
+    @group.command("show", help=f"Show the current {what}.")
+    @timeout_option
+    @connect_options
+    @json_option
+    @click.pass_context
+    def show(ctx: click.Context, timeout: float, server: str | None, ca: str | None,
+             insecure: bool, as_json: bool) -> None:  # fmt: skip
+        async def work(client: Any, conn: Any, _s: Any) -> Any:
+            from vinesctl.xmpp import admin
+
+            return {key: await getattr(admin, f"get_{key}")(client, conn.domain)}
+
+        from vinesctl.render.admin import text_view
+
+        result = run_remote(ctx, server, ca, insecure, as_json, work, timeout)
+        emit(result, as_json, lambda data: text_view(data, what))
 
     @group.command("set", help=f"Set the {what} to TEXT (or standard input, or '-').")
     @click.argument("text", required=False)

@@ -71,8 +71,9 @@ def config_option(f: Any) -> Any:
 
 
 def sibling(config: Path, suffix: str) -> Path:
-    """Same rule as vines_server.config.Config.sibling: vines.toml -> vines.pid, ..."""
-    return config.with_name(config.stem + suffix)
+    from vines_server.config import sibling_file
+
+    return sibling_file(config, suffix)
 
 
 def _proc_state(pid: int) -> str | None:
@@ -309,6 +310,8 @@ def init(
         from vines_server.certs import ensure_domain_certificate
 
         cert, key = ensure_domain_certificate(domain, target)
+        from vines_server.config_template import render_config
+
         text = render_config(domain, admin_jid, bind, c2s_port, tls_port, cert, key)
         tmp = config_file.with_name(".vines.toml.tmp")
         tmp.write_text(text, encoding="utf-8")
@@ -386,112 +389,6 @@ async def _put_account(cfg: Any, jid: str, credentials: Any, reset: bool) -> boo
         raise VinesctlError(
             f"store {cfg.storage.path}: {exc}", "check the file and its permissions"
         ) from None
-
-
-def _toml_str(value: str) -> str:
-    return json.dumps(value, ensure_ascii=True)
-
-
-LIMIT_NOTES = {
-    "stanza_size": "bytes per stanza after authentication (RFC 6120 minimum: 10000)",
-    "preauth_stanza_size": "bytes per stanza before authentication",
-    "preauth_elements": "elements per stanza before authentication",
-    "elements": "elements per stanza",
-    "depth": "XML nesting depth",
-    "attributes": "attributes per element",
-    "sessions_per_account": "concurrent resources per account, then resource-constraint",
-    "auth_failures_per_stream": "failed SASL attempts, then policy-violation",
-    "stream_restarts": "stream restarts per connection",
-    "offline_quota": "offline messages kept per account",
-    "pbkdf2_iterations": "SCRAM iterations for new passwords (at least 10000)",
-    "output_bytes": "bytes queued for a client that does not read, then messages go offline",
-}
-DEADLINE_NOTES = {
-    "tls_handshake": "seconds to finish the TLS handshake",
-    "negotiation": "seconds from connect to a bound session",
-    "stanza": "seconds to finish a stanza once it started",
-    "idle": "seconds of silence before a connection is closed",
-    "shutdown": "seconds streams get to close at SIGTERM",
-    "output_stall": "seconds a client's output may stay full, then policy-violation",
-}
-
-
-def _commented_defaults(cls: type, notes: dict[str, str]) -> str:
-    from dataclasses import MISSING, fields
-
-    lines = []
-    for f in fields(cls):
-        default = f.default if f.default is not MISSING else None
-        if default is None:
-            continue
-        value = f"# {f.name} = {default!r}"
-        note = notes.get(f.name)
-        lines.append(f"{value:<36} # {note}" if note else value)
-    return "\n".join(lines)
-
-
-def render_config(
-    domain: str, admin: str, bind: str, c2s_port: int, tls_port: int, cert: Path, key: Path
-) -> str:
-    """The commented vines.toml written by `server init`."""
-    from vines_server.config import Deadlines, Limits
-
-    def rel(p: Path) -> str:
-        return p.name if p.parent == cert.parent else str(p)
-
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"""\
-# vines.toml: the bundled XMPP server (vines-server).
-# Written by 'vinesctl server init' on {now}. The server reads this file at start and
-# never rewrites it. Relative paths are relative to the directory of this file.
-# Start the server with 'vinesctl server start', check it with 'vinesctl server status'.
-
-[server]
-# Bare JIDs of the administrators (XEP-0133 commands). Admin rights come only from this list.
-admins = [{_toml_str(admin)}]
-# debug | info | warning | error
-log_level = "info"
-
-# One [domains.NAME] table per hosted domain: its certificate chain (PEM, leaf first) and key.
-# Clients choose the domain's certificate by SNI. The pair below is self-signed; replace it with
-# one from your CA whenever you like (keep the names, or change the paths here).
-[domains.{_toml_str(domain)}]
-certificate = {_toml_str(rel(cert))}
-key = {_toml_str(rel(key))}
-
-[listeners]
-# Addresses to listen on: "0.0.0.0" or "::" for every interface.
-bind = [{_toml_str(bind)}]
-# Clients with STARTTLS (always required: there is no plaintext mode). 0 picks a free port.
-c2s_port = {c2s_port}
-# Clients with direct TLS (XEP-0368, ALPN xmpp-client). 0 picks a free port; false disables it.
-c2s_direct_tls_port = {tls_port}
-
-[storage]
-# "sqlite" (durable: committed before success is reported) or "memory" (lost at exit).
-backend = "sqlite"
-path = "vines.sqlite"
-
-[limits]
-# Protection against abuse; the defaults (shown) follow the security plan. Uncomment to change.
-{_commented_defaults(Limits, LIMIT_NOTES)}
-
-[deadlines]
-# Seconds; the defaults are shown. Uncomment to change.
-{_commented_defaults(Deadlines, DEADLINE_NOTES)}
-
-[presence]
-# The server's own presence: admins who subscribe to the domain JID get its load (online users,
-# stanza rates, CPU, memory) at most once per interval, and only when it moved.
-# interval = 2.0                     # seconds
-# capacity = 10000                   # planned sessions; show becomes away at 80 %, dnd when full
-# subscribers = []                   # JIDs besides the admins that may subscribe (components)
-
-[federation]
-# Domains this server may exchange stanzas with. Empty: a closed system; a stanza to any other
-# domain comes back to its sender as <not-allowed/>.
-allow = []
-"""
 
 
 @command.command("start")

@@ -208,10 +208,16 @@ def add(
     password = new_password(password_file, prompt=f"Password for {jid}")
     credentials = _credentials(cfg, password)
 
+    from vines_server.modules.announce import store_welcome
     from vines_server.storage import AccountExists
+    from vines_server.xmpp.jid import JID
+
+    async def create(storage: Any) -> None:
+        await storage.create_account(jid, credentials)
+        await store_welcome(storage, JID.parse(jid))  # as the server's add-user does
 
     try:
-        _run(cfg, lambda s: s.create_account(jid, credentials))
+        _run(cfg, create)
     except AccountExists:
         raise VinesctlError(
             f"{jid} already exists", f"change its password with 'vinesctl user passwd {jid}'"
@@ -567,15 +573,15 @@ def list_(
         async def work(client: Any, conn: Any, _s: Any) -> Any:
             from vinesctl.xmpp import admin
 
-            return await admin.accounts(client, conn.domain)
+            return {"accounts": await admin.accounts(client, conn.domain)}
 
-        rows = run_remote(ctx, server, ca, insecure, as_json, work, timeout)
-        if not as_json and not rows:
+        result = run_remote(ctx, server, ca, insecure, as_json, work, timeout)
+        if not as_json and not result["accounts"]:
             click.echo("no accounts")
             return
         from vinesctl.render.admin import accounts_table
 
-        emit(rows, as_json, accounts_table)
+        emit(result, as_json, accounts_table)
         return
     cfg = _local_config(config)
     if domain is not None:
@@ -607,7 +613,7 @@ def list_(
 
     rows = _run(cfg, collect)
     if as_json:
-        emit(rows, True)
+        emit({"accounts": rows}, True)
         return
     if not rows:
         click.echo("no accounts")
@@ -642,7 +648,7 @@ def jid_changes(ctx: click.Context, config: str, as_json: bool) -> None:
 
     changes = jid_changes_at(cfg.storage.path)
     if as_json:
-        emit(changes, True)
+        emit({"changes": changes}, True)
         return
     if not changes:
         click.echo("no account names changed")

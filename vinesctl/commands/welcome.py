@@ -1,5 +1,5 @@
-"""`vinesctl welcome set|delete`: the message new accounts receive (XEP-0133 set-welcome,
-delete-welcome)."""
+"""`vinesctl welcome show|set|delete`: the message new accounts receive (XEP-0133 set-welcome,
+delete-welcome; show reads the form of set-welcome, which holds the current text)."""
 
 from __future__ import annotations
 

@@ -10,25 +10,25 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, Input, RichLog
+from textual.widgets import Footer, Header, Input
 
 from vinesctl.dashboard.feed import Watcher
 from vinesctl.dashboard.model import Board, Change, EventLog, LoadHistory, LoadSample
 from vinesctl.dashboard.screens.detail import DetailScreen
 from vinesctl.dashboard.screens.help import HelpScreen
 from vinesctl.dashboard.screens.prompt import ConfirmScreen, PromptScreen
+from vinesctl.dashboard.widgets.event_log import EventLogView
 from vinesctl.dashboard.widgets.presence_table import PresenceTable, TableHeader
 from vinesctl.dashboard.widgets.server_panel import ServerPanel
 from vinesctl.dashboard.widgets.status_bar import StatusBar
 from vinesctl.errors import VinesctlError
+from vinesctl.output import counted
 
 NARROW = 100  # columns below which the side panel starts hidden
 LOG_BURST = 50  # presence changes logged one by one per update; beyond that, a summary
-LEVEL_STYLE = {"warn": "yellow", "error": "bold red", "presence": "", "info": "cyan"}
 
 
 class _Bridge:
@@ -53,16 +53,20 @@ class _Bridge:
 class Dashboard(App[int]):
     CSS_PATH = "dashboard.tcss"
     TITLE = "vinesctl dashboard"
+    # the footer shows these in order and cuts what does not fit: at 80 columns the keys that
+    # bring back what a narrow screen hides (the server panel, help) must come first
     BINDINGS = [
         Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("s", "toggle_side", "Server"),
         Binding("slash", "filter", "Filter"),
         Binding("k", "kick", "Kick"),
         Binding("m", "message", "Message"),
         Binding("a", "announce", "Announce"),
         Binding("l", "toggle_log", "Log"),
-        Binding("s", "toggle_side", "Server"),
-        Binding("question_mark", "help", "Help"),
     ]
+    # every action has its key (listed by `?`); the palette's corner is worth more to the keys
+    ENABLE_COMMAND_PALETTE = False
 
     def __init__(
         self,
@@ -103,13 +107,14 @@ class Dashboard(App[int]):
         self.table = PresenceTable(self.board, id="table")
         self.side = Vertical(id="side")
         self.server_panel = ServerPanel(self.history, id="server")
-        self.log_view = RichLog(id="log", max_lines=1000, wrap=True, markup=False)
+        self.log_view = EventLogView(self.events, id="log")
         self.status_bar = StatusBar(id="status")
         yield Header()
         with Horizontal(id="main"):
             with Vertical(id="users"):
                 yield self.filter_input
-                yield TableHeader(id="table-header")
+                self.table.header = TableHeader(id="table-header")
+                yield self.table.header
                 yield self.table
             with self.side:
                 yield self.server_panel
@@ -145,14 +150,16 @@ class Dashboard(App[int]):
         others = [c for c in changes if c.phase != "snapshot"]
         if snapshot:
             self.log_line(
-                f"snapshot: {len(self.board)} users, {self.board.sessions} sessions online",
+                f"snapshot: {self._people()} online",
                 "info",
             )
             if self._synced:  # a new snapshot (reconnected, or after a gap): what differed
                 others = snapshot + others
             self._synced = True
         for change in others[:LOG_BURST]:
-            self._log_entry(self.events.add_change(change))
+            self.events.add_change(change)
+        if others[:LOG_BURST]:
+            self.log_view.added()
         if len(others) > LOG_BURST:
             self.log_line(f"... and {len(others) - LOG_BURST} more changes", "info")
         self._counts()
@@ -161,24 +168,29 @@ class Dashboard(App[int]):
 
     def show_status(self, state: str, text: str) -> None:
         self.status_bar.set_state(state, text)
+        if state == "reconnecting":  # the status bar shows the latest; the log keeps each one
+            self.log_line(text, "warn")
+            self.table.set_stale("who is online is unknown while reconnecting")
+        elif state in ("live", "polling"):
+            self.table.set_stale(None)
 
     def show_load(self) -> None:
         self.server_panel.show_load()
 
     def log_line(self, text: str, level: str = "info") -> None:
-        self._log_entry(self.events.add(text, level))
-
-    def _log_entry(self, entry: Any) -> None:
-        line = Text(entry.time.strftime("%H:%M:%S "), style="dim")
-        line.append(entry.text, style=LEVEL_STYLE.get(entry.level, ""))
-        self.log_view.write(line)
+        self.events.add(text, level)
+        self.log_view.added()
 
     def _counts(self, touched: bool = True) -> None:
         shown = len(self.table.keys)
-        text = f"{len(self.board)} users, {self.board.sessions} sessions"
+        text = self._people()
         if self.table.filter_text:
             text += f", {shown} shown"
         self.status_bar.set_counts(text, touched)
+
+    def _people(self) -> str:
+        """'1 user, 2 sessions'."""
+        return f"{counted(len(self.board), 'user')}, {counted(self.board.sessions, 'session')}"
 
     def _tick(self) -> None:
         self.history.tick()

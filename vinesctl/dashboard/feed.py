@@ -131,12 +131,11 @@ class Watcher:
                 self.client = None
                 await self._cancel_tasks()
             delay = self.backoff[min(attempt, len(self.backoff) - 1)]
+            # a retry that failed did not disconnect anything: say what it was
+            what = f"disconnected ({reason})" if attempt == 0 else f"attempt failed ({reason})"
             attempt += 1
-            self._status(
-                "reconnecting",
-                f"disconnected ({reason}); reconnecting in {delay:g}s (attempt {attempt})",
-            )
-            self.listener.note(f"disconnected: {reason}", "warn")
+            # said once, as a status: a listener that logs notes logs this too (the dashboard)
+            self._status("reconnecting", f"{what}; reconnecting in {delay:g}s (attempt {attempt})")
             await asyncio.sleep(delay)
             self._status("connecting", f"reconnecting to {where} (attempt {attempt})")
 

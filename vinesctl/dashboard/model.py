@@ -17,6 +17,7 @@ keeps the load the server publishes for sparklines, and `EventLog` is a bounded 
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -205,9 +206,9 @@ class Change:
         if self.kind != "offline":
             out.update(
                 show=SHOW_LABEL.get(self.show, self.show),
-                status=self.status,
+                status=self.status or None,
                 priority=self.priority,
-                client=self.client,
+                client=self.client or None,
             )
         return out
 
@@ -418,6 +419,12 @@ class LoadSample:
     @property
     def rate(self) -> float:
         return self.stanzas_in + self.stanzas_out
+
+    def to_json(self) -> dict[str, Any]:
+        """`vinesctl load --json`: the figures, a presence text the server did not set as None."""
+        data = dataclasses.asdict(self)
+        data.update(show=self.show or None, status=self.status or None)
+        return data
 
     @classmethod
     def from_attrs(

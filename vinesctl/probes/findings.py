@@ -43,6 +43,17 @@ class Finding:
     check: str = ""
     target: str = ""
 
+    def to_json(self) -> dict[str, Any]:
+        """As `--json` shows it: a fix, group or target that is not there is null."""
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "detail": self.detail,
+            "fix": self.fix or None,
+            "check": self.check or None,
+            "target": self.target or None,
+        }
+
     @classmethod
     def ok(cls, name: str, detail: str, **kw: Any) -> Finding:
         return cls(name, Status.OK, detail, **kw)

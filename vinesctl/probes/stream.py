@@ -11,12 +11,15 @@ import contextlib
 import socket
 import ssl
 import time
-import xml.parsers.expat
 from dataclasses import dataclass, field
+from xml.etree.ElementTree import Element
 
-NS_STREAMS = "http://etherx.jabber.org/streams"
-NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
-NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+from vines_server.xmpp import ns
+from vines_server.xmpp.errors import StreamError
+from vines_server.xmpp.parser import ParserLimits, Stanza, StreamClose, StreamParser
+
+NS_STREAMS, NS_TLS, NS_SASL, NS_STREAM_ERRORS = ns.STREAM, ns.TLS, ns.SASL, ns.STREAMS_ERR
+CLOSED = "</stream:stream>"  # the tag of the element that stands for the stream's end
 
 STAGES = ("tcp", "stream", "starttls", "tls", "features", "done")
 
@@ -66,65 +69,23 @@ class _Deadline:
 
 
 class _Reader:
-    """Incremental reader of the server's stream: features, proceed/failure, stream errors."""
+    """The peer's stream, read by the server's own sans-I/O parser (vines_server.xmpp.parser:
+    restricted XML, size and depth limits): its top-level elements, in order."""
 
     def __init__(self) -> None:
-        p = xml.parsers.expat.ParserCreate(namespace_separator=" ")
-        p.StartElementHandler = self._start
-        p.EndElementHandler = self._end
-        p.StartDoctypeDeclHandler = self._refuse
-        p.EntityDeclHandler = self._refuse
-        p.CharacterDataHandler = self._text
-        self.parser = p
-        self.depth = 0
-        self.stream_open = False
-        self.stream_attrs: dict[str, str] = {}
-        self.path: list[str] = []
-        self.done: list[tuple[str, list[str], str]] = []  # finished depth-2 elements
-        self._children: list[str] = []
-        self._grandchildren: list[str] = []
-        self._text_buf: list[str] = []
-        self._in_mech = False
-
-    def _refuse(self, *_args: object) -> None:
-        raise ProbeError("peer sent a DTD or entity declaration (restricted XML)")
-
-    def _start(self, name: str, attrs: dict[str, str]) -> None:
-        self.depth += 1
-        self.path.append(name)
-        if self.depth == 1:
-            self.stream_open = True
-            self.stream_attrs = dict(attrs)
-        elif self.depth == 2:
-            self._children = []
-            self._text_buf = []
-        elif self.depth == 3:
-            self._children.append(name)
-        elif self.depth == 4:
-            self._children.append(self.path[-2] + " > " + name)
-            self._in_mech = name == f"{NS_SASL} mechanism"
-
-    def _text(self, data: str) -> None:
-        if self._in_mech:
-            self._text_buf.append(data)
-
-    def _end(self, name: str) -> None:
-        if self.depth == 4 and self._in_mech:
-            self._children.append("mechanism=" + "".join(self._text_buf).strip())
-            self._text_buf = []
-            self._in_mech = False
-        if self.depth == 2:
-            self.done.append((name, self._children, ""))
-        self.depth -= 1
-        self.path.pop()
-        if self.depth == 0:
-            self.done.append((f"{NS_STREAMS} /stream", [], ""))
+        self.parser = StreamParser(ParserLimits.post_auth())
+        self.done: list[Element] = []  # finished top-level elements, and CLOSED at the end
 
     def feed(self, data: bytes) -> None:
         try:
-            self.parser.Parse(data, False)
-        except xml.parsers.expat.ExpatError as exc:
-            raise ProbeError(f"peer sent malformed XML ({exc})") from exc
+            events = self.parser.feed(data)
+        except StreamError as exc:
+            raise ProbeError(f"peer sent bad XML ({exc.condition}: {exc.text})") from None
+        for event in events:
+            if isinstance(event, Stanza):
+                self.done.append(event.element)
+            elif isinstance(event, StreamClose):
+                self.done.append(Element(CLOSED))
 
 
 def _stream_header(domain: str, s2s: bool, sender: str | None) -> bytes:
@@ -136,7 +97,7 @@ def _stream_header(domain: str, s2s: bool, sender: str | None) -> bytes:
     ).encode()
 
 
-def _next_element(sock: socket.socket, reader: _Reader, deadline: _Deadline):
+def _next_element(sock: socket.socket, reader: _Reader, deadline: _Deadline) -> Element:
     while not reader.done:
         sock.settimeout(deadline.left())
         data = sock.recv(65536)
@@ -146,23 +107,34 @@ def _next_element(sock: socket.socket, reader: _Reader, deadline: _Deadline):
     return reader.done.pop(0)
 
 
-def _read_features(sock: socket.socket, deadline: _Deadline) -> tuple[_Reader, list[str]]:
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _read_features(sock: socket.socket, deadline: _Deadline) -> tuple[_Reader, Element]:
     reader = _Reader()
-    name, children, _ = _next_element(sock, reader, deadline)
-    if name == f"{NS_STREAMS} error":
-        cond = [c.split(" ", 1)[-1] for c in children if "xmpp-streams" in c]
+    el = _next_element(sock, reader, deadline)
+    if el.tag == f"{{{NS_STREAMS}}}error":
+        cond = [_local(c.tag) for c in el if c.tag.startswith(f"{{{NS_STREAM_ERRORS}}}")]
         raise ProbeError(f"stream error: {cond[0] if cond else 'unknown'}")
-    if name != f"{NS_STREAMS} features":
-        raise ProbeError(f"expected stream features, got <{name.split(' ')[-1]}>")
-    return reader, children
+    if el.tag != f"{{{NS_STREAMS}}}features":
+        raise ProbeError(f"expected stream features, got <{_local(el.tag)}>")
+    return reader, el
 
 
-def _record_features(hs: Handshake, children: list[str], pre_tls: bool) -> None:
-    hs.features = [c for c in children if " > " not in c and not c.startswith("mechanism=")]
+def _record_features(hs: Handshake, features: Element, pre_tls: bool) -> None:
+    # each feature as 'namespace name', as the reports have always shown them
+    hs.features = [" ".join(c.tag[1:].split("}", 1)) if "}" in c.tag else c.tag for c in features]
     if pre_tls:
-        hs.starttls_offered = f"{NS_TLS} starttls" in children
-        hs.starttls_required = f"{NS_TLS} starttls > {NS_TLS} required" in children
-    mechs = [c.split("=", 1)[1] for c in children if c.startswith("mechanism=")]
+        starttls = features.find(f"{{{NS_TLS}}}starttls")
+        hs.starttls_offered = starttls is not None
+        hs.starttls_required = (
+            starttls is not None and starttls.find(f"{{{NS_TLS}}}required") is not None
+        )
+    mechs = [
+        (m.text or "").strip()
+        for m in features.findall(f"{{{NS_SASL}}}mechanisms/{{{NS_SASL}}}mechanism")
+    ]
     if mechs:
         hs.sasl_mechanisms = mechs
 
@@ -203,15 +175,15 @@ def open_stream(
         else:
             hs.stage = "stream"
             sock.sendall(_stream_header(domain, s2s, sender))
-            reader, children = _read_features(sock, deadline)
-            _record_features(hs, children, pre_tls=True)
+            reader, features = _read_features(sock, deadline)
+            _record_features(hs, features, pre_tls=True)
             hs.stage = "starttls"
             if not hs.starttls_offered:
                 raise ProbeError("STARTTLS is not offered")
             sock.sendall(f"<starttls xmlns='{NS_TLS}'/>".encode())
-            name, _, _ = _next_element(sock, reader, deadline)
-            if name != f"{NS_TLS} proceed":
-                raise ProbeError(f"STARTTLS refused (<{name.split(' ')[-1]}>)")
+            answer = _next_element(sock, reader, deadline)
+            if answer.tag != f"{{{NS_TLS}}}proceed":
+                raise ProbeError(f"STARTTLS refused (<{_local(answer.tag)}>)")
             hs.stage = "tls"
             sock = _wrap(sock, context, domain, deadline, alpn=None)
         assert isinstance(sock, ssl.SSLSocket)
@@ -229,8 +201,8 @@ def open_stream(
             try:
                 sock.settimeout(deadline.left())
                 sock.sendall(_stream_header(domain, s2s, sender))
-                _, children = _read_features(sock, deadline)
-                _record_features(hs, children, pre_tls=False)
+                _, features = _read_features(sock, deadline)
+                _record_features(hs, features, pre_tls=False)
                 with contextlib.suppress(OSError):
                     sock.sendall(b"</stream:stream>")
             except (ProbeError, TimeoutError, OSError) as exc:

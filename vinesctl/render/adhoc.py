@@ -11,7 +11,9 @@ from rich.text import Text
 NOTE_STYLE = {"info": "green", "warn": "yellow", "error": "bold red"}
 
 
-def commands_table(items: list[Any]) -> Any:
+def commands_table(data: dict[str, list[Any]]) -> Any:
+    """{'commands': [CommandItem]}."""
+    items = data["commands"]
     if not items:
         return Text("no commands offered to this account", style="dim")
     show_jid = len({item.jid for item in items}) > 1  # all at the queried entity: say nothing

@@ -13,27 +13,42 @@ def _yes(value: bool | None) -> str:
     return "?" if value is None else ("yes" if value else "")
 
 
-def accounts_table(rows: list[Any]) -> Table:
+def accounts_table(data: dict[str, Any]) -> Table:
+    """{'accounts': [Account]}: a JID too long for the screen folds over lines (never cut: it
+    names an account), so it cannot push the other columns off the table for every row."""
+    rows = data["accounts"]
     table = Table(box=None, pad_edge=False)
-    table.add_column("jid", no_wrap=True)
-    table.add_column("online")
-    table.add_column("disabled")
+    table.add_column("jid", overflow="fold")
+    table.add_column("online", no_wrap=True)
+    table.add_column("disabled", no_wrap=True)
     for row in rows:
         table.add_row(row.jid, _yes(row.online), _yes(row.disabled))
     return table
 
 
-def online_table(users: list[Any]) -> Any:
+def session_line(session: dict[str, Any]) -> str:
+    """One session of `online --details`: 'resource: ip 127.0.0.1, show away, priority 5'."""
+    if "text" in session:
+        return session["text"]
+    cells = ", ".join(
+        f"{k} {v}" for k, v in session.items() if k != "resource" and v not in (None, "")
+    )
+    return f"{session['resource']}: {cells}" if session.get("resource") else cells
+
+
+def online_table(data: dict[str, Any]) -> Any:
+    """{'users': [OnlineUser]}."""
+    users = data["users"]
     if not users:
         return Text("nobody is online", style="dim")
-    details = any(u.details for u in users)
+    details = any(u.sessions for u in users)
     table = Table(box=None, pad_edge=False)
     table.add_column("jid", no_wrap=True)
     if details:
         table.add_column("sessions")
     for user in users:
         if details:
-            table.add_row(user.jid, "\n".join(user.details))
+            table.add_row(user.jid, "\n".join(session_line(s) for s in user.sessions or []))
         else:
             table.add_row(user.jid)
     return table
@@ -53,10 +68,10 @@ def user_view(stats: Any) -> Group:
         table.add_row("roster size", str(stats.rostersize))
     if stats.lastlogin:
         table.add_row("last login", stats.lastlogin)
-    if stats.stanzaspersecond:
-        table.add_row("stanzas/s", stats.stanzaspersecond)
-    if stats.loginsperminute:
-        table.add_row("logins/min", stats.loginsperminute)
+    if stats.stanzaspersecond is not None:
+        table.add_row("stanzas/s", f"{stats.stanzaspersecond:g}")
+    if stats.loginsperminute is not None:
+        table.add_row("logins/min", f"{stats.loginsperminute:g}")
     for var, values in stats.other.items():
         table.add_row(var, "\n".join(values))
     parts: list[Any] = [table]
@@ -67,7 +82,7 @@ def user_view(stats: Any) -> Group:
         roster.add_column("subscription")
         roster.add_column("groups")
         for item in stats.roster:
-            roster.add_row(item.jid, item.name, item.subscription, ", ".join(item.groups))
+            roster.add_row(item.jid, item.name or "", item.subscription, ", ".join(item.groups))
         parts += [Text(""), roster]
     return Group(*parts)
 
@@ -80,27 +95,47 @@ def table_view(data: Any, empty: str = "nothing to show") -> Any:
     for column in data.columns:
         table.add_column(column.label or column.var, overflow="fold")
     for row in data.rows:
-        table.add_row(*(row.get(c.var, "") for c in data.columns))
+        table.add_row(*(row.get(c.var) or "" for c in data.columns))
     return table
 
 
-def sessions_view(data: Any) -> Any:
-    """Our sessions table, compact: TLS version and cipher in one column."""
+def sessions_view(sessions: Any) -> Any:
+    """Our sessions: one row each (TLS version and cipher in one column) when that fits the
+    screen, else one block per session with every field on its own line. Nothing wraps inside
+    a value: a cipher spread over four lines is unreadable."""
+    data = sessions.table
     vars_ = [c.var for c in data.columns]
     if not data.rows or not {"jid", "tls_version", "cipher"} <= set(vars_):
         return table_view(data, "no sessions")
+    return Fit(_sessions_rows(data), _sessions_blocks(data))
+
+
+class Fit:
+    """The wide renderable when the console is wide enough for it, else the narrow one."""
+
+    def __init__(self, wide: Any, narrow: Any) -> None:
+        self.wide, self.narrow = wide, narrow
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.measure import Measurement
+
+        needed = Measurement.get(console, options.update(width=10_000), self.wide).maximum
+        yield self.wide if needed <= options.max_width else self.narrow
+
+
+def _sessions_rows(data: Any) -> Any:
+    vars_ = [c.var for c in data.columns]
     table = Table(box=None, pad_edge=False)
-    table.add_column("session", no_wrap=True)
-    table.add_column("address", overflow="fold")
-    table.add_column("TLS", overflow="fold")
+    for title in ("session", "address", "TLS"):
+        table.add_column(title, no_wrap=True)
     for var, title in (("mechanism", "SASL"), ("since", "since"), ("state", "state")):
         if var in vars_:
-            table.add_column(title, overflow="fold")
+            table.add_column(title, no_wrap=True)
     shown = {"jid", "ip", "tls_version", "cipher", "mechanism", "since", "state"}
     for row in data.rows:
-        cells = [row.get("jid", ""), row.get("ip", ""),
-                 f"{row.get('tls_version', '')} {row.get('cipher', '')}".strip()]  # fmt: skip
-        cells += [row.get(v, "") for v in ("mechanism", "since", "state") if v in vars_]
+        cells = [row.get("jid") or "", row.get("ip") or "",
+                 f"{row.get('tls_version') or ''} {row.get('cipher') or ''}".strip()]  # fmt: skip
+        cells += [row.get(v) or "" for v in ("mechanism", "since", "state") if v in vars_]
         table.add_row(*cells)
     extra = [c for c in data.columns if c.var not in shown]
     if not extra:
@@ -108,10 +143,32 @@ def sessions_view(data: Any) -> Any:
     more = Table(box=None, pad_edge=False)
     more.add_column("session", no_wrap=True)
     for c in extra:
-        more.add_column(c.label or c.var, overflow="fold")
+        more.add_column(c.label or c.var, no_wrap=True)
     for row in data.rows:
-        more.add_row(row.get("jid", ""), *(row.get(c.var, "") for c in extra))
+        more.add_row(row.get("jid") or "", *(row.get(c.var) or "" for c in extra))
     return Group(table, Text(""), more)
+
+
+def _sessions_blocks(data: Any) -> Any:
+    parts: list[Any] = []
+    for row in data.rows:
+        if parts:
+            parts.append(Text(""))
+        parts.append(Text(row.get("jid") or "", style="bold", overflow="fold"))
+        fields = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 2))
+        fields.add_column(style="dim", no_wrap=True)
+        fields.add_column(overflow="fold")
+        for c in data.columns:
+            if c.var == "jid" or c.var == "cipher":
+                continue
+            value = row.get(c.var)
+            if c.var == "tls_version":
+                value = f"{value or ''} {row.get('cipher') or ''}".strip()
+                fields.add_row("TLS", value)
+            elif value:
+                fields.add_row(c.label or c.var, value)
+        parts.append(fields)
+    return Group(*parts)
 
 
 def stats_view(stats: Any) -> Group:
@@ -119,7 +176,10 @@ def stats_view(stats: Any) -> Group:
     table.add_column(style="bold")
     table.add_column()
     for value in stats.values:
-        text = "\n".join(value.value) if isinstance(value.value, list) else value.value
+        if isinstance(value.value, list):
+            text = "\n".join(value.value)
+        else:
+            text = "" if value.value is None else str(value.value)
         table.add_row(value.label, text)
     for kind, count in stats.counts.items():
         table.add_row(f"{kind} users", str(count))
@@ -138,7 +198,7 @@ def jid_list(data: dict[str, Any]) -> Any:
     return Text("\n".join(data["jids"]))
 
 
-def motd_view(data: dict[str, Any]) -> Any:
-    if not data.get("motd"):
-        return Text("no message of the day", style="dim")
-    return Text(data["motd"])
+def text_view(data: dict[str, str | None], what: str) -> Any:
+    """{'motd': text} or {'welcome': text}; None: not set."""
+    ((_key, text),) = data.items()
+    return Text(f"no {what}", style="dim") if text is None else Text(text)

@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
+from vinesctl.output import counted
 from vinesctl.render.servers import human_duration
 
 
@@ -14,11 +15,12 @@ def render_load(load: Any) -> Table:
     table.add_column(style="bold")
     table.add_column()
     capacity = f" of {load.capacity}" if load.capacity else ""
-    table.add_row("online", f"{load.online} sessions{capacity}, {load.users} users")
+    users = counted(load.users, "user")
+    table.add_row("online", f"{counted(load.online, 'session')}{capacity}, {users}")
     table.add_row("stanzas", f"{load.stanzas_in:g}/s in, {load.stanzas_out:g}/s out")
     table.add_row("cpu", f"{load.cpu:g}%")
     table.add_row("memory", f"{load.memory_kib / 1024:.1f} MiB")
     table.add_row("uptime", human_duration(load.uptime))
     for name, count in sorted(load.listeners.items()):
-        table.add_row("listener", f"{name}: {count} connections")
+        table.add_row("listener", f"{name}: {counted(count, 'connection')}")
     return table

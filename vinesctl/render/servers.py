@@ -48,10 +48,10 @@ def human_duration(seconds: float) -> str:
 
 def users_table(users: list[dict[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False)
-    table.add_column("jid", no_wrap=True)
-    table.add_column("created")
-    table.add_column("last login")
-    table.add_column("disabled")
+    table.add_column("jid", overflow="fold")  # see render.admin.accounts_table
+    table.add_column("created", no_wrap=True)
+    table.add_column("last login", no_wrap=True)
+    table.add_column("disabled", no_wrap=True)
     for user in users:
         table.add_row(
             user["jid"],

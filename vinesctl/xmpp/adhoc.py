@@ -19,28 +19,17 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from xml.etree.ElementTree import Element, SubElement
+from xml.etree.ElementTree import Element
+
+from vines_server.xmpp import forms as core_forms
+from vines_server.xmpp import ns
 
 from vinesctl.errors import VinesctlError
 
-NS_COMMANDS = "http://jabber.org/protocol/commands"
-NS_DATA = "jabber:x:data"
-NS_ITEMS = "http://jabber.org/protocol/disco#items"
-NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-
-FIELD_TYPES = (
-    "boolean",
-    "fixed",
-    "hidden",
-    "jid-multi",
-    "jid-single",
-    "list-multi",
-    "list-single",
-    "text-multi",
-    "text-private",
-    "text-single",
-)
-MULTI_TYPES = ("jid-multi", "list-multi", "text-multi")
+# namespaces and XEP-0004 rules from the server's sans-I/O core: one copy of each
+NS_COMMANDS, NS_DATA, NS_ITEMS = ns.COMMANDS, ns.XDATA, ns.DISCO_ITEMS
+NS_STANZAS = ns.STANZAS_ERR
+MULTI_TYPES = core_forms.MULTI
 STEP_ACTIONS = ("prev", "next", "complete")
 MAX_STAGES = 64  # a runaway multi-stage command ends here
 
@@ -166,69 +155,52 @@ class AdhocError(VinesctlError):
 # ---- forms -----------------------------------------------------------------------------------
 
 
-def parse_field(el: Element) -> Field:
-    typ = el.get("type") or "text-single"
+def _view(f: core_forms.Field) -> Field:
     return Field(
-        var=el.get("var", ""),
-        type=typ,
-        label=el.get("label", ""),
-        desc=(el.findtext(_q(NS_DATA, "desc")) or "").strip(),
-        required=el.find(_q(NS_DATA, "required")) is not None,
-        values=[v.text or "" for v in el.findall(_q(NS_DATA, "value"))],
-        options=[
-            Option(o.findtext(_q(NS_DATA, "value")) or "", o.get("label", ""))
-            for o in el.findall(_q(NS_DATA, "option"))
-        ],
+        var=f.var or "",
+        type=f.type or "text-single",
+        label=f.label or "",
+        desc=(f.desc or "").strip(),
+        required=f.required,
+        values=list(f.values),
+        options=[Option(value, label or "") for label, value in f.options],
     )
 
 
 def parse_form(el: Element) -> Form:
-    """A `jabber:x:data` element as a `Form` (fields, reported columns and item rows)."""
+    """A `jabber:x:data` element as a `Form` (fields, reported columns and item rows), read by
+    the server's own XEP-0004 code; a form it refuses raises FormError."""
+    core = core_forms.Form.from_element(el)
     form = Form(
-        type=el.get("type", "form"),
-        title=(el.findtext(_q(NS_DATA, "title")) or "").strip(),
-        instructions=[i.text or "" for i in el.findall(_q(NS_DATA, "instructions"))],
-        fields=[parse_field(f) for f in el.findall(_q(NS_DATA, "field"))],
+        type=core.type,
+        title=(core.title or "").strip(),
+        instructions=list(core.instructions),
+        fields=[_view(f) for f in core.fields],
+        reported=[_view(f) for f in core.reported or []],
+        payloads=[ET.tostring(child, encoding="unicode") for child in core.extra],
     )
-    reported = el.find(_q(NS_DATA, "reported"))
-    if reported is not None:
-        form.reported = [parse_field(f) for f in reported.findall(_q(NS_DATA, "field"))]
-    for item in el.findall(_q(NS_DATA, "item")):
+    for item in core.items:
         row: dict[str, list[str]] = {}
-        for f in item.findall(_q(NS_DATA, "field")):
-            row.setdefault(f.get("var", ""), []).extend(
-                v.text or "" for v in f.findall(_q(NS_DATA, "value"))
-            )
+        for f in item:
+            row.setdefault(f.var or "", []).extend(f.values)
         form.items.append(row)
-    form.payloads = [
-        ET.tostring(child, encoding="unicode")
-        for child in el
-        if not child.tag.startswith(f"{{{NS_DATA}}}")
-    ]
     return form
 
 
 def submit_element(form: Form | None, answers: dict[str, list[str]] | None) -> Element:
     """A `type='submit'` form answering `form`: each field's answer, or the value it showed
     (defaults and FORM_TYPE travel back as they came); fixed fields are left out."""
-    x = Element(_q(NS_DATA, "x"), {"type": "submit"})
     answers = dict(answers or {})
+    fields = []
     for f in form.fields if form else []:
         if not f.var or f.type == "fixed":
             continue
         values = answers.pop(f.var, None)
-        if values is None:
-            values = f.values
-        el = SubElement(x, _q(NS_DATA, "field"), {"var": f.var})
-        if f.type != "text-single":
-            el.set("type", f.type)
-        for v in values:
-            SubElement(el, _q(NS_DATA, "value")).text = v
-    for var, values in answers.items():  # answers for fields the form did not show
-        el = SubElement(x, _q(NS_DATA, "field"), {"var": var})
-        for v in values:
-            SubElement(el, _q(NS_DATA, "value")).text = v
-    return x
+        typ = None if f.type == "text-single" else f.type  # the default goes unsaid
+        fields.append(core_forms.Field(f.var, typ, values=f.values if values is None else values))
+    # answers for fields the form did not show
+    fields += [core_forms.Field(var, None, values=values) for var, values in answers.items()]
+    return core_forms.Form("submit", fields=fields).to_element()
 
 
 # ---- the wire --------------------------------------------------------------------------------
@@ -248,6 +220,10 @@ def _stage(jid: str, node: str, el: Element | None) -> Stage:
         if not default and "next" in actions:
             default = "next"
     form_el = el.find(_q(NS_DATA, "x"))
+    try:
+        form = parse_form(form_el) if form_el is not None else None
+    except core_forms.FormError as exc:
+        raise AdhocError(jid, node, "bad-reply", f"a malformed data form ({exc})") from None
     return Stage(
         jid=jid,
         node=el.get("node", node),
@@ -259,7 +235,7 @@ def _stage(jid: str, node: str, el: Element | None) -> Stage:
             Note(n.get("type", "info"), (n.text or "").strip())
             for n in el.findall(_q(NS_COMMANDS, "note"))
         ],
-        form=parse_form(form_el) if form_el is not None else None,
+        form=form,
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vinesctl.errors import VinesctlError
+from vinesctl.output import typed
 from vinesctl.xmpp import adhoc
 from vinesctl.xmpp.adhoc import AdhocError, Note, Stage
 
@@ -60,7 +61,7 @@ class Outcome:
 @dataclass
 class RosterItem:
     jid: str
-    name: str = ""
+    name: str | None = None  # None: the contact has no name
     subscription: str = ""
     groups: list[str] = field(default_factory=list)
 
@@ -71,9 +72,9 @@ class UserStats:
     ipaddresses: list[str] = field(default_factory=list)
     rostersize: int | None = None
     onlineresources: list[str] = field(default_factory=list)
-    stanzaspersecond: str = ""
-    loginsperminute: str = ""
-    lastlogin: str = ""
+    stanzaspersecond: float | None = None
+    loginsperminute: float | None = None
+    lastlogin: str | None = None  # ISO 8601 as the server sent it; None: never, or not told
     disabled: bool | None = None  # None: the server offers no disabled-users list
     roster: list[RosterItem] | None = None
     other: dict[str, list[str]] = field(default_factory=dict)  # fields we do not know
@@ -82,7 +83,9 @@ class UserStats:
 @dataclass
 class OnlineUser:
     jid: str
-    details: list[str] = field(default_factory=list)  # one line per session, when asked
+    # with details: one dict per session (resource, then the server's fields: ip, since, show,
+    # priority...), or {"text": line} from a server that describes sessions in prose
+    sessions: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -93,17 +96,31 @@ class Column:
 
 @dataclass
 class Table:
-    """A multi-item result (XEP-0004 reported + items)."""
+    """A multi-item result (XEP-0004 reported + items); a missing cell is None. As JSON: the
+    rows (the labels are for people)."""
 
     columns: list[Column] = field(default_factory=list)
-    rows: list[dict[str, str]] = field(default_factory=list)
+    rows: list[dict[str, str | None]] = field(default_factory=list)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return self.rows
+
+
+@dataclass
+class Sessions:
+    """The server's client sessions (our sessions node)."""
+
+    table: Table
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sessions": self.table.rows}
 
 
 @dataclass
 class Value:
     var: str
     label: str
-    value: str | list[str]
+    value: int | float | str | list[str] | None  # a number as a number, nothing as None
 
 
 @dataclass
@@ -263,7 +280,7 @@ def _roster_items(query: ET.Element) -> list[RosterItem]:
     return [
         RosterItem(
             item.get("jid", ""),
-            item.get("name", ""),
+            item.get("name") or None,
             item.get("subscription", "none"),
             [g.text or "" for g in item.findall(f"{{{NS_ROSTER}}}group")],
         )
@@ -291,12 +308,12 @@ async def get_user_roster(client: Any, domain: str, jid: str) -> list[RosterItem
     return []
 
 
-async def get_user_lastlogin(client: Any, domain: str, jid: str) -> str:
+async def get_user_lastlogin(client: Any, domain: str, jid: str) -> str | None:
     stage = await perform(
         client, domain, "get-user-lastlogin", {"accountjid": jid, "accountjids": jid}
     )
     values = _first(_result(stage), "lastlogin") or []
-    return values[0] if values else ""
+    return values[0].strip() or None if values else None
 
 
 async def user_stats(client: Any, domain: str, jid: str) -> UserStats:
@@ -307,12 +324,17 @@ async def user_stats(client: Any, domain: str, jid: str) -> UserStats:
     size = values.pop("rostersize", [])
     stats.rostersize = int(size[0]) if size and size[0].strip().isdigit() else None
     stats.onlineresources = _lines(values.pop("onlineresources", []))
-    stats.stanzaspersecond = "".join(values.pop("stanzaspersecond", []))
-    stats.loginsperminute = "".join(values.pop("loginsperminute", []))
+    stats.stanzaspersecond = _number(values.pop("stanzaspersecond", []))
+    stats.loginsperminute = _number(values.pop("loginsperminute", []))
     values.pop("accountjid", None)
     values.pop("accountjids", None)
     stats.other = values
     return stats
+
+
+def _number(values: list[str]) -> float | None:
+    value = typed("".join(values))
+    return float(value) if isinstance(value, int | float) else None
 
 
 async def users_num(client: Any, domain: str, kind: str) -> int:
@@ -343,10 +365,9 @@ async def users_list(
         for row in form.items:
             jid = (row.get("jid") or row.get("accountjid") or [""])[0]
             bare = jid.split("/", 1)[0]
-            user = users.setdefault(bare, OnlineUser(bare))
-            resource = jid.partition("/")[2]
-            cells = ", ".join(f"{k} {' '.join(v)}" for k, v in row.items() if k != "jid" and v)
-            user.details.append(f"{resource}: {cells}" if resource else cells)
+            user = users.setdefault(bare, OnlineUser(bare, [] if details else None))
+            if user.sessions is not None:
+                user.sessions.append(_session(jid, row))
         return list(users.values())
     result = _result(stage)
     result.pop("max_items", None)
@@ -355,11 +376,26 @@ async def users_list(
     out: list[OnlineUser] = []
     for line in _lines(raw):
         if line[:1].isspace() or line.lstrip().startswith("- "):
-            if out:
-                out[-1].details.append(line.strip().removeprefix("- ").strip())
+            if out and out[-1].sessions is not None:
+                out[-1].sessions.append({"text": line.strip().removeprefix("- ").strip()})
             continue
-        out.append(OnlineUser(line.strip()))
+        out.append(OnlineUser(line.strip(), [] if details else None))
     return out
+
+
+# session fields that hold numbers (XEP-0133 leaves the columns to the server)
+NUMERIC_SESSION_FIELDS = {"priority"}
+
+
+def _session(jid: str, row: dict[str, list[str]]) -> dict[str, Any]:
+    """One session of an online users table: its resource, then each field the server gave."""
+    session: dict[str, Any] = {"resource": jid.partition("/")[2] or None}
+    for var, values in row.items():
+        if var in ("jid", "accountjid"):
+            continue
+        text = " ".join(values).strip() or None
+        session[var] = typed(text) if var in NUMERIC_SESSION_FIELDS else text
+    return session
 
 
 @dataclass
@@ -400,11 +436,22 @@ async def set_motd(client: Any, domain: str, text: str) -> Outcome:
     return _outcome(await perform(client, domain, "set-motd", {"motd": text}))
 
 
-async def get_motd(client: Any, domain: str) -> str:
-    """The current MOTD: the prefilled field of edit-motd (the session is canceled)."""
-    stage = await peek(client, domain, "edit-motd")
-    field_ = stage.form.field("motd") if stage.form else None
-    return "\n".join(field_.values) if field_ else ""
+async def get_motd(client: Any, domain: str) -> str | None:
+    """The current MOTD (None: none set): the prefilled field of edit-motd (then canceled)."""
+    return await _prefilled(client, domain, "edit-motd", "motd")
+
+
+async def get_welcome(client: Any, domain: str) -> str | None:
+    """The current welcome message (None: none set): the prefilled field of set-welcome (the
+    form of ours and of ejabberd shows it; then canceled)."""
+    return await _prefilled(client, domain, "set-welcome", "welcome")
+
+
+async def _prefilled(client: Any, domain: str, node: str, var: str) -> str | None:
+    stage = await peek(client, domain, node)
+    field_ = stage.form.field(var) if stage.form else None
+    text = "\n".join(field_.values) if field_ else ""
+    return text if text.strip() else None
 
 
 async def edit_motd(client: Any, domain: str, text: str) -> Outcome:
@@ -469,7 +516,7 @@ def _tables(stage: Stage) -> list[Table]:
         for row in form.items:
             seen.update(dict.fromkeys(row))
         columns = [Column(v) for v in seen]
-    rows = [{c.var: "\n".join(row.get(c.var, [])) for c in columns} for row in form.items]
+    rows = [{c.var: "\n".join(row.get(c.var, [])) or None for c in columns} for row in form.items]
     return [Table(columns, rows)]
 
 
@@ -482,7 +529,7 @@ async def stats(client: Any, domain: str, timeout: float = 15.0) -> Stats:
         for f in stage.form.fields if stage.form else []:
             if not f.var or f.var == "FORM_TYPE" or f.type == "hidden":
                 continue
-            value: str | list[str] = f.values if f.multi else f.value
+            value = list(f.values) if f.multi else typed(f.value)
             result.values.append(Value(f.var, f.label or f.var, value))
         result.tables = _tables(stage)
     else:
@@ -501,10 +548,10 @@ async def stats(client: Any, domain: str, timeout: float = 15.0) -> Stats:
     return result
 
 
-async def sessions(client: Any, domain: str) -> Table:
+async def sessions(client: Any, domain: str) -> Sessions:
     stage = await perform(client, domain, f"{OURS}#sessions")
     tables = _tables(stage)
-    return tables[0] if tables else Table()
+    return Sessions(tables[0] if tables else Table())
 
 
 async def reload(client: Any, domain: str) -> Outcome:

@@ -63,13 +63,14 @@ def cell(text: str, width: int) -> str:
 
 
 class TableHeader(Static):
-    """The column titles, laid out like the rows below."""
+    """The column titles, laid out like the rows below: for the width the table's rows get
+    (which the table tells, see `PresenceTable.header`), not its own."""
 
     def render_titles(self, total: int) -> str:
         return "".join(cell(name, w) for name, w in zip(COLUMNS, widths(total), strict=True))
 
-    def on_resize(self) -> None:
-        self.update(self.render_titles(self.size.width))
+    def align(self, total: int) -> None:
+        self.update(self.render_titles(total))
 
 
 class PresenceTable(ScrollView, can_focus=True):
@@ -82,7 +83,7 @@ class PresenceTable(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("home", "jump(0)", "First", show=False),
         Binding("end", "jump(-1)", "Last", show=False),
-        Binding("enter", "select", "Details"),
+        Binding("enter", "select", "Details", show=False),  # in the help; the footer is short
     ]
     COMPONENT_CLASSES = {"presence-table--cursor", "presence-table--empty"}
 
@@ -102,6 +103,23 @@ class PresenceTable(ScrollView, can_focus=True):
         self.filter_text = ""
         self._match = make_filter("")
         self.repaints = 0  # rows repainted in place (for tests)
+        self.header: TableHeader | None = None  # titles kept in line with the rows
+        self.stale: str | None = None  # why the board is not to be trusted now (no rows shown)
+
+    def set_stale(self, why: str | None) -> None:
+        """While the connection is down the board is old news: show `why`, not the users."""
+        if why != self.stale:
+            self.stale = why
+            self.refresh()
+
+    @property
+    def row_width(self) -> int:
+        """Cells a row gets: the width inside the padding and the scrollbar gutter."""
+        return self.scrollable_content_region.width
+
+    def _align_header(self) -> None:
+        if self.header is not None:
+            self.header.align(self.row_width)
 
     # ---- data ------------------------------------------------------------------------------
 
@@ -157,6 +175,7 @@ class PresenceTable(ScrollView, can_focus=True):
                 self.cursor = min(self.cursor, max(len(self.keys) - 1, 0))
         else:
             self.cursor = min(self.cursor, max(len(self.keys) - 1, 0))
+        self._align_header()
         self.refresh()
 
     def row_text(self, index: int) -> tuple[str, ...]:
@@ -167,9 +186,14 @@ class PresenceTable(ScrollView, can_focus=True):
     # ---- rendering -------------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self.row_width
         index = int(self.scroll_offset.y) + y
         base = self.rich_style
+        if self.stale is not None:
+            if y:
+                return Strip.blank(width, base)
+            style = self.get_component_rich_style("presence-table--empty")
+            return Strip([Segment(cell(self.stale, width), style)], width)
         if index >= len(self.keys):
             if not self.keys and y == 0:
                 style = self.get_component_rich_style("presence-table--empty")
@@ -197,6 +221,7 @@ class PresenceTable(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, len(self.keys))
+        self._align_header()
 
     def watch_cursor(self, old: int, new: int) -> None:
         self.refresh_line(old)

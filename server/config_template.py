@@ -1,0 +1,137 @@
+"""The commented `vines.toml` that `vinesctl server init` writes, beside the schema it documents
+(config.py): every key the schema accepts appears in it, with a note (a test holds this). The
+defaults shown come from the schema's dataclasses, so they cannot drift from what the server
+uses; the notes are the one place that explains each key."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from vines_server.config import Deadlines, Limits, PresenceConfig
+
+LIMIT_NOTES = {
+    "stanza_size": "bytes per stanza after authentication (RFC 6120 minimum: 10000)",
+    "preauth_stanza_size": "bytes per stanza before authentication",
+    "preauth_elements": "elements per stanza before authentication",
+    "elements": "elements per stanza",
+    "depth": "XML nesting depth",
+    "attributes": "attributes per element",
+    "sessions_per_account": "concurrent resources per account, then resource-constraint",
+    "auth_failures_per_stream": "failed SASL attempts, then policy-violation",
+    "stream_restarts": "stream restarts per connection",
+    "offline_quota": "offline messages kept per account",
+    "offline_bytes": "bytes of offline messages kept per account",
+    "roster_items": "roster items per account, then not-acceptable",
+    "private_bytes": "bytes of private XML storage (XEP-0049) per account",
+    "directed_presences": "JIDs one session may send directed presence to",
+    "output_bytes": "bytes queued for a client that does not read, then messages go offline",
+    "pbkdf2_iterations": "SCRAM iterations for new passwords (at least 10000)",
+    "connections_per_ip": "open connections per client address, more are refused (XEP-0205)",
+    "auth_failures_per_ip": "failed logins per address within auth_ban_seconds, then a ban",
+    "auth_ban_seconds": "how long an address stays banned after too many failed logins",
+    "ban_exempt": "addresses or networks never banned (the console on this machine)",
+}
+DEADLINE_NOTES = {
+    "tls_handshake": "seconds to finish the TLS handshake",
+    "negotiation": "seconds from connect to a bound session",
+    "stanza": "seconds to finish a stanza once it started",
+    "idle": "seconds of silence before a connection is closed",
+    "shutdown": "seconds streams get to close at SIGTERM",
+    "hibernate": "seconds idle before a ready stream drops its XML parser (memory)",
+    "adhoc_session": "seconds of silence before an ad-hoc command session expires",
+    "output_stall": "seconds a client's output may stay full, then policy-violation",
+}
+PRESENCE_NOTES = {
+    "interval": "seconds; at most one load update per interval",
+    "capacity": "planned sessions; show becomes away at 80 %, dnd when full",
+    "subscribers": "JIDs besides the admins that may subscribe (components)",
+}
+
+
+def toml_value(value: Any) -> str:
+    """A Python default as TOML text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=True)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def commented_defaults(cls: type, notes: dict[str, str]) -> str:
+    """One `# key = default  # note` line per field of a schema dataclass."""
+    lines = []
+    for f in fields(cls):
+        default = f.default if f.default is not MISSING else None
+        if default is None:
+            continue
+        value = f"# {f.name} = {toml_value(default)}"
+        note = notes.get(f.name)
+        lines.append(f"{value:<36} # {note}" if note else value)
+    return "\n".join(lines)
+
+
+def render_config(
+    domain: str, admin: str, bind: str, c2s_port: int, tls_port: int, cert: Path, key: Path
+) -> str:
+    """The commented vines.toml written by `server init`."""
+
+    def rel(p: Path) -> str:
+        return p.name if p.parent == cert.parent else str(p)
+
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""\
+# vines.toml: the bundled XMPP server (vines-server).
+# Written by 'vinesctl server init' on {now}. The server reads this file at start and
+# never rewrites it. Relative paths are relative to the directory of this file.
+# Start the server with 'vinesctl server start', check it with 'vinesctl server status'.
+
+[server]
+# Bare JIDs of the administrators (XEP-0133 commands). Admin rights come only from this list.
+admins = [{toml_value(admin)}]
+# debug | info | warning | error
+log_level = "info"
+
+# One [domains.NAME] table per hosted domain: its certificate chain (PEM, leaf first) and key.
+# Clients choose the domain's certificate by SNI. The pair below is self-signed; replace it with
+# one from your CA whenever you like (keep the names, or change the paths here).
+[domains.{toml_value(domain)}]
+certificate = {toml_value(rel(cert))}
+key = {toml_value(rel(key))}
+
+[listeners]
+# Addresses to listen on: "0.0.0.0" or "::" for every interface.
+bind = [{toml_value(bind)}]
+# Clients with STARTTLS (always required: there is no plaintext mode). 0 picks a free port.
+c2s_port = {c2s_port}
+# Clients with direct TLS (XEP-0368, ALPN xmpp-client). 0 picks a free port; false disables it.
+c2s_direct_tls_port = {tls_port}
+
+[storage]
+# "sqlite" (durable: committed before success is reported) or "memory" (lost at exit).
+backend = "sqlite"
+path = "vines.sqlite"
+
+[limits]
+# Protection against abuse; the defaults (shown) follow the security plan. Uncomment to change.
+{commented_defaults(Limits, LIMIT_NOTES)}
+
+[deadlines]
+# Seconds; the defaults are shown. Uncomment to change.
+{commented_defaults(Deadlines, DEADLINE_NOTES)}
+
+[presence]
+# The server's own presence: admins who subscribe to the domain JID get its load (online users,
+# stanza rates, CPU, memory) at most once per interval, and only when it moved.
+{commented_defaults(PresenceConfig, PRESENCE_NOTES)}
+
+[federation]
+# Domains this server may exchange stanzas with. Empty: a closed system; a stanza to any other
+# domain comes back to its sender as <not-allowed/>.
+allow = []
+"""
