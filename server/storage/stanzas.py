@@ -14,7 +14,7 @@ from __future__ import annotations
 from xml.etree.ElementTree import Element
 
 from vines_server.config import Limits
-from vines_server.xmpp.parser import ParserLimits, parse_fragment
+from vines_server.xmpp.parser import NAMES_PER_BYTE, ParserLimits, parse_fragment
 
 # serialize() writes a raw quote of an attribute value as `&quot;` or `&apos;`: at most six
 # bytes stored per byte received. What exceeds the wire limit times this is not kept as is.
@@ -25,7 +25,9 @@ def parse_stored(xml: str, limits: Limits) -> Element:
     """Raises StreamError when `xml` is not one well-formed element within `limits`."""
     data = xml.encode("utf-8")
     room = len(data) + 1024  # parse_fragment's wrapper header counts as a unit too
-    stored = ParserLimits(room, limits.elements, limits.depth, limits.attributes)
+    # Names as parsed are bounded by what the wire allowed, however compact the stored form.
+    names = NAMES_PER_BYTE * limits.stanza_size
+    stored = ParserLimits(room, limits.elements, limits.depth, limits.attributes, names)
     return parse_fragment(data, limits=stored)
 
 
