@@ -61,12 +61,13 @@ class Prewritten(Element):
     content: str = ""
 
 
-# Today's form declares a namespace on each element whose parent is in another one (and on each
-# element with attributes in it, as xmlns:a0): a stanza that declares a long namespace once, with
-# a prefix, and uses it on many children would be written many times over (a 200 KB namespace
-# on 1 000 children: 200 MB). Repeats that cost up to this many bytes in all keep that form, so
-# ordinary stanzas keep their exact bytes (an error's condition and text, Jingle's payload
-# types); past it, each repeated namespace is declared once, with a prefix, on the top element.
+# The plain form declares a namespace on each element whose parent is in another one (and on
+# each element with attributes in it, as xmlns:a0): a stanza that declares a long namespace once,
+# with a prefix, and uses it on many children would be written many times over (a 200 KB
+# namespace on 1 000 children: 200 MB). Repeats that cost up to this many bytes in all keep the
+# plain form, so ordinary stanzas keep their exact bytes (an error's condition and text, Jingle's
+# payload types); past it, each repeated namespace is declared once, with a prefix, on the top
+# element.
 REPEAT_ALLOWANCE = 4096
 
 
@@ -95,7 +96,7 @@ def _attrs(
             name = "xml:" + key[len(_XML_PREFIX) :]
         else:
             uri, _, local = key[1:].partition("}")
-            prefix = own.get(uri) or (prefixes and prefixes.get(uri))
+            prefix = own.get(uri) or (prefixes.get(uri) if prefixes else None)
             if prefix is None:
                 prefix = own[uri] = f"a{len(own)}"
                 out.append(f" xmlns:{prefix}='{uri.translate(_ATTR_ESC)}'")
@@ -133,9 +134,10 @@ def serialize(el: Element, default_ns: str | None = ns.CLIENT) -> bytes:
     """Compact XML for `el`, written inside a stream whose default namespace is `default_ns`.
 
     Each element whose namespace differs from its parent's declares it with xmlns='...', unless
-    that would repeat declarations past REPEAT_ALLOWANCE bytes: then each namespace declared more
-    than once is declared once on `el` with a prefix, and the output stays within a few bytes per
-    element of what arrived.
+    that would repeat declarations past REPEAT_ALLOWANCE bytes: then each namespace that would be
+    declared more than once is declared once on `el` with a prefix. Only namespaces never written
+    with a prefix (the content namespace, the empty one, a Prewritten element's) may still be
+    declared again: once per element at most, and the first two are short.
     """
     scope = default_ns or ""
     out = _write(el, scope, None)
