@@ -1,9 +1,9 @@
 """Stored XML back into elements: offline messages, subscription requests, vCards, private XML.
 
 What the server stores is the output of `stanza.serialize`, which escapes more than a client has
-to (a raw `>` becomes `&gt;`, a raw quote in an attribute `&quot;`) and declares a namespace on
-each element whose parent is in another one, so the stored form can be several times the size
-the client sent. The stanza passed the wire limits when it arrived, and its stored size was
+to (a raw `>` becomes `&gt;`, a raw quote in an attribute `&quot;`) and may declare a namespace
+again on elements whose parent is in another one, so the stored form can be several times the
+size the client sent. The stanza passed the wire limits when it arrived, and its stored size was
 checked against the account's quotas when it was stored; reading it back under the wire's
 stanza size would refuse what was accepted (a login once failed on it, taking the other offline
 messages with it). So stored XML is read with the element, depth and attribute limits only.
@@ -33,5 +33,5 @@ def parse_stored(xml: str, limits: Limits) -> Element:
 
 def storable(xml: str, limits: Limits) -> bool:
     """Whether a stanza's stored form is within what escaping alone can make of the wire limit
-    (namespace declarations repeated on many children can make it far larger)."""
+    (serialize() bounds repeated namespace declarations; this is the backstop)."""
     return len(xml.encode("utf-8")) <= limits.stanza_size * MAX_EXPANSION
