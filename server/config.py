@@ -8,12 +8,13 @@ this file.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from vines_server.xmpp.jid import JIDError, domain_to_ascii, normalize_domainpart
+from vines_server.xmpp.jid import JID, JIDError, domain_to_ascii, normalize_domainpart
 
 
 class ConfigError(Exception):
@@ -65,6 +66,8 @@ class Limits:
     auth_failures_per_ip: int = 20  # within auth_ban_seconds, then the IP is banned ...
     auth_ban_seconds: int = 3600  # ... for this long (ejabberd mod_fail2ban)
     output_bytes: int = 1024 * 1024  # stanzas queued for a client that is not reading
+    # addresses or networks never banned for failed logins: the console on this machine
+    ban_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -183,8 +186,7 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
             _path(table, key + ".key", base),
         )
     for admin in admins:
-        if "@" not in admin or "/" in admin:
-            raise ConfigError(f"server.admins: {admin!r} is not a bare JID such as admin@{name}")
+        _admin_jid(admin, domains)
 
     lst = _table(raw, "listeners")
     _only(
@@ -194,6 +196,8 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     )
     bind = lst.get("bind", ["127.0.0.1"])
     bind = [bind] if isinstance(bind, str) else bind
+    for address in _str_list(lst, "listeners.bind", bind):
+        _bind_address(address)
     listeners = ListenerConfig(
         bind=tuple(_str_list(lst, "listeners.bind", bind)),
         c2s_port=_port(lst, "c2s_port", 5222),
@@ -218,7 +222,10 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         raise ConfigError(f"storage.backend {backend!r} is unknown: use 'sqlite' or 'memory'")
     storage = StorageConfig(backend, _path(st, "storage.path", base, "vines.sqlite"))
 
-    limits = _numbers(Limits, _table(raw, "limits"), "limits", integer=True)
+    limits_raw = dict(_table(raw, "limits"))
+    ban_exempt = limits_raw.pop("ban_exempt", list(Limits.ban_exempt))
+    limits = _numbers(Limits, limits_raw, "limits", integer=True, besides={"ban_exempt"})
+    limits = replace(limits, ban_exempt=_networks("limits.ban_exempt", ban_exempt))
     if limits.stanza_size < 10_000:
         raise ConfigError("limits.stanza_size must be at least 10000 (RFC 6120 section 13.12)")
     deadlines = _numbers(Deadlines, _table(raw, "deadlines"), "deadlines", integer=False)
@@ -310,6 +317,100 @@ def _host(key: str, value: Any) -> str:
         raise ConfigError(f"{key}: {value!r} is not a host name or IP address ({exc})") from None
 
 
+def _admin_jid(admin: str, domains: dict[str, DomainConfig]) -> None:
+    example = f"admin@{next(iter(domains))}"
+    try:
+        jid = JID.parse(admin)
+    except JIDError as exc:
+        raise ConfigError(
+            f"server.admins: {admin!r} is not a JID ({exc}): write a bare JID such as {example}"
+        ) from None
+    if jid.local is None or jid.resource is not None:
+        raise ConfigError(
+            f"server.admins: {admin!r} is not a bare JID of an account: write e.g. {example}"
+        )
+    if jid.domain not in domains:
+        raise ConfigError(
+            f"server.admins: {admin!r} is not on a hosted domain "
+            f'(hosted: {", ".join(sorted(domains))}): fix the JID or add [domains."{jid.domain}"]'
+        )
+
+
+def _bind_address(value: str) -> None:
+    """An IP address, or a host name (never a malformed address such as 127.0.0.999)."""
+    try:
+        ipaddress.ip_address(value)
+        return
+    except ValueError:
+        pass
+    labels = value.rstrip(".").split(".")
+    numeric = all(label.isdigit() for label in labels)
+    name_ok = all(re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", x) for x in labels)
+    if numeric or ":" in value or not name_ok:
+        raise ConfigError(
+            f'listeners.bind: {value!r} is not an IP address: write e.g. "127.0.0.1", '
+            '"0.0.0.0" or "::" (every interface)'
+        )
+
+
+def check_files(config: Config) -> None:
+    """What the config names on disk: each domain's certificate and key exist, hold what their
+    key says, and belong together; federation.ca_file holds certificates. ConfigError naming
+    the key and the fix."""
+    import ssl
+
+    ca_file = config.federation.ca_file
+    if ca_file is not None:
+        try:
+            held = ca_file.read_text(encoding="ascii", errors="replace")
+        except OSError as exc:
+            raise ConfigError(
+                f"federation.ca_file: cannot read {ca_file} ({exc.strerror}): fix the path"
+            ) from None
+        if "BEGIN CERTIFICATE-----" not in held:
+            raise ConfigError(
+                f"federation.ca_file: {ca_file} holds no PEM certificate: "
+                "point it at the CA certificates (PEM) that issue your peers' certificates"
+            )
+
+    for domain in config.domains.values():
+        where = f"domains.{domain.name}"
+        for path, what, marker in (
+            (domain.certificate, "certificate", "CERTIFICATE-----"),
+            (domain.key, "key", "PRIVATE KEY-----"),
+        ):
+            if not path.is_file():
+                raise ConfigError(
+                    f"{where}.{what}: {path} does not exist; "
+                    "generate one with 'vinesctl server init' or fix the path"
+                )
+            try:
+                text = path.read_text(encoding="ascii", errors="replace")
+            except OSError as exc:
+                raise ConfigError(f"{where}.{what}: cannot read {path} ({exc.strerror})") from None
+            if marker not in text:
+                held = (
+                    "a certificate"
+                    if "CERTIFICATE-----" in text
+                    else "a private key"
+                    if "PRIVATE KEY-----" in text
+                    else "no PEM data"
+                )
+                raise ConfigError(
+                    f"{where}.{what}: {path} holds {held}, not a PEM {what}: point {what} at the "
+                    f"{'private key' if what == 'key' else 'certificate chain'} file"
+                )
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                domain.certificate, domain.key
+            )
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                f"{where}: {domain.key} does not fit {domain.certificate} ({exc.reason or exc}): "
+                "use the key the certificate was issued for"
+            ) from None
+
+
 def _positive(table: dict, key: str, default: float) -> float:
     value = table.get(key.rsplit(".", 1)[1], default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -337,7 +438,9 @@ def _domain_name(key: str, name: str) -> str:
     try:
         return normalize_domainpart(name)
     except JIDError as exc:
-        raise ConfigError(f"{key}: {name!r} is not a valid domain name ({exc})") from None
+        raise ConfigError(
+            f"{key}: {name!r} is not a valid domain name ({exc}): write one such as example.org"
+        ) from None
 
 
 def _str_list(table: dict, key: str, value: Any) -> list[str]:
@@ -362,9 +465,29 @@ def _port(table: dict, name: str, default: int) -> int:
     return value
 
 
-def _numbers(cls: type, table: dict, prefix: str, integer: bool) -> Any:
-    known = {f.name: f for f in fields(cls)}
-    _only(table, prefix + ".", set(known))
+def _networks(key: str, value: Any) -> tuple[str, ...]:
+    """IP addresses or networks ("10.0.0.0/8"), each checked."""
+    for entry in _str_list({}, key, value):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{key}: {entry!r} is not an IP address or network: "
+                'write e.g. "127.0.0.1", "::1" or "10.0.0.0/8"'
+            ) from None
+    return tuple(value)
+
+
+def _numbers(
+    cls: type,
+    table: dict,
+    prefix: str,
+    integer: bool,
+    besides: frozenset[str] | set[str] = frozenset(),
+) -> Any:
+    """The numeric fields of `cls` from `table` (the others, `besides`, are parsed apart)."""
+    known = {f.name: f for f in fields(cls) if f.name not in besides}
+    _only(table, prefix + ".", set(known) | set(besides))
     for name, value in table.items():
         ok = isinstance(value, int) if integer else isinstance(value, int | float)
         if isinstance(value, bool) or not ok or value <= 0:

@@ -34,6 +34,7 @@ LIMIT_NOTES = {
     "connections_per_ip": "open connections per client address, more are refused (XEP-0205)",
     "auth_failures_per_ip": "failed logins per address within auth_ban_seconds, then a ban",
     "auth_ban_seconds": "how long an address stays banned after too many failed logins",
+    "ban_exempt": "addresses or networks never banned (the console on this machine)",
 }
 DEADLINE_NOTES = {
     "tls_handshake": "seconds to finish the TLS handshake",

@@ -2,7 +2,8 @@
 
 Once listening it writes `<name>.pid` and `<name>.state.json` (pid, start time, version, domains,
 listeners with their actual ports) next to the config; both are removed at exit. SIGTERM and
-SIGINT shut down in order and exit 0.
+SIGINT shut down in order and exit 0. SIGHUP reopens the log file (after logrotate moved it) and
+reloads vines.toml, as the reload admin command does; a broken file is logged and changes nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from vines_server import __version__
-from vines_server.config import Config, ConfigError, load
+from vines_server.config import Config, ConfigError, check_files, load
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,19 +51,14 @@ async def run(config: Config) -> bool:
     """Serve until a signal or an admin's shutdown; True when an admin asked for a restart."""
     from vines_server.server import Server
 
-    for domain in config.domains.values():
-        for path, what in ((domain.certificate, "certificate"), (domain.key, "key")):
-            if not path.is_file():
-                raise ConfigError(
-                    f"domains.{domain.name}.{what}: {path} does not exist; "
-                    "generate one with 'vinesctl server init' or fix the path"
-                )
+    check_files(config)
     server = Server(config)
     await server.start()
     stop = server.shutdown_requested  # signals, or the shutdown/restart admin commands
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: server.spawn(_hangup(server)))
     pid_file, state_file = config.sibling(".pid"), config.sibling(".state.json")
     _write_state(config, server, pid_file, state_file)
     try:
@@ -72,6 +68,29 @@ async def run(config: Config) -> bool:
         for path in (pid_file, state_file):
             path.unlink(missing_ok=True)
     return server.restart_requested
+
+
+async def _hangup(server) -> None:
+    log = logging.getLogger("vines_server")
+    _reopen_log_files()
+    log.info("SIGHUP: log file reopened, reloading %s", server.config.path)
+    try:
+        await server.reload()
+    except ConfigError as exc:
+        log.error("vines.toml was not reloaded: %s", exc)
+
+
+def _reopen_log_files() -> None:
+    """A rotated log file is written again under its own name, not the moved one."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                old = handler.setStream(handler._open())
+                if old is not None:
+                    old.close()
+            finally:
+                handler.release()
 
 
 def _write_state(config: Config, server, pid_file: Path, state_file: Path) -> None:

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import ipaddress
 import logging
 import secrets
 import ssl
 import time
 from collections import Counter, deque
 from collections.abc import Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from vines_server.config import Config
+from vines_server.config import Config, ConfigError, load
 from vines_server.core.api import ModuleHost
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
@@ -31,6 +32,30 @@ from vines_server.xmpp.parser import ParserLimits
 log = logging.getLogger("vines_server")
 
 MAX_TRACKED_IPS = 100_000  # failure histories kept at most (oldest dropped first)
+# what a reload applies at once; anything else in vines.toml needs a restart
+RELOADABLE = ("admins", "federation", "limits", "deadlines", "log_level")
+
+
+def _c2s_limits(limits: Any) -> dict[str, Any]:
+    """The C2SSettings fields that come from [limits]."""
+    return {
+        "preauth_limits": ParserLimits(
+            limits.preauth_stanza_size, limits.preauth_elements, limits.depth, limits.attributes
+        ),
+        "limits": ParserLimits(
+            limits.stanza_size, limits.elements, limits.depth, limits.attributes
+        ),
+        "auth_failures": limits.auth_failures_per_stream,
+        "stream_restarts": limits.stream_restarts,
+    }
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """What a reload of vines.toml applied, and what changed but needs a restart."""
+
+    changed: list[str] = field(default_factory=list)
+    restart: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -46,17 +71,7 @@ class Server:
         self.storage: Storage = storage if storage is not None else open_storage(config.storage)
         self.domains = frozenset(config.domains)
         limits = config.limits
-        self.c2s_settings = C2SSettings(
-            domains=self.domains,
-            preauth_limits=ParserLimits(
-                limits.preauth_stanza_size, limits.preauth_elements, limits.depth, limits.attributes
-            ),
-            limits=ParserLimits(
-                limits.stanza_size, limits.elements, limits.depth, limits.attributes
-            ),
-            auth_failures=limits.auth_failures_per_stream,
-            stream_restarts=limits.stream_restarts,
-        )
+        self.c2s_settings = C2SSettings(**_c2s_limits(limits), domains=self.domains)
         self.sessions = SessionRegistry()
         self.connections: set[C2SConnection] = set()
         self._per_ip: Counter[str] = Counter()  # open connections per source IP
@@ -145,6 +160,42 @@ class Server:
         await self.storage.close()
         log.info("stopped")
 
+    async def reload(self) -> Reloaded:
+        """Re-read vines.toml (the reload admin command, SIGHUP): apply the RELOADABLE sections,
+        name the others that changed; a broken file raises ConfigError and changes nothing."""
+        if self.config.path is None:
+            raise ConfigError("this server was not started from a vines.toml")
+        new = await asyncio.to_thread(load, self.config.path)
+        old = self.config
+        changed = [name for name in RELOADABLE if getattr(old, name) != getattr(new, name)]
+        restart = [
+            f.name
+            for f in fields(old)
+            if f.name not in RELOADABLE
+            and f.name != "path"
+            and getattr(old, f.name) != getattr(new, f.name)
+        ]
+        self.config = replace(old, **{name: getattr(new, name) for name in RELOADABLE})
+        self._apply_limits()
+        if new.log_level != old.log_level:
+            logging.getLogger().setLevel(getattr(logging, new.log_level.upper()))
+        await self.host.hooks.fire("config/reloaded", self.config)
+        log.info(
+            "configuration reloaded from %s; changed: %s%s",
+            self.config.path,
+            ", ".join(changed) or "nothing",
+            f"; needs a restart: {', '.join(restart)}" if restart else "",
+        )
+        return Reloaded(changed, restart)
+
+    def _apply_limits(self) -> None:
+        """Push reloaded limits into what copied them at start; new connections see them."""
+        limits = self.config.limits
+        self.router.offline_quota = limits.offline_quota
+        self.c2s_settings = replace(
+            self.c2s_settings, **_c2s_limits(limits), iterations=limits.pbkdf2_iterations
+        )
+
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -170,7 +221,7 @@ class Server:
     def note_auth_failure(self, ip: str | None) -> None:
         """N failures within the ban window ban the IP (ejabberd mod_fail2ban); no per-JID
         lockout, so an attacker cannot lock the real owner out from elsewhere (A-03)."""
-        if ip is None:
+        if ip is None or self.ban_exempt(ip):
             return
         limits = self.config.limits
         now = time.monotonic()
@@ -187,6 +238,31 @@ class Server:
             )
         while len(self._auth_failures) > MAX_TRACKED_IPS:  # bounded memory under many IPs
             del self._auth_failures[next(iter(self._auth_failures))]
+
+    def ban_exempt(self, ip: str) -> bool:
+        """In `[limits] ban_exempt` (loopback by default): never banned, so an administrator
+        on the machine cannot lock the console out by mistyping a password."""
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        if address.version == 6 and address.ipv4_mapped:  # a dual-stack listener's IPv4 peer
+            address = address.ipv4_mapped
+        return any(
+            address in ipaddress.ip_network(net, strict=False)
+            for net in self.config.limits.ban_exempt
+        )
+
+    def unban(self, ip: str) -> bool:
+        """Lift the ban of `ip` and forget its failures; False when it was not banned."""
+        self._auth_failures.pop(ip, None)
+        banned = self.banned_until(ip) is not None
+        self._bans.pop(ip, None)
+        return banned
+
+    def bans(self) -> dict[str, float]:
+        """Banned IP -> wall-clock end of its ban, for the ones still running."""
+        return {ip: until for ip in list(self._bans) if (until := self.banned_until(ip))}
 
     def banned_until(self, ip: str | None) -> float | None:
         """Wall-clock time (epoch seconds) when the ban of `ip` ends, or None."""

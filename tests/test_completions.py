@@ -113,7 +113,13 @@ def test_subcommands(tmp_path):
         "passwd",
         "show",
     ]
-    assert complete(tmp_path, "vinesctl server ") == ["init", "start", "status", "stop"]
+    assert complete(tmp_path, "vinesctl server ") == [
+        "check-config",
+        "init",
+        "start",
+        "status",
+        "stop",
+    ]
     assert complete(tmp_path, "vinesctl adhoc ") == ["list", "run"]
     assert complete(tmp_path, "vinesctl motd ") == ["delete", "set", "show"]
     assert complete(tmp_path, "vinesctl allowlist ") == ["add", "remove"]

@@ -42,6 +42,7 @@ COMMAND_MODULES = (
     "allowlist",
     "blocklist",
     "adhoc",
+    "unban",
 )
 
 

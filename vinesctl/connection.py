@@ -133,20 +133,31 @@ def settings_from(
 def bundled_listener(config: str) -> tuple[str, int] | None:
     """The STARTTLS listener of a running bundled server, from the state file it writes next to
     its vines.toml (used when a profile names no server, e.g. after `server init --port 0`)."""
+    for kind, host, port in bundled_listeners(config):
+        if kind == "c2s-starttls":
+            return host, port
+    return None
+
+
+def bundled_listeners(config: str) -> list[tuple[str, str, int]]:
+    """(kind, host to connect to, port) of each listener of the running bundled server of
+    `config` ("c2s-starttls", "c2s-direct-tls"); [] when it does not run."""
     from vines_server.config import sibling_file
 
     try:
         state = json.loads(sibling_file(Path(config).expanduser(), ".state.json").read_text())
         listeners = list(state["listeners"])
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return []
+    found = []
     for listener in listeners:
-        if not isinstance(listener, dict) or listener.get("kind") != "c2s-starttls":
+        if not isinstance(listener, dict):
             continue
-        host, port = listener.get("host"), listener.get("port")
-        if isinstance(host, str) and isinstance(port, int) and port > 0:
-            return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host), port
-    return None
+        kind, host, port = listener.get("kind"), listener.get("host"), listener.get("port")
+        if isinstance(kind, str) and isinstance(host, str) and isinstance(port, int) and port > 0:
+            connect = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+            found.append((kind, connect, port))
+    return found
 
 
 def login_password(profile: Profile | None, jid: str) -> str:

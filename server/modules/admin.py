@@ -97,19 +97,23 @@ def setup(api: ModuleAPI) -> None:
     async def existing(ctx: Context, jids: list[JID]) -> tuple[list[JID], list[str]]:
         found, missing = [], []
         for jid in jids:
-            if await storage.get_account(str(jid)):
+            if await storage.get_account(str(jid.bare)):
                 found.append(jid)
             else:
                 missing.append(str(jid))
         return found, missing
 
+    def missing_notes(jids: list[JID], missing: list[str]) -> list[Note]:
+        if not missing:
+            return []
+        kind = "warn" if jids else "error"  # an error when nothing was done at all
+        return [Note(kind, f"no such account: {', '.join(missing)}")]
+
     def summary(done: str, jids: list[JID], missing: list[str]) -> Result:
         result = Result()
         if jids:
             result.notes.append(Note("info", f"{done}: {', '.join(map(str, jids))}"))
-        if missing:  # an error when nothing was done at all, else a warning
-            kind = "warn" if jids else "error"
-            result.notes.append(Note(kind, f"no such account: {', '.join(missing)}"))
+        result.notes += missing_notes(jids, missing)
         return result
 
     # ---- add-user ------------------------------------------------------------------------
@@ -178,13 +182,17 @@ def setup(api: ModuleAPI) -> None:
     async def end_session(ctx: Context) -> Result:
         closed = 0
         kick = StreamError("policy-violation", "your session was ended by an administrator")
-        for jid in targets(ctx, ctx.values["accountjids"], full=True):
+        jids = targets(ctx, ctx.values["accountjids"], full=True)
+        found, missing = await existing(ctx, jids)  # an unknown account is not "kicked"
+        for jid in found:
             if jid.resource is None:
                 sessions = api.sessions.resources(jid)
             else:
                 sessions = [s for s in [api.sessions.get(jid)] if s is not None]
             closed += close_sessions(sessions, kick, ctx.requester)
-        return Result.info(f"{closed} session{'s' if closed != 1 else ''} ended")
+        result = Result.info(f"{closed} session{'s' if closed != 1 else ''} ended")
+        result.notes += missing_notes(found, missing)
+        return result
 
     add(
         "delete-user",

@@ -1,10 +1,11 @@
 """Service administration (XEP-0133) of the service itself: edit-admin, edit-whitelist and
 edit-blacklist (the federation allow and block lists of the domain), restart and shutdown; and
-our own `urn:vinesctl:admin#reload`, which re-reads vines.toml.
+our own `urn:vinesctl:admin#reload`, which re-reads vines.toml, and `urn:vinesctl:admin#unban`,
+which lifts the per-IP ban that follows repeated failed logins (XEP-0205).
 
 The lists are kept in the store and merged with vines.toml: entries that come from vines.toml are
 shown, cannot be removed here (the server never writes that file), and a note says so.
-restart, shutdown and reload act on the whole server, so only the operators listed in
+restart, shutdown, reload and unban act on the whole server, so only the operators listed in
 `[server] admins` may run them. The main loop (`vines_server.main`) waits on
 `server.shutdown_requested`; a restart sets `server.restart_requested` too and runs again.
 """
@@ -12,11 +13,10 @@ restart, shutdown and reload act on the whole server, so only the operators list
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import logging
-from typing import Any
+import ipaddress
+from datetime import UTC, datetime
 
-from vines_server.config import ConfigError, load
+from vines_server.config import ConfigError
 from vines_server.core.admins import AdminState, admin_form, node, result_form
 from vines_server.core.api import ModuleAPI
 from vines_server.core.commands import Command, CommandFailed, Context, Note, Result, bad_payload
@@ -24,11 +24,8 @@ from vines_server.modules.announce import broadcast, text
 from vines_server.xmpp import ns
 from vines_server.xmpp.forms import Field
 from vines_server.xmpp.jid import JID
-from vines_server.xmpp.parser import ParserLimits
 
 DELAYS = ("0", "30", "60", "90", "120", "180", "240", "300")  # seconds; 0 = now
-# what a reload applies at once; anything else in vines.toml needs a restart
-RELOADABLE = ("admins", "federation", "limits", "deadlines", "log_level")
 
 
 def setup(api: ModuleAPI) -> None:
@@ -52,11 +49,19 @@ def setup(api: ModuleAPI) -> None:
 
     async def edit_admin(ctx: Context) -> Result:
         domain = ctx.service.domain
+        config, stored = await state.admins(domain)
         jids = []
         for value in ctx.values["adminjids"]:
             jid = JID.parse(value)
             if jid.local is None or jid.resource is not None or jid.domain != domain:
-                raise bad_payload(f"field 'adminjids': {value} is not an account on {domain}")
+                raise bad_payload(
+                    f"field 'adminjids': {value} is not an account on {domain} "
+                    f"(admins of {domain} are its own accounts)"
+                )
+            # a new admin must be an account: a grant waiting for a future account is a trap
+            known = str(jid) in config or str(jid) in stored
+            if not known and await api.storage.get_account(str(jid)) is None:
+                raise bad_payload(f"field 'adminjids': {jid} has no account: create it first")
             jids.append(str(jid))
         config, _ = await state.admins(domain)  # leaving an operator out is acting on it
         state.guard_operators(ctx.requester, [JID.parse(a) for a in config if a not in jids])
@@ -165,43 +170,53 @@ def setup(api: ModuleAPI) -> None:
     # ---- reload (ours) -------------------------------------------------------------------
 
     async def reload(ctx: Context) -> Result:
-        server = api.server
-        if server.config.path is None:
-            raise CommandFailed("this server was not started from a vines.toml")
         try:
-            new = await asyncio.to_thread(load, server.config.path)
+            done = await api.server.reload()
         except ConfigError as exc:
             raise CommandFailed(f"vines.toml was not reloaded: {exc}") from None
-        old = server.config
-        changed = [
-            name for name in RELOADABLE if getattr(old, name, None) != getattr(new, name, None)
-        ]
-        restart = [
-            f.name
-            for f in dataclasses.fields(old)
-            if f.name not in RELOADABLE
-            and f.name != "path"
-            and getattr(old, f.name) != getattr(new, f.name)
-        ]
-        server.config = dataclasses.replace(
-            old, **{name: getattr(new, name) for name in RELOADABLE if hasattr(new, name)}
-        )
-        apply_limits(server, new)
-        registry.sessions.ttl = new.deadlines.adhoc_session
-        if new.log_level != old.log_level:
-            logging.getLogger().setLevel(getattr(logging, new.log_level.upper()))
-        notes = [Note("info", "reloaded; changed: " + (", ".join(changed) or "nothing"))]
-        if restart:
-            notes.append(Note("warn", "needs a restart to apply: " + ", ".join(restart)))
+        notes = [Note("info", "reloaded; changed: " + (", ".join(done.changed) or "nothing"))]
+        if done.restart:
+            notes.append(Note("warn", "needs a restart to apply: " + ", ".join(done.restart)))
         form = result_form(
             "Configuration reloaded",
-            Field("changed", "text-multi", "Applied", values=changed),
-            Field("restart", "text-multi", "Needs a restart", values=restart),
+            Field("changed", "text-multi", "Applied", values=done.changed),
+            Field("restart", "text-multi", "Needs a restart", values=done.restart),
             namespace=ns.VINES_ADMIN,
         )
         return Result(notes, form)
 
+    api.on(
+        "config/reloaded",
+        lambda config: setattr(registry.sessions, "ttl", config.deadlines.adhoc_session),
+    )
     add("reload", "Reload Configuration", reload, operator=True, namespace=ns.VINES_ADMIN)
+
+    # ---- unban (ours) --------------------------------------------------------------------
+
+    def unban_form(ctx: Context):
+        bans = api.server.bans()
+        listed = ", ".join(
+            f"{ip} (until {datetime.fromtimestamp(until, UTC).isoformat(timespec='seconds')})"
+            for ip, until in sorted(bans.items())
+        )
+        return admin_form(
+            "Lifting a ban",
+            Field("ip", "text-single", "IP address", required=True),
+            instructions=f"Banned now: {listed or 'none'}.",
+        )
+
+    async def unban(ctx: Context) -> Result:
+        value = (ctx.values.get("ip") or "").strip()
+        try:
+            ip = str(ipaddress.ip_address(value))
+        except ValueError:
+            raise bad_payload(f"field 'ip': {value!r} is not an IP address") from None
+        if not api.server.unban(ip):
+            raise CommandFailed(f"{ip} is not banned")
+        api.log.warning("ban of %s lifted by %s", ip, ctx.requester.bare)
+        return Result.info(f"{ip} unbanned")
+
+    add("unban", "Lift an IP Ban", unban, unban_form, operator=True, namespace=ns.VINES_ADMIN)
 
 
 def kept(config: set[str], submitted: list[str], done: str, where: str) -> Result:
@@ -210,19 +225,3 @@ def kept(config: set[str], submitted: list[str], done: str, where: str) -> Resul
     if missing:
         result.notes.append(Note("warn", f"kept (set in {where}): {', '.join(missing)}"))
     return result
-
-
-def apply_limits(server: Any, config: Any) -> None:
-    """Push reloaded limits into what copied them at start; new connections see them."""
-    limits = config.limits
-    server.router.offline_quota = limits.offline_quota
-    server.c2s_settings = dataclasses.replace(
-        server.c2s_settings,
-        preauth_limits=ParserLimits(
-            limits.preauth_stanza_size, limits.preauth_elements, limits.depth, limits.attributes
-        ),
-        limits=ParserLimits(limits.stanza_size, limits.elements, limits.depth, limits.attributes),
-        auth_failures=limits.auth_failures_per_stream,
-        stream_restarts=limits.stream_restarts,
-        iterations=limits.pbkdf2_iterations,
-    )

@@ -12,11 +12,12 @@ the XEP's example reuses `activeuserjids`, which we take to be a slip).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 from vines_server.core.admins import AdminState, admin_form, node, result_form
 from vines_server.core.api import ModuleAPI
-from vines_server.core.commands import Command, Context, Result
+from vines_server.core.commands import Command, Context, Result, bad_payload
 from vines_server.core.sessions import Session
 from vines_server.xmpp import ns
 from vines_server.xmpp.forms import Field
@@ -114,6 +115,7 @@ def list_form(what: str):
                 "Maximum number of items to report",
                 values=["none"],
                 options=[(v, v) for v in MAX_ITEMS],
+                open=True,  # other clients send e.g. 'all' (see `limit`)
             )
         ]
         if what == "online":
@@ -124,8 +126,15 @@ def list_form(what: str):
 
 
 def limit(values: list[str], ctx: Context) -> list[str]:
-    max_items = ctx.values.get("max_items") or "none"
-    return values if max_items == "none" else values[: int(max_items)]
+    """XEP-0133 offers 25...200 and 'none'; other clients send other values, and Prosody and
+    ejabberd list everyone for them: a positive number is the limit, a word (e.g. 'all') means
+    no limit, anything else (e.g. '-5', '2.5') is refused."""
+    max_items = (ctx.values.get("max_items") or "none").strip()
+    if re.fullmatch(r"[0-9]{1,9}", max_items) and int(max_items) > 0:
+        return values[: int(max_items)]
+    if max_items.isalpha():
+        return values
+    raise bad_payload(f"field 'max_items': {max_items!r} is not a number of items or 'none'")
 
 
 def listing(lister: Lister, var: str, title: str):

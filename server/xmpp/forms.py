@@ -27,6 +27,9 @@ MAX_VALUE = 64 * 1024  # characters per value; larger values are refused, not tr
 MAX_VALUES = 1000  # values per field
 
 
+XDATA_VALIDATE = "http://jabber.org/protocol/xdata-validate"  # XEP-0122
+
+
 def X(tag: str) -> str:  # a Clark name in the data forms namespace
     return ns.q(ns.XDATA, tag)
 
@@ -49,6 +52,7 @@ class Field:
     required: bool = False
     values: list[str] = field(default_factory=list)
     options: list[tuple[str | None, str]] = field(default_factory=list)  # (label, value)
+    open: bool = False  # XEP-0122 <open/>: the options are suggestions, other values may come
 
     def __post_init__(self) -> None:
         if self.type is not None and self.type not in FIELD_TYPES:
@@ -75,6 +79,10 @@ class Field:
             option = make(X("option"), {"label": label} if label else None)
             option.append(make(X("value"), text=value))
             el.append(option)
+        if self.open:
+            validate = make(f"{{{XDATA_VALIDATE}}}validate", {"datatype": "xs:string"})
+            validate.append(make(f"{{{XDATA_VALIDATE}}}open"))
+            el.append(validate)
         return el
 
     @classmethod
@@ -93,6 +101,7 @@ class Field:
             required=el.find(X("required")) is not None,
             values=[v.text or "" for v in el.findall(X("value"))],
             options=options,
+            open=el.find(f"{{{XDATA_VALIDATE}}}validate/{{{XDATA_VALIDATE}}}open") is not None,
         )
 
 
@@ -233,7 +242,7 @@ def _check(spec: Field, values: list[str]) -> Any:
             except JIDError as exc:
                 raise FormError(var, f"{value!r} is not a valid JID ({exc})") from None
         return jids if ftype == "jid-multi" else (jids[0] if jids else None)
-    if ftype in ("list-single", "list-multi") and spec.options:
+    if ftype in ("list-single", "list-multi") and spec.options and not spec.open:
         allowed = {value for _, value in spec.options}
         for value in present:
             if value not in allowed:

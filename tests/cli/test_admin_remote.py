@@ -471,7 +471,7 @@ def test_non_admin_is_refused_and_nothing_changes(live: LiveServer, run_cli: Any
     ]
     # through his own domain he cannot create accounts on vines.test either
     r = run_cli("user", "add", f"mallory@{DOMAIN}", env=boss | {"VINESCTL_NEW_PASSWORD": "m"})
-    assert r.exit_code == 1 and one_line(r), r.stderr
+    assert r.exit_code == 2 and f"is not on {OTHER}" in r.stderr and one_line(r), r.stderr
 
     assert live.account(f"mallory@{DOMAIN}") is None
     assert live.account(ADMIN) is not None and not live.account(ADMIN).disabled

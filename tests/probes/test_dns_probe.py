@@ -91,6 +91,20 @@ def test_dot_target_means_absent_without_fallback(broken):
     assert res.lookups[0].absent
 
 
+def test_dot_target_without_server_records_is_no_service(run_cli, broken):
+    """dot.test declares its client service absent and publishes no _xmpp-server records:
+    `check` fails (it does not pass with warnings)."""
+    client = dnsprobe.lookup("dot.test", "client", resolver=broken.resolver)
+    server = dnsprobe.lookup("dot.test", "server", resolver=broken.resolver, required=False)
+    (finding,) = dnsprobe.cross_check([client, server])
+    assert finding.status is Status.FAIL and "offers no XMPP service" in finding.detail
+    good = [dnsprobe.lookup("good.test", k, resolver=broken.resolver) for k in ("client", "server")]
+    assert dnsprobe.cross_check(good) == []
+    r = run_cli("check", "dot.test", "--resolver", broken.resolver, "--only", "dns", "--json")
+    assert r.exit_code == 1
+    assert any("offers no XMPP service" in f["detail"] for f in json.loads(r.stdout)["findings"])
+
+
 def test_dot_target_cli_tls_fails_with_reason(run_cli, broken):
     r = run_cli("tls", "dot.test", "--resolver", broken.resolver, "--json")
     assert r.exit_code == 1

@@ -361,7 +361,11 @@ async def test_user_numbers_and_lists(harness, boss):
         assert await jids("get-online-users-list", "onlineuserjids") == users[:3]
         assert await jids("get-active-users", "activeuserjids") == users[:2]
         assert await jids("get-idle-users", "idleuserjids") == [f"bob@{DOMAIN}"]
-        err = await refused(run(boss, admin("get-registered-users-list"), {"max_items": "7"}))
+        # values outside XEP-0133's options, as other clients send them: a word is no limit
+        everyone = await jids("get-registered-users-list", "registereduserjids", max_items="all")
+        assert everyone == users
+        assert await jids("get-online-users-list", "onlineuserjids", max_items="2") == users[:2]
+        err = await refused(run(boss, admin("get-registered-users-list"), {"max_items": "-7"}))
         assert err.app == "bad-payload" and "max_items" in err.text
 
         details = await run(boss, admin("get-online-users-list"), {"details": True})

@@ -55,6 +55,15 @@ pbkdf2_iterations = {TEST_ITERATIONS}
     return config
 
 
+async def create_accounts(tmp: Path, password: str, *jids: str) -> None:
+    """Accounts in the store a `write_config(tmp, ...)` server will open."""
+    storage = SQLiteStorage(tmp / "vines.sqlite")
+    await storage.open()
+    for jid in jids:
+        await storage.create_account(jid, derive_all(password, TEST_ITERATIONS))
+    await storage.close()
+
+
 async def wait_for(predicate, timeout: float = 20.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

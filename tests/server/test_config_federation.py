@@ -113,3 +113,20 @@ def test_errors_are_one_line_and_name_the_key(text, message):
         cfg(text)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_check_files_reads_the_ca_file(tmp_path: Path):
+    from vines_server import certs
+    from vines_server.config import check_files
+
+    cert, key = certs.make_certificate(["localhost"])
+    certs.write_pem(cert, key, tmp_path / "c.crt", tmp_path / "c.key")
+    config_path = tmp_path / "vines.toml"
+    text = DOMAINS + '[federation]\nca_file = "peers-ca.pem"\n'
+    with pytest.raises(ConfigError, match=r"federation\.ca_file: cannot read .*peers-ca\.pem"):
+        check_files(parse(tomllib.loads(text), config_path))
+    (tmp_path / "peers-ca.pem").write_text("not PEM\n")
+    with pytest.raises(ConfigError, match=r"federation\.ca_file: .* holds no PEM certificate"):
+        check_files(parse(tomllib.loads(text), config_path))
+    (tmp_path / "peers-ca.pem").write_bytes((tmp_path / "c.crt").read_bytes())
+    check_files(parse(tomllib.loads(text), config_path))

@@ -82,6 +82,21 @@ def test_extra_payload_is_kept():
     assert [el.tag for el in back.extra] == [ns.q(ns.ROSTER, "query")]
 
 
+def test_open_list_takes_values_beyond_its_options():
+    """XEP-0122 <open/>: the options are suggestions (XEP-0133's max_items, say)."""
+    spec = Field("max", "list-single", options=[(None, "25"), (None, "none")], open=True)
+    form = Form("form", fields=[Field("FORM_TYPE", "hidden", values=["urn:test"]), spec])
+    xml = serialize(form.to_element()).decode()
+    assert "<validate xmlns='http://jabber.org/protocol/xdata-validate'" in xml and "<open/>" in xml
+    assert roundtrip(form) == form
+    assert validate(form, sent(max="all")) == {"max": "all"}
+    closed = Form(
+        "form", fields=[form.fields[0], Field("max", "list-single", options=spec.options)]
+    )
+    with pytest.raises(FormError, match="not one of the options"):
+        validate(closed, sent(max="all"))
+
+
 def test_valid_submission_gives_typed_values():
     values = validate(
         shown(),

@@ -813,6 +813,34 @@ async def test_a03_per_ip_ban_spares_other_addresses(tmp_path, pki):
         await assert_still_serving(h)
 
 
+async def fail_logins(h: Harness, source: str, streams: int) -> None:
+    """`streams` streams from `source`, each with one failed PLAIN login."""
+    for _ in range(streams):
+        client = await encrypted(h, source)
+        await client.auth_plain("alice", "guess")
+        await sasl_failure(client, "not-authorized")
+        client.close()
+
+
+async def test_a03_loopback_is_exempt_from_the_ip_ban(tmp_path, pki):
+    """The console on the server's machine cannot lock itself out with typos; the exemption
+    is `[limits] ban_exempt`, and an empty list exempts nobody."""
+    async with serve(tmp_path, pki, limits={"auth_failures_per_ip": 2}) as h:
+        await fail_logins(h, "127.0.0.1", 3)
+        client, _ = await login(h, "alice", "127.0.0.1")
+        await still_open(client)
+        assert h.server.bans() == {}
+    (tmp_path / "strict").mkdir()
+    async with serve(
+        tmp_path / "strict", pki, limits={"auth_failures_per_ip": 2, "ban_exempt": []}
+    ) as h:
+        await fail_logins(h, "127.0.0.1", 2)
+        assert "127.0.0.1" in h.server.bans()
+        assert h.server.unban("127.0.0.1") and not h.server.unban("127.0.0.1")
+        client, _ = await login(h, "alice", "127.0.0.1")  # lifted: logs in again
+        await still_open(client)
+
+
 async def test_connections_per_ip_are_capped_at_accept(tmp_path, pki):
     source = "127.0.0.4"
     async with serve(tmp_path, pki, limits={"connections_per_ip": 3}) as h:

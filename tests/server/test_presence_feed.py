@@ -110,6 +110,8 @@ async def test_no_gap_or_duplicate_under_concurrent_logins(harness, admin):
     await start_feed(admin)
     clients = await first
     clients += await asyncio.gather(*(login(j) for j in users[15:]))
+    # every <presence/> processed (the admin's own session counts too), then the expectation
+    await wait_for(lambda: sum(s.available for s in harness.server.sessions) == len(users) + 1)
     expected = {str(s.jid) for s in harness.server.sessions if s.available}
     await wait_for(lambda: reader.online() == expected)
     # a session is either in the snapshot or announced by a delta, never both

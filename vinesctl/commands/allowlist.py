@@ -9,7 +9,7 @@ command = make_list_group(
     "allowlist",
     "whitelist",
     "Show the federation allowlist (the domains users may exchange stanzas with), or "
-    "add/remove domains or JIDs (XEP-0133 edit-whitelist).",
+    "add/remove domains (XEP-0133 edit-whitelist).",
     "domain",
     domains=True,
 )

@@ -8,7 +8,7 @@ from vinesctl.commands.remote import make_list_group
 command = make_list_group(
     "blocklist",
     "blacklist",
-    "Show the federation blocklist (domains refused outright), or add/remove domains or JIDs "
+    "Show the federation blocklist (domains refused outright), or add/remove domains "
     "(XEP-0133 edit-blacklist).",
     "domain",
     domains=True,

@@ -68,7 +68,9 @@ def command(
     and the server ports. features: service discovery through your profile's account, checked
     against the XEP-0479 compliance suites (skipped, with the reason, when there is no profile
     or your server cannot reach DOMAIN). --server/--ca/--insecure apply to that account's login;
-    --ca is also the trust anchor for the TLS checks.
+    --ca is also the trust anchor for the TLS checks (default: the profile's CA when DOMAIN is
+    the profile's domain). Without SRV records, the profile's running bundled server is checked
+    at the ports it listens on.
     """
     from vinesctl.probes import dns as dnsprobe
     from vinesctl.probes import tls as tlsprobe
@@ -76,8 +78,18 @@ def command(
     from vinesctl.render.findings import progress, render_report
 
     checks = _parse_only(only)
+    if domain.strip().lower() == "config":
+        raise UsageError(
+            "'config' is not a domain: to validate a server's vines.toml, use "
+            "'vinesctl server check-config'",
+            "run 'vinesctl server check-config [--config PATH]', or give a domain to check",
+        )
     domain = domain_of_argument(domain)
     report = Report("check", domain)
+    mine = _profile_of(ctx, domain)
+    if ca is None and mine is not None and mine.ca:
+        ca = mine.ca  # the profile's CA is the documented trust anchor of its own domain
+    bundled = mine if mine is not None and _bundled_running(mine) else None
     data: dict[str, Any] = {"checks": checks}
     add = report.findings.extend
     with progress(not as_json, f"checking {domain}") as step:
@@ -93,10 +105,12 @@ def command(
                     required=kind == "client",
                 )
             data["dns"] = list(results.values())
+            seen = _bundled_targets(results["client"], bundled) if bundled is not None else []
         if "dns" in checks:
             for res in results.values():
                 add(res.findings)
             add(dnsprobe.cross_check(list(results.values())))
+            add(seen)
         if "connectivity" in checks:
             for kind, res in results.items():
                 _, found = tlsprobe.connectivity(
@@ -135,6 +149,51 @@ def command(
             add(found)
     report.data = data
     finish(ctx, report, as_json, strict, render_report)
+
+
+def _profile_of(ctx: click.Context, domain: str) -> Any:
+    """The selected profile when DOMAIN is its account's domain."""
+    from vinesctl.profiles import current
+
+    try:
+        profile = current(ctx, required=False)
+    except UsageError:
+        return None
+    return profile if profile is not None and profile.domain == domain else None
+
+
+def _bundled_running(profile: Any) -> bool:
+    from vinesctl.connection import bundled_listeners
+
+    return bool(profile.config and bundled_listeners(profile.config))
+
+
+def _bundled_targets(client: Any, profile: Any) -> list[Any]:
+    """Without client SRV records, a client on this machine reaches the profile's bundled
+    server through the port it runs on: probe its listeners (from its state file), the direct
+    TLS one included, in place of the conventional fallback port."""
+    from vinesctl.connection import bundled_listeners
+    from vinesctl.probes.dns import explicit_target
+    from vinesctl.probes.findings import Finding
+
+    if any(t.source == "srv" for t in client.targets):
+        return []
+    direct = {"c2s-starttls": False, "c2s-direct-tls": True}
+    client.targets = []
+    for kind, host, port in bundled_listeners(profile.config):
+        if kind in direct:
+            target = explicit_target(host, port, direct[kind], "client")
+            target.addresses = [host]
+            client.targets.append(target)
+    listed = ", ".join(f"{t.label} ({t.mode})" for t in client.targets)
+    return [
+        Finding.ok(
+            "client targets",
+            f"no SRV records: checking the bundled server of profile {profile.name!r} "
+            f"({profile.config}) at {listed}",
+            check="dns",
+        )
+    ]
 
 
 def _no_targets(finding_cls: Any, check: str, kind: str, domain: str) -> Any:
@@ -191,6 +250,7 @@ async def _gather(settings: Any, domain: str, ev: Any, timeout: float) -> None:
             raise disco.unreachable(exc, settings.domain) or exc from None
         ev.server_features = {f.var for f in info.features}
         ev.server_identities = {(i.category, i.type) for i in info.identities}
+        ev.software = next((i.name for i in info.identities if i.category == "server"), "")
         ev.forms = {f.form_type for f in info.forms if f.form_type}
         try:
             items = await disco.get_items(client, domain, "", timeout)

@@ -110,13 +110,13 @@ def run_with(
     import gc
     import traceback
 
-    from vinesctl.xmpp.session import open_session
+    from vinesctl.xmpp.session import guarded, open_session
 
     async def session() -> T:
         with spinner(not as_json, f"connecting to {conn.address} as {conn.jid}...") as s:
             async with open_session(conn, plugins, timeout) as client:
                 s.update(f"working on {conn.domain}...")
-                return await work(client, conn, s)
+                return await guarded(client, work(client, conn, s))
 
     async def go() -> T:
         # slixmpp's client cleans up in __del__ through its loop: let it go while the loop
@@ -133,12 +133,22 @@ def run_with(
 
 
 def user_jid(conn: Any, user: str) -> str:
-    """A bare JID; a bare localpart takes the profile's domain."""
-    from vinesctl.profiles import check_jid
+    """A bare JID of an account on the profile's domain (the service every XEP-0133 command
+    goes to); a bare localpart takes that domain."""
+    from vinesctl.profiles import check_domain, check_jid
 
     user = user.strip()
     if "@" in user:
-        return check_jid(user)
+        jid = check_jid(user)
+        domain = jid.rpartition("@")[2]
+        if domain != check_domain(conn.domain):
+            raise UsageError(
+                f"{jid} is not on {conn.domain}: the commands of {conn.jid} manage the accounts "
+                f"of {conn.domain} only",
+                f"give an account of {conn.domain}, or use a profile of an admin of {domain} "
+                "(--profile)",
+            )
+        return jid
     if not user or "/" in user:
         raise UsageError(f"{user!r} is not a user name", "give user@domain or a localpart")
     return check_jid(f"{user}@{conn.domain}")
@@ -176,13 +186,17 @@ def make_list_group(name: str, which: str, doc: str, entry: str, domains: bool) 
     from vinesctl.output import emit, json_option
 
     def normalize(conn: Any, value: str) -> str:
-        if domains and "@" not in value:
-            from vinesctl.profiles import check_domain
+        """A domain (allowlist, blocklist) or an account on the profile's domain (admins)."""
+        if not domains:
+            return user_jid(conn, value)
+        if "@" in value or "/" in value:
+            domain = value.strip().rpartition("@")[2].partition("/")[0]
+            raise UsageError(
+                f"{value!r} is a JID: the {name} holds domains", f"give the domain, e.g. {domain}"
+            )
+        from vinesctl.profiles import check_domain
 
-            if "/" in value:
-                raise UsageError(f"{value!r} is not a domain or JID", "give e.g. example.org")
-            return check_domain(value)
-        return user_jid(conn, value)
+        return check_domain(value)
 
     def show(ctx: click.Context, server: Any, ca: Any, insecure: bool, timeout: float,
              as_json: bool) -> None:  # fmt: skip
@@ -217,21 +231,35 @@ def make_list_group(name: str, which: str, doc: str, entry: str, domains: bool) 
         async def work(client: Any, conn: Any, _s: Any) -> Any:
             from vinesctl.xmpp import admin
 
-            wanted = [normalize(conn, e) for e in entries]
+            wanted = list(dict.fromkeys(normalize(conn, e) for e in entries))
             current = await admin.get_list(client, conn.domain, which)
             if adding:
                 new = current + [e for e in wanted if e not in current]
             else:
                 missing = [e for e in wanted if e not in current]
-                if missing:
+                if missing:  # nothing changes: say exactly which entries are the trouble
+                    listed = [e for e in wanted if e in current]
                     raise VinesctlError(
-                        f"{', '.join(missing)} not on the {name} list",
-                        f"see 'vinesctl {name}'",
+                        f"nothing removed: {', '.join(missing)} "
+                        f"{'is' if len(missing) == 1 else 'are'} not on the {name} list"
+                        + (f" ({', '.join(listed)} still on it)" if listed else ""),
+                        f"see 'vinesctl {name}', and run again with only entries on it",
                     )
                 new = [e for e in current if e not in wanted]
+            outcome = None
             if new != current:
-                await admin.edit_list(client, conn.domain, which, new)
-            return {"list": name, "jids": await admin.get_list(client, conn.domain, which)}
+                outcome = await admin.edit_list(client, conn.domain, which, new)
+            final = await admin.get_list(client, conn.domain, which)
+            # a server may keep entries it does not let us change (ours: those in its config)
+            stuck = [e for e in wanted if (e in final) != adding]
+            if stuck:
+                why = outcome.text if outcome is not None and outcome.text else "kept by the server"
+                raise VinesctlError(
+                    f"{', '.join(stuck)} {'not added to' if adding else 'still on'} the {name} "
+                    f"list ({why})",
+                    "change the server's configuration file for entries set there",
+                )
+            return {"list": name, "jids": final}
 
         from vinesctl.render.admin import jid_list
 

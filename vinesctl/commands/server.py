@@ -553,3 +553,21 @@ def status(ctx: click.Context, config: str | None, as_json: bool) -> None:
         raise VinesctlError(
             f"vines-server is not running for {path}", "start it with 'vinesctl server start'"
         )
+
+
+@command.command("check-config")
+@config_option
+@click.pass_context
+def check_config(ctx: click.Context, config: str | None) -> None:
+    """Validate the server's vines.toml (default: the profile's) and the files it names,
+    without starting anything (like 'prosodyctl check config'). Exit 1 with the key to fix."""
+    from vines_server.config import ConfigError, check_files, load
+
+    path = config_path(ctx, config)
+    try:
+        cfg = load(path)
+        check_files(cfg)
+    except ConfigError as exc:
+        raise VinesctlError(f"{path}: {exc}") from None
+    domains = ", ".join(sorted(cfg.domains))
+    click.echo(f"{path}: ok (domains: {domains})")

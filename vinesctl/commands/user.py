@@ -2,9 +2,12 @@
 
 Remote mode (the default): service administration over XMPP (XEP-0133) with the profile's
 account, so the same commands drive our server, Prosody or ejabberd (for the nodes they offer).
-Local mode (`--config PATH`, for add, passwd, delete and list): works directly on the store of a
-bundled server, for bootstrap and recovery (like `prosodyctl adduser`); the server may be
-running (SQLite serializes writers).
+Local mode (`--config PATH`, for add, passwd, delete, list, enable, disable and show): works
+directly on the store of a bundled server, for bootstrap and recovery (like `prosodyctl
+adduser`); the server may be running (SQLite serializes writers).
+
+disable and delete refuse to lock the administrators out: the account the command runs as, or
+the last enabled administrator of the domain, only with --force.
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ def _remote_password(
     insecure: bool,
     timeout: float,
     verb: str,
+    update_profile: bool | None = False,
 ) -> None:
     """add and passwd over XEP-0133: both send an account JID and a new password."""
     conn = settings(ctx, server, ca, insecure)
@@ -139,6 +143,44 @@ def _remote_password(
 
     warn_notes(run_with(conn, False, work, timeout))
     click.echo(f"created {jid}" if adding else f"password of {jid} changed")
+    if not adding:
+        _offer_profile_update(ctx, jid, password, update_profile)
+
+
+def _offer_profile_update(ctx: click.Context, jid: str, password: str, update: bool | None) -> None:
+    """The profile's own account got a new password: the profile's stored copy is now wrong.
+    --update-profile stores it, a terminal is asked, otherwise a warning says what to do."""
+    from vinesctl.profiles import ProfileStore, check_jid, selected_name
+    from vinesctl.secrets import interactive
+
+    store = ProfileStore.load()
+    profile = store.find(selected_name(ctx))
+    if profile is None or check_jid(profile.jid) != jid or update is False:
+        return
+    if profile.password_command:
+        click.echo(
+            f"note: profile {profile.name!r} reads its password from a command: "
+            "make it print the new one",
+            err=True,
+        )
+        return
+    if not profile.password:
+        return  # the password comes from VINESCTL_PASSWORD or a prompt: nothing stored
+    if update is None:
+        if not interactive():
+            click.echo(
+                f"warning: profile {profile.name!r} still holds the old password of {jid}: "
+                "pass --update-profile to store the new one",
+                err=True,
+            )
+            return
+        update = click.confirm(
+            f"Store the new password in profile {profile.name!r}?", default=True, err=True
+        )
+    if update:
+        profile.password = password
+        store.save()
+        click.echo(f"profile {profile.name!r} updated")
 
 
 @command.command("add")
@@ -187,6 +229,12 @@ def add(
 @click.argument("user")
 @local_config_option
 @password_file_option
+@click.option(
+    "--update-profile/--keep-profile",
+    default=None,
+    help="When USER is the profile's own account: store the new password in the profile, or "
+    "leave it (default: ask on a terminal).",
+)
 @remote_options
 @click.pass_context
 def passwd(
@@ -194,6 +242,7 @@ def passwd(
     user: str,
     config: str | None,
     password_file: str | None,
+    update_profile: bool | None,
     server: str | None,
     ca: str | None,
     insecure: bool,
@@ -202,7 +251,15 @@ def passwd(
     """Set a new password for USER."""
     if not config:
         _remote_password(
-            ctx, user, password_file, server, ca, insecure, timeout, "change_user_password"
+            ctx,
+            user,
+            password_file,
+            server,
+            ca,
+            insecure,
+            timeout,
+            "change_user_password",
+            update_profile,
         )
         return
     cfg = _local_config(config)
@@ -223,6 +280,7 @@ def passwd(
     except NoSuchAccount:
         raise _no_such(jid) from None
     click.echo(f"password of {jid} changed")
+    _offer_profile_update(ctx, jid, password, update_profile)
 
 
 def _many(
@@ -234,13 +292,17 @@ def _many(
     timeout: float,
     verb: str,
     done: str,
+    force: bool = True,
 ) -> None:
-    """Runs the XEP-0133 verb on every USER at once (accountjids is jid-multi)."""
+    """Runs the XEP-0133 verb on every USER at once (accountjids is jid-multi); unless `force`,
+    first refuses to lock the administrators out."""
 
     async def work(client: Any, conn: Any, _s: Any) -> Any:
         from vinesctl.xmpp import admin
 
         jids = [user_jid(conn, u) for u in users]
+        if not force:
+            await _remote_lockout(client, conn, jids, name_of(verb))
         outcome = await getattr(admin, verb)(client, conn.domain, jids)
         return jids, outcome
 
@@ -262,15 +324,24 @@ def _many(
     warn_notes(outcome)
 
 
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Also the account this command runs as, or the last administrator.",
+)
+
+
 @command.command("delete")
 @click.argument("users", metavar="USER...", nargs=-1, required=True)
 @local_config_option
+@force_option
 @remote_options
 @click.pass_context
 def delete(
     ctx: click.Context,
     users: tuple[str, ...],
     config: str | None,
+    force: bool,
     server: str | None,
     ca: str | None,
     insecure: bool,
@@ -278,26 +349,93 @@ def delete(
 ) -> None:
     """Delete each USER with all its data (roster, offline messages, vCard, private storage)."""
     if not config:
-        _many(ctx, users, server, ca, insecure, timeout, "delete_user", "deleted")
+        _many(ctx, users, server, ca, insecure, timeout, "delete_user", "deleted", force)
         return
     cfg = _local_config(config)
-    for user in users:
-        jid = resolve_user(ctx, user, cfg)
+    jids = [resolve_user(ctx, user, cfg) for user in users]
+    if not force:
+        _local_lockout(ctx, cfg, jids, "delete")
+    for jid in jids:
         if not _run(cfg, lambda s, jid=jid: s.delete_account(jid)):
             raise _no_such(jid)
         click.echo(f"deleted {jid}")
 
 
+# ---- no self-lockout -------------------------------------------------------------------------
+
+
+def name_of(verb: str) -> str:
+    return verb.split("_")[0]  # "disable_user" -> "disable"
+
+
+def refuse_lockout(
+    me: str | None, admins: list[str], disabled: set[str], targets: list[str], verb: str
+) -> None:
+    """UsageError when `verb` on `targets` would lock the administrators out: the account the
+    console runs as (`me`), or every enabled administrator."""
+    if me is not None and me in targets:
+        raise UsageError(
+            f"refusing to {verb} {me}: it is the account this command runs as",
+            "log in as another administrator (--profile), or add --force",
+        )
+    enabled = [a for a in admins if a not in disabled]
+    if enabled and all(a in targets for a in enabled):
+        domain = enabled[0].rpartition("@")[2]
+        raise UsageError(
+            f"refusing to {verb} {', '.join(enabled)}: "
+            f"no enabled administrator of {domain} would be left",
+            "make another account an admin first ('vinesctl admins add JID'), or add --force",
+        )
+
+
+async def _remote_lockout(client: Any, conn: Any, jids: list[str], verb: str) -> None:
+    from vinesctl.profiles import check_jid
+    from vinesctl.xmpp import admin
+
+    try:
+        admins = await admin.get_list(client, conn.domain, "admin")
+    except admin.AdminError:  # a server without edit-admin: only the own account is known
+        admins = []
+    try:
+        disabled = {u.jid for u in await admin.users_list(client, conn.domain, "disabled")}
+    except admin.AdminError:
+        disabled = set()
+    refuse_lockout(check_jid(conn.jid), admins, disabled, jids, verb)
+
+
+def _local_lockout(ctx: click.Context, cfg: Any, jids: list[str], verb: str) -> None:
+    """The administrators of the targets' domains: vines.toml's and the stored ones."""
+    import json
+
+    from vines_server.core.admins import KEYS
+
+    from vinesctl.profiles import current
+
+    async def read(storage: Any) -> tuple[list[str], set[str]]:
+        stored = json.loads(await storage.get_setting(KEYS["admins"]) or "[]")
+        admins = sorted({a.lower() for a in cfg.admins} | set(stored))
+        disabled = set()
+        for jid in admins:
+            account = await storage.get_account(jid)
+            if account is None or account.disabled:
+                disabled.add(jid)
+        return admins, disabled
+
+    admins, disabled = _run(cfg, read)
+    profile = current(ctx, required=False)
+    me = profile.jid if profile is not None and profile.jid else None
+    for domain in sorted({j.rpartition("@")[2] for j in jids}):
+        mine = [a for a in admins if a.endswith("@" + domain)]
+        refuse_lockout(me, mine, disabled, jids, verb)
+
+
 # ---- remote only -----------------------------------------------------------------------------
 
 
-def _bulk(name: str, verb: str, done: str, doc: str) -> None:
-    """disable, enable and kick differ only in the XEP-0133 verb they run."""
+def _bulk(name: str, verb: str, done: str, doc: str, disabled: bool | None = None) -> None:
+    """disable, enable and kick differ only in the XEP-0133 verb they run; disable and enable
+    also work on the store (`disabled` is what they set), and disable takes --force."""
 
-    @command.command(name, help=doc)
-    @click.argument("users", metavar="USER...", nargs=-1, required=True)
-    @remote_options
-    @click.pass_context
     def run(
         ctx: click.Context,
         users: tuple[str, ...],
@@ -305,8 +443,34 @@ def _bulk(name: str, verb: str, done: str, doc: str) -> None:
         ca: str | None,
         insecure: bool,
         timeout: float,
+        config: str | None = None,
+        force: bool = True,
     ) -> None:
-        _many(ctx, users, server, ca, insecure, timeout, verb, done)
+        if not config:
+            _many(ctx, users, server, ca, insecure, timeout, verb, done, force)
+            return
+        cfg = _local_config(config)
+        jids = [resolve_user(ctx, user, cfg) for user in users]
+        if not force:
+            _local_lockout(ctx, cfg, jids, name)
+        _local_set_disabled(cfg, jids, bool(disabled), done)
+
+    run = click.pass_context(remote_options(run))
+    if disabled is not None:
+        run = local_config_option(run)
+    if disabled:
+        run = force_option(run)
+    users = click.argument("users", metavar="USER...", nargs=-1, required=True)
+    command.command(name, help=doc)(users(run))
+
+
+def _local_set_disabled(cfg: Any, jids: list[str], disabled: bool, done: str) -> None:
+    for jid in jids:  # every account checked first: nothing changes when one is missing
+        if _run(cfg, lambda s, jid=jid: s.get_account(jid)) is None:
+            raise _no_such(jid)
+    for jid in jids:
+        _run(cfg, lambda s, jid=jid: s.set_disabled(jid, disabled))
+        click.echo(f"{done} {jid}")
 
 
 _bulk(
@@ -314,8 +478,9 @@ _bulk(
     "disable_user",
     "disabled",
     "Disable each USER: live sessions close and logins are refused until 'user enable'.",
+    disabled=True,
 )
-_bulk("enable", "reenable_user", "enabled", "Re-enable each disabled USER.")
+_bulk("enable", "reenable_user", "enabled", "Re-enable each disabled USER.", disabled=False)
 _bulk(
     "kick", "end_user_session", "kicked", "End every session of each USER (they may log in again)."
 )
@@ -323,19 +488,25 @@ _bulk(
 
 @command.command("show")
 @click.argument("user")
+@local_config_option
 @remote_options
 @json_option
 @click.pass_context
 def show(
     ctx: click.Context,
     user: str,
+    config: str | None,
     server: str | None,
     ca: str | None,
     insecure: bool,
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Show USER: online resources and addresses, roster, last login, whether disabled."""
+    """Show USER: online resources and addresses, roster, last login, whether disabled (local
+    mode: whether disabled, creation time, last login and logout)."""
+    if config:
+        _local_show(ctx, user, config, as_json)
+        return
 
     async def work(client: Any, conn: Any, _s: Any) -> Any:
         from vinesctl.xmpp import admin
@@ -356,6 +527,25 @@ def show(
     from vinesctl.render.admin import user_view
 
     emit(run_remote(ctx, server, ca, insecure, as_json, work, timeout), as_json, user_view)
+
+
+def _local_show(ctx: click.Context, user: str, config: str, as_json: bool) -> None:
+    cfg = _local_config(config)
+    jid = resolve_user(ctx, user, cfg)
+    account = _run(cfg, lambda s: s.get_account(jid))
+    if account is None:
+        raise _no_such(jid)
+    data = {
+        "jid": jid,
+        "disabled": account.disabled,
+        "created": account.created,
+        "last_login": account.last_login,
+        "last_logout": account.last_logout,
+    }
+    from vinesctl.output import to_jsonable
+    from vinesctl.render.servers import account_view
+
+    emit(to_jsonable(data), as_json, account_view)
 
 
 @command.command("list")

@@ -392,8 +392,25 @@ def _check_targets(res, result: DnsResult, f, progress: Progress) -> None:
 
 
 def cross_check(results: list[DnsResult]) -> list[Finding]:
-    """Findings across kinds: the same host:port advertised for clients and servers."""
+    """Findings across kinds: the same host:port advertised for clients and servers; a client
+    service declared absent ('.') with no server records either: no XMPP service at all."""
     out: list[Finding] = []
+    kinds = {r.kind: r for r in results}
+    client, server = kinds.get("client"), kinds.get("server")
+    if client is not None and server is not None:
+        client_absent = any(lk.absent and lk.service == "_xmpp-client" for lk in client.lookups)
+        server_records = any(r.target != "." for lk in server.lookups for r in lk.records)
+        if client_absent and not server_records:
+            out.append(
+                Finding.fail(
+                    "xmpp service",
+                    f"{client.domain} offers no XMPP service: its client service is declared "
+                    "absent ('.' SRV target) and it has no server (_xmpp-server) records",
+                    f"publish _xmpp-client._tcp.{client.domain} SRV records pointing at the "
+                    "server (instead of '.'), or do not check a domain without XMPP",
+                    check="dns",
+                )
+            )
     by_kind = {r.kind: {(t.host, t.port) for t in r.targets if t.source == "srv"} for r in results}
     if "client" in by_kind and "server" in by_kind:
         for host, port in sorted(by_kind["client"] & by_kind["server"]):

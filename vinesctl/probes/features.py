@@ -86,13 +86,16 @@ class Evidence:
     forms: set[str] = field(default_factory=set)  # FORM_TYPEs of the domain's extended info
     direct_tls: bool | None = None  # _xmpps-client SRV published (None: not checked)
     account_checked: bool = False
+    software: str = ""  # the name of the domain's server identity: Vines, Prosody, ejabberd...
 
 
 @dataclass
 class Requirement:
     name: str  # 'Message Carbons (XEP-0280)'
     suite: str  # 'Core', 'IM', 'Mobile', 'Recommended'
-    fix: str
+    fix: str  # for any server
+    prosody: str = ""  # the Prosody module or setting that provides it
+    vines: str = ""  # what to do on our bundled server (when it offers the feature at all)
     features: tuple[str, ...] = ()  # any of these disco features on the domain
     account: tuple[str, ...] = ()  # ... or on the account's bare JID
     stream: tuple[str, ...] = ()  # ... or a stream feature namespace
@@ -113,13 +116,16 @@ REQUIREMENTS: list[Requirement] = [
         "Direct TLS (XEP-0368)",
         "Core",
         "listen for direct TLS (5223) and publish _xmpps-client._tcp SRV records",
+        vines="set [listeners] c2s_direct_tls_port in vines.toml and publish "
+        "_xmpps-client._tcp SRV records",
         dns_direct_tls=True,
         advanced=True,
     ),
     Requirement(
         "Personal Eventing Protocol (XEP-0163)",
         "Core",
-        "enable PEP (Prosody: mod_pep)",
+        "enable PEP",
+        prosody="mod_pep",
         identity=("pubsub", "pep"),
         advanced=True,
     ),
@@ -133,48 +139,55 @@ REQUIREMENTS: list[Requirement] = [
     Requirement(
         "Message Carbons (XEP-0280)",
         "IM",
-        "enable carbons (Prosody: mod_carbons)",
+        "enable carbons",
+        prosody="mod_carbons",
         features=("urn:xmpp:carbons:2",),
         account=("urn:xmpp:carbons:2",),
     ),
     Requirement(
         "Blocking Command (XEP-0191)",
         "IM",
-        "enable blocking (Prosody: mod_blocklist)",
+        "enable blocking",
+        prosody="mod_blocklist",
         features=("urn:xmpp:blocking",),
         account=("urn:xmpp:blocking",),
     ),
     Requirement(
         "Multi-User Chat (XEP-0045)",
         "IM",
-        'add a MUC component (Prosody: Component "conference.DOMAIN" "muc")',
+        "add a MUC component (e.g. conference.DOMAIN)",
+        prosody='Component "conference.DOMAIN" "muc"',
         identity=("conference", "text"),
     ),
     Requirement(
         "Stream Management (XEP-0198)",
         "IM",
-        "enable stream management (Prosody: mod_smacks)",
+        "enable stream management",
+        prosody="mod_smacks",
         stream=("urn:xmpp:sm:3",),
         features=("urn:xmpp:sm:3",),
     ),
     Requirement(
         "Message Archive Management (XEP-0313)",
         "IM",
-        "enable MAM (Prosody: mod_mam)",
+        "enable MAM",
+        prosody="mod_mam",
         features=("urn:xmpp:mam:2",),
         account=("urn:xmpp:mam:2",),
     ),
     Requirement(
         "vcard-temp (XEP-0054)",
         "IM",
-        "enable vCards (Prosody: mod_vcard_legacy)",
+        "enable vCards",
+        prosody="mod_vcard_legacy",
         features=("vcard-temp",),
         account=("vcard-temp",),
     ),
     Requirement(
         "Private XML Storage (XEP-0049)",
         "IM",
-        "enable private storage (Prosody: mod_private)",
+        "enable private storage",
+        prosody="mod_private",
         features=("jabber:iq:private",),
         account=("jabber:iq:private",),
         advanced=True,
@@ -182,27 +195,31 @@ REQUIREMENTS: list[Requirement] = [
     Requirement(
         "HTTP File Upload (XEP-0363)",
         "IM",
-        "add an upload component (Prosody: http_file_share)",
+        "add an upload component",
+        prosody="http_file_share",
         features=("urn:xmpp:http:upload:0",),
     ),
     Requirement(
         "Client State Indication (XEP-0352)",
         "Mobile",
-        "enable CSI (Prosody: mod_csi_simple)",
+        "enable CSI",
+        prosody="mod_csi_simple",
         stream=("urn:xmpp:csi:0",),
         features=("urn:xmpp:csi:0",),
     ),
     Requirement(
         "Push Notifications (XEP-0357)",
         "Mobile",
-        "enable push (Prosody: mod_cloud_notify)",
+        "enable push",
+        prosody="mod_cloud_notify",
         features=("urn:xmpp:push:0",),
         account=("urn:xmpp:push:0",),
     ),
     Requirement(
         "XMPP Ping (XEP-0199)",
         "Recommended",
-        "enable ping (Prosody: mod_ping)",
+        "enable ping",
+        prosody="mod_ping",
         features=("urn:xmpp:ping",),
     ),
     Requirement(
@@ -222,7 +239,8 @@ REQUIREMENTS: list[Requirement] = [
     Requirement(
         "Contact Addresses (XEP-0157)",
         "Recommended",
-        "publish abuse and admin addresses (Prosody: contact_info)",
+        "publish abuse and admin addresses",
+        prosody="contact_info",
         form="http://jabber.org/network/serverinfo",
         advanced=True,
     ),
@@ -255,13 +273,24 @@ def _present(req: Requirement, ev: Evidence) -> bool | None:
     return found
 
 
+def fix_for(req: Requirement, software: str) -> str:
+    """The remedy phrased for the server being checked: ours, Prosody, or any server."""
+    name = software.lower()
+    if name.startswith("vines"):
+        short = req.name.partition(" (")[0]
+        return req.vines or f"vines-server does not offer {short}; nothing to configure"
+    if name.startswith("prosody") and req.prosody:
+        return f"{req.fix} (Prosody: {req.prosody})"
+    return req.fix
+
+
 def audit(ev: Evidence) -> list[Finding]:
     """One finding per requirement: ok when present; warn when missing (a fail only for the
     baseline, disco itself); skip when the evidence was not gathered."""
     out: list[Finding] = []
     for req in REQUIREMENTS:
         present = _present(req, ev)
-        fix = req.fix.replace("DOMAIN", ev.domain)
+        fix = fix_for(req, ev.software).replace("DOMAIN", ev.domain)
         if present is None:
             out.append(
                 Finding(req.name, Status.SKIP, f"{req.suite}: not checked", "", check="features")

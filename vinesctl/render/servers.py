@@ -60,3 +60,16 @@ def users_table(users: list[dict[str, Any]]) -> Table:
             "yes" if user.get("disabled") else "",
         )
     return table
+
+
+def account_view(user: dict[str, Any]) -> Table:
+    """One account of a bundled server's store (`vinesctl user show --config`)."""
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("jid", user["jid"])
+    table.add_row("disabled", "[red]yes[/]" if user.get("disabled") else "no")
+    table.add_row("created", (user.get("created") or "")[:19] or "-")
+    table.add_row("last login", (user.get("last_login") or "")[:19] or "never")
+    table.add_row("last logout", (user.get("last_logout") or "")[:19] or "-")
+    return table

@@ -556,3 +556,7 @@ async def sessions(client: Any, domain: str) -> Sessions:
 
 async def reload(client: Any, domain: str) -> Outcome:
     return _outcome(await perform(client, domain, f"{OURS}#reload"))
+
+
+async def unban(client: Any, domain: str, ip: str) -> Outcome:
+    return _outcome(await perform(client, domain, f"{OURS}#unban", {"ip": ip}))

@@ -16,12 +16,13 @@ import contextlib
 import logging
 import secrets
 import ssl
-from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from typing import Any, TypeVar
 
 from vinesctl.errors import VinesctlError
 
 NS_STREAMS = "http://etherx.jabber.org/streams"
+T = TypeVar("T")
 
 
 def _reason(exc: object) -> str:
@@ -30,6 +31,56 @@ def _reason(exc: object) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return str(exc) or exc.__class__.__name__
+
+
+def _condition_and_text(stanza: Any) -> tuple[str, str]:
+    if not hasattr(stanza, "get"):
+        return str(stanza), ""
+    return str(stanza["condition"] or ""), str(stanza["text"] or "").strip()
+
+
+def _auth_failure(jid: str, failure: Any) -> tuple[str, str]:
+    """A SASL <failure/> (RFC 6120 6.5) as one line: a disabled account says so."""
+    condition, text = _condition_and_text(failure)
+    if condition == "account-disabled":
+        return (
+            f"the account {jid} is disabled" + (f" ({text})" if text else ""),
+            "another administrator can run 'vinesctl user enable "
+            f"{jid}', or on the server's machine 'vinesctl user enable {jid} --config PATH'",
+        )
+    detail = f" ({condition}: {text})" if text else f" ({condition})" if condition else ""
+    return (
+        f"authentication failed for {jid}{detail}",
+        "check the password (VINESCTL_PASSWORD or the profile) and the account",
+    )
+
+
+def _stream_error(where: str, error: Any) -> tuple[str, str]:
+    """The server's own words (e.g. a ban's retry time) with the condition."""
+    condition, text = _condition_and_text(error)
+    said = f"{condition}: {text}" if text else condition
+    if "retry after" in text:  # a ban (too many failed logins from this address)
+        return (
+            f"{where} refused the connection ({said})",
+            "wait until then, or ask an operator of the server to run 'vinesctl unban IP'",
+        )
+    if condition == "policy-violation":
+        return f"{where} closed the stream ({said})", "stay within the server's limits"
+    return f"{where} closed the stream ({said})", "check the account's domain and the server's logs"
+
+
+async def guarded(client: Any, work: Awaitable[T]) -> T:
+    """Await `work`, but when the server closes the stream meanwhile (e.g. a stanza too big),
+    raise its error at once instead of waiting for a reply that cannot come."""
+    task = asyncio.ensure_future(work)
+    closed = client.vinesctl_closed
+    await asyncio.wait({task, closed}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.wait({task})
+    closed.result()  # raises the server's error
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _tls_context(settings: Any) -> ssl.SSLContext | None:
@@ -99,18 +150,20 @@ async def open_session(
     started: asyncio.Future[None] = loop.create_future()
     where = settings.address
 
+    # after login, a stream error or a lost connection ends the work at once (see `guarded`)
+    closed: asyncio.Future[None] = loop.create_future()
+    closed.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: no warning
+    client.vinesctl_closed = closed
+    ending = False
+
     def fail(message: str, fix: str) -> None:
         if not started.done():
             started.set_exception(VinesctlError(message, fix))
+        elif not closed.done() and not ending:
+            closed.set_exception(VinesctlError(message, fix))
 
     client.add_event_handler("session_start", lambda _e: started.done() or started.set_result(None))
-    client.add_event_handler(
-        "failed_auth",
-        lambda _e: fail(
-            f"authentication failed for {settings.jid}",
-            "check the password (VINESCTL_PASSWORD or the profile) and the account",
-        ),
-    )
+    client.add_event_handler("failed_auth", lambda e: fail(*_auth_failure(settings.jid, e)))
     client.add_event_handler(
         "connection_failed",
         lambda e: fail(
@@ -125,13 +178,7 @@ async def open_session(
             "pass --ca FILE with the server's CA (or fix the server's certificate chain)",
         ),
     )
-    client.add_event_handler(
-        "stream_error",
-        lambda e: fail(
-            f"{where} closed the stream ({e['condition'] if hasattr(e, 'get') else e})",
-            "check the account's domain and the server's logs",
-        ),
-    )
+    client.add_event_handler("stream_error", lambda e: fail(*_stream_error(where, e)))
 
     def on_disconnected(reason: Any) -> None:
         text = str(reason or "")
@@ -141,8 +188,9 @@ async def open_session(
                 f"the certificate of {where} is not trusted ({why or 'verify failed'})",
                 "pass --ca FILE with the server's CA (or fix the server's certificate chain)",
             )
+        when = "" if started.done() else " before login"
         fail(
-            f"{where} closed the connection before login ({text or 'no reason given'})",
+            f"{where} closed the connection{when} ({text or 'no reason given'})",
             "check the server's logs; try --debug",
         )
 
@@ -158,6 +206,7 @@ async def open_session(
             ) from None
         yield client
     finally:
+        ending = True
         with contextlib.suppress(Exception):
             client.cancel_connection_attempt()
         # disconnect() returns a future that ends when the disconnect has; asyncio.wait neither
