@@ -116,6 +116,8 @@ def test_subcommands(tmp_path):
     assert complete(tmp_path, "vinesctl server ") == [
         "check-config",
         "init",
+        "install-service",
+        "logs",
         "start",
         "status",
         "stop",

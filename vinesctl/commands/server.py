@@ -571,3 +571,121 @@ def check_config(ctx: click.Context, config: str | None) -> None:
         raise VinesctlError(f"{path}: {exc}") from None
     domains = ", ".join(sorted(cfg.domains))
     click.echo(f"{path}: ok (domains: {domains})")
+
+
+@command.command("logs")
+@config_option
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (across logrotate).")
+@click.option(
+    "-n",
+    "--lines",
+    "count",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="How many records to show first.",
+)
+@click.option(
+    "--level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    help="Only records at this level or above.",
+)
+@json_option
+@click.pass_context
+def logs(
+    ctx: click.Context,
+    config: str | None,
+    follow: bool,
+    count: int,
+    level: str | None,
+    as_json: bool,
+) -> None:
+    """Show the server's log file (<config>.log beside vines.toml), like 'tail [-f]'. Under
+    systemd the journal has the same lines: 'journalctl -u vines-DOMAIN'."""
+    from vinesctl.logfile import follow as follow_records
+    from vinesctl.logfile import tail
+
+    path = config_path(ctx, config)
+    log = sibling(path, ".log")
+    minimum = level.lower() if level else None
+    try:
+        with open(log, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+        shown = tail(log, count, minimum) if count else []
+    except FileNotFoundError:
+        raise VinesctlError(
+            f"no log file {log}", "the server writes it once started: 'vinesctl server start'"
+        ) from None
+    except OSError as exc:
+        raise VinesctlError(f"cannot read {log} ({exc.strerror})", "check its permissions") from exc
+    if as_json and not follow:
+        emit({"log": str(log), "records": shown}, True)
+        return
+
+    def show(record: Any) -> None:
+        if as_json:  # one object per line, like presence --watch
+            click.echo(json.dumps(record.to_json()))
+        else:
+            click.echo(record.text)
+
+    for record in shown:
+        show(record)
+    if follow:
+        with contextlib.suppress(KeyboardInterrupt):
+            for record in follow_records(log, minimum, start=end):
+                show(record)
+                sys.stdout.flush()
+
+
+@command.command("install-service")
+@config_option
+@click.option("--user", "user_unit", is_flag=True, help="A user unit (systemctl --user).")
+@click.option(
+    "--output",
+    metavar="PATH",
+    type=click.Path(dir_okay=False),
+    help="Write the unit here [default: /etc/systemd/system/ or ~/.config/systemd/user/].",
+)
+@click.option("--dry-run", is_flag=True, help="Print the unit instead of writing it.")
+@json_option
+@click.pass_context
+def install_service(
+    ctx: click.Context,
+    config: str | None,
+    user_unit: bool,
+    output: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Write a systemd unit that runs the server of --config: in the foreground, ready when it
+    listens (Type=notify), reloaded by SIGHUP, allowed to write only the config's directory."""
+    from vinesctl.service import ServiceUnit, default_path, render_unit, unit_name
+
+    path = config_path(ctx, config)
+    domains = sorted(load_config(path).domains)
+    name = Path(output).name if output else unit_name(path, domains)
+    target = Path(output).expanduser().resolve() if output else None
+    target = target or default_path(name, user_unit, Path.home())
+    unit = ServiceUnit(name, target, user_unit, path, render_unit(path, domains, user_unit))
+    if not dry_run:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_text(unit.text, encoding="utf-8")
+            tmp.chmod(0o644)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise VinesctlError(
+                f"cannot write {target} ({exc.strerror})",
+                "run as root, pass --user, or choose --output PATH",
+            ) from None
+    if as_json:
+        emit(dict(unit.to_json(), written=not dry_run), True)
+        return
+    if dry_run:
+        click.echo(unit.text, nl=False)
+        return
+    scope = " --user" if user_unit else ""
+    click.echo(f"wrote {target}")
+    click.echo(f"Next: systemctl{scope} daemon-reload && systemctl{scope} enable --now {name}")
+    click.echo(f"      logs: journalctl{scope} -u {name}   reload: systemctl{scope} reload {name}")
