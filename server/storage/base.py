@@ -22,6 +22,7 @@ checks them):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -157,6 +158,11 @@ class Storage(Protocol):
 
     async def size_bytes(self) -> int:
         """Bytes on disk (0 for memory)."""
+
+    async def backup(self, dest: str | os.PathLike[str]) -> int:
+        """A consistent copy of the store at `dest` (a file the same backend opens), even while
+        writes go on; returns its size in bytes. StorageError when the backend has no file
+        (memory) or the copy cannot be written."""
 
 
 # helpers shared by the backends (not part of the protocol)

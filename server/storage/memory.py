@@ -8,6 +8,7 @@ and out, so a caller can never change stored data by mutating what it got back.
 from __future__ import annotations
 
 import dataclasses
+import os
 from datetime import UTC, datetime
 
 from vines_server.storage.base import (
@@ -216,3 +217,6 @@ class MemoryStorage:
 
     async def size_bytes(self) -> int:
         return 0
+
+    async def backup(self, dest: str | os.PathLike[str]) -> int:
+        raise StorageError("the memory backend keeps nothing on disk to back up")

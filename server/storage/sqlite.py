@@ -16,6 +16,7 @@ import logging
 import os
 import sqlite3
 import stat
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -513,3 +514,41 @@ class SQLiteStorage:
             with contextlib.suppress(FileNotFoundError):
                 total += p.stat().st_size
         return total
+
+    async def backup(self, dest: str | os.PathLike[str]) -> int:
+        """A consistent copy of the store at `dest` while the server writes (SQLite's online
+        backup API, in one step: one read snapshot), written beside it and renamed into place,
+        mode 0600 (it holds password keys). Returns its size in bytes."""
+        target = Path(dest)
+
+        def run() -> int:
+            assert self._conn is not None
+            fd, tmp = _temporary_beside(target)
+            os.close(fd)
+            try:
+                copy = sqlite3.connect(tmp, isolation_level=None)
+                try:
+                    self._conn.backup(copy)
+                    copy.execute("PRAGMA journal_mode = DELETE")  # a single self-contained file
+                    ok = copy.execute("PRAGMA integrity_check").fetchone()[0]
+                finally:
+                    copy.close()
+                if ok != "ok":
+                    raise StorageError(f"the copy of {self.path} fails its integrity check: {ok}")
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            return target.stat().st_size
+
+        try:
+            return await self._run(run)
+        except OSError as exc:
+            raise StorageError(f"cannot write {target} ({exc.strerror})") from None
+
+
+def _temporary_beside(target: Path) -> tuple[int, str]:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    os.fchmod(fd, 0o600)
+    return fd, tmp
+

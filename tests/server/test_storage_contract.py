@@ -616,3 +616,28 @@ async def test_sqlite_durable_after_sigkill(tmp_path):
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
+
+
+# backup
+
+
+async def test_backup_copies_the_store_or_says_why_not(store, creds, tmp_path):
+    await store.create_account(ALICE, creds)
+    await store.put_roster_item(ALICE, RosterItem(BOB, name="Bob", subscription="both"))
+    dest = tmp_path / "copy.sqlite"
+    if isinstance(store, MemoryStorage):
+        with pytest.raises(StorageError, match="nothing on disk"):
+            await store.backup(dest)
+        return
+    size = await store.backup(dest)
+    assert size == dest.stat().st_size and stat.S_IMODE(dest.stat().st_mode) == 0o600
+    copy = SQLiteStorage(dest)
+    await copy.open()
+    try:
+        assert await copy.list_accounts() == [ALICE]
+        assert (await copy.get_account(ALICE)).credentials == creds
+        assert await copy.get_roster(ALICE) == await store.get_roster(ALICE)
+    finally:
+        await copy.close()
+    with pytest.raises(StorageError, match="cannot write"):
+        await store.backup(tmp_path / "no" / "such" / "dir.sqlite")

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -689,3 +690,65 @@ def install_service(
     click.echo(f"wrote {target}")
     click.echo(f"Next: systemctl{scope} daemon-reload && systemctl{scope} enable --now {name}")
     click.echo(f"      logs: journalctl{scope} -u {name}   reload: systemctl{scope} reload {name}")
+
+
+async def with_store(cfg: Any, action: Any) -> Any:
+    """Awaits action(storage) on the config's store, opened for it and closed after; a
+    StorageError becomes one line naming the store."""
+    from vines_server.storage import StorageError, open_storage
+
+    storage = open_storage(cfg.storage)
+    try:
+        await storage.open()
+        try:
+            return await action(storage)
+        finally:
+            await storage.close()
+    except StorageError as exc:
+        raise VinesctlError(
+            f"store {cfg.storage.path}: {exc}", "check the file, its directory and permissions"
+        ) from None
+
+
+@command.command("backup")
+@config_option
+@click.argument("dest", type=click.Path())
+@click.option("--force", is_flag=True, help="Replace DEST when it is an existing file.")
+@json_option
+@click.pass_context
+def backup(ctx: click.Context, config: str | None, dest: str, force: bool, as_json: bool) -> None:
+    """Copy the store to DEST (a file, or a directory for a dated name), consistent even while
+    the server runs and writes (SQLite's online backup API). Restore: stop the server and put
+    the copy where [storage] path points."""
+    import asyncio
+
+    path = config_path(ctx, config)
+    cfg = load_config(path)
+    target = Path(dest).expanduser().resolve()
+    if target.is_dir():
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = target / f"{Path(cfg.storage.path).stem}-{stamp}.sqlite"
+    if target.exists() and not force:
+        raise UsageError(f"{target} exists", "pass --force to replace it, or another DEST")
+    if not target.parent.is_dir():
+        raise UsageError(f"no directory {target.parent}", "create it first")
+    if cfg.storage.backend != "sqlite":
+        raise UsageError(
+            f"the {cfg.storage.backend} backend keeps nothing on disk", "nothing to back up"
+        )
+
+    from vines_server.config import StorageConfig
+
+    async def run() -> dict[str, Any]:
+        size = await with_store(cfg, lambda storage: storage.backup(target))
+        # the copy opens as a store of its own: what it holds is what a restore brings back
+        copy = replace(cfg, storage=StorageConfig("sqlite", target))
+        accounts = await with_store(copy, lambda storage: storage.count_accounts())
+        return {"accounts": accounts, "bytes": size}
+
+    result = asyncio.run(run())
+    data = {"store": str(cfg.storage.path), "backup": str(target), **result}
+    if as_json:
+        emit(data, True)
+        return
+    click.echo(f"backed up {cfg.storage.path} to {target} ({result['bytes']} bytes)")
