@@ -551,4 +551,3 @@ def _temporary_beside(target: Path) -> tuple[int, str]:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     os.fchmod(fd, 0o600)
     return fd, tmp
-

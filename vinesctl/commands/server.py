@@ -692,24 +692,6 @@ def install_service(
     click.echo(f"      logs: journalctl{scope} -u {name}   reload: systemctl{scope} reload {name}")
 
 
-async def with_store(cfg: Any, action: Any) -> Any:
-    """Awaits action(storage) on the config's store, opened for it and closed after; a
-    StorageError becomes one line naming the store."""
-    from vines_server.storage import StorageError, open_storage
-
-    storage = open_storage(cfg.storage)
-    try:
-        await storage.open()
-        try:
-            return await action(storage)
-        finally:
-            await storage.close()
-    except StorageError as exc:
-        raise VinesctlError(
-            f"store {cfg.storage.path}: {exc}", "check the file, its directory and permissions"
-        ) from None
-
-
 @command.command("backup")
 @config_option
 @click.argument("dest", type=click.Path())
@@ -720,8 +702,6 @@ def backup(ctx: click.Context, config: str | None, dest: str, force: bool, as_js
     """Copy the store to DEST (a file, or a directory for a dated name), consistent even while
     the server runs and writes (SQLite's online backup API). Restore: stop the server and put
     the copy where [storage] path points."""
-    import asyncio
-
     path = config_path(ctx, config)
     cfg = load_config(path)
     target = Path(dest).expanduser().resolve()
@@ -739,14 +719,12 @@ def backup(ctx: click.Context, config: str | None, dest: str, force: bool, as_js
 
     from vines_server.config import StorageConfig
 
-    async def run() -> dict[str, Any]:
-        size = await with_store(cfg, lambda storage: storage.backup(target))
-        # the copy opens as a store of its own: what it holds is what a restore brings back
-        copy = replace(cfg, storage=StorageConfig("sqlite", target))
-        accounts = await with_store(copy, lambda storage: storage.count_accounts())
-        return {"accounts": accounts, "bytes": size}
+    from vinesctl.commands.user import _run as in_store
 
-    result = asyncio.run(run())
+    size = in_store(cfg, lambda storage: storage.backup(target))
+    # the copy opens as a store of its own: what it holds is what a restore brings back
+    copy = replace(cfg, storage=StorageConfig("sqlite", target))
+    result = {"accounts": in_store(copy, lambda storage: storage.count_accounts()), "bytes": size}
     data = {"store": str(cfg.storage.path), "backup": str(target), **result}
     if as_json:
         emit(data, True)
