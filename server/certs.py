@@ -39,6 +39,7 @@ __all__ = [
     "make_certificate",
     "make_key",
     "srv_names",
+    "write_atomic",
     "write_pem",
     "xmpp_addrs",
 ]
@@ -123,16 +124,22 @@ def make_ca(
     key_type: KeyType = "ec",
     not_before: _dt.datetime | None = None,
     not_after: _dt.datetime | None = None,
+    issuer: tuple[x509.Certificate, PrivateKey] | None = None,
 ) -> tuple[x509.Certificate, PrivateKey]:
-    """A self-signed certificate authority (for tests and private deployments)."""
+    """A certificate authority (for tests and private deployments): self-signed, or an
+    intermediate signed by `issuer`, a `(certificate, key)` pair."""
     key = make_key(key_type)
     start = not_before or _now() - _BACKDATE
     end = not_after or start + CA_LIFETIME
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    if issuer is None:
+        issuer_name, signing_key = _name(common_name), key
+    else:
+        issuer_name, signing_key = issuer[0].subject, issuer[1]
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
+        .issuer_name(issuer_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
@@ -153,7 +160,7 @@ def make_ca(
             critical=True,
         )
         .add_extension(ski, critical=False)
-        .sign(key, hashes.SHA256())
+        .sign(signing_key, hashes.SHA256())
     )
     return cert, key
 
@@ -243,7 +250,7 @@ def make_certificate(
     return builder.sign(signing_key, hashes.SHA256()), key
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
     """Write `data` to `path` through a temporary file created with `mode`, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -277,8 +284,8 @@ def write_pem(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    _write_atomic(Path(key_path), key_pem, 0o600)
-    _write_atomic(Path(cert_path), cert_pem, 0o644)
+    write_atomic(Path(key_path), key_pem, 0o600)
+    write_atomic(Path(cert_path), cert_pem, 0o644)
 
 
 def ensure_domain_certificate(

@@ -114,6 +114,7 @@ def test_subcommands(tmp_path):
         "show",
     ]
     assert complete(tmp_path, "vinesctl server ") == [
+        "backup",
         "check-config",
         "init",
         "install-service",

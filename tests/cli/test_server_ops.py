@@ -12,39 +12,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cli.test_server_cli import vinesctl
-
-
-@pytest.fixture
-def cli_env(tmp_path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VINESCTL_")}
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    env["XDG_DATA_HOME"] = str(tmp_path / "data")
-    env["HOME"] = str(tmp_path / "home")
-    return env
-
-
-@pytest.fixture
-def running(tmp_path, cli_env) -> Iterator[Path]:
-    """A detached server started by `vinesctl server start`; yields its vines.toml."""
-    directory = tmp_path / "srv"
-    r = vinesctl(
-        "server", "init", "--dir", str(directory), "--port", "0", "--direct-tls-port", "0",
-        env=cli_env,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    config = directory / "vines.toml"
-    r = vinesctl("server", "start", "--config", str(config), env=cli_env)
-    assert r.returncode == 0, r.stderr
-    try:
-        yield config
-    finally:
-        vinesctl("server", "stop", "--config", str(config), env=cli_env)
 
 
 def _pid(config: Path) -> int:
@@ -58,9 +30,10 @@ def wait_until(predicate, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def test_logs_tail_and_level(running, cli_env):
-    log = running.with_name("vines.log")
-    r = vinesctl("server", "logs", "--config", str(running), "--json", env=cli_env)
+def test_logs_tail_and_level(running_bundled, cli_env):
+    config = running_bundled
+    log = config.with_name("vines.log")
+    r = vinesctl("server", "logs", "--config", str(running_bundled), "--json", env=cli_env)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["log"] == str(log)
@@ -70,14 +43,14 @@ def test_logs_tail_and_level(running, cli_env):
     assert log.read_text().count("serving localhost") == 1
 
     # a broken vines.toml on SIGHUP is an ERROR record
-    running.write_text(running.read_text() + "\n[limits]\nbogus = 1\n")
-    os.kill(_pid(running), signal.SIGHUP)
+    running_bundled.write_text(running_bundled.read_text() + "\n[limits]\nbogus = 1\n")
+    os.kill(_pid(running_bundled), signal.SIGHUP)
     wait_until(lambda: "was not reloaded" in log.read_text())
-    r = vinesctl("server", "logs", "--config", str(running), "--level", "error", env=cli_env)
+    r = vinesctl("server", "logs", "--config", str(config), "--level", "error", env=cli_env)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 1 and " ERROR " in lines[0] and "was not reloaded" in lines[0]
-    r = vinesctl("server", "logs", "--config", str(running), "-n", "1", env=cli_env)
+    r = vinesctl("server", "logs", "--config", str(running_bundled), "-n", "1", env=cli_env)
     assert r.stdout.splitlines() == lines  # the last record, whatever its level
 
 
@@ -100,21 +73,21 @@ def _next_matching(lines: queue.Queue, text: str) -> str:
             return line
 
 
-def test_logs_follow_across_logrotate(running, cli_env):
-    log = running.with_name("vines.log")
+def test_logs_follow_across_logrotate(running_bundled, cli_env):
+    log = running_bundled.with_name("vines.log")
     proc = subprocess.Popen(
         [sys.executable, "-c", "from vinesctl.cli import main; main()",
-         "server", "logs", "-f", "-n", "0", "--config", str(running)],
+         "server", "logs", "-f", "-n", "0", "--config", str(running_bundled)],
         env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
         lines = _reader(proc)
         wait_until(lambda: proc.poll() is None and _opened_by(proc.pid, log))
-        os.kill(_pid(running), signal.SIGHUP)
+        os.kill(_pid(running_bundled), signal.SIGHUP)
         _next_matching(lines, "configuration reloaded")
         # logrotate (create mode): move the file away, then HUP so the server opens a new one
         log.rename(log.with_name("vines.log.1"))
-        os.kill(_pid(running), signal.SIGHUP)
+        os.kill(_pid(running_bundled), signal.SIGHUP)
         line = _next_matching(lines, "SIGHUP: log file reopened")
         assert "SIGHUP" in log.read_text()  # that line came from the new file
         assert line in log.read_text()

@@ -153,6 +153,24 @@ def clean_stale(config: Path) -> bool:
     return removed
 
 
+def signal_reload(config: Path) -> int | None:
+    """SIGHUP to the running server of `config` (it reloads vines.toml and its certificates);
+    its pid, or None when it does not run."""
+    pid = running_pid(config)
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        raise VinesctlError(
+            f"not allowed to signal vines-server (pid {pid})",
+            "run as the user that started the server",
+        ) from None
+    return pid
+
+
 def last_log_line(log: Path) -> str | None:
     try:
         with open(log, "rb") as f:
@@ -195,10 +213,32 @@ def status_data(config: Path) -> dict[str, Any]:
         "config": str(config),
         "log": str(sibling(config, ".log")),
     }
-    if not data["domains"]:
-        with contextlib.suppress(VinesctlError):
-            data["domains"] = sorted(load_config(config).domains)
+    cfg = None
+    with contextlib.suppress(VinesctlError):
+        cfg = load_config(config)
+    if not data["domains"] and cfg is not None:
+        data["domains"] = sorted(cfg.domains)
+    data["certificates"] = certificate_expiry(cfg) if cfg is not None else []
     return data
+
+
+def certificate_expiry(cfg: Any) -> list[dict[str, Any]]:
+    """Per hosted domain: when its certificate expires (null with the error when unreadable)."""
+    from vinesctl.certfiles import describe
+
+    found = []
+    for name, files in sorted(cfg.domains.items()):
+        cert = describe(name, files.certificate, files.key)
+        leaf = cert.leaf
+        found.append(
+            {
+                "domain": name,
+                "not_after": leaf.not_after if leaf else None,
+                "days_left": leaf.days_left if leaf else None,
+                "error": cert.error,
+            }
+        )
+    return found
 
 
 def _stderr_console() -> Any:
