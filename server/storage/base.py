@@ -143,10 +143,19 @@ class Storage(Protocol):
     async def pop_offline(self, jid: str) -> list[OfflineMessage]:
         """Returns and deletes, in order of arrival (ids increase and are never reused)."""
 
+    async def list_offline(self, jid: str) -> list[OfflineMessage]:
+        """What pop_offline would return, without deleting it (export)."""
+
+    async def purge_offline(self, before: datetime) -> int:
+        """Deletes every account's offline messages stored before `before`; how many."""
+
     # vcard-temp (XEP-0054) and private XML storage (XEP-0049): serialized XML strings
     async def get_vcard(self, jid: str) -> str | None: ...
     async def set_vcard(self, jid: str, xml: str) -> None: ...
     async def get_private(self, jid: str, key: str) -> str | None: ...
+    async def list_private(self, jid: str) -> dict[str, str]:
+        """Every key the account stored (its element's Clark name) -> XML, ordered by key."""
+
     async def set_private(self, jid: str, key: str, xml: str, max_bytes: Quota = None) -> None:
         """QuotaExceeded("bytes") when the account's private XML, with `xml` replacing what
         `key` held, would exceed `max_bytes`."""

@@ -182,6 +182,22 @@ class MemoryStorage:
         self._check_open()
         return self._offline.pop(jid, [])
 
+    async def list_offline(self, jid: str) -> list[OfflineMessage]:
+        self._check_open()
+        return list(self._offline.get(jid, []))
+
+    async def purge_offline(self, before: datetime) -> int:
+        self._check_open()
+        cutoff, purged = utc(before), 0
+        for jid, held in list(self._offline.items()):
+            kept = [m for m in held if m.stamp >= cutoff]
+            purged += len(held) - len(kept)
+            if kept:
+                self._offline[jid] = kept
+            else:
+                del self._offline[jid]
+        return purged
+
     # vcard and private storage
 
     async def get_vcard(self, jid: str) -> str | None:
@@ -195,6 +211,10 @@ class MemoryStorage:
     async def get_private(self, jid: str, key: str) -> str | None:
         self._check_open()
         return self._private.get(jid, {}).get(key)
+
+    async def list_private(self, jid: str) -> dict[str, str]:
+        self._check_open()
+        return dict(sorted(self._private.get(jid, {}).items()))
 
     async def set_private(self, jid: str, key: str, xml: str, max_bytes: Quota = None) -> None:
         self._account(jid)

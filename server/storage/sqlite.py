@@ -448,6 +448,18 @@ class SQLiteStorage:
         rows = await self._run(self._write, pop)
         return [OfflineMessage(id_, xml, datetime.fromisoformat(stamp)) for id_, xml, stamp in rows]
 
+    async def list_offline(self, jid: str) -> list[OfflineMessage]:
+        rows = await self._run(
+            self._read, "SELECT id, xml, stamp FROM offline WHERE user = ? ORDER BY id", (jid,)
+        )
+        return [OfflineMessage(id_, xml, datetime.fromisoformat(stamp)) for id_, xml, stamp in rows]
+
+    async def purge_offline(self, before: datetime) -> int:
+        def purge(c: sqlite3.Connection) -> int:
+            return c.execute("DELETE FROM offline WHERE stamp < ?", (_ts(before),)).rowcount
+
+        return await self._run(self._write, purge)
+
     # vcard and private storage
 
     async def get_vcard(self, jid: str) -> str | None:
@@ -469,6 +481,12 @@ class SQLiteStorage:
             self._read, "SELECT xml FROM private WHERE user = ? AND key = ?", (jid, key)
         )
         return rows[0][0] if rows else None
+
+    async def list_private(self, jid: str) -> dict[str, str]:
+        rows = await self._run(
+            self._read, "SELECT key, xml FROM private WHERE user = ? ORDER BY key", (jid,)
+        )
+        return dict(rows)
 
     async def set_private(self, jid: str, key: str, xml: str, max_bytes: Quota = None) -> None:
         def put(c: sqlite3.Connection) -> None:
