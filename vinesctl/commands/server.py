@@ -770,3 +770,123 @@ def backup(ctx: click.Context, config: str | None, dest: str, force: bool, as_js
         emit(data, True)
         return
     click.echo(f"backed up {cfg.storage.path} to {target} ({result['bytes']} bytes)")
+
+
+@command.command("export")
+@config_option
+@click.option(
+    "--output",
+    "-o",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write here (mode 0600: it holds password keys) [default: standard output].",
+)
+@click.pass_context
+def export(ctx: click.Context, config: str | None, output: str | None) -> None:
+    """Every account of the store in the XEP-0227 portable format: SCRAM keys, roster, pending
+    subscription requests, vCard, private XML and offline messages (for 'server import' here or
+    on another server, Prosody's migrator included)."""
+    from vines_server.certs import write_atomic
+    from vines_server.xep0227 import read_account, render_document
+
+    from vinesctl.commands.user import _run as in_store
+
+    cfg = load_config(config_path(ctx, config))
+
+    async def read(storage: Any) -> list[Any]:
+        return [await read_account(storage, jid) for jid in await storage.list_accounts()]
+
+    users = in_store(cfg, read)
+    document = render_document(users)
+    if output is None:
+        sys.stdout.buffer.write(document)
+        sys.stdout.flush()
+        return
+    try:
+        write_atomic(Path(output).expanduser().resolve(), document, 0o600)
+    except OSError as exc:
+        raise VinesctlError(f"cannot write {output} ({exc.strerror})", "choose --output") from None
+    _stderr_console().print(f"exported {len(users)} accounts to {output}")
+
+
+@command.command("import")
+@config_option
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--overwrite", is_flag=True, help="Replace accounts that exist already.")
+@json_option
+@click.pass_context
+def import_(
+    ctx: click.Context, config: str | None, source: str, overwrite: bool, as_json: bool
+) -> None:
+    """Accounts from an XEP-0227 file, or a directory of them (one per account, as Prosody's
+    migrator writes them). All files are read and checked first; an existing account or a
+    domain this server does not host stops the import before anything is written."""
+    from vines_server.xep0227 import Xep0227Error, parse_document, write_account
+
+    from vinesctl.commands.user import _run as in_store
+
+    cfg = load_config(config_path(ctx, config))
+    root = Path(source)
+    files = sorted(root.glob("*.xml")) if root.is_dir() else [root]
+    if not files:
+        raise UsageError(f"{root} holds no .xml file", "give an XEP-0227 file or directory")
+    users = []
+    for file in files:
+        try:
+            users += parse_document(file.read_bytes(), cfg.limits.pbkdf2_iterations)
+        except Xep0227Error as exc:
+            raise VinesctlError(
+                f"{file}: {exc}", "nothing was imported; fix or remove it"
+            ) from None
+        except OSError as exc:
+            raise VinesctlError(f"cannot read {file} ({exc.strerror})") from None
+    foreign = sorted({u.jid.partition("@")[2] for u in users} - set(cfg.domains))
+    if foreign:
+        raise VinesctlError(
+            f"{cfg.path} does not host {', '.join(foreign)}",
+            "add the domain to vines.toml first; nothing was imported",
+        )
+    from collections import Counter
+
+    duplicates = sorted(jid for jid, n in Counter(u.jid for u in users).items() if n > 1)
+    if duplicates:
+        raise VinesctlError(f"accounts given twice: {', '.join(duplicates)}", "give each once")
+
+    async def run(storage: Any) -> dict[str, Any]:
+        existing = [u.jid for u in users if await storage.get_account(u.jid) is not None]
+        if existing and not overwrite:
+            return {"existing": existing}
+        replaced = [u.jid for u in users if await write_account(storage, u, overwrite)]
+        return {"existing": existing, "replaced": replaced}
+
+    outcome = in_store(cfg, run)
+    if "replaced" not in outcome:
+        names = ", ".join(outcome["existing"][:5]) + (
+            " ..." if len(outcome["existing"]) > 5 else ""
+        )
+        raise VinesctlError(
+            f"{len(outcome['existing'])} accounts exist already ({names})",
+            "pass --overwrite to replace them; nothing was imported",
+        )
+    no_sha256 = [u.jid for u in users if "SHA-256" not in u.credentials]
+    data = {
+        "imported": [u.jid for u in users],
+        "replaced": outcome["replaced"],
+        "without_sha256": no_sha256,
+        "roster_items": sum(len(u.roster) for u in users),
+        "offline_messages": sum(len(u.offline) for u in users),
+        "files": len(files),
+    }
+    if as_json:
+        emit(data, True)
+        return
+    click.echo(
+        f"imported {len(users)} accounts ({len(outcome['replaced'])} replaced) from "
+        f"{len(files)} files: {data['roster_items']} roster items, "
+        f"{data['offline_messages']} offline messages"
+    )
+    if no_sha256:
+        click.echo(
+            f"{len(no_sha256)} accounts have SCRAM-SHA-1 keys only: they log in with "
+            "SCRAM-SHA-1 or PLAIN until a password change (see README, 'Moving from Prosody')"
+        )
