@@ -5,32 +5,19 @@ broken or foreign files before it writes anything."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vines_server.config import load
-from vines_server.storage import RosterItem, open_storage
+from vines_server.storage import RosterItem
 from vines_server.xmpp.sasl.credentials import derive, derive_all
 
+from tests.cli.test_server_cli import in_store
 from tests.support.xmpp import TEST_ITERATIONS
 
 ALICE, BOB = "alice@localhost", "bob@localhost"
 STAMP = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
-
-
-def in_store(config: Path, action):
-    async def run():
-        storage = open_storage(load(config).storage)
-        await storage.open()
-        try:
-            return await action(storage)
-        finally:
-            await storage.close()
-
-    return asyncio.run(run())
 
 
 def init(run_cli, directory: Path) -> Path:
