@@ -116,9 +116,12 @@ def test_subcommands(tmp_path):
     assert complete(tmp_path, "vinesctl server ") == [
         "backup",
         "check-config",
+        "export",
+        "import",
         "init",
         "install-service",
         "logs",
+        "purge-offline",
         "start",
         "status",
         "stop",

@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from vinesctl.durations import AGE
 from vinesctl.errors import UsageError, VinesctlError
 from vinesctl.output import emit, json_option
 from vinesctl.secrets import password_file_option
@@ -890,3 +891,30 @@ def import_(
             f"{len(no_sha256)} accounts have SCRAM-SHA-1 keys only: they log in with "
             "SCRAM-SHA-1 or PLAIN until a password change (see README, 'Moving from Prosody')"
         )
+
+
+@command.command("purge-offline")
+@config_option
+@click.option(
+    "--older-than",
+    "age",
+    metavar="AGE",
+    required=True,
+    type=AGE,
+    help="Delete offline messages stored longer ago than this, e.g. 30d.",
+)
+@json_option
+@click.pass_context
+def purge_offline(ctx: click.Context, config: str | None, age: Any, as_json: bool) -> None:
+    """Delete the offline messages every account of the store has held longer than AGE (the
+    server may run: it reads the store afresh at each login)."""
+    from vinesctl.commands.user import _local_config
+    from vinesctl.commands.user import _run as in_store
+
+    cfg = _local_config(str(config_path(ctx, config)))
+    before = datetime.now(UTC) - age
+    purged = in_store(cfg, lambda storage: storage.purge_offline(before))
+    if as_json:
+        emit({"purged": purged, "before": before}, True)
+        return
+    click.echo(f"purged {purged} offline messages stored before {before:%Y-%m-%d %H:%M} UTC")
