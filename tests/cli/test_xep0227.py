@@ -5,6 +5,7 @@ broken or foreign files before it writes anything."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from vines_server.storage import RosterItem
 from vines_server.xmpp.sasl.credentials import derive, derive_all
 
 from tests.cli.test_server_cli import in_store
+from tests.support.logins import login
 from tests.support.xmpp import TEST_ITERATIONS
 
 ALICE, BOB = "alice@localhost", "bob@localhost"
@@ -91,6 +93,23 @@ def test_export_then_import_into_a_fresh_server(run_cli, tmp_path):
         "</body><delay xmlns='urn:xmpp:delay' from='localhost' stamp='2026-03-04T05:06:07Z'/>",
     )
     assert after == before
+
+    # the fresh server serves them: both log in with their passwords and see their rosters
+    r = run_cli("server", "start", "--config", str(new))
+    assert r.exit_code == 0, r.stderr
+    try:
+        state = json.loads(new.with_name("vines.state.json").read_text())
+        port = next(li["port"] for li in state["listeners"] if li["kind"] == "c2s-starttls")
+        ca = new.with_name("localhost.crt")
+        for jid, password in ((ALICE, "alice-pw"), (BOB, "bob-pw")):
+            user = jid.partition("@")[0]
+            seen = asyncio.run(login("localhost", user, password, port, ca, {}))
+            roster = {i.jid: (i.name or "", sorted(i.groups)) for i in before[jid]["roster"]}
+            assert seen["roster"] == roster, jid
+            # alice has SCRAM-SHA-256 keys; bob, SHA-1 only, gets there by SCRAM-SHA-1
+            assert seen["mechanism"] == ("SCRAM-SHA-256" if jid == ALICE else "SCRAM-SHA-1")
+    finally:
+        run_cli("server", "stop", "--config", str(new))
 
     # again without --overwrite: refused, nothing written
     in_store(new, lambda s: s.delete_roster_item(ALICE, BOB))

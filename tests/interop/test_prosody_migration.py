@@ -13,12 +13,12 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.cli.test_server_cli import vinesctl
 from tests.interop.conftest import _missing
+from tests.support.logins import login
 from tests.support.prosody import ProsodyInstance, prosody_available
 
 pytestmark = pytest.mark.interop
@@ -27,47 +27,6 @@ USERS = {"alice": "alice old pass", "bob": "bob old pass", "carol": "carol old p
 MIGRATOR = shutil.which("prosody-migrator")
 # the migrator writes into Prosody's own data directory (Debian's), whatever the config says
 SYSTEM_DATA = Path("/var/lib/prosody")
-
-
-async def login(domain: str, user: str, password: str, port: int, ca: Path, roster: dict
-                ) -> dict[str, Any]:  # fmt: skip
-    """Log in with slixmpp, optionally set roster items first; what it saw."""
-    import slixmpp
-
-    client = slixmpp.ClientXMPP(f"{user}@{domain}", password)
-    client.ca_certs = str(ca)
-    client.enable_direct_tls = False
-    client.enable_plaintext = False
-    failed: list[str] = []
-    done: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
-
-    async def started(_event: Any) -> None:
-        await client.get_roster()
-        for jid, (name, groups) in roster.items():
-            await client.update_roster(jid, name=name, groups=groups)
-        items = {
-            jid: (client.client_roster[jid]["name"], sorted(client.client_roster[jid]["groups"]))
-            for jid in client.client_roster
-        }
-        mech = client.plugin["feature_mechanisms"]
-        done.set_result({"roster": items, "failed": list(failed), "mechanism": mech.mech.name})
-
-    def auth_failed(_stanza: Any) -> None:
-        failed.append(client.plugin["feature_mechanisms"].mech.name)
-
-    def gone(_event: Any) -> None:
-        if not done.done():
-            done.set_exception(ConnectionError(f"{user}: disconnected, failed {failed}"))
-
-    client.add_event_handler("session_start", started)
-    client.add_event_handler("failed_auth", auth_failed)
-    client.add_event_handler("disconnected", gone)
-    client.connect(host="127.0.0.1", port=port)
-    try:
-        return await asyncio.wait_for(done, 30)
-    finally:
-        client.del_event_handler("disconnected", gone)
-        await client.disconnect()
 
 
 def migrate(prosody: ProsodyInstance, out: Path) -> None:
