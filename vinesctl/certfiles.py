@@ -228,6 +228,13 @@ def install(pair: CheckedPair, cert_path: Path, key_path: Path) -> None:
     server reads them again only when signalled, after both are in place."""
     from vines_server.certs import write_atomic
 
+    for path in (cert_path, key_path):
+        if path.is_symlink():  # e.g. into certbot's live/: replacing the link would break it
+            raise CertProblem(
+                f"{path} is a link to {os.readlink(path)}, kept current by another tool",
+                "after it renews, just reload ('kill -HUP' the server), or point vines.toml "
+                "at files of the server's own and import into them",
+            )
     write_atomic(key_path, pair.key_pem, 0o600)
     write_atomic(cert_path, pair.chain_pem, 0o644)
 

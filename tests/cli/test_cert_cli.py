@@ -189,3 +189,16 @@ def test_generate_and_self_signed_import(stopped, cli_env, tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["installed"][0]["anchor"] == "the chain as given: self-signed"
     assert os.path.samefile(crt, stopped.with_name(f"{DOMAIN}.crt"))
+
+
+def test_import_never_replaces_a_linked_file(stopped, cli_env, tmp_path):
+    le = LetsEncrypt(tmp_path)
+    lineage = le.issue()
+    crt = stopped.with_name(f"{DOMAIN}.crt")
+    crt.unlink()
+    crt.symlink_to(lineage / "fullchain.pem")  # the config points into certbot's live/
+    newer = le.issue(lineage="newer")
+    err = _refused(stopped, cli_env, "--cert", str(newer / "fullchain.pem"),
+                   "--key", str(newer / "privkey.pem"), "--ca", str(le.ca_file))  # fmt: skip
+    assert "is a link to" in err and "reload" in err
+    assert crt.is_symlink() and crt.read_bytes() == (lineage / "fullchain.pem").read_bytes()
