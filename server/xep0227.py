@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ PIE = "urn:xmpp:pie:0"
 PIE_SCRAM = "urn:xmpp:pie:0#scram"
 _XML_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*\?>")
 _SUBSCRIPTIONS = ("none", "to", "from", "both")
+MAX_ITERATIONS = 1_000_000  # Prosody's default is 10 000, ejabberd's 4096
 
 
 class Xep0227Error(ValueError):
@@ -112,8 +114,11 @@ def _user(domain: str, user: Element, iterations: int) -> UserData:
             stored_key=_b64(scram, "stored-key", where),
             server_key=_b64(scram, "server-key", where),
         )
-        if count < 1 or len(keys.stored_key) != len(keys.server_key) or not keys.stored_key:
-            raise Xep0227Error(f"{where}: keys of the wrong size or no iterations")
+        size = hashlib.new(HASHES[hash_name]).digest_size
+        if len(keys.stored_key) != size or len(keys.server_key) != size or not keys.salt:
+            raise Xep0227Error(f"{where}: keys of the wrong size, or no salt")
+        if not 1 <= count <= MAX_ITERATIONS:  # each login would pay for them in CPU
+            raise Xep0227Error(f"{where}: {count} iterations, not 1 to {MAX_ITERATIONS}")
         data.credentials[hash_name] = keys  # the last one wins (Prosody appends on each run)
     for query in user.findall(ns.q(ns.ROSTER, "query")):
         data.roster = [_roster_item(jid, item) for item in query.findall(ns.q(ns.ROSTER, "item"))]

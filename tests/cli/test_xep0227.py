@@ -137,3 +137,32 @@ def test_import_rejects_broken_and_foreign_files(run_cli, tmp_path):
     r = run_cli("server", "import", "--config", str(config), str(directory))
     assert r.exit_code == 0, r.stderr
     assert "imported 1 accounts" in r.stdout
+
+
+def scram(count: str = "10000", salt: str = "c2FsdA==", key: str = "A" * 27 + "=") -> str:
+    return (
+        "<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'><user name='zed'>"
+        "<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'>"
+        f"<iter-count>{count}</iter-count><salt>{salt}</salt>"
+        f"<server-key>{key}</server-key><stored-key>{key}</stored-key>"
+        "</scram-credentials></user></host></server-data>"
+    )
+
+
+def test_import_checks_scram_keys(run_cli, tmp_path):
+    config = init(run_cli, tmp_path / "srv")
+    file = tmp_path / "zed.xml"
+    for document, complaint in (
+        (scram(count="1000000000"), "iterations"),  # each login would burn minutes of CPU
+        (scram(count="many"), "not a number"),
+        (scram(key="AAAA"), "wrong size"),
+        (scram(salt=""), "no salt"),
+        (scram(salt="%%%"), "not base64"),
+    ):
+        file.write_text(document)
+        r = run_cli("server", "import", "--config", str(config), str(file))
+        assert r.exit_code == 1 and complaint in r.stderr, (complaint, r.stderr)
+    file.write_text(scram())
+    r = run_cli("server", "import", "--config", str(config), str(file), "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["without_sha256"] == ["zed@localhost"]
