@@ -40,6 +40,7 @@ __all__ = [
     "make_certificate",
     "make_key",
     "srv_names",
+    "write_atomic",
     "write_pem",
     "xmpp_addrs",
 ]
@@ -235,7 +236,7 @@ def make_certificate(
     return builder.sign(signing_key, hashes.SHA256()), key
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
     """Write `data` to `path` through a temporary file created with `mode`, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -269,8 +270,8 @@ def write_pem(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    _write_atomic(Path(key_path), key_pem, 0o600)
-    _write_atomic(Path(cert_path), cert_pem, 0o644)
+    write_atomic(Path(key_path), key_pem, 0o600)
+    write_atomic(Path(cert_path), cert_pem, 0o644)
 
 
 def ensure_domain_certificate(

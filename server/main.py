@@ -4,6 +4,11 @@ Once listening it writes `<name>.pid` and `<name>.state.json` (pid, start time, 
 listeners with their actual ports) next to the config; both are removed at exit. SIGTERM and
 SIGINT shut down in order and exit 0. SIGHUP reopens the log file (after logrotate moved it) and
 reloads vines.toml, as the reload admin command does; a broken file is logged and changes nothing.
+
+The log always goes to `<name>.log` next to the config (or --log-file), and the same lines to
+stderr unless stderr is that very file (`vinesctl server start` points a detached server's stderr
+at it): in a terminal, and under systemd where stderr is the journal. Under systemd
+(`NOTIFY_SOCKET`), the server reports READY, RELOADING and STOPPING (server/notify.py).
 """
 
 from __future__ import annotations
@@ -18,14 +23,14 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vines_server import __version__
+from vines_server import __version__, notify
 from vines_server.config import Config, ConfigError, check_files, load
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="vines-server", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="vines.toml", help="path of vines.toml")
-    parser.add_argument("--log-file", help="append logs here instead of stderr")
+    parser.add_argument("--log-file", help="append logs here [default: <config>.log beside it]")
     parser.add_argument("--version", action="version", version=__version__)
     args = parser.parse_args(argv)
     try:
@@ -33,7 +38,11 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"vines-server: {exc}", file=sys.stderr)
         sys.exit(2)
-    _setup_logging(config, args.log_file)
+    try:
+        _setup_logging(config, Path(args.log_file) if args.log_file else config.sibling(".log"))
+    except OSError as exc:
+        print(f"vines-server: cannot open the log file: {exc}", file=sys.stderr)
+        sys.exit(1)
     try:
         restart = asyncio.run(run(config))
     except ConfigError as exc:
@@ -61,9 +70,11 @@ async def run(config: Config) -> bool:
     loop.add_signal_handler(signal.SIGHUP, lambda: server.spawn(_hangup(server)))
     pid_file, state_file = config.sibling(".pid"), config.sibling(".state.json")
     _write_state(config, server, pid_file, state_file)
+    notify.ready(f"serving {', '.join(sorted(config.domains))}")
     try:
         await stop.wait()
     finally:
+        notify.stopping()
         await server.stop()
         for path in (pid_file, state_file):
             path.unlink(missing_ok=True)
@@ -74,10 +85,13 @@ async def _hangup(server) -> None:
     log = logging.getLogger("vines_server")
     _reopen_log_files()
     log.info("SIGHUP: log file reopened, reloading %s", server.config.path)
+    notify.reloading()
     try:
         await server.reload()
     except ConfigError as exc:
         log.error("vines.toml was not reloaded: %s", exc)
+    finally:
+        notify.ready()
 
 
 def _reopen_log_files() -> None:
@@ -110,14 +124,30 @@ def _write_state(config: Config, server, pid_file: Path, state_file: Path) -> No
     tmp.replace(state_file)  # atomic: readers never see half a file
 
 
-def _setup_logging(config: Config, log_file: str | None) -> None:
+#: One line per record; `vinesctl server logs` parses the level from the third field.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _setup_logging(config: Config, log_file: Path) -> None:
     level = getattr(logging, config.log_level.upper())
-    handler: logging.Handler
-    handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handlers: list[logging.Handler] = [logging.FileHandler(log_file)]
+    if not _is_same_file(sys.stderr, log_file):
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level)
+
+
+def _is_same_file(stream, path: Path) -> bool:
+    """True when `stream` writes to `path` (or is closed): its lines would be written twice."""
+    if stream is None:
+        return True
+    try:
+        return os.path.samestat(os.fstat(stream.fileno()), os.stat(path))
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from vines_server.config import Config, ConfigError, load
@@ -102,15 +103,12 @@ class Server:
         for name in DEFAULT_MODULES:
             module = importlib.import_module(f"vines_server.modules.{name}")
             module.setup(self.host.api(name))
-        certs = {d.name: (d.certificate, d.key) for d in self.config.domains.values()}
-        starttls_ctx = server_context(certs)
-        direct_ctx = server_context(certs, alpn=["xmpp-client"])
+        self._served = self._certificate_files()
+        self.tls_contexts = self._build_tls_contexts()
         lst = self.config.listeners
-        await self._listen("c2s-starttls", lst.bind, lst.c2s_port, starttls_ctx, direct=False)
+        await self._listen("c2s-starttls", lst.bind, lst.c2s_port, direct=False)
         if lst.c2s_direct_tls_port is not None:
-            await self._listen(
-                "c2s-direct-tls", lst.bind, lst.c2s_direct_tls_port, direct_ctx, direct=True
-            )
+            await self._listen("c2s-direct-tls", lst.bind, lst.c2s_direct_tls_port, direct=True)
         self.started_monotonic = time.monotonic()
         log.info(
             "serving %s on %s",
@@ -127,13 +125,36 @@ class Server:
             await self.storage.set_setting("sasl_fake_secret", stored)
         return bytes.fromhex(stored)
 
-    async def _listen(
-        self, kind: str, hosts: tuple[str, ...], port: int, ctx: ssl.SSLContext, direct: bool
-    ) -> None:
+    def _build_tls_contexts(self) -> dict[bool, ssl.SSLContext]:
+        """STARTTLS (False) and direct TLS (True) contexts from the domains' certificate files,
+        read now: a reload picks up a certificate installed over the old files."""
+        certs = {d.name: (d.certificate, d.key) for d in self.config.domains.values()}
+        return {False: server_context(certs), True: server_context(certs, alpn=["xmpp-client"])}
+
+    def reload_tls(self) -> bool:
+        """Rebuild the TLS contexts for new connections (open ones keep theirs); True when a
+        certificate changed. A broken pair is logged and the old contexts stay."""
+        try:
+            served = self._certificate_files()
+            contexts = self._build_tls_contexts()
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            log.error("certificates not reloaded, the old ones stay in use: %s", exc)
+            return False
+        changed, self._served = served != self._served, served
+        self.tls_contexts = contexts
+        return changed
+
+    def _certificate_files(self) -> list[bytes]:
+        return [Path(d.certificate).read_bytes() for d in self.config.domains.values()]
+
+    async def _listen(self, kind: str, hosts: tuple[str, ...], port: int, direct: bool) -> None:
         loop = asyncio.get_running_loop()
         for host in hosts:
             server = await loop.create_server(
-                lambda: C2SConnection(self, ctx, direct), host, port, reuse_address=True
+                lambda: C2SConnection(self, self.tls_contexts[direct], direct),
+                host,
+                port,
+                reuse_address=True,
             )
             self._servers.append(server)
             for sock in server.sockets:
@@ -180,6 +201,8 @@ class Server:
         if new.log_level != old.log_level:
             logging.getLogger().setLevel(getattr(logging, new.log_level.upper()))
         await self.host.hooks.fire("config/reloaded", self.config)
+        if self.reload_tls():
+            changed.append("certificates")
         log.info(
             "configuration reloaded from %s; changed: %s%s",
             self.config.path,

@@ -114,8 +114,14 @@ def test_subcommands(tmp_path):
         "show",
     ]
     assert complete(tmp_path, "vinesctl server ") == [
+        "backup",
         "check-config",
+        "export",
+        "import",
         "init",
+        "install-service",
+        "logs",
+        "purge-offline",
         "start",
         "status",
         "stop",

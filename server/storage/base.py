@@ -22,6 +22,7 @@ checks them):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -142,10 +143,19 @@ class Storage(Protocol):
     async def pop_offline(self, jid: str) -> list[OfflineMessage]:
         """Returns and deletes, in order of arrival (ids increase and are never reused)."""
 
+    async def list_offline(self, jid: str) -> list[OfflineMessage]:
+        """What pop_offline would return, without deleting it (export)."""
+
+    async def purge_offline(self, before: datetime) -> int:
+        """Deletes every account's offline messages stored before `before`; how many."""
+
     # vcard-temp (XEP-0054) and private XML storage (XEP-0049): serialized XML strings
     async def get_vcard(self, jid: str) -> str | None: ...
     async def set_vcard(self, jid: str, xml: str) -> None: ...
     async def get_private(self, jid: str, key: str) -> str | None: ...
+    async def list_private(self, jid: str) -> dict[str, str]:
+        """Every key the account stored (its element's Clark name) -> XML, ordered by key."""
+
     async def set_private(self, jid: str, key: str, xml: str, max_bytes: Quota = None) -> None:
         """QuotaExceeded("bytes") when the account's private XML, with `xml` replacing what
         `key` held, would exceed `max_bytes`."""
@@ -157,6 +167,11 @@ class Storage(Protocol):
 
     async def size_bytes(self) -> int:
         """Bytes on disk (0 for memory)."""
+
+    async def backup(self, dest: str | os.PathLike[str]) -> int:
+        """A consistent copy of the store at `dest` (a file the same backend opens), even while
+        writes go on; returns its size in bytes. StorageError when the backend has no file
+        (memory) or the copy cannot be written."""
 
 
 # helpers shared by the backends (not part of the protocol)

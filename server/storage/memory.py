@@ -8,6 +8,7 @@ and out, so a caller can never change stored data by mutating what it got back.
 from __future__ import annotations
 
 import dataclasses
+import os
 from datetime import UTC, datetime
 
 from vines_server.storage.base import (
@@ -181,6 +182,22 @@ class MemoryStorage:
         self._check_open()
         return self._offline.pop(jid, [])
 
+    async def list_offline(self, jid: str) -> list[OfflineMessage]:
+        self._check_open()
+        return list(self._offline.get(jid, []))
+
+    async def purge_offline(self, before: datetime) -> int:
+        self._check_open()
+        cutoff, purged = utc(before), 0
+        for jid, held in list(self._offline.items()):
+            kept = [m for m in held if m.stamp >= cutoff]
+            purged += len(held) - len(kept)
+            if kept:
+                self._offline[jid] = kept
+            else:
+                del self._offline[jid]
+        return purged
+
     # vcard and private storage
 
     async def get_vcard(self, jid: str) -> str | None:
@@ -194,6 +211,10 @@ class MemoryStorage:
     async def get_private(self, jid: str, key: str) -> str | None:
         self._check_open()
         return self._private.get(jid, {}).get(key)
+
+    async def list_private(self, jid: str) -> dict[str, str]:
+        self._check_open()
+        return dict(sorted(self._private.get(jid, {}).items()))
 
     async def set_private(self, jid: str, key: str, xml: str, max_bytes: Quota = None) -> None:
         self._account(jid)
@@ -216,3 +237,6 @@ class MemoryStorage:
 
     async def size_bytes(self) -> int:
         return 0
+
+    async def backup(self, dest: str | os.PathLike[str]) -> int:
+        raise StorageError("the memory backend keeps nothing on disk to back up")

@@ -16,6 +16,7 @@ import logging
 import os
 import sqlite3
 import stat
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -447,6 +448,18 @@ class SQLiteStorage:
         rows = await self._run(self._write, pop)
         return [OfflineMessage(id_, xml, datetime.fromisoformat(stamp)) for id_, xml, stamp in rows]
 
+    async def list_offline(self, jid: str) -> list[OfflineMessage]:
+        rows = await self._run(
+            self._read, "SELECT id, xml, stamp FROM offline WHERE user = ? ORDER BY id", (jid,)
+        )
+        return [OfflineMessage(id_, xml, datetime.fromisoformat(stamp)) for id_, xml, stamp in rows]
+
+    async def purge_offline(self, before: datetime) -> int:
+        def purge(c: sqlite3.Connection) -> int:
+            return c.execute("DELETE FROM offline WHERE stamp < ?", (_ts(before),)).rowcount
+
+        return await self._run(self._write, purge)
+
     # vcard and private storage
 
     async def get_vcard(self, jid: str) -> str | None:
@@ -468,6 +481,12 @@ class SQLiteStorage:
             self._read, "SELECT xml FROM private WHERE user = ? AND key = ?", (jid, key)
         )
         return rows[0][0] if rows else None
+
+    async def list_private(self, jid: str) -> dict[str, str]:
+        rows = await self._run(
+            self._read, "SELECT key, xml FROM private WHERE user = ? ORDER BY key", (jid,)
+        )
+        return dict(rows)
 
     async def set_private(self, jid: str, key: str, xml: str, max_bytes: Quota = None) -> None:
         def put(c: sqlite3.Connection) -> None:
@@ -513,3 +532,40 @@ class SQLiteStorage:
             with contextlib.suppress(FileNotFoundError):
                 total += p.stat().st_size
         return total
+
+    async def backup(self, dest: str | os.PathLike[str]) -> int:
+        """A consistent copy of the store at `dest` while the server writes (SQLite's online
+        backup API, in one step: one read snapshot), written beside it and renamed into place,
+        mode 0600 (it holds password keys). Returns its size in bytes."""
+        target = Path(dest)
+
+        def run() -> int:
+            assert self._conn is not None
+            fd, tmp = _temporary_beside(target)
+            os.close(fd)
+            try:
+                copy = sqlite3.connect(tmp, isolation_level=None)
+                try:
+                    self._conn.backup(copy)
+                    copy.execute("PRAGMA journal_mode = DELETE")  # a single self-contained file
+                    ok = copy.execute("PRAGMA integrity_check").fetchone()[0]
+                finally:
+                    copy.close()
+                if ok != "ok":
+                    raise StorageError(f"the copy of {self.path} fails its integrity check: {ok}")
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            return target.stat().st_size
+
+        try:
+            return await self._run(run)
+        except OSError as exc:
+            raise StorageError(f"cannot write {target} ({exc.strerror})") from None
+
+
+def _temporary_beside(target: Path) -> tuple[int, str]:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    os.fchmod(fd, 0o600)
+    return fd, tmp

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli.test_server_cli import vinesctl
 from tests.support.xmpp import DOMAIN, OTHER, PKI, Harness, make_pki, running_server
 
 
@@ -75,3 +77,30 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         yield live
     finally:
         live.stop()
+
+
+@pytest.fixture
+def cli_env(tmp_path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VINESCTL_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    env["HOME"] = str(tmp_path / "home")
+    return env
+
+
+@pytest.fixture
+def running_bundled(tmp_path, cli_env) -> Iterator[Path]:
+    """A detached server started by `vinesctl server start`; yields its vines.toml."""
+    directory = tmp_path / "srv"
+    r = vinesctl(
+        "server", "init", "--dir", str(directory), "--port", "0", "--direct-tls-port", "0",
+        env=cli_env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    config = directory / "vines.toml"
+    r = vinesctl("server", "start", "--config", str(config), env=cli_env)
+    assert r.returncode == 0, r.stderr
+    try:
+        yield config
+    finally:
+        vinesctl("server", "stop", "--config", str(config), env=cli_env)

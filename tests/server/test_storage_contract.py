@@ -616,3 +616,65 @@ async def test_sqlite_durable_after_sigkill(tmp_path):
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
+
+
+# backup
+
+
+async def test_backup_copies_the_store_or_says_why_not(store, creds, tmp_path):
+    await store.create_account(ALICE, creds)
+    await store.put_roster_item(ALICE, RosterItem(BOB, name="Bob", subscription="both"))
+    dest = tmp_path / "copy.sqlite"
+    if isinstance(store, MemoryStorage):
+        with pytest.raises(StorageError, match="nothing on disk"):
+            await store.backup(dest)
+        return
+    size = await store.backup(dest)
+    assert size == dest.stat().st_size and stat.S_IMODE(dest.stat().st_mode) == 0o600
+    copy = SQLiteStorage(dest)
+    await copy.open()
+    try:
+        assert await copy.list_accounts() == [ALICE]
+        assert (await copy.get_account(ALICE)).credentials == creds
+        assert await copy.get_roster(ALICE) == await store.get_roster(ALICE)
+    finally:
+        await copy.close()
+    with pytest.raises(StorageError, match="cannot write"):
+        await store.backup(tmp_path / "no" / "such" / "dir.sqlite")
+
+
+# reading everything for export, and purging old offline messages
+
+
+async def test_list_offline_and_private_read_without_removing(store, creds):
+    await store.create_account(ALICE, creds)
+    assert await store.list_offline(ALICE) == [] and await store.list_private(ALICE) == {}
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(3):
+        await store.store_offline(ALICE, f"<message id='m{i}'/>", t0 + timedelta(days=i))
+    listed = await store.list_offline(ALICE)
+    assert [m.xml for m in listed] == [f"<message id='m{i}'/>" for i in range(3)]
+    assert [m.stamp for m in listed] == [t0 + timedelta(days=i) for i in range(3)]
+    assert await store.count_offline(ALICE) == 3  # nothing removed
+    assert await store.pop_offline(ALICE) == listed
+    await store.set_private(ALICE, "{b:ns}b", "<b xmlns='b:ns'/>")
+    await store.set_private(ALICE, "{a:ns}a", "<a xmlns='a:ns'/>")
+    private = await store.list_private(ALICE)
+    assert list(private) == ["{a:ns}a", "{b:ns}b"] and private["{a:ns}a"] == "<a xmlns='a:ns'/>"
+    private.clear()  # a copy
+    assert len(await store.list_private(ALICE)) == 2
+    assert await store.list_private(BOB) == {} and await store.list_offline(BOB) == []
+
+
+async def test_purge_offline_removes_only_older_messages(store, creds):
+    await store.create_account(ALICE, creds)
+    await store.create_account(BOB, creds)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    await store.store_offline(ALICE, "<message id='old'/>", t0)
+    await store.store_offline(ALICE, "<message id='new'/>", t0 + timedelta(days=40))
+    await store.store_offline(BOB, "<message id='bob-old'/>", t0 + timedelta(seconds=1))
+    cutoff = (t0 + timedelta(days=30)).astimezone(timezone(timedelta(hours=2)))  # any offset
+    assert await store.purge_offline(cutoff) == 2
+    assert [m.xml for m in await store.list_offline(ALICE)] == ["<message id='new'/>"]
+    assert await store.count_offline(BOB) == 0
+    assert await store.purge_offline(cutoff) == 0

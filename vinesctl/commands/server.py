@@ -13,12 +13,14 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from vinesctl.durations import AGE
 from vinesctl.errors import UsageError, VinesctlError
 from vinesctl.output import emit, json_option
 from vinesctl.secrets import password_file_option
@@ -152,6 +154,24 @@ def clean_stale(config: Path) -> bool:
     return removed
 
 
+def signal_reload(config: Path) -> int | None:
+    """SIGHUP to the running server of `config` (it reloads vines.toml and its certificates);
+    its pid, or None when it does not run."""
+    pid = running_pid(config)
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        raise VinesctlError(
+            f"not allowed to signal vines-server (pid {pid})",
+            "run as the user that started the server",
+        ) from None
+    return pid
+
+
 def last_log_line(log: Path) -> str | None:
     try:
         with open(log, "rb") as f:
@@ -194,10 +214,32 @@ def status_data(config: Path) -> dict[str, Any]:
         "config": str(config),
         "log": str(sibling(config, ".log")),
     }
-    if not data["domains"]:
-        with contextlib.suppress(VinesctlError):
-            data["domains"] = sorted(load_config(config).domains)
+    cfg = None
+    with contextlib.suppress(VinesctlError):
+        cfg = load_config(config)
+    if not data["domains"] and cfg is not None:
+        data["domains"] = sorted(cfg.domains)
+    data["certificates"] = certificate_expiry(cfg) if cfg is not None else []
     return data
+
+
+def certificate_expiry(cfg: Any) -> list[dict[str, Any]]:
+    """Per hosted domain: when its certificate expires (null with the error when unreadable)."""
+    from vinesctl.certfiles import describe
+
+    found = []
+    for name, files in sorted(cfg.domains.items()):
+        cert = describe(name, files.certificate, files.key)
+        leaf = cert.leaf
+        found.append(
+            {
+                "domain": name,
+                "not_after": leaf.not_after if leaf else None,
+                "days_left": leaf.days_left if leaf else None,
+                "error": cert.error,
+            }
+        )
+    return found
 
 
 def _stderr_console() -> Any:
@@ -571,3 +613,308 @@ def check_config(ctx: click.Context, config: str | None) -> None:
         raise VinesctlError(f"{path}: {exc}") from None
     domains = ", ".join(sorted(cfg.domains))
     click.echo(f"{path}: ok (domains: {domains})")
+
+
+@command.command("logs")
+@config_option
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (across logrotate).")
+@click.option(
+    "-n",
+    "--lines",
+    "count",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="How many records to show first.",
+)
+@click.option(
+    "--level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    help="Only records at this level or above.",
+)
+@json_option
+@click.pass_context
+def logs(
+    ctx: click.Context,
+    config: str | None,
+    follow: bool,
+    count: int,
+    level: str | None,
+    as_json: bool,
+) -> None:
+    """Show the server's log file (<config>.log beside vines.toml), like 'tail [-f]'. Under
+    systemd the journal has the same lines: 'journalctl -u vines-DOMAIN'."""
+    from vinesctl.logfile import follow as follow_records
+    from vinesctl.logfile import tail
+
+    path = config_path(ctx, config)
+    log = sibling(path, ".log")
+    minimum = level.lower() if level else None
+    try:
+        with open(log, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+        shown = tail(log, count, minimum) if count else []
+    except FileNotFoundError:
+        raise VinesctlError(
+            f"no log file {log}", "the server writes it once started: 'vinesctl server start'"
+        ) from None
+    except OSError as exc:
+        raise VinesctlError(f"cannot read {log} ({exc.strerror})", "check its permissions") from exc
+    if as_json and not follow:
+        emit({"log": str(log), "records": shown}, True)
+        return
+
+    def show(record: Any) -> None:
+        if as_json:  # one object per line, like presence --watch
+            click.echo(json.dumps(record.to_json()))
+        else:
+            click.echo(record.text)
+
+    for record in shown:
+        show(record)
+    if follow:
+        with contextlib.suppress(KeyboardInterrupt):
+            for record in follow_records(log, minimum, start=end):
+                show(record)
+                sys.stdout.flush()
+
+
+@command.command("install-service")
+@config_option
+@click.option("--user", "user_unit", is_flag=True, help="A user unit (systemctl --user).")
+@click.option(
+    "--output",
+    metavar="PATH",
+    type=click.Path(dir_okay=False),
+    help="Write the unit here [default: /etc/systemd/system/ or ~/.config/systemd/user/].",
+)
+@click.option("--dry-run", is_flag=True, help="Print the unit instead of writing it.")
+@json_option
+@click.pass_context
+def install_service(
+    ctx: click.Context,
+    config: str | None,
+    user_unit: bool,
+    output: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Write a systemd unit that runs the server of --config: in the foreground, ready when it
+    listens (Type=notify), reloaded by SIGHUP, allowed to write only the config's directory."""
+    from vinesctl.service import ServiceUnit, default_path, render_unit, unit_name
+
+    path = config_path(ctx, config)
+    domains = sorted(load_config(path).domains)
+    name = Path(output).name if output else unit_name(path, domains)
+    target = Path(output).expanduser().resolve() if output else None
+    target = target or default_path(name, user_unit, Path.home())
+    unit = ServiceUnit(name, target, user_unit, path, render_unit(path, domains, user_unit))
+    if not dry_run:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_text(unit.text, encoding="utf-8")
+            tmp.chmod(0o644)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise VinesctlError(
+                f"cannot write {target} ({exc.strerror})",
+                "run as root, pass --user, or choose --output PATH",
+            ) from None
+    if as_json:
+        emit(dict(unit.to_json(), written=not dry_run), True)
+        return
+    if dry_run:
+        click.echo(unit.text, nl=False)
+        return
+    scope = " --user" if user_unit else ""
+    click.echo(f"wrote {target}")
+    click.echo(f"Next: systemctl{scope} daemon-reload && systemctl{scope} enable --now {name}")
+    click.echo(f"      logs: journalctl{scope} -u {name}   reload: systemctl{scope} reload {name}")
+
+
+@command.command("backup")
+@config_option
+@click.argument("dest", type=click.Path())
+@click.option("--force", is_flag=True, help="Replace DEST when it is an existing file.")
+@json_option
+@click.pass_context
+def backup(ctx: click.Context, config: str | None, dest: str, force: bool, as_json: bool) -> None:
+    """Copy the store to DEST (a file, or a directory for a dated name), consistent even while
+    the server runs and writes (SQLite's online backup API). Restore: stop the server and put
+    the copy where [storage] path points."""
+    path = config_path(ctx, config)
+    cfg = load_config(path)
+    target = Path(dest).expanduser().resolve()
+    if target.is_dir():
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = target / f"{Path(cfg.storage.path).stem}-{stamp}.sqlite"
+    if target.exists() and not force:
+        raise UsageError(f"{target} exists", "pass --force to replace it, or another DEST")
+    if not target.parent.is_dir():
+        raise UsageError(f"no directory {target.parent}", "create it first")
+    if cfg.storage.backend != "sqlite":
+        raise UsageError(
+            f"the {cfg.storage.backend} backend keeps nothing on disk", "nothing to back up"
+        )
+
+    from vines_server.config import StorageConfig
+
+    from vinesctl.commands.user import _run as in_store
+
+    size = in_store(cfg, lambda storage: storage.backup(target))
+    # the copy opens as a store of its own: what it holds is what a restore brings back
+    copy = replace(cfg, storage=StorageConfig("sqlite", target))
+    result = {"accounts": in_store(copy, lambda storage: storage.count_accounts()), "bytes": size}
+    data = {"store": str(cfg.storage.path), "backup": str(target), **result}
+    if as_json:
+        emit(data, True)
+        return
+    click.echo(f"backed up {cfg.storage.path} to {target} ({result['bytes']} bytes)")
+
+
+@command.command("export")
+@config_option
+@click.option(
+    "--output",
+    "-o",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write here (mode 0600: it holds password keys) [default: standard output].",
+)
+@click.pass_context
+def export(ctx: click.Context, config: str | None, output: str | None) -> None:
+    """Every account of the store in the XEP-0227 portable format: SCRAM keys, roster, pending
+    subscription requests, vCard, private XML and offline messages (for 'server import' here or
+    on another server, Prosody's migrator included)."""
+    from vines_server.certs import write_atomic
+    from vines_server.xep0227 import read_account, render_document
+
+    from vinesctl.commands.user import _run as in_store
+
+    cfg = load_config(config_path(ctx, config))
+
+    async def read(storage: Any) -> list[Any]:
+        return [await read_account(storage, jid) for jid in await storage.list_accounts()]
+
+    users = in_store(cfg, read)
+    document = render_document(users)
+    if output is None:
+        sys.stdout.buffer.write(document)
+        sys.stdout.flush()
+        return
+    try:
+        write_atomic(Path(output).expanduser().resolve(), document, 0o600)
+    except OSError as exc:
+        raise VinesctlError(f"cannot write {output} ({exc.strerror})", "choose --output") from None
+    _stderr_console().print(f"exported {len(users)} accounts to {output}")
+
+
+@command.command("import")
+@config_option
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--overwrite", is_flag=True, help="Replace accounts that exist already.")
+@json_option
+@click.pass_context
+def import_(
+    ctx: click.Context, config: str | None, source: str, overwrite: bool, as_json: bool
+) -> None:
+    """Accounts from an XEP-0227 file, or a directory of them (one per account, as Prosody's
+    migrator writes them). All files are read and checked first; an existing account or a
+    domain this server does not host stops the import before anything is written."""
+    from vines_server.xep0227 import Xep0227Error, parse_document, write_account
+
+    from vinesctl.commands.user import _run as in_store
+
+    cfg = load_config(config_path(ctx, config))
+    root = Path(source)
+    files = sorted(root.glob("*.xml")) if root.is_dir() else [root]
+    if not files:
+        raise UsageError(f"{root} holds no .xml file", "give an XEP-0227 file or directory")
+    users = []
+    for file in files:
+        try:
+            users += parse_document(file.read_bytes(), cfg.limits.pbkdf2_iterations)
+        except Xep0227Error as exc:
+            raise VinesctlError(
+                f"{file}: {exc}", "nothing was imported; fix or remove it"
+            ) from None
+        except OSError as exc:
+            raise VinesctlError(f"cannot read {file} ({exc.strerror})") from None
+    foreign = sorted({u.jid.partition("@")[2] for u in users} - set(cfg.domains))
+    if foreign:
+        raise VinesctlError(
+            f"{cfg.path} does not host {', '.join(foreign)}",
+            "add the domain to vines.toml first; nothing was imported",
+        )
+    from collections import Counter
+
+    duplicates = sorted(jid for jid, n in Counter(u.jid for u in users).items() if n > 1)
+    if duplicates:
+        raise VinesctlError(f"accounts given twice: {', '.join(duplicates)}", "give each once")
+
+    async def run(storage: Any) -> dict[str, Any]:
+        existing = [u.jid for u in users if await storage.get_account(u.jid) is not None]
+        if existing and not overwrite:
+            return {"existing": existing}
+        replaced = [u.jid for u in users if await write_account(storage, u, overwrite)]
+        return {"existing": existing, "replaced": replaced}
+
+    outcome = in_store(cfg, run)
+    if "replaced" not in outcome:
+        names = ", ".join(outcome["existing"][:5]) + (
+            " ..." if len(outcome["existing"]) > 5 else ""
+        )
+        raise VinesctlError(
+            f"{len(outcome['existing'])} accounts exist already ({names})",
+            "pass --overwrite to replace them; nothing was imported",
+        )
+    no_sha256 = [u.jid for u in users if "SHA-256" not in u.credentials]
+    data = {
+        "imported": [u.jid for u in users],
+        "replaced": outcome["replaced"],
+        "without_sha256": no_sha256,
+        "roster_items": sum(len(u.roster) for u in users),
+        "offline_messages": sum(len(u.offline) for u in users),
+        "files": len(files),
+    }
+    if as_json:
+        emit(data, True)
+        return
+    click.echo(
+        f"imported {len(users)} accounts ({len(outcome['replaced'])} replaced) from "
+        f"{len(files)} files: {data['roster_items']} roster items, "
+        f"{data['offline_messages']} offline messages"
+    )
+    if no_sha256:
+        click.echo(
+            f"{len(no_sha256)} accounts have SCRAM-SHA-1 keys only: they log in with "
+            "SCRAM-SHA-1 or PLAIN until a password change (see README, 'Moving from Prosody')"
+        )
+
+
+@command.command("purge-offline")
+@config_option
+@click.option(
+    "--older-than",
+    "age",
+    metavar="AGE",
+    required=True,
+    type=AGE,
+    help="Delete offline messages stored longer ago than this, e.g. 30d.",
+)
+@json_option
+@click.pass_context
+def purge_offline(ctx: click.Context, config: str | None, age: Any, as_json: bool) -> None:
+    """Delete the offline messages every account of the store has held longer than AGE (the
+    server may run: it reads the store afresh at each login)."""
+    from vinesctl.commands.user import _local_config
+    from vinesctl.commands.user import _run as in_store
+
+    cfg = _local_config(str(config_path(ctx, config)))
+    before = datetime.now(UTC) - age
+    purged = in_store(cfg, lambda storage: storage.purge_offline(before))
+    if as_json:
+        emit({"purged": purged, "before": before}, True)
+        return
+    click.echo(f"purged {purged} offline messages stored before {before:%Y-%m-%d %H:%M} UTC")

@@ -13,6 +13,7 @@ the last enabled administrator of the domain, only with --force.
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -27,6 +28,7 @@ from vinesctl.commands.remote import (
 )
 from vinesctl.commands.server import load_config
 from vinesctl.connection import connect_options
+from vinesctl.durations import AGE
 from vinesctl.errors import UsageError, VinesctlError
 from vinesctl.output import emit, json_option
 from vinesctl.secrets import new_password, password_file_option
@@ -39,6 +41,16 @@ def local_config_option(f: Any) -> Any:
         type=click.Path(dir_okay=False),
         help="Work on the store of the bundled server with this vines.toml (local mode).",
     )(f)
+
+
+def inactive_option(help: str) -> Any:
+    return click.option("--inactive", metavar="AGE", type=AGE, help=help)
+
+
+def _inactive_since(account: Any, cutoff: datetime) -> bool:
+    """No login (or, never logged in, no creation) since `cutoff`."""
+    last = account.last_login or account.created
+    return last is not None and last < cutoff
 
 
 def _local_config(config: str) -> Any:
@@ -332,22 +344,39 @@ force_option = click.option(
 
 
 @command.command("delete")
-@click.argument("users", metavar="USER...", nargs=-1, required=True)
+@click.argument("users", metavar="USER...", nargs=-1)
 @local_config_option
+@inactive_option("Every account without a login for this long, e.g. 90d (local mode).")
+@click.option("--dry-run", is_flag=True, help="With --inactive: list, delete nothing.")
 @force_option
 @remote_options
+@json_option
 @click.pass_context
 def delete(
     ctx: click.Context,
     users: tuple[str, ...],
     config: str | None,
+    inactive: timedelta | None,
+    dry_run: bool,
     force: bool,
     server: str | None,
     ca: str | None,
     insecure: bool,
     timeout: float,
+    as_json: bool,
 ) -> None:
-    """Delete each USER with all its data (roster, offline messages, vCard, private storage)."""
+    """Delete each USER with all its data (roster, offline messages, vCard, private storage),
+    or with --inactive every account of a bundled server unused for that long."""
+    if bool(users) == (inactive is not None):
+        raise UsageError("give USER... or --inactive AGE", "one of them, not both")
+    if (dry_run or as_json) and inactive is None:
+        flag = "--dry-run" if dry_run else "--json"
+        raise UsageError(f"{flag} goes with --inactive", "add --inactive AGE")
+    if inactive is not None:
+        if not config:
+            raise UsageError("--inactive applies to local mode", "add --config PATH")
+        _delete_inactive(ctx, _local_config(config), inactive, dry_run, force, as_json)
+        return
     if not config:
         _many(ctx, users, server, ca, insecure, timeout, "delete_user", "deleted", force)
         return
@@ -359,6 +388,44 @@ def delete(
         if not _run(cfg, lambda s, jid=jid: s.delete_account(jid)):
             raise _no_such(jid)
         click.echo(f"deleted {jid}")
+
+
+def _delete_inactive(
+    ctx: click.Context, cfg: Any, age: timedelta, dry_run: bool, force: bool, as_json: bool
+) -> None:
+    cutoff = datetime.now(UTC) - age
+
+    async def find(storage: Any) -> list[str]:
+        found = []
+        for jid in await storage.list_accounts():
+            account = await storage.get_account(jid)
+            if account is not None and _inactive_since(account, cutoff):
+                found.append(jid)
+        return found
+
+    jids = _run(cfg, find)
+    if jids and not dry_run and not force:
+        _local_lockout(ctx, cfg, jids, "delete")
+    deleted = []
+    if not dry_run:
+        for jid in jids:
+            # a login between the listing and now makes it active again: keep it
+            async def delete_if_still_inactive(storage: Any, jid: str = jid) -> bool:
+                account = await storage.get_account(jid)
+                if account is None or not _inactive_since(account, cutoff):
+                    return False
+                return await storage.delete_account(jid)
+
+            if _run(cfg, delete_if_still_inactive):
+                deleted.append(jid)
+    data = {"inactive_since": cutoff, "dry_run": dry_run, "accounts": jids, "deleted": deleted}
+    if as_json:
+        emit(data, True)
+        return
+    for jid in jids:
+        click.echo(f"would delete {jid}" if dry_run else f"deleted {jid}")
+    if not jids:
+        click.echo(f"no account without a login since {cutoff:%Y-%m-%d %H:%M} UTC")
 
 
 # ---- no self-lockout -------------------------------------------------------------------------
@@ -551,6 +618,7 @@ def _local_show(ctx: click.Context, user: str, config: str, as_json: bool) -> No
 @command.command("list")
 @local_config_option
 @click.option("--domain", help="Only this domain's accounts (local mode).")
+@inactive_option("Only accounts without a login for this long, e.g. 90d (local mode).")
 @remote_options
 @json_option
 @click.pass_context
@@ -558,6 +626,7 @@ def list_(
     ctx: click.Context,
     config: str | None,
     domain: str | None,
+    inactive: timedelta | None,
     server: str | None,
     ca: str | None,
     insecure: bool,
@@ -567,8 +636,9 @@ def list_(
     """List accounts: whether each is disabled and online (local mode: creation time and last
     login too)."""
     if not config:
-        if domain is not None:
-            raise UsageError("--domain applies to local mode", "add --config PATH or drop it")
+        if domain is not None or inactive is not None:
+            which = "--domain" if domain is not None else "--inactive"
+            raise UsageError(f"{which} applies to local mode", "add --config PATH or drop it")
 
         async def work(client: Any, conn: Any, _s: Any) -> Any:
             from vinesctl.xmpp import admin
@@ -594,11 +664,15 @@ def list_(
                 f"hosted: {', '.join(sorted(cfg.domains))}",
             )
 
+    cutoff = datetime.now(UTC) - inactive if inactive is not None else None
+
     async def collect(storage: Any) -> list[dict[str, Any]]:
         rows = []
         for jid in await storage.list_accounts(domain):
             account = await storage.get_account(jid)
             if account is None:  # deleted meanwhile
+                continue
+            if cutoff is not None and not _inactive_since(account, cutoff):
                 continue
             rows.append(
                 {

@@ -20,6 +20,16 @@ def status_view(data: dict[str, Any]) -> Table:
     table.add_row("domains", ", ".join(data.get("domains") or []) or "-")
     for listener in data.get("listeners") or []:
         table.add_row("listener", listener_line(listener))
+    for cert in data.get("certificates") or []:
+        if cert.get("not_after") is None:
+            table.add_row("certificate", f"{cert['domain']}: [red]{cert.get('error')}[/]")
+            continue
+        days = cert["days_left"]
+        left = f"{days} days left" if days >= 0 else "[red]expired[/]"
+        if 0 <= days < 30:
+            left = f"[yellow]{left}[/]"
+        until = f"{cert['not_after']:%Y-%m-%d}"
+        table.add_row("certificate", f"{cert['domain']}: until {until} ({left})")
     table.add_row("config", data.get("config") or "")
     if data.get("log"):
         table.add_row("log", data["log"])
