@@ -76,7 +76,7 @@ def main() -> int:
         return 2
     rng = random.SystemRandom()
     total_cases = total_failures = 0
-    print(f"{'target':<22} {'cases':>9} {'rounds':>6} {'failures':>8} {'seconds':>8}")
+    print(f"{'target':<22} {'cases':>9} {'rounds':>6} {'failures':>8} {'seconds':>8}", flush=True)
     for target in chosen:
         cases, rounds, failures = [0], 0, []
         start = time.monotonic()
@@ -86,7 +86,10 @@ def main() -> int:
             if found is not None:
                 failures.append(found)
         elapsed = time.monotonic() - start
-        print(f"{target.name:<22} {cases[0]:>9} {rounds:>6} {len(failures):>8} {elapsed:>8.1f}")
+        print(
+            f"{target.name:<22} {cases[0]:>9} {rounds:>6} {len(failures):>8} {elapsed:>8.1f}",
+            flush=True,
+        )
         for failure in failures[:3]:
             print("    " + failure.replace("\n", "\n    "))
         total_cases += cases[0]

@@ -5,6 +5,7 @@ always refused with restricted-xml, wherever it sits and however the bytes are c
 from __future__ import annotations
 
 import itertools
+import re
 from xml.etree.ElementTree import Element
 
 from hypothesis import strategies as st
@@ -198,8 +199,14 @@ def stream_with_restricted(draw: st.DrawFn) -> list[bytes]:
     token = draw(st.sampled_from(RESTRICTED))
     host = draw(st.integers(0, len(stanzas) - 1))
     text = stanzas[host].encode()
-    # a tag boundary inside the chosen stanza: after any '>' but the last
-    boundaries = [i + 1 for i, b in enumerate(text[:-1]) if b == ord(">")]
+    # a tag boundary inside the chosen stanza: after any '>' but the last, except inside a
+    # CDATA section (the only place a raw '>' is text; there a comment is text too)
+    cdata = [m.span() for m in re.finditer(rb"<!\[CDATA\[.*?\]\]>", text, re.S)]
+    boundaries = [
+        i + 1
+        for i, b in enumerate(text[:-1])
+        if b == ord(">") and not any(a <= i < z - 1 for a, z in cdata)
+    ]
     where = draw(st.sampled_from(["inside", "between"])) if boundaries else "between"
     if where == "inside":  # after a tag of the stanza: between elements, or in text
         at = draw(st.sampled_from(boundaries))
