@@ -10,6 +10,7 @@ import asyncio
 import re
 import secrets
 import shutil
+import socket
 import ssl
 import subprocess
 import warnings
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from vines_server.modules.presence import SubscribeBudget
+from vines_server.net import connection
 from vines_server.xmpp import ns
 from vines_server.xmpp.jid import JID
 from vines_server.xmpp.stanza import make
@@ -394,3 +396,30 @@ async def test_t08_account_scoped_iqs_do_not_tell_a_missing_account(server):
     missing = await harvest(mallory, f"ghost@{DOMAIN}", ACCOUNT_IQ, [])
     existing = await harvest(mallory, f"carol@{DOMAIN}", ACCOUNT_IQ, [])
     assert missing == existing
+
+
+# ---- T-18: a flooding client ----------------------------------------------------------------
+
+
+async def test_t18_a_flood_is_throttled_by_pausing_reads_without_loss_or_error(server, monkeypatch):
+    pauses: list[str] = []
+    original = connection.C2SConnection._pause
+
+    def recording_pause(self, reason: str) -> None:  # the real pause, counted
+        pauses.append(reason)
+        original(self, reason)
+
+    monkeypatch.setattr(connection.C2SConnection, "_pause", recording_pause)
+    alice, alice_jid = await login(server, "alice")
+    mallory, _ = await login(server, "mallory")
+    count = 2000
+    sock = mallory.writer.get_extra_info("socket")
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for i in range(count):  # one TLS record, one TCP segment and so one server read each
+        await mallory.send(f"<message to='{alice_jid}' id='f{i}'><body>{i}</body></message>")
+        await asyncio.sleep(0)  # let the loop flush it: drain() alone does not yield
+    got = await alice.read_until(rf"<message[^>]*id='f{count - 1}'.*?</message>".encode(), 60)
+    ids = [int(i) for i in re.findall(rb"<message[^>]*id='f(\d+)'", got)]
+    assert ids == list(range(count))  # nothing lost, nothing reordered
+    assert "rate" in pauses, pauses  # the server paused reading mallory instead of failing
+    assert b"error" not in await pong(mallory)  # and mallory got no error
