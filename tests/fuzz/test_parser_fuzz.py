@@ -194,7 +194,7 @@ RESTRICTED = [
 @st.composite
 def stream_with_restricted(draw: st.DrawFn) -> list[bytes]:
     """A valid stream with a restricted construct between two tags (inside a stanza, between
-    stanzas, or right after the header), cut at random."""
+    stanzas, or before the stream header), cut at random."""
     stanzas = draw(st.lists(element_xml(), min_size=1, max_size=4))
     token = draw(st.sampled_from(RESTRICTED))
     host = draw(st.integers(0, len(stanzas) - 1))
@@ -207,7 +207,10 @@ def stream_with_restricted(draw: st.DrawFn) -> list[bytes]:
         for i, b in enumerate(text[:-1])
         if b == ord(">") and not any(a <= i < z - 1 for a, z in cdata)
     ]
-    where = draw(st.sampled_from(["inside", "between"])) if boundaries else "between"
+    where = draw(st.sampled_from(["inside", "between", "prolog"] if boundaries else ["between"]))
+    if where == "prolog" and not token.startswith(b"&"):  # before the stream header
+        decl = len(b"<?xml version='1.0'?>")
+        return draw(cuts(HEADER[:decl] + token + HEADER[decl:] + "".join(stanzas).encode()))
     if where == "inside":  # after a tag of the stanza: between elements, or in text
         at = draw(st.sampled_from(boundaries))
         stanzas[host] = (text[:at] + token + text[at:]).decode()
