@@ -37,7 +37,7 @@ TARGETS: list[Target] = [
     *test_scram_fuzz.TARGETS,
     *test_forms_fuzz.TARGETS,
 ]
-ROUND = 2000  # cases per round (one seed); a failing round stops early and is shrunk
+ROUND = 500  # cases per round (one seed); a failing round stops early and is shrunk
 
 
 def run_round(target: Target, case_seed: int, cases: list[int]) -> str | None:
