@@ -236,6 +236,6 @@ def check_restricted_refused(chunks: list[bytes]) -> None:
 TARGETS = [
     Target("parser-chunking", chunked_stream(), check_chunking),
     Target("parser-hostile-bytes", hostile_bytes(), check_only_stream_errors, examples=200),
-    Target("parser-restricted", stream_with_restricted(), check_restricted_refused),
+    Target("parser-restricted", stream_with_restricted(), check_restricted_refused, examples=60),
 ]
 test_parser_chunking, test_parser_hostile_bytes, test_parser_restricted = map(ci_test, TARGETS)
