@@ -61,6 +61,7 @@ class Limits:
     roster_items: int = 2000  # per account
     private_bytes: int = 1024 * 1024  # per account, of XEP-0049 private XML
     directed_presences: int = 1000  # per session: JIDs given directed available presence
+    subscriptions_per_minute: int = 100  # per account: subscribe requests (XEP-0205)
     pbkdf2_iterations: int = 10_000
     connections_per_ip: int = 64  # XEP-0205: refused at accept beyond this
     auth_failures_per_ip: int = 20  # within auth_ban_seconds, then the IP is banned ...

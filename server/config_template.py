@@ -29,6 +29,7 @@ LIMIT_NOTES = {
     "roster_items": "roster items per account, then not-acceptable",
     "private_bytes": "bytes of private XML storage (XEP-0049) per account",
     "directed_presences": "JIDs one session may send directed presence to",
+    "subscriptions_per_minute": "subscribe requests per account per minute, then too-many-stanzas",
     "output_bytes": "bytes queued for a client that does not read, then messages go offline",
     "pbkdf2_iterations": "SCRAM iterations for new passwords (at least 10000)",
     "connections_per_ip": "open connections per client address, more are refused (XEP-0205)",

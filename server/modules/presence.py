@@ -8,6 +8,7 @@ approved) plus the table of inbound requests awaiting an answer.
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
@@ -32,7 +33,32 @@ REVOKE_FROM = {"from": "none", "both": "to"}
 REVOKE_TO = {"to": "none", "both": "from"}
 
 
+class SubscribeBudget:
+    """XEP-0205 "limit subscription requests": each account may send at most `per_minute`
+    subscribe requests in any minute (a bucket that refills evenly), so one account cannot spam
+    a thousand strangers' rosters. Only accounts that spent some of it are remembered."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._spent: dict[JID, tuple[float, float]] = {}  # account -> (tokens used, at)
+        self._prune_at = 1024
+
+    def take(self, account: JID, now: float) -> bool:
+        used, at = self._spent.get(account, (0.0, now))
+        used = max(0.0, used - (now - at) * self.per_minute / 60.0)
+        if used + 1 > self.per_minute:
+            self._spent[account] = (used, now)
+            return False
+        self._spent[account] = (used + 1, now)
+        if len(self._spent) > self._prune_at:  # forget accounts whose bucket has refilled
+            self._spent = {a: v for a, v in self._spent.items() if v[1] > now - 60.0}
+            self._prune_at = max(1024, 2 * len(self._spent))
+        return True
+
+
 def setup(api: ModuleAPI) -> None:
+    budget = SubscribeBudget(api.config.limits.subscriptions_per_minute)
+
     async def handle(stanza: Element, to: JID | None, origin: Session | None) -> None:
         ptype = stanza.get("type")
         if origin is None:
@@ -43,6 +69,16 @@ def setup(api: ModuleAPI) -> None:
             if ptype in (None, "unavailable"):
                 await broadcast(api, origin, stanza)
             return  # probes and subscriptions need a `to`; drop quietly
+        if ptype == "subscribe" and not budget.take(origin.jid.bare, time.monotonic()):
+            text = (
+                f"at most {budget.per_minute} subscription requests per minute "
+                "(limits.subscriptions_per_minute)"
+            )
+            too_many = StanzaError(
+                "unexpected-request", text, type="wait", app=(ns.XMPP_ERRORS, "too-many-stanzas")
+            )
+            api.router.deliver(error_reply(stanza, too_many), origin)
+            return
         if ptype in SUBSCRIPTION:
             try:
                 await outbound_subscription(api, origin.jid.bare, to.bare, ptype, stanza)
