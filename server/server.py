@@ -79,9 +79,14 @@ class Server:
         self._bans: dict[str, float] = {}  # IP -> wall-clock end of the ban
         self.host = ModuleHost(self)
         self.router = Router(
-            self.domains, self.sessions, self.storage, self.host, limits.offline_quota
+            self.domains,
+            self.sessions,
+            self.storage,
+            self.host.hooks,
+            self.spawn,
+            limits.offline_quota,
+            limits.offline_bytes,
         )
-        self.disco_nodes: dict[str, Any] = {}
         self.listening: list[Listening] = []
         self.started_monotonic = time.monotonic()
         # set by the shutdown/restart admin commands; main.py waits on it besides signals
@@ -93,15 +98,7 @@ class Server:
     # ---- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.storage.open()
-        self.c2s_settings = replace(
-            self.c2s_settings,
-            iterations=self.config.limits.pbkdf2_iterations,
-            fake_secret=await self._fake_secret(),
-        )
-        for name in DEFAULT_MODULES:
-            module = importlib.import_module(f"vines_server.modules.{name}")
-            module.setup(self.host.api(name))
+        await self.open()
         certs = {d.name: (d.certificate, d.key) for d in self.config.domains.values()}
         starttls_ctx = server_context(certs)
         direct_ctx = server_context(certs, alpn=["xmpp-client"])
@@ -117,6 +114,18 @@ class Server:
             ", ".join(sorted(self.domains)),
             ", ".join(f"{li.kind} {li.host}:{li.port}" for li in self.listening),
         )
+
+    async def open(self) -> None:
+        """Storage and modules: everything but the listeners (the routing tests stop here)."""
+        await self.storage.open()
+        self.c2s_settings = replace(
+            self.c2s_settings,
+            iterations=self.config.limits.pbkdf2_iterations,
+            fake_secret=await self._fake_secret(),
+        )
+        for name in DEFAULT_MODULES:
+            module = importlib.import_module(f"vines_server.modules.{name}")
+            module.setup(self.host.api(name))
 
     async def _fake_secret(self) -> bytes:
         """Unknown users get fake SCRAM salts derived from this; it must outlive restarts,
@@ -192,6 +201,7 @@ class Server:
         """Push reloaded limits into what copied them at start; new connections see them."""
         limits = self.config.limits
         self.router.offline_quota = limits.offline_quota
+        self.router.offline_bytes = limits.offline_bytes
         self.c2s_settings = replace(
             self.c2s_settings, **_c2s_limits(limits), iterations=limits.pbkdf2_iterations
         )

@@ -153,7 +153,7 @@ def setup(api: ModuleAPI) -> None:
         if load.differs(state["last"]):  # type: ignore[arg-type]
             state["last"] = load
             for jid, session in list(watchers.items()):
-                api.router.deliver(presence_of(load, jid.domain, jid), session)
+                api.deliver(presence_of(load, jid.domain, jid), session)
                 sampler.own += 1
         arm()
 
@@ -165,7 +165,7 @@ def setup(api: ModuleAPI) -> None:
     def watch(session: Session, domain: str) -> None:
         watchers[session.jid] = session
         load = state["last"] or sampler.sample()
-        api.router.deliver(presence_of(load, domain, session.jid), session)  # type: ignore[arg-type]
+        api.deliver(presence_of(load, domain, session.jid), session)  # type: ignore[arg-type]
         sampler.own += 1
         arm()
 

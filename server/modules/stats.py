@@ -43,7 +43,7 @@ def setup(api: ModuleAPI) -> None:
     last = [(time.monotonic(), 0, 0)]  # (monotonic, stanzas in, stanzas out) at the last request
 
     def rates() -> tuple[float, float]:
-        router = api.router
+        router = api.server.router
         then, stanzas_in, stanzas_out = last[-1]
         now = time.monotonic()
         last[:] = [(now, router.stanzas_in, router.stanzas_out)]
