@@ -20,7 +20,7 @@ from vines_server.core.api import ModuleHost
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
 from vines_server.modules import DEFAULT_MODULES
-from vines_server.net.connection import C2SConnection
+from vines_server.net.connection import C2S, StreamConnection, StreamKind
 from vines_server.net.tls import server_context
 from vines_server.storage import open_storage
 from vines_server.storage.base import Storage
@@ -73,7 +73,7 @@ class Server:
         limits = config.limits
         self.c2s_settings = C2SSettings(**_c2s_limits(limits), domains=self.domains)
         self.sessions = SessionRegistry()
-        self.connections: set[C2SConnection] = set()
+        self.connections: set[StreamConnection] = set()
         self._per_ip: Counter[str] = Counter()  # open connections per source IP
         self._auth_failures: dict[str, deque[float]] = {}  # IP -> failure times (monotonic)
         self._bans: dict[str, float] = {}  # IP -> wall-clock end of the ban
@@ -103,10 +103,10 @@ class Server:
         starttls_ctx = server_context(certs)
         direct_ctx = server_context(certs, alpn=["xmpp-client"])
         lst = self.config.listeners
-        await self._listen("c2s-starttls", lst.bind, lst.c2s_port, starttls_ctx, direct=False)
+        await self._listen(C2S, "c2s-starttls", lst.bind, lst.c2s_port, starttls_ctx, direct=False)
         if lst.c2s_direct_tls_port is not None:
             await self._listen(
-                "c2s-direct-tls", lst.bind, lst.c2s_direct_tls_port, direct_ctx, direct=True
+                C2S, "c2s-direct-tls", lst.bind, lst.c2s_direct_tls_port, direct_ctx, direct=True
             )
         self.started_monotonic = time.monotonic()
         log.info(
@@ -137,17 +137,24 @@ class Server:
         return bytes.fromhex(stored)
 
     async def _listen(
-        self, kind: str, hosts: tuple[str, ...], port: int, ctx: ssl.SSLContext, direct: bool
+        self,
+        kind: StreamKind,
+        name: str,
+        hosts: tuple[str, ...],
+        port: int,
+        ctx: ssl.SSLContext,
+        direct: bool,
     ) -> None:
+        """Listen for streams of `kind` (c2s today; components and s2s next)."""
         loop = asyncio.get_running_loop()
         for host in hosts:
             server = await loop.create_server(
-                lambda: C2SConnection(self, ctx, direct), host, port, reuse_address=True
+                lambda: StreamConnection(self, kind, ctx, direct), host, port, reuse_address=True
             )
             self._servers.append(server)
             for sock in server.sockets:
                 addr = sock.getsockname()
-                self.listening.append(Listening(kind, addr[0], addr[1]))
+                self.listening.append(Listening(name, addr[0], addr[1]))
 
     async def stop(self) -> None:
         """Orderly shutdown: stop accepting, <system-shutdown/> to every stream, close storage."""
@@ -284,7 +291,7 @@ class Server:
 
     # ---- sessions ------------------------------------------------------------------------
 
-    async def bind(self, conn: C2SConnection, resource: str | None) -> Session:
+    async def bind(self, conn: StreamConnection, resource: str | None) -> Session:
         """Bind a resource (RFC 6120 7): conflict replaces the old session, the cap refuses."""
         from vines_server.xmpp.jid import JID, JIDError
 
