@@ -64,37 +64,37 @@ def faulty_module(harness):
     return api
 
 
-async def test_a_raising_iq_handler_answers_internal_server_error(harness, caplog):
+RAISING = [
+    (
+        "iq",
+        f"<iq type='get' id='f1' to='{DOMAIN}'><query xmlns='{BOOM}'/></iq>",
+        "boom in an iq handler",
+    ),
+    (
+        "presence",
+        f"<presence type='subscribe' id='f1' to='bob@{DOMAIN}'/>",
+        "boom in a presence handler",
+    ),
+    (
+        "message",
+        f"<message type='chat' id='f1' to='bob@{DOMAIN}'><body>boom</body></message>",
+        "boom in a message handler",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "stanza", "cause"), RAISING, ids=[r[0] for r in RAISING])
+async def test_a_raising_handler_answers_internal_server_error(
+    harness, caplog, kind: str, stanza: str, cause: str
+):
     faulty_module(harness)
     raw = await raw_login(harness, "alice")
-    await raw.send(f"<iq type='get' id='x1' to='{DOMAIN}'><query xmlns='{BOOM}'/></iq>")
-    reply = await raw.read_until(rb"<iq[^>]*id='x1'.*?</iq>")
+    await raw.send("<presence/>")  # a bounce to alice's bare JID reaches available sessions
+    await raw.send(stanza)
+    reply = await raw.read_until(rf"<{kind}[^>]*id='f1'.*?</{kind}>".encode())
     assert b"type='error'" in reply and error_of(reply) == ("cancel", "internal-server-error")
     await still_open(raw)
-    one_line_cause(caplog, "boom in an iq handler")
-    raw.close()
-
-
-async def test_a_raising_presence_handler_answers_the_subscription_request(harness, caplog):
-    faulty_module(harness)
-    raw = await raw_login(harness, "alice")
-    await raw.send("<presence/>")
-    await raw.send(f"<presence type='subscribe' id='s1' to='bob@{DOMAIN}'/>")
-    reply = await raw.read_until(rb"<presence[^>]*id='s1'.*?</presence>")
-    assert b"type='error'" in reply and error_of(reply) == ("cancel", "internal-server-error")
-    await still_open(raw)
-    one_line_cause(caplog, "boom in a presence handler")
-    raw.close()
-
-
-async def test_a_raising_message_handler_answers_the_message(harness, caplog):
-    faulty_module(harness)
-    raw = await raw_login(harness, "alice")
-    await raw.send(f"<message type='chat' id='m1' to='bob@{DOMAIN}'><body>boom</body></message>")
-    reply = await raw.read_until(rb"<message[^>]*id='m1'.*?</message>")
-    assert b"type='error'" in reply and error_of(reply) == ("cancel", "internal-server-error")
-    await still_open(raw)
-    one_line_cause(caplog, "boom in a message handler")
+    one_line_cause(caplog, cause)
     raw.close()
 
 
