@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from vines_server.config import Config
     from vines_server.core.routing import Router
     from vines_server.core.sessions import Session, SessionRegistry
-    from vines_server.server import Server
+    from vines_server.server import Reloaded, Server
     from vines_server.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,35 @@ class IqRequest:
 
 
 IqHandler = Callable[[IqRequest], Awaitable[Element | None]]
+
+
+class Operator:
+    """What the service administration commands may do to the running server, and nothing
+    more: stop or restart it, reload vines.toml, list and lift bans."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+
+    @property
+    def shutdown_requested(self) -> asyncio.Event:
+        return self._server.shutdown_requested  # the main loop waits on it
+
+    @property
+    def restart_requested(self) -> bool:
+        return self._server.restart_requested
+
+    @restart_requested.setter
+    def restart_requested(self, value: bool) -> None:
+        self._server.restart_requested = value
+
+    async def reload(self) -> Reloaded:
+        return await self._server.reload()
+
+    def bans(self) -> dict[str, float]:
+        return self._server.bans()
+
+    def unban(self, ip: str) -> bool:
+        return self._server.unban(ip)
 
 
 class ModuleHost:
@@ -132,10 +162,30 @@ class ModuleAPI:
         return self._host.disco_nodes
 
     @property
-    def server(self) -> Server:
-        """The operator's levers (shutdown, reload, bans, connection counts) for the service
-        administration modules only; every other module uses what is above."""
-        return self._host.server
+    def operator(self) -> Operator:
+        """The levers of the service administration commands (shutdown, restart, reload,
+        bans); the other modules have no use for them."""
+        return Operator(self._host.server)
+
+    def traffic(self) -> tuple[int, int]:
+        """Stanzas routed in and delivered out since start (cumulative counters)."""
+        router = self._host.router
+        return router.stanzas_in, router.stanzas_out
+
+    def connections(self) -> dict[str, int]:
+        """Open connections per listener, authenticated or not."""
+        counts: dict[str, int] = {}
+        for conn in self._host.server.connections:
+            name = str(conn.info.get("listener", "?"))
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def uptime(self) -> float:
+        return time.monotonic() - self._host.server.started_monotonic
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run `coro` in the background; the server waits for it at shutdown."""
+        self._host.server.spawn(coro)
 
     # ---- stanzas out: always through the router --------------------------------------------
 
