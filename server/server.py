@@ -21,7 +21,7 @@ from vines_server.core.api import ModuleHost
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
 from vines_server.modules import DEFAULT_MODULES
-from vines_server.net.connection import C2SConnection
+from vines_server.net.connection import C2S, StreamConnection, StreamKind
 from vines_server.net.tls import server_context
 from vines_server.storage import open_storage
 from vines_server.storage.base import Storage
@@ -37,18 +37,21 @@ MAX_TRACKED_IPS = 100_000  # failure histories kept at most (oldest dropped firs
 RELOADABLE = ("admins", "federation", "limits", "deadlines", "log_level")
 
 
-def _c2s_limits(limits: Any) -> dict[str, Any]:
-    """The C2SSettings fields that come from [limits]."""
-    return {
-        "preauth_limits": ParserLimits(
+def c2s_settings(config: Config, fake_secret: bytes | None = None) -> C2SSettings:
+    """The one place client-stream settings are built from configuration: at start, and
+    again on reload (the fake-salt secret stays what it was)."""
+    limits = config.limits
+    return C2SSettings(
+        domains=frozenset(config.domains),
+        preauth_limits=ParserLimits(
             limits.preauth_stanza_size, limits.preauth_elements, limits.depth, limits.attributes
         ),
-        "limits": ParserLimits(
-            limits.stanza_size, limits.elements, limits.depth, limits.attributes
-        ),
-        "auth_failures": limits.auth_failures_per_stream,
-        "stream_restarts": limits.stream_restarts,
-    }
+        limits=ParserLimits(limits.stanza_size, limits.elements, limits.depth, limits.attributes),
+        auth_failures=limits.auth_failures_per_stream,
+        stream_restarts=limits.stream_restarts,
+        iterations=limits.pbkdf2_iterations,
+        fake_secret=fake_secret,
+    )
 
 
 @dataclass(frozen=True)
@@ -72,17 +75,22 @@ class Server:
         self.storage: Storage = storage if storage is not None else open_storage(config.storage)
         self.domains = frozenset(config.domains)
         limits = config.limits
-        self.c2s_settings = C2SSettings(**_c2s_limits(limits), domains=self.domains)
+        self.c2s_settings = c2s_settings(config)
         self.sessions = SessionRegistry()
-        self.connections: set[C2SConnection] = set()
+        self.connections: set[StreamConnection] = set()
         self._per_ip: Counter[str] = Counter()  # open connections per source IP
         self._auth_failures: dict[str, deque[float]] = {}  # IP -> failure times (monotonic)
         self._bans: dict[str, float] = {}  # IP -> wall-clock end of the ban
         self.host = ModuleHost(self)
         self.router = Router(
-            self.domains, self.sessions, self.storage, self.host, limits.offline_quota
+            self.domains,
+            self.sessions,
+            self.storage,
+            self.host.hooks,
+            self.spawn,
+            limits.offline_quota,
+            limits.offline_bytes,
         )
-        self.disco_nodes: dict[str, Any] = {}
         self.listening: list[Listening] = []
         self.started_monotonic = time.monotonic()
         # set by the shutdown/restart admin commands; main.py waits on it besides signals
@@ -94,27 +102,29 @@ class Server:
     # ---- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.storage.open()
-        self.c2s_settings = replace(
-            self.c2s_settings,
-            iterations=self.config.limits.pbkdf2_iterations,
-            fake_secret=await self._fake_secret(),
-        )
-        for name in DEFAULT_MODULES:
-            module = importlib.import_module(f"vines_server.modules.{name}")
-            module.setup(self.host.api(name))
+        await self.open()
         self._served = self._certificate_files()
         self.tls_contexts = self._build_tls_contexts()
         lst = self.config.listeners
-        await self._listen("c2s-starttls", lst.bind, lst.c2s_port, direct=False)
+        await self._listen(C2S, "c2s-starttls", lst.bind, lst.c2s_port, direct=False)
         if lst.c2s_direct_tls_port is not None:
-            await self._listen("c2s-direct-tls", lst.bind, lst.c2s_direct_tls_port, direct=True)
+            await self._listen(
+                C2S, "c2s-direct-tls", lst.bind, lst.c2s_direct_tls_port, direct=True
+            )
         self.started_monotonic = time.monotonic()
         log.info(
             "serving %s on %s",
             ", ".join(sorted(self.domains)),
             ", ".join(f"{li.kind} {li.host}:{li.port}" for li in self.listening),
         )
+
+    async def open(self) -> None:
+        """Storage and modules: everything but the listeners (the routing tests stop here)."""
+        await self.storage.open()
+        self.c2s_settings = c2s_settings(self.config, await self._fake_secret())
+        for name in DEFAULT_MODULES:
+            module = importlib.import_module(f"vines_server.modules.{name}")
+            module.setup(self.host.api(name))
 
     async def _fake_secret(self) -> bytes:
         """Unknown users get fake SCRAM salts derived from this; it must outlive restarts,
@@ -147,11 +157,15 @@ class Server:
     def _certificate_files(self) -> list[bytes]:
         return [Path(d.certificate).read_bytes() for d in self.config.domains.values()]
 
-    async def _listen(self, kind: str, hosts: tuple[str, ...], port: int, direct: bool) -> None:
+    async def _listen(
+        self, kind: StreamKind, name: str, hosts: tuple[str, ...], port: int, direct: bool
+    ) -> None:
+        """Listen for streams of `kind` (c2s today; components and s2s next). Each connection
+        takes the TLS context current at accept time, so a reload's new certificate applies."""
         loop = asyncio.get_running_loop()
         for host in hosts:
             server = await loop.create_server(
-                lambda: C2SConnection(self, self.tls_contexts[direct], direct),
+                lambda: StreamConnection(self, kind, self.tls_contexts[direct], direct),
                 host,
                 port,
                 reuse_address=True,
@@ -159,7 +173,7 @@ class Server:
             self._servers.append(server)
             for sock in server.sockets:
                 addr = sock.getsockname()
-                self.listening.append(Listening(kind, addr[0], addr[1]))
+                self.listening.append(Listening(name, addr[0], addr[1]))
 
     async def stop(self) -> None:
         """Orderly shutdown: stop accepting, <system-shutdown/> to every stream, close storage."""
@@ -215,9 +229,8 @@ class Server:
         """Push reloaded limits into what copied them at start; new connections see them."""
         limits = self.config.limits
         self.router.offline_quota = limits.offline_quota
-        self.c2s_settings = replace(
-            self.c2s_settings, **_c2s_limits(limits), iterations=limits.pbkdf2_iterations
-        )
+        self.router.offline_bytes = limits.offline_bytes
+        self.c2s_settings = c2s_settings(self.config, self.c2s_settings.fake_secret)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -297,7 +310,7 @@ class Server:
 
     # ---- sessions ------------------------------------------------------------------------
 
-    async def bind(self, conn: C2SConnection, resource: str | None) -> Session:
+    async def bind(self, conn: StreamConnection, resource: str | None) -> Session:
         """Bind a resource (RFC 6120 7): conflict replaces the old session, the cap refuses."""
         from vines_server.xmpp.jid import JID, JIDError
 

@@ -25,7 +25,7 @@ from vines_server.xmpp.forms import Field, Form
 from vines_server.xmpp.jid import JID, JIDError
 
 if TYPE_CHECKING:
-    from vines_server.server import Server
+    from vines_server.core.api import ModuleAPI
 
 # setting key -> JSON shape
 KEYS = {
@@ -38,8 +38,8 @@ KEYS = {
 
 
 class AdminState:
-    def __init__(self, server: Server) -> None:
-        self.server = server
+    def __init__(self, server: ModuleAPI) -> None:
+        self.server = server  # what it reads: storage, config, domains
         self._stored: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
 

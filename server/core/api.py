@@ -1,8 +1,9 @@
 """The module host and the API each module sees.
 
-A module is a file in `vines_server/modules/` with `setup(api)`. Through the API it registers
-IQ handlers by payload namespace, disco features and identities, and hook handlers; it reaches
-storage, configuration, sessions and the router. The host dispatches what the router gives it.
+A module is a file in `vines_server/modules/` with `setup(api)`. Through the API it hooks events
+on the one bus (stanzas addressed to it, notifications), registers iq handlers by payload
+namespace, disco features and identities; it routes and sends stanzas, reads the store through
+the Storage protocol, and reads configuration and who is online. It never sees a transport.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element
@@ -23,8 +25,11 @@ from vines_server.xmpp.jid import JID
 from vines_server.xmpp.stanza import error_reply, make
 
 if TYPE_CHECKING:
-    from vines_server.core.sessions import Session
-    from vines_server.server import Server
+    from vines_server.config import Config
+    from vines_server.core.routing import Router
+    from vines_server.core.sessions import Session, SessionRegistry
+    from vines_server.server import Reloaded, Server
+    from vines_server.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +56,35 @@ class IqRequest:
 
 
 IqHandler = Callable[[IqRequest], Awaitable[Element | None]]
-PresenceHandler = Callable[[Element, JID | None, "Session | None"], Awaitable[None]]
-MessageHandler = Callable[[Element, "Session | None"], Awaitable[None]]
+
+
+class Operator:
+    """What the service administration commands may do to the running server, and nothing
+    more: stop or restart it, reload vines.toml, list and lift bans."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+
+    @property
+    def shutdown_requested(self) -> asyncio.Event:
+        return self._server.shutdown_requested  # the main loop waits on it
+
+    @property
+    def restart_requested(self) -> bool:
+        return self._server.restart_requested
+
+    @restart_requested.setter
+    def restart_requested(self, value: bool) -> None:
+        self._server.restart_requested = value
+
+    async def reload(self) -> Reloaded:
+        return await self._server.reload()
+
+    def bans(self) -> dict[str, float]:
+        return self._server.bans()
+
+    def unban(self, ip: str) -> bool:
+        return self._server.unban(ip)
 
 
 class ModuleHost:
@@ -60,68 +92,26 @@ class ModuleHost:
         self.server = server
         self.hooks = Hooks()
         self.features = Features()
-        self._iq: dict[tuple[str, str], IqHandler] = {}  # (scope, namespace) -> handler
-        self.presence_handler: PresenceHandler | None = None
-        self.message_handlers: list[MessageHandler] = []
+        self.disco_nodes: dict[str, Any] = {}  # node -> provider (adhoc's command list)
         self._pending: dict[tuple[str, str], asyncio.Future[Element]] = {}
         self._ids = itertools.count(1)
         self.services: dict[str, Any] = {}  # name -> object a module shares (api.provide)
+        self.hooks.on("iq/response", self.response)
+
+    @property
+    def router(self) -> Router:
+        return self.server.router
 
     def api(self, name: str) -> ModuleAPI:
         return ModuleAPI(self, name)
 
-    # ---- dispatch (called by the router) --------------------------------------------------
-
-    async def iq(self, stanza: Element, to: JID | None, origin: Session | None) -> None:
-        router = self.server.router
-        sender = JID.parse(stanza.get("from", ""))
-        target = to.bare if to is not None else sender.bare
-        payload = stanza[0]
-        scope = "server" if target.local is None else "account"
-        namespace = payload.tag[1:].split("}", 1)[0] if payload.tag.startswith("{") else ""
-        handler = self._iq.get((scope, namespace))
-        if handler is None:
-            router.bounce(stanza, StanzaError("service-unavailable"))
-            return
-        # Another user's account must exist; unknown and unwilling look alike.
-        others = scope == "account" and target != sender.bare
-        if others and not await self.server.storage.get_account(str(target)):
-            router.bounce(stanza, StanzaError("service-unavailable"))
-            return
-        request = IqRequest(stanza, payload, sender, target, origin)
-        try:
-            result = await handler(request)
-        except StanzaError as err:
-            router.bounce(stanza, err)
-            return
-        except Exception:
-            log.exception("iq handler for %s failed", namespace)
-            router.bounce(stanza, StanzaError("internal-server-error"))
-            return
-        reply = make(
-            ns.q(ns.CLIENT, "iq"),
-            {"type": "result", "id": stanza.get("id", ""), "to": str(sender)},
-        )
-        if to is not None:
-            reply.set("from", str(to))
-        if result is not None:
-            reply.append(result)
-        router.reply(reply, origin)
-
-    async def presence(self, stanza: Element, to: JID | None, origin: Session | None) -> None:
-        if self.presence_handler is not None:
-            await self.presence_handler(stanza, to, origin)
-
-    async def message_to_server(self, stanza: Element, origin: Session | None) -> None:
-        for handler in self.message_handlers:
-            await handler(stanza, origin)
-        if not self.message_handlers and stanza.get("type") not in ("error", "headline"):
-            self.server.router.bounce(stanza, StanzaError("service-unavailable"))
-
-    def response(self, stanza: Element) -> None:
+    def response(self, stanza: Element) -> bool:
+        """An iq result or error for the server: the answer to one of its requests, if any."""
         future = self._pending.pop((stanza.get("from", ""), stanza.get("id", "")), None)
-        if future is not None and not future.done():
-            future.set_result(stanza)
+        if future is None or future.done():
+            return False
+        future.set_result(stanza)
+        return True
 
     async def request(self, iq: Element, timeout: float = 30.0) -> Element:
         """Send an iq from the server and wait for the reply matched on (to, id) (T-06)."""
@@ -131,51 +121,128 @@ class ModuleHost:
         future = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
-            self.server.router.reply(iq, None)
+            self.router.send(iq)
             return await asyncio.wait_for(future, timeout)
         finally:
             self._pending.pop(key, None)
 
 
 class ModuleAPI:
+    """What a module sees: typed, and narrow (no transport, no connection)."""
+
     def __init__(self, host: ModuleHost, name: str) -> None:
         self._host = host
         self.name = name
         self.log = logging.getLogger(f"vines_server.modules.{name}")
 
-    @property
-    def server(self) -> Server:
-        return self._host.server
+    # ---- reading the server's state --------------------------------------------------------
 
     @property
-    def storage(self) -> Any:
+    def storage(self) -> Storage:
         return self._host.server.storage
 
     @property
-    def config(self) -> Any:
-        return self._host.server.config
+    def config(self) -> Config:
+        return self._host.server.config  # replaced as a whole on reload: read it each time
 
     @property
-    def sessions(self) -> Any:
+    def sessions(self) -> SessionRegistry:
         return self._host.server.sessions
 
     @property
-    def router(self) -> Any:
-        return self._host.server.router
+    def domains(self) -> frozenset[str]:
+        return self._host.server.domains
 
     @property
     def features(self) -> Features:
         return self._host.features
 
+    @property
+    def disco_nodes(self) -> dict[str, Any]:
+        return self._host.disco_nodes
+
+    @property
+    def operator(self) -> Operator:
+        """The levers of the service administration commands (shutdown, restart, reload,
+        bans); the other modules have no use for them."""
+        return Operator(self._host.server)
+
+    def traffic(self) -> tuple[int, int]:
+        """Stanzas routed in and delivered out since start (cumulative counters)."""
+        router = self._host.router
+        return router.stanzas_in, router.stanzas_out
+
+    def connections(self) -> dict[str, int]:
+        """Open connections per listener, authenticated or not."""
+        counts: dict[str, int] = {}
+        for conn in self._host.server.connections:
+            name = str(conn.info.get("listener", "?"))
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def uptime(self) -> float:
+        return time.monotonic() - self._host.server.started_monotonic
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run `coro` in the background; the server waits for it at shutdown."""
+        self._host.server.spawn(coro)
+
+    # ---- stanzas out: always through the router --------------------------------------------
+
+    async def route(self, stanza: Element) -> None:
+        """Route a stanza a module made (its `from` set): local, component, remote or error."""
+        await self._host.router.route(stanza)
+
+    def send(self, stanza: Element) -> None:
+        """A server-made stanza (reply, announcement): now to a live local session, else routed."""
+        self._host.router.send(stanza)
+
+    def deliver(self, stanza: Element, session: Session) -> None:
+        """To one local session, respecting its output congestion."""
+        self._host.router.deliver(stanza, session)
+
+    def bounce(self, stanza: Element, err: StanzaError) -> None:
+        self._host.router.bounce(stanza, err)
+
+    def keep_offline(self, stanza: Element, *sessions: Session) -> asyncio.Future[None]:
+        return self._host.router.keep_offline(stanza, *sessions)
+
+    async def store_offline(self, stanza: Element, bare: JID) -> None:
+        await self._host.router.store_offline(stanza, bare)
+
+    async def request(self, iq: Element, timeout: float = 30.0) -> Element:
+        return await self._host.request(iq, timeout)
+
+    def error(self, stanza: Element, err: StanzaError) -> Element:
+        return error_reply(stanza, err)
+
+    # ---- the event bus ---------------------------------------------------------------------
+
+    def on(self, event: str, handler: Callable[..., Any], priority: int = 0) -> None:
+        """Hook an event; a handler returning True claims it and stops the chain."""
+        self._host.hooks.on(event, handler, priority)
+
+    async def fire(self, event: str, *args: Any) -> bool:
+        return await self._host.hooks.fire(event, *args)
+
+    def emit(self, event: str, *args: Any) -> None:
+        self._host.hooks.emit(event, *args)
+
     def iq(
-        self, namespace: str, handler: IqHandler, *, server: bool = False, account: bool = False
+        self,
+        namespace: str,
+        handler: IqHandler,
+        *,
+        server: bool = False,
+        account: bool = False,
+        priority: int = 0,
     ) -> None:
-        """Handle iq get/set whose payload is in `namespace`, sent to the domain and/or accounts."""
+        """Handle iq get/set whose payload is in `namespace`, sent to the domain and/or
+        accounts: `handler` returns the result's payload (or None) or raises StanzaError."""
         for scope, wanted in (("server", server), ("account", account)):
             if wanted:
-                if (scope, namespace) in self._host._iq:
-                    raise ValueError(f"{namespace} already handled for {scope}")
-                self._host._iq[(scope, namespace)] = handler
+                claim = _iq_claim(self._host, handler, scope == "account")
+                self._host.hooks.on(f"iq/{scope}/{namespace}", claim, priority)
 
     def feature(self, namespace: str, *, server: bool = True, account: bool = False) -> None:
         if server:
@@ -185,15 +252,6 @@ class ModuleAPI:
 
     def identity(self, category: str, type_: str, name: str) -> None:
         self._host.features.identities.add((category, type_, name))
-
-    def on(self, event: str, handler: Callable[..., Any], priority: int = 0) -> None:
-        self._host.hooks.on(event, handler, priority)
-
-    async def fire(self, event: str, *args: Any) -> None:
-        await self._host.hooks.fire(event, *args)
-
-    def emit(self, event: str, *args: Any) -> None:
-        self._host.hooks.emit(event, *args)
 
     def provide(self, name: str, service: Any) -> None:
         """Share an object with the modules loaded after this one (e.g. "adhoc": the command
@@ -211,14 +269,29 @@ class ModuleAPI:
                 f"module {self.name!r} needs {name!r}: load the module that provides it first"
             ) from None
 
-    def handle_presence(self, handler: PresenceHandler) -> None:
-        self._host.presence_handler = handler
 
-    def handle_server_message(self, handler: MessageHandler) -> None:
-        self._host.message_handlers.append(handler)
+def _iq_claim(
+    host: ModuleHost, handler: IqHandler, account: bool
+) -> Callable[[Element, JID, Session | None], Awaitable[bool]]:
+    """The bus handler for an iq handler: it claims the iq and answers it. A StanzaError or
+    any other exception propagates: the router answers with it."""
 
-    async def request(self, iq: Element, timeout: float = 30.0) -> Element:
-        return await self._host.request(iq, timeout)
+    async def claim(stanza: Element, target: JID, origin: Session | None) -> bool:
+        sender = JID.parse(stanza.get("from", ""))
+        # Another user's account must exist; unknown and unwilling look alike.
+        others = account and target != sender.bare
+        if others and not await host.server.storage.get_account(str(target)):
+            raise StanzaError("service-unavailable")
+        result = await handler(IqRequest(stanza, stanza[0], sender, target, origin))
+        reply = make(
+            ns.q(ns.CLIENT, "iq"),
+            {"type": "result", "id": stanza.get("id", ""), "to": str(sender)},
+        )
+        if stanza.get("to"):  # the target is what `to` names, normalised
+            reply.set("from", str(target))
+        if result is not None:
+            reply.append(result)
+        host.router.send(reply, origin)
+        return True
 
-    def error(self, stanza: Element, err: StanzaError) -> Element:
-        return error_reply(stanza, err)
+    return claim

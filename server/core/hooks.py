@@ -1,4 +1,12 @@
-"""A small event bus: modules subscribe handlers to named events, with priorities."""
+"""The event bus: modules subscribe handlers to named events, with priorities.
+
+It is the one dispatch mechanism of the server. Stanzas reach modules through it (the router
+dispatches `iq/server/NS`, `iq/account/NS`, `presence`, `message/account`, `message/server`)
+as do notifications (`session/bound`, `presence/initial`, ...). Handlers run from the highest
+priority down; a handler that returns True claims the event and the chain stops there (as
+Prosody's `module:hook` returning true), so a feature can take a stanza before the default
+handler (carbons, stream management, archiving) without patching the router.
+"""
 
 from __future__ import annotations
 
@@ -36,12 +44,31 @@ class Hooks:
             except Exception:
                 log.exception("handler for %s failed", event)
 
-    async def fire(self, event: str, *args: Any) -> None:
-        """Runs every handler; one that fails is logged and does not stop the others."""
+    async def fire(self, event: str, *args: Any) -> bool:
+        """A notification: every handler runs (one that fails is logged and does not stop the
+        others) until one claims the event. Returns whether one did."""
         for _, _, handler in self._handlers.get(event, ()):
             try:
                 result = handler(*args)
                 if inspect.isawaitable(result):
-                    await result
+                    result = await result
             except Exception:
                 log.exception("handler for %s failed", event)
+                continue
+            if result is True:
+                return True
+        return False
+
+    async def dispatch(self, event: str, *args: Any) -> bool:
+        """A stanza: handlers run until one claims it (returns True); a handler's exception
+        propagates, so the router answers the stanza that caused it. Returns whether it was
+        claimed (unclaimed stanzas get the router's default answer)."""
+        for _, _, handler in self._handlers.get(event, ()):
+            result = handler(*args)
+            if result is None or result is False:  # the common answers, without inspecting
+                continue
+            if result is not True and inspect.isawaitable(result):
+                result = await result
+            if result is True:
+                return True
+        return False

@@ -3,6 +3,7 @@
 DEFAULT_MODULES = (
     "roster",
     "presence",
+    "message",  # delivery to users (RFC 6121 8.5)
     "offline",
     "disco",
     "ping",

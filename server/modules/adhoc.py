@@ -29,7 +29,7 @@ XDATA = ns.q(ns.XDATA, "x")
 
 
 def setup(api: ModuleAPI) -> None:
-    nodes = api.server.disco_nodes
+    nodes = api.disco_nodes
 
     def may_run(command: Command, req: IqRequest) -> bool:
         return req.origin is not None and command.allowed(req.sender, req.target)

@@ -74,7 +74,7 @@ def account_field(label: str = "The Jabber ID of the account") -> Field:
 
 
 def setup(api: ModuleAPI) -> None:
-    state = AdminState(api.server)
+    state = AdminState(api)
     api.provide("admins", state)
     registry = api.use("adhoc")
     storage = api.storage

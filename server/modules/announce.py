@@ -61,7 +61,7 @@ def text(value: list[str] | None) -> str:
 def broadcast(api: ModuleAPI, domain: str, body: str, subject: str | None) -> int:
     sessions = [s for s in api.sessions if s.jid.domain == domain]
     for session in sessions:
-        api.router.deliver(message(domain, session.jid, body, subject, "headline"), session)
+        api.deliver(message(domain, session.jid, body, subject, "headline"), session)
     return len(sessions)
 
 
@@ -115,7 +115,7 @@ def setup(api: ModuleAPI) -> None:
             if session.jid.domain == domain and motd_sent.get(session) != motd:
                 motd_sent[session] = motd
                 msg = message(domain, session.jid, motd, "Message of the day", "headline")
-                api.router.deliver(msg, session)
+                api.deliver(msg, session)
                 count += 1
         return Result.info(f"message of the day set; sent to {count} online session(s)")
 
@@ -135,7 +135,7 @@ def setup(api: ModuleAPI) -> None:
         if motd and motd_sent.get(session) != motd:  # set-motd may have sent it meanwhile
             motd_sent[session] = motd
             msg = message(session.jid.domain, session.jid, motd, "Message of the day", "headline")
-            api.router.deliver(msg, session)
+            api.deliver(msg, session)
 
     api.on("presence/initial", motd_at_login)
 
@@ -168,6 +168,6 @@ def setup(api: ModuleAPI) -> None:
     async def welcome(jid: JID) -> None:
         body = await state.text("welcome", jid.domain)
         if body:
-            await api.router.deliver_to_account(welcome_message(jid, body), jid)
+            await api.route(welcome_message(jid, body))  # online now, or kept offline
 
     api.on("account/created", welcome)

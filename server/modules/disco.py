@@ -2,7 +2,7 @@
 
 Features and identities come from the modules that implement them (`api.feature`, `api.identity`);
 nodes can be answered by other modules through the `disco/info-node` and `disco/items-node`
-providers registered on `api.server.disco_nodes`.
+providers registered on `api.disco_nodes`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def setup(api: ModuleAPI) -> None:
         node = req.payload.get("node")
         query = make(ns.q(ns.DISCO_INFO, "query"), {"node": node} if node else None)
         if node:
-            provider = api.server.disco_nodes.get(node)
+            provider = api.disco_nodes.get(node)
             if provider is None:
                 raise StanzaError("item-not-found")
             identities, features = await provider.info(req)
@@ -57,7 +57,7 @@ def setup(api: ModuleAPI) -> None:
         node = req.payload.get("node")
         query = make(ns.q(ns.DISCO_ITEMS, "query"), {"node": node} if node else None)
         if node:
-            provider = api.server.disco_nodes.get(node)
+            provider = api.disco_nodes.get(node)
             if provider is None:
                 raise StanzaError("item-not-found")
             entries = await provider.items(req)

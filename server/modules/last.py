@@ -1,6 +1,5 @@
 """Last Activity (XEP-0012) of the domain: the server's uptime in seconds."""
 
-import time
 from xml.etree.ElementTree import Element
 
 from vines_server.core.api import IqRequest, ModuleAPI
@@ -13,7 +12,7 @@ def setup(api: ModuleAPI) -> None:
     async def uptime(req: IqRequest) -> Element:
         if req.type != "get":
             raise StanzaError("bad-request")
-        seconds = int(time.monotonic() - api.server.started_monotonic)
+        seconds = int(api.uptime())
         return make(ns.q(ns.LAST, "query"), {"seconds": str(seconds)})
 
     api.iq(ns.LAST, uptime, server=True)

@@ -82,32 +82,27 @@ class Sampler:
 
     def __init__(self, api: ModuleAPI) -> None:
         self.api = api
-        router = api.server.router
-        self._last = (time.monotonic(), time.process_time(), router.stanzas_in, router.stanzas_out)
+        self._last = (time.monotonic(), time.process_time(), *api.traffic())
         self.own = 0  # load presences we sent: not traffic, or each update would cause the next
 
     def sample(self) -> Load:
-        server = self.api.server
+        api = self.api
         now, cpu = time.monotonic(), time.process_time()
-        router = server.router
+        stanzas_in, stanzas_out = api.traffic()
         last_wall, last_cpu, last_in, last_out = self._last
         elapsed = max(now - last_wall, 1e-6)
-        out = router.stanzas_out - self.own
-        self._last = (now, cpu, router.stanzas_in, out)
-        connections: dict[str, int] = {}
-        for conn in server.connections:
-            name = str(conn.info.get("listener", "c2s"))
-            connections[name] = connections.get(name, 0) + 1
+        out = stanzas_out - self.own
+        self._last = (now, cpu, stanzas_in, out)
         return Load(
-            online=len(server.sessions),
-            users=len(server.sessions.users()),
-            connections=connections,
-            stanzas_in=round((router.stanzas_in - last_in) / elapsed, 1),
+            online=len(api.sessions),
+            users=len(api.sessions.users()),
+            connections=api.connections(),
+            stanzas_in=round((stanzas_in - last_in) / elapsed, 1),
             stanzas_out=round((out - last_out) / elapsed, 1),
             cpu=round(100 * (cpu - last_cpu) / elapsed, 1),
             memory_kib=_rss_kib(),
-            uptime=int(now - server.started_monotonic),
-            capacity=server.config.presence.capacity,
+            uptime=int(api.uptime()),
+            capacity=api.config.presence.capacity,
         )
 
 
@@ -153,7 +148,7 @@ def setup(api: ModuleAPI) -> None:
         if load.differs(state["last"]):  # type: ignore[arg-type]
             state["last"] = load
             for jid, session in list(watchers.items()):
-                api.router.deliver(presence_of(load, jid.domain, jid), session)
+                api.deliver(presence_of(load, jid.domain, jid), session)
                 sampler.own += 1
         arm()
 
@@ -165,7 +160,7 @@ def setup(api: ModuleAPI) -> None:
     def watch(session: Session, domain: str) -> None:
         watchers[session.jid] = session
         load = state["last"] or sampler.sample()
-        api.router.deliver(presence_of(load, domain, session.jid), session)  # type: ignore[arg-type]
+        api.deliver(presence_of(load, domain, session.jid), session)  # type: ignore[arg-type]
         sampler.own += 1
         arm()
 

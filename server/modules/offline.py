@@ -64,7 +64,7 @@ def deliver_one(api: ModuleAPI, session: Session, message: OfflineMessage) -> No
         stanza.append(
             make(ns.q(ns.DELAY, "delay"), {"from": domain, "stamp": stamp}, text="Offline storage")
         )
-    api.router.deliver(stanza, session)
+    api.deliver(stanza, session)
 
 
 async def keep(api: ModuleAPI, user: str, messages: list[OfflineMessage]) -> None:

@@ -59,7 +59,11 @@ class SubscribeBudget:
 def setup(api: ModuleAPI) -> None:
     budget = SubscribeBudget(api.config.limits.subscriptions_per_minute)
 
-    async def handle(stanza: Element, to: JID | None, origin: Session | None) -> None:
+    async def handle(stanza: Element, to: JID | None, origin: Session | None) -> bool:
+        await process(stanza, to, origin)
+        return True  # presence to the hosted domains is this module's
+
+    async def process(stanza: Element, to: JID | None, origin: Session | None) -> None:
         ptype = stanza.get("type")
         if origin is None:
             if to is not None:
@@ -83,7 +87,7 @@ def setup(api: ModuleAPI) -> None:
             try:
                 await outbound_subscription(api, origin.jid.bare, to.bare, ptype, stanza)
             except StanzaError as err:  # the roster is full: the sending session learns why
-                api.router.deliver(error_reply(stanza, err), origin)
+                api.deliver(error_reply(stanza, err), origin)
         elif ptype in (None, "unavailable"):
             if ptype is None:
                 limit = api.config.limits.directed_presences
@@ -91,7 +95,7 @@ def setup(api: ModuleAPI) -> None:
                     # each is remembered until unavailable, then sent unavailable presence
                     text = f"directed presence to at most {limit} JIDs (limits.directed_presences)"
                     error = error_reply(stanza, StanzaError("not-acceptable", text))
-                    api.router.deliver(error, origin)
+                    api.deliver(error, origin)
                     return
                 origin.directed.add(str(to))
             else:
@@ -104,18 +108,16 @@ def setup(api: ModuleAPI) -> None:
             unavailable = make(PRESENCE, {"type": "unavailable", "from": str(session.jid)})
             await broadcast(api, session, unavailable)
 
-    api.handle_presence(handle)
+    api.on("presence", handle)
     api.on("session/closed", closed)
     api.feature(ns.PRE_APPROVAL, server=True)
 
 
 async def send(api: ModuleAPI, stanza: Element, to: JID) -> None:
-    """Presence leaving a local user: to a local account, or out through the router."""
+    """Presence leaving a local user, through the router: a local account comes back to this
+    module as inbound presence (no origin), anything else goes where the router decides."""
     stanza.set("to", str(to))
-    if to.domain in api.router.domains:
-        await inbound(api, stanza, to)
-    else:
-        await api.router.route(stanza)
+    await api.route(stanza)
 
 
 async def send_presence(api: ModuleAPI, user: JID, contact: JID, ptype: str) -> None:
@@ -155,7 +157,7 @@ async def broadcast(api: ModuleAPI, session: Session, stanza: Element) -> None:
         await send(api, _copy_from(stanza, session.jid), JID.parse(target))
     for other in api.sessions.resources(user):  # the user's other resources see it too
         if other is not session and other.available:
-            api.router.deliver(_copy_from(stanza, session.jid, to=other.jid), other)
+            api.deliver(_copy_from(stanza, session.jid, to=other.jid), other)
     if initial:
         await on_initial(api, session, roster)
 
@@ -168,7 +170,7 @@ async def on_initial(api: ModuleAPI, session: Session, roster: list[RosterItem])
             await send(api, probe, JID.parse(item.jid))
     for other in api.sessions.available(user):
         if other is not session and other.presence is not None:
-            api.router.deliver(_copy_from(other.presence, other.jid, to=session.jid), session)
+            api.deliver(_copy_from(other.presence, other.jid, to=session.jid), session)
     for contact, xml in await api.storage.get_pending_in(str(user)):
         try:
             request = parse_stored(xml, api.config.limits)
@@ -178,7 +180,7 @@ async def on_initial(api: ModuleAPI, session: Session, roster: list[RosterItem])
             )
             request = make(PRESENCE, {"type": "subscribe", "from": contact})
         request.set("to", str(user))
-        api.router.deliver(request, session)
+        api.deliver(request, session)
     await api.fire("presence/initial", session)
 
 
@@ -271,12 +273,12 @@ async def inbound(api: ModuleAPI, stanza: Element, to: JID) -> None:
         if to.resource is not None:
             session = api.sessions.get(to)
             if session is not None:
-                api.router.deliver(stanza, session)
+                api.deliver(stanza, session)
             return
         for session in api.sessions.available(user):
-            api.router.deliver(_copy_from(stanza, sender, to=session.jid), session)
+            api.deliver(_copy_from(stanza, sender, to=session.jid), session)
     elif ptype != "error":
-        api.router.bounce(stanza, StanzaError("bad-request"))
+        api.bounce(stanza, StanzaError("bad-request"))
 
 
 async def inbound_subscription(
@@ -321,7 +323,7 @@ async def inbound_subscription(
         push(api, user, changed)
     if deliver:
         for session in api.sessions.available(user):
-            api.router.deliver(_copy_from(stanza, contact, to=session.jid), session)
+            api.deliver(_copy_from(stanza, contact, to=session.jid), session)
 
 
 def pending_request(api: ModuleAPI, stanza: Element, contact: JID) -> str:

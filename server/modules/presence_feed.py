@@ -127,7 +127,7 @@ class Feed:
         feed = make(ns.q(NS_FEED, "feed"), attrs, children=items)
         message = make(ns.q(ns.CLIENT, "message"), {"from": self.domain, "to": str(self.admin.jid)})
         message.append(feed)
-        self.api.router.deliver(message, self.admin)
+        self.api.deliver(message, self.admin)
 
 
 def setup(api: ModuleAPI) -> None:

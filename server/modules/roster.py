@@ -107,7 +107,7 @@ def push(api: ModuleAPI, user: JID, item: RosterItem) -> None:
             {"type": "set", "id": "push-" + secrets.token_hex(6), "to": str(session.jid)},
         )
         iq.append(make(ns.q(ns.ROSTER, "query"), children=[item_element(item)]))
-        api.router.deliver(iq, session)
+        api.deliver(iq, session)
 
 
 async def cancel_subscriptions(api: ModuleAPI, user: JID, item: RosterItem) -> None:

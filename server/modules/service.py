@@ -133,13 +133,13 @@ def setup(api: ModuleAPI) -> None:
 
     def stop(restart: bool):
         async def run(ctx: Context) -> Result:
-            server = api.server
+            server = api.operator
             if server.shutdown_requested.is_set():
                 raise CommandFailed("the server is already stopping")
             delay = int(ctx.values["delay"])
             announcement = text(ctx.values.get("announcement"))
             if announcement:
-                for domain in sorted(server.domains):
+                for domain in sorted(api.domains):
                     broadcast(api, domain, announcement, "Service announcement")
             server.restart_requested = restart
 
@@ -150,7 +150,7 @@ def setup(api: ModuleAPI) -> None:
                 )
                 server.shutdown_requested.set()
 
-            server.spawn(later())
+            api.spawn(later())
             what = "restarts" if restart else "shuts down"
             return Result.info(f"the server {what} in {delay} seconds")
 
@@ -171,7 +171,7 @@ def setup(api: ModuleAPI) -> None:
 
     async def reload(ctx: Context) -> Result:
         try:
-            done = await api.server.reload()
+            done = await api.operator.reload()
         except ConfigError as exc:
             raise CommandFailed(f"vines.toml was not reloaded: {exc}") from None
         notes = [Note("info", "reloaded; changed: " + (", ".join(done.changed) or "nothing"))]
@@ -194,7 +194,7 @@ def setup(api: ModuleAPI) -> None:
     # ---- unban (ours) --------------------------------------------------------------------
 
     def unban_form(ctx: Context):
-        bans = api.server.bans()
+        bans = api.operator.bans()
         listed = ", ".join(
             f"{ip} (until {datetime.fromtimestamp(until, UTC).isoformat(timespec='seconds')})"
             for ip, until in sorted(bans.items())
@@ -211,7 +211,7 @@ def setup(api: ModuleAPI) -> None:
             ip = str(ipaddress.ip_address(value))
         except ValueError:
             raise bad_payload(f"field 'ip': {value!r} is not an IP address") from None
-        if not api.server.unban(ip):
+        if not api.operator.unban(ip):
             raise CommandFailed(f"{ip} is not banned")
         api.log.warning("ban of %s lifted by %s", ip, ctx.requester.bare)
         return Result.info(f"{ip} unbanned")

@@ -9,7 +9,6 @@ statistics request (since start for the first one).
 from __future__ import annotations
 
 import time
-from collections import Counter
 from pathlib import Path
 
 from vines_server.core.admins import AdminState, node, result_form
@@ -43,48 +42,45 @@ def setup(api: ModuleAPI) -> None:
     last = [(time.monotonic(), 0, 0)]  # (monotonic, stanzas in, stanzas out) at the last request
 
     def rates() -> tuple[float, float]:
-        router = api.router
         then, stanzas_in, stanzas_out = last[-1]
         now = time.monotonic()
-        last[:] = [(now, router.stanzas_in, router.stanzas_out)]
+        total_in, total_out = api.traffic()
+        last[:] = [(now, total_in, total_out)]
         elapsed = max(now - then, 1e-6)
-        return (router.stanzas_in - stanzas_in) / elapsed, (
-            router.stanzas_out - stanzas_out
-        ) / elapsed
+        return (total_in - stanzas_in) / elapsed, (total_out - stanzas_out) / elapsed
 
     async def stats(ctx: Context) -> Result:
-        server = api.server
-        router = server.router
-        uptime = max(time.monotonic() - server.started_monotonic, 1e-6)
+        uptime = max(api.uptime(), 1e-6)
         rate_in, rate_out = rates()
-        listeners = Counter(str(c.info.get("listener", "?")) for c in server.connections)
+        total_in, total_out = api.traffic()
+        listeners = api.connections()
         rss = rss_bytes()
         form = result_form(
             "Server statistics",
             single("uptime", "Uptime (seconds)", int(uptime)),
-            single("connections", "Open connections", len(server.connections)),
+            single("connections", "Open connections", sum(listeners.values())),
             Field(
                 "listeners",
                 "text-multi",
                 "Connections per listener",
                 values=[f"{kind}: {n}" for kind, n in sorted(listeners.items())],
             ),
-            single("sessions", "Bound sessions", len(server.sessions)),
-            single("users", "Users online", len(server.sessions.users())),
+            single("sessions", "Bound sessions", len(api.sessions)),
+            single("users", "Users online", len(api.sessions.users())),
             single("accounts", "Registered accounts", await api.storage.count_accounts()),
-            single("stanzas_in", "Stanzas in", router.stanzas_in),
-            single("stanzas_out", "Stanzas out", router.stanzas_out),
+            single("stanzas_in", "Stanzas in", total_in),
+            single("stanzas_out", "Stanzas out", total_out),
             single("stanzas_in_per_second", "Stanzas in per second (recent)", f"{rate_in:.2f}"),
             single("stanzas_out_per_second", "Stanzas out per second (recent)", f"{rate_out:.2f}"),
             single(
                 "stanzas_in_avg",
                 "Stanzas in per second (since start)",
-                f"{router.stanzas_in / uptime:.2f}",
+                f"{total_in / uptime:.2f}",
             ),
             single(
                 "stanzas_out_avg",
                 "Stanzas out per second (since start)",
-                f"{router.stanzas_out / uptime:.2f}",
+                f"{total_out / uptime:.2f}",
             ),
             single("memory_rss", "Memory, resident (bytes)", rss if rss is not None else ""),
             single("store_size", "Store size (bytes)", await api.storage.size_bytes()),

@@ -1,6 +1,9 @@
-"""One client connection: a plain asyncio Protocol that runs TLS through `StreamTLS` (small
-per-connection memory, unlike asyncio's SSL transport), feeds plaintext to the sans-I/O
-`C2SStream`, and executes the actions it returns.
+"""One stream connection, generic over the stream kind: a plain asyncio Protocol that runs TLS
+through `StreamTLS` (small per-connection memory, unlike asyncio's SSL transport), feeds
+plaintext to the kind's sans-I/O stream, and executes the actions it returns. What every stream
+needs is here (TLS, reading in order, flow control, bounded output, deadlines, lingering close,
+per-IP caps and bans); what one kind does with its own actions is its `StreamKind` (`C2S`:
+account lookups, authentication, binding, stanzas to the router).
 
 Input is processed strictly in order by at most one worker task per connection, because some
 actions await (account lookup, routing that touches storage). Reading pauses while the worker
@@ -21,20 +24,21 @@ import socket
 import ssl
 from collections import deque
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from xml.etree.ElementTree import Element
 
 from vines_server.net.output import OutputQueue, presence_key
 from vines_server.net.transport import StreamTLS
-from vines_server.xmpp import c2s, ns
+from vines_server.xmpp import actions, c2s, ns
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.stanza import serialize
+from vines_server.xmpp.stream import Stream
 
 if TYPE_CHECKING:
     from vines_server.core.sessions import Session
     from vines_server.server import Server
 
-log = logging.getLogger("vines_server.c2s")
+log = logging.getLogger("vines_server.c2s")  # the name operators filter on; shared by kinds
 
 MAX_QUEUED_CHUNKS = 8  # pause reading beyond this many unprocessed reads
 # Reads per second a connection may cause, with a burst. Every read costs a fixed amount of
@@ -52,17 +56,40 @@ PRESENCE = ns.q(ns.CLIENT, "presence")
 MESSAGE = ns.q(ns.CLIENT, "message")
 
 
-class C2SConnection(asyncio.Protocol):
-    def __init__(self, server: Server, tls_context: ssl.SSLContext, direct_tls: bool) -> None:
+class StreamKind(Protocol):
+    """What one stream kind adds to the generic connection."""
+
+    def listener(self, direct_tls: bool) -> str:
+        """The listener's name in logs, load and statistics."""
+        ...
+
+    def new_stream(self, server: Server, direct_tls: bool) -> Stream: ...
+
+    async def execute(self, conn: StreamConnection, action: actions.Action) -> None:
+        """An action of this kind (anything but Send, StartTLS and Close)."""
+        ...
+
+    def lost(self, conn: StreamConnection) -> None:
+        """The connection is gone: undo what the kind registered for it."""
+        ...
+
+
+class StreamConnection(asyncio.Protocol):
+    def __init__(
+        self, server: Server, kind: StreamKind, tls_context: ssl.SSLContext, direct_tls: bool
+    ) -> None:
         self.server = server
+        self.kind = kind
         self.tls_context = tls_context
         self.direct_tls = direct_tls
-        self.stream = c2s.C2SStream(server.c2s_settings, tls=direct_tls)
+        self.stream = kind.new_stream(server, direct_tls)
         self.io: StreamTLS | None = None  # plaintext until STARTTLS (or TLS from the start)
         self.transport: asyncio.Transport | None = None
+        # the local session this link carries (c2s, once bound): its messages are kept
+        # offline when they cannot be written, and it hears when the output drains
         self.session: Session | None = None
         self.peer = "?"
-        self.info: dict[str, object] = {"listener": "c2s-direct-tls" if direct_tls else "c2s"}
+        self.info: dict[str, object] = {"listener": kind.listener(direct_tls)}
         self._inbox: deque[bytes] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._pauses: set[str] = set()  # why reading is paused: "backlog", "rate"
@@ -169,9 +196,7 @@ class C2SConnection(asyncio.Protocol):
         self.server.connections.discard(self)
         if self._worker is not None and self._worker is not asyncio.current_task():
             self._worker.cancel()
-        if self.session is not None:
-            session, self.session = self.session, None
-            self.server.spawn(self.server.unbind(session))
+        self.kind.lost(self)
         log.info("disconnect %s%s", self.peer, f" ({exc})" if exc else "")
 
     # ---- the Link protocol used by sessions and the router -------------------------------
@@ -215,13 +240,13 @@ class C2SConnection(asyncio.Protocol):
         if self._closing:
             return
         if error is not None:
-            actions = self.stream.fail(error)
+            actions_ = self.stream.fail(error)
         else:
-            actions = [c2s.Send(b"</stream:stream>"), c2s.Close()]
-        for action in actions:
-            if isinstance(action, c2s.Send):
+            actions_ = [actions.Send(b"</stream:stream>"), actions.Close()]
+        for action in actions_:
+            if isinstance(action, actions.Send):
                 self._write(action.data)
-            elif isinstance(action, c2s.Close):
+            elif isinstance(action, actions.Close):
                 self._close_transport()
 
     # ---- processing ----------------------------------------------------------------------
@@ -230,7 +255,7 @@ class C2SConnection(asyncio.Protocol):
         try:
             while self._inbox and not self._closing:
                 chunk = self._inbox.popleft()
-                await self._execute(self.stream.receive(chunk))
+                await self.execute(self.stream.receive(chunk))
                 if self._ban_pending:
                     self._refuse_if_banned()
                 if len(self._inbox) <= MAX_QUEUED_CHUNKS // 2:
@@ -240,72 +265,44 @@ class C2SConnection(asyncio.Protocol):
             raise
         except Exception:
             log.exception("connection %s failed", self.peer)
-            await self._execute(self.stream.fail(StreamError("internal-server-error")))
+            await self.execute(self.stream.fail(StreamError("internal-server-error")))
         finally:
             self._worker = None
 
-    async def _execute(self, actions: list[c2s.Action]) -> None:
-        for action in actions:
+    async def execute(self, todo: list[actions.Action]) -> None:
+        for action in todo:
             if self._closing:
                 return
             match action:
-                case c2s.Send(data):
+                case actions.Send(data):
                     self._write(data)
-                case c2s.StartTLS():
+                case actions.StartTLS():
                     self._begin_tls()
-                case c2s.LookupAccount(jid) as request:
-                    if self._ban_pending and self._refuse_if_banned():
-                        return  # banned by an earlier failure: no more guesses on this stream
-                    account = await self.server.storage.get_account(str(jid))
-                    if self.stream.mechanism == "PLAIN":  # PBKDF2 runs off the event loop
-                        more = await asyncio.to_thread(self.stream.account, request, account)
-                    else:
-                        more = self.stream.account(request, account)
-                    await self._execute(more)
-                case c2s.AuthFailed(condition):
-                    log.info("authentication failed %s: %s", self.peer, condition)
-                    self.server.note_auth_failure(self._ip)
-                    self._ban_pending = self.server.banned_until(self._ip) is not None
-                case c2s.Authenticated(jid, mechanism, legacy_name):
-                    self.info["mechanism"] = mechanism
-                    log.info("authenticated %s as %s with %s", self.peer, jid, mechanism)
-                    if legacy_name:
-                        log.warning(
-                            "%s typed %s and logged in as %s: an account stored under the "
-                            "pre-PRECIS rule, which casefolded names (RFC 7622 keeps them apart)",
-                            self.peer,
-                            legacy_name,
-                            jid,
-                        )
-                case c2s.BindRequest(resource) as request:
-                    binding = asyncio.ensure_future(self.server.bind(self, resource))
-                    try:
-                        self.session = await asyncio.shield(binding)
-                    except asyncio.CancelledError:
-                        # The connection went away while the bind awaited storage: the session
-                        # it registers must not outlive it (it would take the peer's messages).
-                        binding.add_done_callback(self._unbind_orphan)
-                        raise
-                    except StanzaError as err:
-                        await self._execute(self.stream.bind_failed(request, err))
-                        continue
-                    self._cancel("negotiation")
-                    log.info("bound %s to %s", self.peer, self.session.jid)
-                    # the bind result, then the stanzas the client pipelined behind the request
-                    await self._execute(self.stream.bound(request, self.session.jid))
-                case c2s.StanzaIn(element):
-                    await self._output_room.wait()  # a peer that does not read asks no more
-                    if self._closing:
-                        return
-                    await self.server.router.route(element, self.session)
-                case c2s.Close(error):
+                case actions.Close(error):
                     if error is not None:
                         log.info("stream error to %s: %s", self.peer, error)
                     self._close_transport()
+                case _:
+                    await self.kind.execute(self, action)
 
-    def _unbind_orphan(self, binding: asyncio.Future[Session]) -> None:
-        if not binding.cancelled() and binding.exception() is None:
-            self.server.spawn(self.server.unbind(binding.result()))
+    async def output_room(self) -> bool:
+        """Wait while the peer does not read its output (it asks no more meanwhile); False
+        when the stream closed in the meantime."""
+        await self._output_room.wait()
+        return not self._closing
+
+    def negotiated(self) -> None:
+        """The stream is ready: the negotiation deadline no longer runs."""
+        self._cancel("negotiation")
+
+    def auth_failed(self) -> None:
+        """A failed authentication counts against the peer's IP (XEP-0205 / A-03)."""
+        self.server.note_auth_failure(self._ip)
+        self._ban_pending = self.server.banned_until(self._ip) is not None
+
+    def refused_as_banned(self) -> bool:
+        """An earlier failure on this stream banned its IP: no more guesses here."""
+        return self._ban_pending and self._refuse_if_banned()
 
     # ---- TLS -----------------------------------------------------------------------------
 
@@ -325,7 +322,7 @@ class C2SConnection(asyncio.Protocol):
             return
         actions = self.stream.tls_established(self.io.channel_bindings())
         if actions:  # pragma: no cover - tls_established sends nothing today
-            self.server.spawn(self._execute(actions))
+            self.server.spawn(self.execute(actions))
 
     def _refuse_if_banned(self) -> bool:
         """A banned IP gets <policy-violation/> naming when to retry (A-03)."""
@@ -483,3 +480,81 @@ class C2SConnection(asyncio.Protocol):
                 self._arm("stanza", self.server.config.deadlines.stanza, self._timeout)
         else:
             self._cancel("stanza")
+
+
+class C2SKind:
+    """Client streams: account lookups for SASL, authentication, resource binding, and the
+    stanzas of a bound client, handed to the router."""
+
+    def listener(self, direct_tls: bool) -> str:
+        return "c2s-direct-tls" if direct_tls else "c2s"
+
+    def new_stream(self, server: Server, direct_tls: bool) -> Stream:
+        return c2s.C2SStream(server.c2s_settings, tls=direct_tls)
+
+    async def execute(self, conn: StreamConnection, action: actions.Action) -> None:
+        server, stream = conn.server, conn.stream
+        assert isinstance(stream, c2s.C2SStream)
+        match action:
+            case actions.LookupAccount(jid) as request:
+                if conn.refused_as_banned():
+                    return
+                account = await server.storage.get_account(str(jid))
+                if stream.mechanism == "PLAIN":  # PBKDF2 runs off the event loop
+                    more = await asyncio.to_thread(stream.account, request, account)
+                else:
+                    more = stream.account(request, account)
+                await conn.execute(more)
+            case actions.AuthFailed(condition):
+                log.info("authentication failed %s: %s", conn.peer, condition)
+                conn.auth_failed()
+            case actions.Authenticated(jid, mechanism, legacy_name):
+                conn.info["mechanism"] = mechanism
+                log.info("authenticated %s as %s with %s", conn.peer, jid, mechanism)
+                if legacy_name:
+                    log.warning(
+                        "%s typed %s and logged in as %s: an account stored under the "
+                        "pre-PRECIS rule, which casefolded names (RFC 7622 keeps them apart)",
+                        conn.peer,
+                        legacy_name,
+                        jid,
+                    )
+            case actions.BindRequest(resource) as request:
+                binding = asyncio.ensure_future(server.bind(conn, resource))
+                try:
+                    conn.session = await asyncio.shield(binding)
+                except asyncio.CancelledError:
+                    # The connection went away while the bind awaited storage: the session
+                    # it registers must not outlive it (it would take the peer's messages).
+                    binding.add_done_callback(lambda done: _unbind_orphan(server, done))
+                    raise
+                except StanzaError as err:
+                    await conn.execute(stream.bind_failed(request, err))
+                    return
+                conn.negotiated()
+                log.info("bound %s to %s", conn.peer, conn.session.jid)
+                # the bind result, then the stanzas the client pipelined behind the request
+                await conn.execute(stream.bound(request, conn.session.jid))
+            case actions.StanzaIn(element):
+                if await conn.output_room():  # a peer that does not read asks no more
+                    await server.router.route(element, conn.session)
+
+    def lost(self, conn: StreamConnection) -> None:
+        if conn.session is not None:
+            session, conn.session = conn.session, None
+            conn.server.spawn(conn.server.unbind(session))
+
+
+def _unbind_orphan(server: Server, binding: asyncio.Future[Session]) -> None:
+    if not binding.cancelled() and binding.exception() is None:
+        server.spawn(server.unbind(binding.result()))
+
+
+C2S = C2SKind()
+
+
+class C2SConnection(StreamConnection):
+    """A client connection."""
+
+    def __init__(self, server: Server, tls_context: ssl.SSLContext, direct_tls: bool) -> None:
+        super().__init__(server, C2S, tls_context, direct_tls)

@@ -1,8 +1,9 @@
-"""Client-to-server stream negotiation as a sans-I/O state machine (RFC 6120).
+"""Client-to-server stream negotiation as a sans-I/O state machine (RFC 6120), on the stream
+base every kind shares (`stream.py`: header, features, restarts, errors, one thing at a time).
 
-Bytes go in through `receive()`; what the connection must do comes out as a list of actions.
-The chain of states follows Vines: Start -> TLS -> Auth -> Bind -> Ready. Each state handles
-the first-level elements it understands; anything else is the precise stream error.
+Bytes go in through `receive()`; what the connection must do comes out as a list of actions
+(`actions.py`). The chain of states follows Vines: Start -> TLS -> Auth -> Bind -> Ready. Each
+state handles the first-level elements it understands; anything else is the precise stream error.
 
 Answers the machine needs from outside (an account lookup, a bind decision, the end of a TLS
 handshake) come back through `tls_established()`, `account()`, `bound()` and `bind_failed()`.
@@ -18,147 +19,64 @@ success) drops whatever was pipelined behind it.
 
 from __future__ import annotations
 
-import secrets
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 from xml.etree.ElementTree import Element
 
 from vines_server.xmpp import ns, sasl
+from vines_server.xmpp.actions import (
+    Action,
+    Authenticated,
+    AuthFailed,
+    BindRequest,
+    Close,
+    LookupAccount,
+    Request,
+    Send,
+    StanzaIn,
+    StartTLS,
+)
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.jid import JID, JIDError, legacy_localpart
-from vines_server.xmpp.parser import (
-    Event,
-    ParserLimits,
-    Stanza,
-    StreamClose,
-    StreamOpen,
-    StreamParser,
-)
 from vines_server.xmpp.sasl import Challenge, Failure, NeedCredentials, Success
-from vines_server.xmpp.stanza import (
-    STREAM_CLOSE,
-    error_reply,
-    make,
-    serialize,
-    stream_error,
-    stream_header,
-)
+from vines_server.xmpp.stanza import STREAM_CLOSE, error_reply, make, serialize
+from vines_server.xmpp.stream import State, Stream, StreamSettings
+
+# re-exported: the connection and the tests name the actions through this module
+__all__ = [
+    "Action",
+    "AuthFailed",
+    "Authenticated",
+    "BindRequest",
+    "C2SSettings",
+    "C2SStream",
+    "Close",
+    "LookupAccount",
+    "Request",
+    "Send",
+    "StanzaIn",
+    "StartTLS",
+    "State",
+]
 
 STANZA_TAGS = frozenset(ns.q(ns.CLIENT, t) for t in ("message", "presence", "iq"))
-_STREAM_PREFIX = "{" + ns.STREAM + "}"
 SUBSCRIPTION_TYPES = frozenset(("subscribe", "subscribed", "unsubscribe", "unsubscribed"))
 
 
-# ---- actions -------------------------------------------------------------------------------
-
-
-@dataclass
-class Send:
-    data: bytes
-
-
-@dataclass
-class StartTLS:
-    """Switch the transport to TLS now (after <proceed/> went out); then call tls_established()."""
-
-
-@dataclass
-class LookupAccount:
-    """Fetch the account (or None) for this bare JID and pass it, with this request, to
-    account(). `exchange` numbers the SASL exchange the answer belongs to."""
-
-    jid: JID
-    exchange: int
-
-
-@dataclass
-class Authenticated:
-    jid: JID  # bare
-    mechanism: str
-    # the name the client gave, when the account was found through its pre-PRECIS form
-    legacy_name: str | None = None
-
-
-@dataclass
-class BindRequest:
-    """The client asks for a resource (None: the server picks); answer with bound() or
-    bind_failed(), passing this request back."""
-
-    resource: str | None
-    iq_id: str
-    exchange: int
-
-
-@dataclass
-class StanzaIn:
-    """A message, presence or iq from a bound client, `from` already stamped."""
-
-    element: Element
-
-
-@dataclass
-class AuthFailed:
-    """A SASL exchange failed (counted per IP by the connection, XEP-0205 / A-03)."""
-
-    condition: str
-
-
-@dataclass
-class Close:
-    """Close the connection (after the bytes already sent). `error` is for logs and metrics."""
-
-    error: StreamError | None = None
-
-
-Action = (
-    Send | StartTLS | LookupAccount | Authenticated | AuthFailed | BindRequest | StanzaIn | Close
-)
-
-
-class State(Enum):
-    START = "start"  # waiting for a stream header
-    TLS = "tls"  # header seen, STARTTLS required
-    HANDSHAKE = "handshake"  # <proceed/> sent, TLS handshake in progress
-    AUTH = "auth"  # encrypted, waiting for SASL
-    SASL = "sasl"  # inside a SASL exchange
-    BIND = "bind"  # authenticated, resource not yet bound
-    BINDING = "binding"  # bind request handed to the server
-    READY = "ready"
-    CLOSED = "closed"
-
-
-Request = LookupAccount | BindRequest  # actions whose answer the stream waits for
-
-
 @dataclass(frozen=True)
-class C2SSettings:
-    domains: frozenset[str]
-    preauth_limits: ParserLimits
-    limits: ParserLimits
+class C2SSettings(StreamSettings):
     auth_failures: int = 3
-    stream_restarts: int = 32
     iterations: int = 10_000  # what new accounts get; unknown users are answered alike
     fake_secret: bytes | None = None  # stable fake salts for unknown users across restarts
-    # Elements a client may pipeline behind one that waits for an answer (bytes: one stanza
-    # limit); a legitimate client sends a few (presence, roster get after bind), never more.
-    pipelined: int = 16
 
 
 @dataclass
-class C2SStream:
+class C2SStream(Stream):
     settings: C2SSettings
     tls: bool = False  # True from the start on a direct-TLS listener
-    state: State = State.START
-    domain: str | None = None  # fixed by the first header; may not change across restarts
     jid: JID | None = None  # bare after SASL, full after bind
     mechanism: str | None = None
-    stream_id: str = ""
-    _parser: StreamParser = field(init=False)
-    _header_sent: bool = False
-    _restarts: int = 0
     _auth_failures: int = 0
     _cb_data: dict[str, bytes] = field(default_factory=dict)
     _sasl: Any = None
@@ -167,40 +85,13 @@ class C2SStream:
     _lookup: LookupAccount | None = None  # the current SASL exchange's latest account lookup
     _legacy_jid: JID | None = None  # where to look next when _lookup's JID has no account
     _legacy_name: str | None = None
-    _exchanges: int = 0  # numbers each request, so an answer names the one it answers
-    _awaiting: Request | None = None  # the request whose answer must come before anything else
-    _events: deque[Event] = field(default_factory=deque)  # parsed, not handled yet
-    _unparsed: bytearray = field(default_factory=bytearray)  # received, not parsed yet
 
     def __post_init__(self) -> None:
-        self._parser = StreamParser(self.settings.preauth_limits)
+        super().__post_init__()
         if self.tls:  # direct TLS: nothing is read until the handshake is done
             self.state = State.HANDSHAKE
 
-    # ---- inputs ----------------------------------------------------------------------------
-
-    @property
-    def negotiating(self) -> bool:
-        return self.state not in (State.READY, State.CLOSED)
-
-    @property
-    def partial(self) -> bool:
-        """A stanza is half received (the connection runs the stanza deadline meanwhile)."""
-        return self._parser.partial
-
-    def hibernate(self) -> bool:
-        """An idle, ready stream lets go of its XML parser until the next byte (memory)."""
-        return self.state is State.READY and self._parser.hibernate()
-
-    def receive(self, data: bytes) -> list[Action]:
-        if self.state in (State.CLOSED, State.HANDSHAKE):
-            # During the handshake only TLS records may come; plaintext pipelined behind
-            # <starttls/> is never parsed as if it had been protected.
-            return []
-        self._unparsed += data
-        if self._awaiting is not None:
-            return self._check_pipelined()
-        return self._run()
+    # ---- answers from outside ----------------------------------------------------------------
 
     def tls_established(self, channel_bindings: dict[str, bytes]) -> list[Action]:
         if self.state is not State.HANDSHAKE:
@@ -249,134 +140,21 @@ class C2SStream:
         iq = make(ns.q(ns.CLIENT, "iq"), {"type": "set", "id": request.iq_id})
         return self._resume([Send(serialize(error_reply(iq, err)))])
 
-    def fail(self, err: StreamError) -> list[Action]:
-        """Server-initiated end: header if none was sent yet, the error, the close tag."""
-        if self.state is State.CLOSED:
-            return []
-        self._drop_pipelined()
-        self._awaiting = None
-        out: list[Action] = []
-        if not self._header_sent:
-            out.append(Send(self._header_bytes(next(iter(sorted(self.settings.domains))))))
-        out.append(Send(stream_error(err) + STREAM_CLOSE))
-        out.append(Close(err))
-        self.state = State.CLOSED
-        return out
+    # ---- the stream header and features of a client stream ---------------------------------
 
-    # ---- one element at a time -------------------------------------------------------------
-
-    def _run(self) -> list[Action]:
-        """Handle what was received, in order, until it is used up or an answer is awaited."""
-        out: list[Action] = []
-        parser = self._parser
-        try:
-            while self._awaiting is None:
-                if self._events:
-                    out += self._on_event(self._events.popleft())
-                    if self.state in (State.CLOSED, State.HANDSHAKE):
-                        self._drop_pipelined()
-                        return out
-                elif self._unparsed:
-                    # Feed at most one stanza limit at a time, so the first error in byte order
-                    # wins: 64 KiB of garbage before the header is not-well-formed, not "stanza
-                    # too big"; and an await holds at most that much parsed.
-                    step = parser.limits.stanza_size
-                    chunk = bytes(self._unparsed[:step])
-                    del self._unparsed[:step]
-                    self._events.extend(parser.feed(chunk))
-                else:
-                    return out
-        except StreamError as err:
-            return out + self.fail(err)
-        request = self._awaiting
-        refused = self._check_pipelined()
-        if refused:  # the connection must not act on a request nobody waits for any more
-            out = [action for action in out if action is not request]
-        return out + refused
-
-    def _on_event(self, event: Event) -> list[Action]:
-        if isinstance(event, StreamOpen):
-            return self._on_header(event)
-        if isinstance(event, Stanza):
-            return self._on_element(event.element)
-        assert isinstance(event, StreamClose)
-        return self._close_clean()
-
-    def _request(self, request: Request) -> list[Action]:
-        """Hand `request` to the connection; nothing more is handled until it is answered."""
-        self._awaiting = request
-        return [request]
-
-    def _next_exchange(self) -> int:
-        self._exchanges += 1
-        return self._exchanges
-
-    def _answered(self, request: Request) -> bool:
-        """Take an answer only for the request the stream waits for (same kind, same exchange):
-        a late or repeated answer is ignored, whatever it says."""
-        if self.state is State.CLOSED or self._awaiting is None or request != self._awaiting:
-            return False
-        self._awaiting = None
-        return True
-
-    def _resume(self, out: list[Action]) -> list[Action]:
-        """After an answer: the elements pipelined behind the request get their turn."""
-        if self.state is State.CLOSED or self._awaiting is not None:
-            return out
-        return out + self._run()
-
-    def _check_pipelined(self) -> list[Action]:
-        """What waits behind a request is bounded: a few elements, one stanza limit of bytes."""
-        held, unparsed = len(self._events), len(self._unparsed)
-        if held <= self.settings.pipelined and unparsed <= self._parser.limits.stanza_size:
-            return []
-        text = "too much pipelined while waiting for an answer"
-        return self.fail(StreamError("policy-violation", text))
-
-    def _drop_pipelined(self) -> None:
-        self._events.clear()
-        self._unparsed.clear()
-
-    # ---- stream header ---------------------------------------------------------------------
-
-    def _on_header(self, event: StreamOpen) -> list[Action]:
-        attrs = event.attrs
+    def _check_header(self, attrs: dict[str, str], domain: str | None) -> StreamError | None:
         to = attrs.get("to")
-        # Send our header first so that any error below can follow it (RFC 6120 4.9.1.2).
-        try:
-            domain = JID.parse(to).domain if to else None
-        except JIDError:
-            domain = None
-        reply_from = domain if domain in self.settings.domains else self.domain
-        if reply_from is None:
-            reply_from = next(iter(sorted(self.settings.domains)))
-        self.stream_id = secrets.token_hex(8)
-        header = self._header_bytes(reply_from)
-        self._header_sent = True
-
-        if event.tag != ns.q(ns.STREAM, "stream"):
-            return [Send(header), *self.fail(StreamError("invalid-namespace"))]
-        if event.default_ns != ns.CLIENT:
-            return [Send(header), *self.fail(StreamError("invalid-namespace"))]
         version = attrs.get("version", "")
         if not version or version.split(".")[0] != "1":
-            return [Send(header), *self.fail(StreamError("unsupported-version"))]
+            return StreamError("unsupported-version")
         if not to or domain is None or "@" in to or "/" in to:
-            return [Send(header), *self.fail(StreamError("improper-addressing"))]
+            return StreamError("improper-addressing")
         if domain not in self.settings.domains:
-            return [Send(header), *self.fail(StreamError("host-unknown"))]
+            return StreamError("host-unknown")
         if self.domain is not None and domain != self.domain:
             # CVE-2018-10847: the identity negotiated so far belongs to the first domain.
-            return [Send(header), *self.fail(StreamError("not-authorized", "domain changed"))]
-        self._restarts += 1
-        if self._restarts > self.settings.stream_restarts:
-            return [Send(header), *self.fail(StreamError("policy-violation", "too many restarts"))]
-        self.domain = domain
-        features = b"".join(serialize(child) for child in self._features())
-        return [Send(header + b"<stream:features>" + features + b"</stream:features>")]
-
-    def _header_bytes(self, from_: str) -> bytes:
-        return stream_header(from_=from_, to=None, id_=self.stream_id, default_ns=ns.CLIENT)
+            return StreamError("not-authorized", "domain changed")
+        return None
 
     def _features(self) -> Element:
         features = make(ns.q(ns.STREAM, "features"))
@@ -407,30 +185,12 @@ class C2SStream:
             self.state = State.BIND
         return features
 
-    def _restart(self, state: State) -> None:
-        # After <starttls/> or a SASL success the stream starts over: anything pipelined behind
-        # it predates the new stream and is dropped, never parsed as if it had been protected
-        # or authenticated.
-        self._drop_pipelined()
-        self._parser.reset()
-        self._header_sent = False
-        self.state = state
-
-    def _close_clean(self) -> list[Action]:
-        self.state = State.CLOSED
-        return [Send(STREAM_CLOSE), Close(None)]
-
     # ---- first-level elements --------------------------------------------------------------
 
-    def _on_element(self, el: Element) -> list[Action]:
+    def _handle(self, el: Element) -> list[Action]:
         handler = _HANDLERS.get(self.state)
-        if handler is None:  # START: nothing may arrive here
+        if handler is None:  # nothing may arrive in this state
             raise StreamError("not-well-formed")
-        for child in el.iter():
-            # A stream-namespace element (e.g. <stream:stream>) nested in a stanza would be
-            # forwarded to the recipient as stream-level markup: refuse it (X-16).
-            if child is not el and child.tag.startswith(_STREAM_PREFIX):
-                raise StreamError("not-well-formed", "stream element inside a stanza")
         return handler(self, el)
 
     def _in_tls(self, el: Element) -> list[Action]:

@@ -1,0 +1,69 @@
+"""Delivery of messages to local users (RFC 6121 8.5), claimed from the router's
+`message/account` event.
+
+To a full JID: that session if it is bound; otherwise groupchat bounces, error is dropped, and
+any other type is treated as if sent to the bare JID. To a bare JID: every available session of
+non-negative priority; with none, offline storage for normal and chat (XEP-0160; over the quota
+`service-unavailable`), silence for headline and error, and `service-unavailable` when the
+account does not exist. A session whose output is full (its client does not read, design
+decision 12) gets no more: messages for it are kept offline, and its sender waits until they
+are stored.
+
+Features that take messages first (carbons, stream management, archiving) hook the same event
+with a higher priority (returning True claims the message) instead of patching the router.
+"""
+
+from __future__ import annotations
+
+from xml.etree.ElementTree import Element
+
+from vines_server.core.api import ModuleAPI
+from vines_server.core.routing import keeps_offline
+from vines_server.core.sessions import Session
+from vines_server.xmpp.errors import StanzaError
+from vines_server.xmpp.jid import JID
+
+
+def setup(api: ModuleAPI) -> None:
+    async def to_account(stanza: Element, to: JID, origin: Session | None) -> bool:
+        mtype = stanza.get("type", "normal")
+        if to.resource is not None:
+            session = api.sessions.get(to)
+            if session is not None:
+                if session.congested and keeps_offline(stanza):
+                    await api.keep_offline(stanza, session)  # the sender waits for the store
+                else:
+                    api.deliver(stanza, session)
+                return True
+            if mtype in ("groupchat", "error"):
+                if mtype == "groupchat":
+                    api.bounce(stanza, StanzaError("service-unavailable"))
+                return True
+        await deliver_to_account(api, stanza, to.bare)
+        return True
+
+    api.on("message/account", to_account)
+
+
+async def deliver_to_account(api: ModuleAPI, stanza: Element, bare: JID) -> None:
+    mtype = stanza.get("type", "normal")
+    if mtype == "groupchat":
+        api.bounce(stanza, StanzaError("service-unavailable"))
+        return
+    targets = [] if mtype == "error" else api.sessions.available(bare)
+    targets = [s for s in targets if s.priority >= 0]
+    if targets:
+        reading = [s for s in targets if not s.congested]
+        if not reading and keeps_offline(stanza):
+            await api.keep_offline(stanza, *targets)
+        for session in reading:
+            api.deliver(stanza, session)
+        return
+    if mtype in ("headline", "error"):
+        return
+    if not await api.storage.get_account(str(bare)):
+        # Same answer whether the account is missing or merely offline elsewhere would
+        # leak nothing more: the user cannot exist, so there is no presence to leak.
+        api.bounce(stanza, StanzaError("service-unavailable"))
+        return
+    await api.store_offline(stanza, bare)

@@ -1,0 +1,80 @@
+"""What a sans-I/O stream asks its connection to do: the actions every stream kind returns.
+
+`Send`, `StartTLS` and `Close` concern any stream; the others are the questions and events of a
+client stream (an account lookup, authentication, a bind, a stanza in), each answered by the
+connection's handler for that kind. An action that awaits an answer carries the number of its
+exchange (design decision 11).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from xml.etree.ElementTree import Element
+
+from vines_server.xmpp.errors import StreamError
+from vines_server.xmpp.jid import JID
+
+
+@dataclass
+class Send:
+    data: bytes
+
+
+@dataclass
+class StartTLS:
+    """Switch the transport to TLS now (after <proceed/> went out); then call tls_established()."""
+
+
+@dataclass
+class LookupAccount:
+    """Fetch the account (or None) for this bare JID and pass it, with this request, to
+    account(). `exchange` numbers the SASL exchange the answer belongs to."""
+
+    jid: JID
+    exchange: int
+
+
+@dataclass
+class Authenticated:
+    jid: JID  # bare
+    mechanism: str
+    # the name the client gave, when the account was found through its pre-PRECIS form
+    legacy_name: str | None = None
+
+
+@dataclass
+class BindRequest:
+    """The client asks for a resource (None: the server picks); answer with bound() or
+    bind_failed(), passing this request back."""
+
+    resource: str | None
+    iq_id: str
+    exchange: int
+
+
+@dataclass
+class StanzaIn:
+    """A message, presence or iq from a bound client, `from` already stamped."""
+
+    element: Element
+
+
+@dataclass
+class AuthFailed:
+    """A SASL exchange failed (counted per IP by the connection, XEP-0205 / A-03)."""
+
+    condition: str
+
+
+@dataclass
+class Close:
+    """Close the connection (after the bytes already sent). `error` is for logs and metrics."""
+
+    error: StreamError | None = None
+
+
+Action = (
+    Send | StartTLS | LookupAccount | Authenticated | AuthFailed | BindRequest | StanzaIn | Close
+)
+
+Request = LookupAccount | BindRequest  # actions whose answer the stream waits for
