@@ -81,7 +81,7 @@ def setup(api: ModuleAPI) -> None:
             too_many = StanzaError(
                 "unexpected-request", text, type="wait", app=(ns.XMPP_ERRORS, "too-many-stanzas")
             )
-            api.router.deliver(error_reply(stanza, too_many), origin)
+            api.deliver(error_reply(stanza, too_many), origin)
             return
         if ptype in SUBSCRIPTION:
             try:

@@ -400,13 +400,13 @@ async def test_t08_account_scoped_iqs_do_not_tell_a_missing_account(server):
 
 async def test_t18_a_flood_is_throttled_by_pausing_reads_without_loss_or_error(server, monkeypatch):
     pauses: list[str] = []
-    original = connection.C2SConnection._pause
+    original = connection.StreamConnection._pause
 
     def recording_pause(self, reason: str) -> None:  # the real pause, counted
         pauses.append(reason)
         original(self, reason)
 
-    monkeypatch.setattr(connection.C2SConnection, "_pause", recording_pause)
+    monkeypatch.setattr(connection.StreamConnection, "_pause", recording_pause)
     alice, alice_jid = await login(server, "alice")
     mallory, _ = await login(server, "mallory")
     count = 2000
