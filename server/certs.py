@@ -25,7 +25,8 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from vines_server.xmpp.certid import OID_SRV_NAME, OID_XMPP_ADDR, identities
 from vines_server.xmpp.jid import domain_to_ascii, normalize_domainpart
 
 __all__ = [
@@ -42,9 +43,6 @@ __all__ = [
     "write_pem",
     "xmpp_addrs",
 ]
-
-OID_XMPP_ADDR = ObjectIdentifier("1.3.6.1.5.5.7.8.5")
-OID_SRV_NAME = ObjectIdentifier("1.3.6.1.5.5.7.8.7")
 
 KeyType = Literal["ec", "rsa"]
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -94,25 +92,6 @@ def _der_string(tag: int, value: bytes) -> bytes:
     return header + value
 
 
-def _der_parse_string(data: bytes, tag: int) -> str | None:
-    """Read one DER string of type `tag`; None when the bytes are something else."""
-    if len(data) < 2 or data[0] != tag:
-        return None
-    length = data[1]
-    offset = 2
-    if length & 0x80:
-        count = length & 0x7F
-        length = int.from_bytes(data[2 : 2 + count], "big")
-        offset = 2 + count
-    body = data[offset : offset + length]
-    if len(body) != length:
-        return None
-    try:
-        return body.decode("utf-8" if tag == _UTF8STRING else "ascii")
-    except UnicodeDecodeError:
-        return None
-
-
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
@@ -123,16 +102,23 @@ def make_ca(
     key_type: KeyType = "ec",
     not_before: _dt.datetime | None = None,
     not_after: _dt.datetime | None = None,
+    issuer: tuple[x509.Certificate, PrivateKey] | None = None,
 ) -> tuple[x509.Certificate, PrivateKey]:
-    """A self-signed certificate authority (for tests and private deployments)."""
+    """A certificate authority (for tests and private deployments): self-signed, or an
+    intermediate signed by `issuer` (a `(certificate, key)` pair)."""
     key = make_key(key_type)
     start = not_before or _now() - _BACKDATE
     end = not_after or start + CA_LIFETIME
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    issuer_name, signing_key = _name(common_name), key
+    aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key())
+    if issuer is not None:
+        issuer_name, signing_key = issuer[0].subject, issuer[1]
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[0].public_key())
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
+        .issuer_name(issuer_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
@@ -153,7 +139,8 @@ def make_ca(
             critical=True,
         )
         .add_extension(ski, critical=False)
-        .sign(key, hashes.SHA256())
+        .add_extension(aki, critical=False)
+        .sign(signing_key, hashes.SHA256())
     )
     return cert, key
 
@@ -166,6 +153,8 @@ def make_certificate(
     not_after: _dt.datetime | None = None,
     xmpp_addr: bool = True,
     srv_names: bool = True,
+    dns_name: bool = True,
+    client_auth: bool = True,
     key_type: KeyType = "ec",
     common_name: str | None = None,
 ) -> tuple[x509.Certificate, PrivateKey]:
@@ -174,7 +163,9 @@ def make_certificate(
     `issuer` is a `(certificate, key)` pair such as `make_ca()` returns; without it the
     certificate is self-signed. `not_before`/`not_after` default to "five minutes ago" and
     825 days later; pass past dates for an expired certificate. `xmpp_addr` and `srv_names`
-    control the XMPP otherNames (see the module docstring).
+    control the XMPP otherNames (see the module docstring); `dns_name=False` leaves out the
+    dNSNames. `client_auth=False` gives a serverAuth-only certificate, as public CAs issue
+    since 2026.
     """
     if not domains and common_name is None:
         raise ValueError("a certificate needs at least one domain")
@@ -185,7 +176,7 @@ def make_certificate(
         raise ValueError("not_after must be later than not_before")
 
     san: list[x509.GeneralName] = []
-    for domain in domains:
+    for domain in domains if dns_name else ():
         san.append(x509.DNSName(_alabel(domain)))
     for domain in domains:
         if xmpp_addr:
@@ -231,7 +222,8 @@ def make_certificate(
         .add_extension(
             # clientAuth too: a server presents the same certificate on outgoing s2s links.
             x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                [ExtendedKeyUsageOID.SERVER_AUTH]
+                + ([ExtendedKeyUsageOID.CLIENT_AUTH] if client_auth else [])
             ),
             critical=False,
         )
@@ -309,37 +301,16 @@ def load_certificate(path_or_data: str | os.PathLike[str] | bytes) -> x509.Certi
     return x509.load_der_x509_certificate(data)
 
 
-def _san(cert: x509.Certificate) -> x509.SubjectAlternativeName | None:
-    try:
-        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return None
-
-
 def dns_names(cert: x509.Certificate) -> list[str]:
     """The dNSName entries of the certificate's subjectAltName."""
-    san = _san(cert)
-    return list(san.get_values_for_type(x509.DNSName)) if san else []
-
-
-def _other_names(cert: x509.Certificate, oid: ObjectIdentifier, tag: int) -> list[str]:
-    san = _san(cert)
-    if san is None:
-        return []
-    found = []
-    for other in san.get_values_for_type(x509.OtherName):
-        if other.type_id == oid:
-            text = _der_parse_string(other.value, tag)
-            if text is not None:
-                found.append(text)
-    return found
+    return list(identities(cert).dns_names)
 
 
 def xmpp_addrs(cert: x509.Certificate) -> list[str]:
     """The id-on-xmppAddr otherNames (UTF8String values)."""
-    return _other_names(cert, OID_XMPP_ADDR, _UTF8STRING)
+    return list(identities(cert).xmpp_addrs)
 
 
 def srv_names(cert: x509.Certificate) -> list[str]:
     """The SRVName otherNames (IA5String values such as `_xmpp-client.example.com`)."""
-    return _other_names(cert, OID_SRV_NAME, _IA5STRING)
+    return list(identities(cert).srv_names)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from vines_server.xmpp.jid import JID, JIDError, normalize_domainpart
+from vines_server.xmpp.jid import JID, JIDError, domain_to_ascii, normalize_domainpart
 
 
 class ConfigError(Exception):
@@ -33,6 +33,8 @@ class ListenerConfig:
     bind: tuple[str, ...] = ("127.0.0.1",)
     c2s_port: int = 5222  # STARTTLS; 0 picks an ephemeral port
     c2s_direct_tls_port: int | None = 5223  # XEP-0368; None disables it
+    s2s_port: int = 5269  # STARTTLS; listens only while federation is configured
+    s2s_direct_tls_port: int | None = None  # XEP-0368 ALPN xmpp-server; None (false): off
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,24 @@ class PresenceConfig:
 
 
 @dataclass(frozen=True)
+class PeerConfig:
+    """`[federation.peers."domain"]`: what differs for one peer domain."""
+
+    name: str
+    dialback: bool = False  # XEP-0220 when its certificate cannot be verified (opt-in)
+    host: str | None = None  # a static route instead of DNS (split DNS, tests)
+    port: int = 5269
+
+
+@dataclass(frozen=True)
 class FederationConfig:
     allow: tuple[str, ...] = ()
+    ca_file: Path | None = None  # trust anchors for peers besides the system store
+    peers: dict[str, PeerConfig] = field(default_factory=dict)
+
+    def peer(self, domain: str) -> PeerConfig:
+        """The settings for a prepared peer domain (the defaults when it has none)."""
+        return self.peers.get(domain) or PeerConfig(domain)
 
 
 @dataclass(frozen=True)
@@ -171,7 +189,11 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         _admin_jid(admin, domains)
 
     lst = _table(raw, "listeners")
-    _only(lst, "listeners.", {"bind", "c2s_port", "c2s_direct_tls_port"})
+    _only(
+        lst,
+        "listeners.",
+        {"bind", "c2s_port", "c2s_direct_tls_port", "s2s_port", "s2s_direct_tls_port"},
+    )
     bind = lst.get("bind", ["127.0.0.1"])
     bind = [bind] if isinstance(bind, str) else bind
     for address in _str_list(lst, "listeners.bind", bind):
@@ -184,7 +206,14 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
             if lst.get("c2s_direct_tls_port", 5223) is False
             else _port(lst, "c2s_direct_tls_port", 5223)
         ),
+        s2s_port=_port(lst, "s2s_port", 5269),
+        s2s_direct_tls_port=(
+            None
+            if lst.get("s2s_direct_tls_port", False) is False
+            else _port(lst, "s2s_direct_tls_port", 5270)
+        ),
     )
+    _distinct_ports(listeners)
 
     st = _table(raw, "storage")
     _only(st, "storage.", {"backend", "path"})
@@ -202,12 +231,14 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     deadlines = _numbers(Deadlines, _table(raw, "deadlines"), "deadlines", integer=False)
 
     fed = _table(raw, "federation")
-    _only(fed, "federation.", {"allow"})
+    _only(fed, "federation.", {"allow", "ca_file", "peers"})
     federation = FederationConfig(
         tuple(
             _domain_name("federation.allow", d)
             for d in _str_list(fed, "federation.allow", fed.get("allow", []))
-        )
+        ),
+        _path(fed, "federation.ca_file", base) if "ca_file" in fed else None,
+        _peers(fed.get("peers", {})),
     )
     pres = _table(raw, "presence")
     _only(pres, "presence.", {"interval", "capacity", "subscribers"})
@@ -228,6 +259,62 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         log_level,
         presence,
     )
+
+
+def _distinct_ports(listeners: ListenerConfig) -> None:
+    """Two listeners on one fixed port: the second bind would fail at start, say it now."""
+    seen: dict[int, str] = {}
+    for name in ("c2s_port", "c2s_direct_tls_port", "s2s_port", "s2s_direct_tls_port"):
+        port = getattr(listeners, name)
+        if port:  # None is off, 0 picks a free port
+            if port in seen:
+                raise ConfigError(
+                    f"listeners.{name} {port} is also listeners.{seen[port]}: choose another port"
+                )
+            seen[port] = name
+
+
+def _peers(table: Any) -> dict[str, PeerConfig]:
+    if not isinstance(table, dict):
+        raise ConfigError(
+            'federation.peers must be a table: write [federation.peers."example.net"] per peer'
+        )
+    peers: dict[str, PeerConfig] = {}
+    for name, peer in table.items():
+        key = f'federation.peers."{name}"'
+        if not isinstance(peer, dict):
+            raise ConfigError(f"{key} must be a table: write it as [{key}]")
+        _only(peer, key + ".", {"dialback", "host", "port"})
+        dialback = peer.get("dialback", False)
+        if not isinstance(dialback, bool):
+            raise ConfigError(f"{key}.dialback must be true or false")
+        host = peer.get("host")
+        if host is not None:
+            host = _host(key + ".host", host)
+        port = peer.get("port", PeerConfig.port)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
+            raise ConfigError(f"{key}.port must be a port number 1-65535")
+        if "port" in peer and host is None:
+            raise ConfigError(f"{key}.port needs {key}.host: add the host to route to")
+        prepared = _domain_name(key, name)
+        if prepared in peers:
+            raise ConfigError(f"{key} repeats federation.peers.{prepared!r}: keep one table")
+        peers[prepared] = PeerConfig(prepared, dialback, host, port)
+    return peers
+
+
+def _host(key: str, value: Any) -> str:
+    """A host name (A-labels, for DNS and the system resolver) or an IP address."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key} must be a host name or an IP address")
+    try:
+        return str(ipaddress.ip_address(value.strip("[]")))
+    except ValueError:
+        pass
+    try:
+        return domain_to_ascii(value)
+    except JIDError as exc:
+        raise ConfigError(f"{key}: {value!r} is not a host name or IP address ({exc})") from None
 
 
 def _admin_jid(admin: str, domains: dict[str, DomainConfig]) -> None:
@@ -268,8 +355,23 @@ def _bind_address(value: str) -> None:
 
 def check_files(config: Config) -> None:
     """What the config names on disk: each domain's certificate and key exist, hold what their
-    key says, and belong together. ConfigError naming the key and the fix."""
+    key says, and belong together; federation.ca_file holds certificates. ConfigError naming
+    the key and the fix."""
     import ssl
+
+    ca_file = config.federation.ca_file
+    if ca_file is not None:
+        try:
+            held = ca_file.read_text(encoding="ascii", errors="replace")
+        except OSError as exc:
+            raise ConfigError(
+                f"federation.ca_file: cannot read {ca_file} ({exc.strerror}): fix the path"
+            ) from None
+        if "BEGIN CERTIFICATE-----" not in held:
+            raise ConfigError(
+                f"federation.ca_file: {ca_file} holds no PEM certificate: "
+                "point it at the CA certificates (PEM) that issue your peers' certificates"
+            )
 
     for domain in config.domains.values():
         where = f"domains.{domain.name}"

@@ -6,6 +6,7 @@ uses; the notes are the one place that explains each key."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import MISSING, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,11 +46,24 @@ DEADLINE_NOTES = {
     "adhoc_session": "seconds of silence before an ad-hoc command session expires",
     "output_stall": "seconds a client's output may stay full, then policy-violation",
 }
+FEDERATION_NOTES = {
+    "ca_file": "PEM trust anchors for peers besides the system store",
+    "peers": "per peer: dialback (opt-in, XEP-0220), a static route",
+}
+#: Examples, not defaults: both keys are absent unless set.
+FEDERATION_EXAMPLES = {
+    "ca_file": "peers-ca.pem",
+    "peers": {"example.net": {"dialback": True, "host": "xmpp.example.net", "port": 5269}},
+}
 PRESENCE_NOTES = {
     "interval": "seconds; at most one load update per interval",
     "capacity": "planned sessions; show becomes away at 80 %, dnd when full",
     "subscribers": "JIDs besides the admins that may subscribe (components)",
 }
+
+
+def _key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else toml_value(name)
 
 
 def toml_value(value: Any) -> str:
@@ -60,18 +74,23 @@ def toml_value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=True)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
     return repr(value)
 
 
 def commented_defaults(cls: type, notes: dict[str, str]) -> str:
     """One `# key = default  # note` line per field of a schema dataclass."""
+    defaults = {f.name: f.default for f in fields(cls) if f.default not in (MISSING, None)}
+    return commented_lines(defaults, notes)
+
+
+def commented_lines(values: dict[str, Any], notes: dict[str, str]) -> str:
+    """One `# key = value  # note` line per item."""
     lines = []
-    for f in fields(cls):
-        default = f.default if f.default is not MISSING else None
-        if default is None:
-            continue
-        value = f"# {f.name} = {toml_value(default)}"
-        note = notes.get(f.name)
+    for name, default in values.items():
+        value = f"# {name} = {toml_value(default)}"
+        note = notes.get(name)
         lines.append(f"{value:<36} # {note}" if note else value)
     return "\n".join(lines)
 
@@ -111,6 +130,10 @@ bind = [{toml_value(bind)}]
 c2s_port = {c2s_port}
 # Clients with direct TLS (XEP-0368, ALPN xmpp-client). 0 picks a free port; false disables it.
 c2s_direct_tls_port = {tls_port}
+# Other servers (federation) with STARTTLS; listens only while [federation] allows a domain.
+s2s_port = 5269
+# Other servers with direct TLS (XEP-0368, ALPN xmpp-server), e.g. 5270; false disables it.
+s2s_direct_tls_port = false
 
 [storage]
 # "sqlite" (durable: committed before success is reported) or "memory" (lost at exit).
@@ -134,4 +157,10 @@ path = "vines.sqlite"
 # Domains this server may exchange stanzas with. Empty: a closed system; a stanza to any other
 # domain comes back to its sender as <not-allowed/>.
 allow = []
+# A peer must present a certificate valid for its domain from a CA in the system store or in
+# ca_file. The certificate above is self-signed: peers that verify certificates refuse it, so
+# until you put a CA-signed pair in [domains] (e.g. Let's Encrypt's fullchain.pem and
+# privkey.pem), only peers that opted into dialback federate with you. One peer's settings
+# can also be written as a table: [federation.peers."example.net"] with the same keys.
+{commented_lines(FEDERATION_EXAMPLES, FEDERATION_NOTES)}
 """

@@ -53,6 +53,11 @@ _RESTRICTED_CODES = _codes(
 _ENCODING_CODES = _codes("XML_ERROR_UNKNOWN_ENCODING", "XML_ERROR_INCORRECT_ENCODING")
 
 
+# Parsed names may take this many characters per byte of the stanza size: namespaced attributes
+# such as xml:lang take about three times their wire size, a repeated long namespace far more.
+NAMES_PER_BYTE = 4
+
+
 @dataclass(frozen=True)
 class ParserLimits:
     """Per-stanza limits; the stream header counts as a stanza for `stanza_size`."""
@@ -61,6 +66,14 @@ class ParserLimits:
     elements: int
     depth: int  # the stanza element itself is depth 1
     attributes: int  # per element
+    # Characters of element and attribute names in one stanza, namespace names included: each
+    # parsed name holds its whole namespace name, so `<p:x/>` in a 200 KB namespace holds 200 KB.
+    # None: NAMES_PER_BYTE times stanza_size.
+    names: int | None = None
+
+    @property
+    def name_chars(self) -> int:
+        return NAMES_PER_BYTE * self.stanza_size if self.names is None else self.names
 
     @classmethod
     def pre_auth(cls) -> ParserLimits:
@@ -255,6 +268,7 @@ class StreamParser:
         self._stack: list[Element] = []
         self._text: list[str] = []
         self._count = 0  # elements in the current stanza
+        self._names = 0  # characters of its element and attribute names, namespaces included
         self._default_ns: str | None = None
         self._header_ns: dict[str | None, str] = {}  # the stream header's declarations
         self._root: str | None = None  # the stream element, Clark notation
@@ -262,7 +276,10 @@ class StreamParser:
         self._head = b""  # first bytes of the stream, to spot UTF-16
 
     def _new_expat(self) -> pyexpat.XMLParserType:
-        p = pyexpat.ParserCreate("UTF-8", _SEP)  # forced UTF-8: a declared encoding is checked
+        # Forced UTF-8: a declared encoding is checked. No interning (intern=None): Expat's
+        # intern dict keeps every distinct name for the parser's life, so a client could grow
+        # it by a namespace name per stanza for as long as it keeps its stream busy.
+        p = pyexpat.ParserCreate("UTF-8", _SEP, intern=None)
         # Text arrives in pieces of at most 1 KiB (joined later): Expat's default 8 KiB text
         # buffer would cost 7 KiB more per connection, which adds up over 10 000 idle sessions.
         p.buffer_size = 1024
@@ -416,6 +433,10 @@ class StreamParser:
         limits = self.limits
         if depth > limits.depth:  # the new element would sit at stanza depth `depth`
             raise StreamError("policy-violation", "stanza nested too deeply")
+        names = len(name) + sum(map(len, attrs)) if attrs else len(name)
+        self._names = names if depth == 1 else self._names + names
+        if self._names > limits.name_chars:
+            raise _too_big()
         if depth == 1:
             self._count = 1
             el = Element(_clark(name), self._attrs(attrs))

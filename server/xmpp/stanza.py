@@ -61,31 +61,100 @@ class Prewritten(Element):
     content: str = ""
 
 
-def _attrs(el: Element, out: list[str]) -> None:
-    prefixes: dict[str, str] = {}
+# The plain form declares a namespace on each element whose parent is in another one (and on
+# each element with attributes in it, as xmlns:a0): a stanza that declares a long namespace once,
+# with a prefix, and uses it on many children would be written many times over (a 200 KB
+# namespace on 1 000 children: 200 MB). Repeats that cost up to this many bytes in all keep the
+# plain form, so ordinary stanzas keep their exact bytes (an error's condition and text, Jingle's
+# payload types); past it, each repeated namespace is declared once, with a prefix, on the top
+# element.
+REPEAT_ALLOWANCE = 4096
+
+
+def _prefixable(node: Element, uri: str, default_ns: str) -> bool:
+    """Whether `node` may be written with a prefix: not the stream's content namespace (RFC 6120
+    4.8.5), not the empty namespace (no prefix can name it), not a Prewritten element (its content
+    is written with its namespace as the default), and not xml: (predeclared)."""
+    return uri not in ("", default_ns, ns.XML) and not isinstance(node, Prewritten)
+
+
+def _attr_uris(el: Element) -> set[str]:
+    return {key[1:].partition("}")[0] for key in el.attrib if key[:1] == "{"} - {ns.XML}
+
+
+def _attrs(
+    el: Element, out: list[str], prefixes: dict[str, str] | None, seen: set[str] | None
+) -> int:
+    """Write `el`'s attributes; namespaced ones take a prefix from `prefixes` or one declared on
+    `el`. Returns the bytes of declarations of namespaces already in `seen` (which it updates)."""
+    repeats = 0
+    own: dict[str, str] = {}
     for key, value in el.attrib.items():
-        if key.startswith(_XML_PREFIX):
-            name = "xml:" + key[len(_XML_PREFIX) :]
-        elif key[:1] == "{":
-            uri, _, local = key[1:].partition("}")
-            prefix = prefixes.get(uri)
-            if prefix is None:
-                prefix = prefixes[uri] = f"a{len(prefixes)}"
-                out.append(f" xmlns:{prefix}='{uri.translate(_ATTR_ESC)}'")
-            name = f"{prefix}:{local}"
-        else:
+        if key[:1] != "{":
             name = key
+        elif key.startswith(_XML_PREFIX):
+            name = "xml:" + key[len(_XML_PREFIX) :]
+        else:
+            uri, _, local = key[1:].partition("}")
+            prefix = own.get(uri) or (prefixes.get(uri) if prefixes else None)
+            if prefix is None:
+                prefix = own[uri] = f"a{len(own)}"
+                out.append(f" xmlns:{prefix}='{uri.translate(_ATTR_ESC)}'")
+                if seen is not None:
+                    if uri in seen:
+                        repeats += len(uri) + 12
+                    seen.add(uri)
+            name = f"{prefix}:{local}"
         out.append(f" {name}='{value.translate(_ATTR_ESC)}'")
+    return repeats
+
+
+def _repeated_namespaces(el: Element, default_ns: str) -> dict[str, str]:
+    """A prefix for each namespace that the plain form of `el` would declare more than once."""
+    counts: dict[str, int] = {}
+    todo = [(el, default_ns)]
+    while todo:
+        node, inherited = todo.pop()
+        uri, _ = tag_name(node)
+        scope = uri
+        if uri != inherited:
+            if uri == ns.XML:
+                scope = inherited
+            elif _prefixable(node, uri, default_ns):
+                counts[uri] = counts.get(uri, 0) + 1
+        for attr_uri in _attr_uris(node):
+            counts[attr_uri] = counts.get(attr_uri, 0) + 1
+        if not (isinstance(node, Prewritten) and node.content):
+            todo.extend((child, scope) for child in reversed(node))
+    repeated = [uri for uri, count in counts.items() if count > 1]
+    return {uri: f"n{i}" for i, uri in enumerate(repeated)}
 
 
 def serialize(el: Element, default_ns: str | None = ns.CLIENT) -> bytes:
     """Compact XML for `el`, written inside a stream whose default namespace is `default_ns`.
 
-    Each element whose namespace differs from its parent's declares it with xmlns='...'.
+    Each element whose namespace differs from its parent's declares it with xmlns='...', unless
+    that would repeat declarations past REPEAT_ALLOWANCE bytes: then each namespace that would be
+    declared more than once is declared once on `el` with a prefix. Only namespaces never written
+    with a prefix (the content namespace, the empty one, a Prewritten element's) may still be
+    declared again: once per element at most, and the first two are short.
     """
+    scope = default_ns or ""
+    out = _write(el, scope, None)
+    if out is None:
+        out = _write(el, scope, _repeated_namespaces(el, scope))
+        assert out is not None
+    return "".join(out).encode("utf-8")
+
+
+def _write(el: Element, default_ns: str, prefixes: dict[str, str] | None) -> list[str] | None:
+    """The plain form (`prefixes` None), or None once its repeats pass REPEAT_ALLOWANCE; or the
+    form with `prefixes` declared on `el` and used for their namespaces."""
     out: list[str] = []
-    # Work items: (element, inherited default namespace) to open, or a str to write as is.
-    todo: list[tuple[Element, str | None] | str] = [(el, default_ns)]
+    seen: set[str] | None = set() if prefixes is None else None
+    spare = REPEAT_ALLOWANCE
+    # Work items: (element, in-scope default namespace) to open, or a str to write as is.
+    todo: list[tuple[Element, str] | str] = [(el, default_ns)]
     while todo:
         item = todo.pop()
         if isinstance(item, str):
@@ -93,14 +162,33 @@ def serialize(el: Element, default_ns: str | None = ns.CLIENT) -> bytes:
             continue
         node, inherited = item
         uri, local = tag_name(node)
-        out.append("<" + local)
-        if uri != (inherited or ""):
-            out.append(f" xmlns='{uri.translate(_ATTR_ESC)}'")
-        _attrs(node, out)
+        name, scope = local, uri
+        if uri == inherited:
+            out.append("<" + local)
+        elif uri == ns.XML:  # predeclared: declaring it is an error
+            name, scope = "xml:" + local, inherited
+            out.append("<" + name)
+        elif prefixes and uri in prefixes and _prefixable(node, uri, default_ns):
+            name, scope = f"{prefixes[uri]}:{local}", inherited
+            out.append("<" + name)
+        else:
+            if seen is not None and _prefixable(node, uri, default_ns):
+                if uri in seen:
+                    spare -= len(uri) + 9
+                    if spare < 0:
+                        return None
+                seen.add(uri)
+            out.append(f"<{local} xmlns='{uri.translate(_ATTR_ESC)}'")
+        if prefixes and node is el:
+            out.extend(f" xmlns:{p}='{u.translate(_ATTR_ESC)}'" for u, p in prefixes.items())
+        if node.attrib:
+            spare -= _attrs(node, out, prefixes, seen)
+            if spare < 0:
+                return None
         # The top element's tail is not part of it.
         tail = node.tail.translate(_TEXT_ESC) if node.tail and node is not el else ""
         if isinstance(node, Prewritten) and node.content:
-            out.append(f">{node.content}</{local}>{tail}")
+            out.append(f">{node.content}</{name}>{tail}")
             continue
         if node.text is None and not len(node):
             out.append("/>" + tail)
@@ -108,9 +196,9 @@ def serialize(el: Element, default_ns: str | None = ns.CLIENT) -> bytes:
         out.append(">")
         if node.text:
             out.append(node.text.translate(_TEXT_ESC))
-        todo.append(f"</{local}>{tail}")
-        todo.extend((child, uri) for child in reversed(node))
-    return "".join(out).encode("utf-8")
+        todo.append(f"</{name}>{tail}")
+        todo.extend((child, scope) for child in reversed(node))
+    return out
 
 
 def stream_header(

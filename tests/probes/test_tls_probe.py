@@ -240,21 +240,6 @@ def test_usage_errors_exit_2(run_cli):
     assert run_cli("tls", DOMAIN, "--resolver", "not-an-ip").exit_code == 2
 
 
-@pytest.mark.parametrize(
-    ("pattern", "domain", "ok"),
-    [
-        ("example.test", "EXAMPLE.test", True),
-        ("*.example.test", "chat.example.test", True),
-        ("*.example.test", "example.test", False),
-        ("*.example.test", "a.b.example.test", False),
-        ("*.test", "example.test", False),
-        ("ex*.example.test", "exa.example.test", False),
-    ],
-)
-def test_dns_id_matching(pattern, domain, ok):
-    assert tlsprobe._dns_match(pattern, domain) is ok
-
-
 def test_srv_id_and_cn_rules(pki):
     from datetime import UTC, datetime
 

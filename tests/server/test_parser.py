@@ -10,6 +10,7 @@ import pytest
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StreamError
 from vines_server.xmpp.parser import (
+    NAMES_PER_BYTE,
     ParserLimits,
     Stanza,
     StreamClose,
@@ -313,6 +314,56 @@ def test_attribute_cap() -> None:  # X-14
     assert stanzas(opened().feed(with_attrs(POST.attributes)))
     assert error_of(opened(), with_attrs(POST.attributes + 1)).condition == "policy-violation"
     assert error_of(opened(), with_attrs(10_000)).condition == "policy-violation"
+
+
+# Each parsed name holds its whole namespace name: `<p:x/>` in a 200 KB namespace is 200 KB.
+SMALL = ParserLimits(10_000, 1024, 64, 64)  # names: up to 40 000 characters
+KB_NS = "urn:long:" + "u" * 991  # 1 000 characters; each child's name is 1 002
+
+
+def with_named_children(n: int) -> bytes:
+    return f"<message xmlns:p='{KB_NS}'>".encode() + b"<p:x/>" * n + b"</message>"
+
+
+def test_names_count_against_the_stanza_size() -> None:
+    assert SMALL.name_chars == NAMES_PER_BYTE * SMALL.stanza_size == 40_000
+    assert len(stanzas(opened(SMALL).feed(with_named_children(39)))) == 1  # 39 099 characters
+    err = error_of(opened(SMALL), with_named_children(40))  # 40 101, in 2 KB on the wire
+    assert (err.condition, err.app) == ("policy-violation", (ns.XMPP_ERRORS, "stanza-too-big"))
+    attrs = " ".join(f"p:a{i}='1'" for i in range(40))
+    err = error_of(opened(SMALL), f"<message xmlns:p='{KB_NS}' {attrs}/>".encode())
+    assert err.app == (ns.XMPP_ERRORS, "stanza-too-big")
+
+
+def test_a_long_namespace_on_many_children_is_refused_before_it_takes_memory() -> None:
+    # 206 KB on the wire, 200 MB of names as parsed: refused at the first child past the bound.
+    long_ns = "urn:long:" + "u" * 200_000
+    data = f"<message xmlns:p='{long_ns}'>".encode() + b"<p:x/>" * 1000 + b"</message>"
+    assert len(data) < POST.stanza_size
+    tracemalloc.start()
+    try:
+        err = error_of(opened(), data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert err.app == (ns.XMPP_ERRORS, "stanza-too-big")
+    assert peak < 8 * POST.stanza_size * NAMES_PER_BYTE, peak
+
+
+def test_names_of_past_stanzas_are_not_kept() -> None:
+    # Expat's intern dict kept every distinct name for the stream's life: 100 stanzas in fresh
+    # 50 KB namespaces held 20 MB.
+    p = opened()
+    p.feed(b"<presence/>")
+    tracemalloc.start()
+    try:
+        for i in range(100):
+            uri = f"urn:{i}:" + "x" * 50_000
+            assert len(stanzas(p.feed(f"<message xmlns:p='{uri}'><p:x/></message>".encode())))
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 1_000_000, held
 
 
 @pytest.mark.parametrize(

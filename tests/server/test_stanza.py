@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import random
+import re
 from xml.etree.ElementTree import Element
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from vines_server.xmpp import ns
+from vines_server.xmpp import stanza as stanza_module
 from vines_server.xmpp.errors import StanzaError, StreamError
-from vines_server.xmpp.parser import ParserLimits, Stanza, StreamOpen, StreamParser
+from vines_server.xmpp.parser import (
+    ParserLimits,
+    Stanza,
+    StreamOpen,
+    StreamParser,
+    parse_fragment,
+)
 from vines_server.xmpp.stanza import (
     STREAM_CLOSE,
     Prewritten,
@@ -224,3 +234,206 @@ def test_prewritten_content_is_copied_as_is_and_matches_serializing_the_children
     )
     empty = Prewritten(ns.q(ns.ROSTER, "query"))
     assert serialize(empty) == b"<query xmlns='jabber:iq:roster'/>"
+
+
+# ---- namespaces repeated on many elements: written once, with a prefix -----------------------
+
+LONG = "urn:long:" + "u" * 200_000
+
+
+def blowup_stanza() -> tuple[Element, int]:
+    """A 200 KB namespace declared once on the stanza with a prefix, used by 1 000 children: the
+    tree and the size of its wire form (which the plain form would write out 1 000 times)."""
+    tag = "{" + LONG + "}x"  # one string for all children, as one parsed name
+    children = [make(tag) for _ in range(1000)]
+    wire = f"<message to='bob@x' xmlns:p='{LONG}'>" + "<p:x/>" * 1000 + "</message>"
+    return make(C + "message", {"to": "bob@x"}, children=children), len(wire)
+
+
+@pytest.fixture(params=["plain", "prefixed"])
+def form(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both forms on the same trees: with no allowance, every repeat takes a prefix."""
+    if request.param == "prefixed":
+        monkeypatch.setattr(stanza_module, "REPEAT_ALLOWANCE", 0)
+    return request.param
+
+
+def test_a_namespace_repeated_on_many_children_is_written_once() -> None:
+    el, wire_size = blowup_stanza()
+    out = serialize(el)
+    assert len(out) <= 2 * wire_size  # the plain form: 200 MB
+    assert out.count(LONG.encode()) == 1
+    assert out.startswith(b"<message xmlns:n0='" + LONG.encode() + b"' to='bob@x'><n0:x/>")
+    assert same(parse_fragment(out, limits=ParserLimits(len(out), 1024, 64, 64, 10**9)), el)
+
+
+def test_small_repeats_keep_the_plain_form_byte_for_byte() -> None:
+    x = "{urn:x}x"
+    el = make(C + "message", children=[make(x, {"{urn:a}k": "1"}), make(x, {"{urn:a}k": "2"})])
+    assert serialize(el) == (
+        b"<message><x xmlns='urn:x' xmlns:a0='urn:a' a0:k='1'/>"
+        b"<x xmlns='urn:x' xmlns:a0='urn:a' a0:k='2'/></message>"
+    )
+
+
+def test_past_the_allowance_repeats_take_one_prefix_on_the_top_element() -> None:
+    uri = "urn:x:" + "x" * stanza_module.REPEAT_ALLOWANCE
+    attr = "{" + uri + "}k"
+    el = make(
+        C + "message",
+        children=[
+            make("{urn:once}a", {attr: "1"}),
+            make(ns.q(uri, "b"), children=[make(C + "body", text="hi")]),
+        ],
+    )
+    assert (
+        serialize(el)
+        == (
+            f"<message xmlns:n0='{uri}'><a xmlns='urn:once' n0:k='1'/>"
+            "<n0:b><body>hi</body></n0:b></message>"
+        ).encode()
+    )
+
+
+def test_the_content_namespace_is_never_prefixed(form: str) -> None:
+    # RFC 6120 4.8.5: no prefixes on jabber:client elements; inside another namespace each
+    # one declares it again (a bounded cost: one short declaration per element).
+    inner = make("{urn:w}w", children=[make(C + "body") for _ in range(3)])
+    el = make(C + "message", children=[inner, make("{urn:w}w", children=[make(C + "body")])])
+    out = serialize(el)
+    assert b":body" not in out and b":message" not in out
+    assert same(reparse(out), el)
+
+
+def test_xml_namespace_elements_are_written_with_the_xml_prefix(form: str) -> None:
+    # xmlns='http://www.w3.org/XML/1998/namespace' is refused by every parser (ours too): the
+    # recipient's stream would end and a stored message could not be read back.
+    el = make(
+        C + "message",
+        children=[make(ns.q(ns.XML, "x"), {XML_LANG: "en"}, children=[make(C + "body", text="t")])],
+    )
+    out = serialize(el)
+    assert out == b"<message><xml:x xml:lang='en'><body>t</body></xml:x></message>"
+    assert same(reparse(out), el)
+
+
+def tricky_trees() -> list[Element]:
+    a, b = "urn:a", "urn:b"
+    nested = make(
+        C + "message",
+        children=[
+            make(
+                ns.q(a, "x"),
+                children=[
+                    make(
+                        ns.q(b, "y"), children=[make(ns.q(a, "z"), children=[make(ns.q(b, "w"))])]
+                    ),
+                    make(ns.q(a, "x2"), {ns.q(b, "k"): "v", ns.q(a, "k"): "w", "k": "plain"}),
+                ],
+            ),
+            make(ns.q(b, "y"), children=[make("plain", children=[make(ns.q(a, "deep"))])]),
+            make(ns.q(a, "x"), {XML_LANG: "fr"}, text="t"),
+        ],
+    )
+    depths = make(C + "iq", {"type": "result"})
+    node = depths
+    for i in range(10):  # the same namespace at different depths, others in between
+        child = make(ns.q(a if i % 3 else b, f"d{i}"), {ns.q(a, "i"): str(i)}, text=f"{i}<")
+        child.tail = f"tail{i}&"
+        node.append(child)
+        node = child
+    client_inside = make(
+        C + "message",
+        children=[
+            make(ns.q(a, "wrap"), children=[make(C + "body", text="x"), make("", text="none")]),
+            make(ns.q(a, "wrap"), children=[make(ns.q(ns.XML, "x"))]),
+        ],
+    )
+    client_inside[0][1].tag = "none"
+    return [nested, depths, client_inside]
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_round_trip_of_tricky_trees(form: str, index: int) -> None:
+    tree = tricky_trees()[index]
+    out = serialize(tree)
+    assert same(reparse(out), tree), out
+    if form == "prefixed":
+        assert declared_again(out) <= {b"", b"jabber:client"}, out
+
+
+def declared_again(out: bytes) -> set[bytes]:
+    """Namespaces declared more than once (in tags: text escapes `<`, values escape `>`)."""
+    tags = b"".join(re.findall(rb"<[^>]*>", out))
+    declared = re.findall(rb" xmlns(?::\w+)?='([^']*)'", tags)
+    return {uri for uri in declared if declared.count(uri) > 1}
+
+
+def test_prewritten_content_inside_a_prefixed_stanza(form: str) -> None:
+    items = [make(ns.q(ns.ROSTER, "item"), {"jid": f"c{i}@x"}) for i in range(3)]
+    query = Prewritten(ns.q(ns.ROSTER, "query"))
+    query.content = "".join(serialize(item, ns.ROSTER).decode() for item in items)
+    extra = [make(ns.q(ns.ROSTER, "mark")), make(ns.q(ns.ROSTER, "mark"))]
+    iq = make(C + "iq", {"type": "result"}, children=[extra[0], query, extra[1]])
+    whole = make(
+        C + "iq",
+        {"type": "result"},
+        children=[extra[0], make(ns.q(ns.ROSTER, "query"), children=items), extra[1]],
+    )
+    out = serialize(iq)
+    assert b"<query xmlns='jabber:iq:roster'><item jid='c0@x'/>" in out
+    assert same(reparse(out), whole)
+
+
+def test_deep_prefixed_trees_do_not_recurse(form: str) -> None:
+    root = make(C + "message")
+    node = root
+    for i in range(5000):
+        node.append(make(ns.q("urn:a" if i % 2 else "urn:b", "a")))
+        node = node[0]
+    assert serialize(root).count(b"a") >= 5000  # no RecursionError
+
+
+URIS = st.sampled_from([ns.CLIENT, "", "urn:a", "urn:b", "urn:a:" + "x" * 300, ns.ROSTER, ns.XML])
+LOCALS = st.sampled_from(["a", "b", "body", "x-y", "n0", "a0"])
+# Characters XML can carry (no C0 controls but tab, newline and CR; no surrogates, no U+FFFE).
+XML_TEXT = st.text(
+    st.one_of(
+        st.sampled_from("\t\n\r<>&'\"]"),
+        st.characters(codec="utf-8", exclude_categories=["Cs", "Cc", "Cn"]),
+    )
+)
+TEXTS = st.one_of(st.none(), XML_TEXT)
+
+
+@st.composite
+def trees(draw: st.DrawFn) -> Element:
+    root = make(C + draw(st.sampled_from(["message", "iq", "presence"])), {"id": "r"})
+    nodes = [root]
+    for _ in range(draw(st.integers(0, 25))):
+        parent = draw(st.sampled_from(nodes))
+        uri = draw(URIS)
+        attrs = {}
+        for _ in range(draw(st.integers(0, 3))):
+            attr_uri = draw(st.sampled_from(["", "urn:a", "urn:c", ns.XML, ns.CLIENT]))
+            key = ("{" + attr_uri + "}" if attr_uri else "") + draw(LOCALS)
+            attrs[key] = draw(XML_TEXT)
+        child = make(("{" + uri + "}" if uri else "") + draw(LOCALS), attrs, draw(TEXTS) or None)
+        child.tail = draw(TEXTS) or None
+        parent.append(child)
+        nodes.append(child)
+    return root
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tree=trees(), allowance=st.sampled_from([0, stanza_module.REPEAT_ALLOWANCE]))
+def test_round_trip_of_random_trees_with_random_namespaces(tree: Element, allowance: int) -> None:
+    saved = stanza_module.REPEAT_ALLOWANCE
+    stanza_module.REPEAT_ALLOWANCE = allowance
+    try:
+        out = serialize(tree)
+    finally:
+        stanza_module.REPEAT_ALLOWANCE = saved
+    assert same(reparse(out), tree), out
+    if allowance == 0:
+        assert declared_again(out) <= {b"", b"jabber:client"}, out

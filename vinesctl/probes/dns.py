@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from vines_server.xmpp.srv import rfc2782_order
+
 from vinesctl.probes.findings import Finding, Progress, Status, no_progress
 
 # kind -> [(service label, direct TLS, standard port)]
@@ -121,25 +123,6 @@ def make_resolver(resolver: str | None, timeout: float):
     res.timeout = min(timeout, 3.0)
     res.lifetime = timeout
     return res
-
-
-def rfc2782_order(records: list[SrvRecord], rng: random.Random | None = None) -> list[SrvRecord]:
-    """Order SRV records as a client tries them: priority ascending, weighted random within one."""
-    rng = rng or random.Random()
-    ordered: list[SrvRecord] = []
-    for priority in sorted({r.priority for r in records}):
-        group = [r for r in records if r.priority == priority]
-        group.sort(key=lambda r: r.weight != 0)  # weight 0 first, as RFC 2782 says
-        while group:
-            total = sum(r.weight for r in group)
-            pick = rng.randint(0, total) if total else 0
-            running = 0
-            for i, r in enumerate(group):
-                running += r.weight
-                if running >= pick:
-                    ordered.append(group.pop(i))
-                    break
-    return ordered
 
 
 def _query(res, name: str, rdtype: str) -> tuple[Any, str, bool]:

@@ -20,8 +20,6 @@ from vinesctl.probes import dns as dnsprobe
 from vinesctl.probes.findings import Finding, Progress, Status, no_progress
 from vinesctl.probes.stream import Handshake, open_stream
 
-OID_XMPP_ADDR = "1.3.6.1.5.5.7.8.5"
-OID_SRV_NAME = "1.3.6.1.5.5.7.8.7"
 EXPIRY_WARN_DAYS = 30
 
 # versions probed one at a time (min = max), oldest first
@@ -128,47 +126,18 @@ def local_support(version: str) -> bool:
 # -- certificates -----------------------------------------------------------------------------
 
 
-def _der_string(data: bytes) -> str | None:
-    """Decode a DER UTF8String/IA5String/PrintableString (optionally inside an explicit [0])."""
-    if len(data) >= 2 and data[0] == 0xA0:
-        data = data[2:] if data[1] < 0x80 else data[2 + (data[1] & 0x7F) :]
-    if len(data) < 2 or data[0] not in (0x0C, 0x16, 0x13):
-        return None
-    length, offset = data[1], 2
-    if length & 0x80:
-        count = length & 0x7F
-        length = int.from_bytes(data[2 : 2 + count], "big")
-        offset = 2 + count
-    body = data[offset : offset + length]
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
 def cert_info(der: bytes, index: int = 0) -> CertInfo:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+    from vines_server.xmpp.certid import identities
 
     cert = x509.load_der_x509_certificate(der)
-    dns_names: list[str] = []
-    xmpp: list[str] = []
-    srv: list[str] = []
-    ips: list[str] = []
+    ids = identities(cert)
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        dns_names = list(san.get_values_for_type(x509.DNSName))
         ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
-        for other in san.get_values_for_type(x509.OtherName):
-            text = _der_string(other.value)
-            if text is None:
-                continue
-            if other.type_id.dotted_string == OID_XMPP_ADDR:
-                xmpp.append(text)
-            elif other.type_id.dotted_string == OID_SRV_NAME:
-                srv.append(text)
     except (x509.ExtensionNotFound, ValueError):
-        pass
+        ips = []
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey):
         key_type, bits = "RSA", key.key_size
@@ -190,9 +159,9 @@ def cert_info(der: bytes, index: int = 0) -> CertInfo:
         index=index,
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
-        dns_names=dns_names,
-        xmpp_addrs=xmpp,
-        srv_names=srv,
+        dns_names=list(ids.dns_names),
+        xmpp_addrs=list(ids.xmpp_addrs),
+        srv_names=list(ids.srv_names),
         ip_addresses=ips,
         key_type=key_type,
         key_bits=bits,
@@ -209,57 +178,38 @@ def _common_names(subject: str) -> list[str]:
     return [part[3:] for part in subject.split(",") if part.upper().startswith("CN=")]
 
 
-def _dns_match(pattern: str, domain: str) -> bool:
-    """RFC 6125 §6.4: case-insensitive; a wildcard only as the whole left-most label."""
-    pattern = pattern.rstrip(".").lower()
-    domain = domain.rstrip(".").lower()
-    if pattern == domain:
-        return True
-    if pattern.startswith("*."):
-        rest = pattern[2:]
-        head, _, tail = domain.partition(".")
-        return bool(head) and tail == rest and "*" not in rest and rest.count(".") >= 1
-    return False
+def _identities(info: CertInfo):
+    from vines_server.xmpp.certid import Identities
+
+    return Identities(tuple(info.dns_names), tuple(info.srv_names), tuple(info.xmpp_addrs))
 
 
 def match_identity(info: CertInfo, domain: str, kind: str = "client") -> str:
     """How the certificate identifies `domain` (RFC 6125, RFC 6120 §13.7), or '' if it does not.
 
-    Reference identifiers: DNS-ID `domain`, SRV-ID `_xmpp-<kind>.domain` / `_xmpps-<kind>.domain`,
-    and XmppAddr `domain`. The CN is considered only when the certificate has no SAN identifiers.
+    The server's own matching (`vines_server.xmpp.certid`) decides: DNS-ID, SRV-ID
+    `_xmpp(s)-<kind>.domain`, XmppAddr. As a diagnosis only, a certificate without any of them
+    whose CN names the domain is reported as such (a warning: RFC 6125 peers refuse it).
     """
-    from vines_server.xmpp.jid import JIDError, domain_to_ascii, normalize_domainpart
+    from vines_server.xmpp.certid import dns_id_matches, match
+    from vines_server.xmpp.jid import JIDError, domain_to_ascii
 
-    try:  # the server's own rule (IDNA2008): certificates carry A-labels, xmppAddr U-labels
-        domain, a_domain = normalize_domainpart(domain), domain_to_ascii(domain)
+    ids = _identities(info)
+    found = match(ids, domain, "server" if kind == "server" else "client")
+    if found or ids:
+        return found
+    try:
+        a_domain = domain_to_ascii(domain)
     except JIDError:
-        domain = a_domain = domain.rstrip(".").lower()
-    for name in info.dns_names:
-        if _dns_match(name, a_domain):
-            return f"DNS-ID {name}"
-    for name in info.srv_names:
-        service, _, host = name.partition(".")
-        if service.lower() in (f"_xmpp-{kind}", f"_xmpps-{kind}") and host.lower() in (
-            domain,
-            a_domain,
-        ):
-            return f"SRV-ID {name}"
-    for name in info.xmpp_addrs:
-        if name.lower() == domain:
-            return f"XmppAddr {name}"
-    if not (info.dns_names or info.srv_names or info.xmpp_addrs):
-        for cn in _common_names(info.subject):
-            if _dns_match(cn, a_domain):
-                return f"CN {cn} (no subjectAltName)"
+        return ""
+    for cn in _common_names(info.subject):
+        if dns_id_matches(cn, a_domain):
+            return f"CN {cn} (no subjectAltName)"
     return ""
 
 
 def names_of(info: CertInfo) -> list[str]:
-    names = (
-        info.dns_names
-        + [f"SRV:{n}" for n in info.srv_names]
-        + [f"xmpp:{n}" for n in info.xmpp_addrs]
-    )
+    names = _identities(info).describe()
     return names or [f"CN={cn}" for cn in _common_names(info.subject)]
 
 
