@@ -36,18 +36,21 @@ MAX_TRACKED_IPS = 100_000  # failure histories kept at most (oldest dropped firs
 RELOADABLE = ("admins", "federation", "limits", "deadlines", "log_level")
 
 
-def _c2s_limits(limits: Any) -> dict[str, Any]:
-    """The C2SSettings fields that come from [limits]."""
-    return {
-        "preauth_limits": ParserLimits(
+def c2s_settings(config: Config, fake_secret: bytes | None = None) -> C2SSettings:
+    """The one place client-stream settings are built from configuration: at start, and
+    again on reload (the fake-salt secret stays what it was)."""
+    limits = config.limits
+    return C2SSettings(
+        domains=frozenset(config.domains),
+        preauth_limits=ParserLimits(
             limits.preauth_stanza_size, limits.preauth_elements, limits.depth, limits.attributes
         ),
-        "limits": ParserLimits(
-            limits.stanza_size, limits.elements, limits.depth, limits.attributes
-        ),
-        "auth_failures": limits.auth_failures_per_stream,
-        "stream_restarts": limits.stream_restarts,
-    }
+        limits=ParserLimits(limits.stanza_size, limits.elements, limits.depth, limits.attributes),
+        auth_failures=limits.auth_failures_per_stream,
+        stream_restarts=limits.stream_restarts,
+        iterations=limits.pbkdf2_iterations,
+        fake_secret=fake_secret,
+    )
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class Server:
         self.storage: Storage = storage if storage is not None else open_storage(config.storage)
         self.domains = frozenset(config.domains)
         limits = config.limits
-        self.c2s_settings = C2SSettings(**_c2s_limits(limits), domains=self.domains)
+        self.c2s_settings = c2s_settings(config)
         self.sessions = SessionRegistry()
         self.connections: set[StreamConnection] = set()
         self._per_ip: Counter[str] = Counter()  # open connections per source IP
@@ -118,11 +121,7 @@ class Server:
     async def open(self) -> None:
         """Storage and modules: everything but the listeners (the routing tests stop here)."""
         await self.storage.open()
-        self.c2s_settings = replace(
-            self.c2s_settings,
-            iterations=self.config.limits.pbkdf2_iterations,
-            fake_secret=await self._fake_secret(),
-        )
+        self.c2s_settings = c2s_settings(self.config, await self._fake_secret())
         for name in DEFAULT_MODULES:
             module = importlib.import_module(f"vines_server.modules.{name}")
             module.setup(self.host.api(name))
@@ -209,9 +208,7 @@ class Server:
         limits = self.config.limits
         self.router.offline_quota = limits.offline_quota
         self.router.offline_bytes = limits.offline_bytes
-        self.c2s_settings = replace(
-            self.c2s_settings, **_c2s_limits(limits), iterations=limits.pbkdf2_iterations
-        )
+        self.c2s_settings = c2s_settings(self.config, self.c2s_settings.fake_secret)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)

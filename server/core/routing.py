@@ -212,9 +212,6 @@ class Router:
                     return
         self.spawn(self.route(stanza))
 
-    def reply(self, stanza: Element, origin: Session | None) -> None:
-        self.send(stanza, origin)
-
     def bounce(self, stanza: Element, err: StanzaError) -> None:
         """Error back to the sender, wherever it is (never in answer to an error or an iq
         result: no loops, RFC 6120 8.3.1)."""

@@ -65,6 +65,11 @@ RULES = [
     ("message to a component", message(COMPONENT), {"component<-message/chat"}),
     ("message to a JID on a component", message(COMP_USER), {"component<-message/chat"}),
     ("message to a closed foreign domain", message(FAR), {f"alice<-message/error/{NA}"}),
+    (
+        "message to a full JID on a closed foreign domain",
+        message(f"{FAR}/r"),
+        {f"alice<-message/error/{NA}"},
+    ),
     # ---- presence (RFC 6121 4.6, 8.5) --------------------------------------------------------
     ("directed presence to an online bare JID", presence(BOB), {"bob<-presence/available"}),
     ("directed presence to an online full JID", presence(BOB_FULL), {"bob<-presence/available"}),
@@ -118,6 +123,8 @@ RULES = [
     ("iq get to a component", iq(COMPONENT, payload="urn:x"), {"component<-iq/get"}),
     ("iq set to a JID on a component", iq(COMP_USER, "set", "urn:x"), {"component<-iq/set"}),
     ("iq get to a closed foreign domain", iq(FAR), {f"alice<-iq/error/{NA}"}),
+    ("iq get to a full JID on a closed foreign domain", iq(f"{FAR}/r"), {f"alice<-iq/error/{NA}"}),
+    ("iq result to a closed foreign domain: silence", iq(FAR, "result", None), set()),
 ]
 
 
