@@ -21,6 +21,8 @@ from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
 from vines_server.modules import DEFAULT_MODULES
 from vines_server.net.connection import C2S, StreamConnection, StreamKind
+from vines_server.net.s2s import S2S_IN, Federation, federation_configured
+from vines_server.net.s2stls import s2s_server_context
 from vines_server.net.tls import server_context
 from vines_server.storage import open_storage
 from vines_server.storage.base import Storage
@@ -90,6 +92,11 @@ class Server:
             limits.offline_quota,
             limits.offline_bytes,
         )
+        # federation only while configured (allowlist or peers): a closed domain otherwise
+        self.federation: Federation | None = None
+        if federation_configured(config):
+            self.federation = Federation(self)
+            self.router.remote = self.federation
         self.listening: list[Listening] = []
         self.started_monotonic = time.monotonic()
         # set by the shutdown/restart admin commands; main.py waits on it besides signals
@@ -111,6 +118,19 @@ class Server:
             await self._listen(
                 C2S, "c2s-direct-tls", lst.bind, lst.c2s_direct_tls_port, direct_ctx, direct=True
             )
+        if self.federation is not None:
+            s2s_ctx = s2s_server_context(certs)
+            await self._listen(S2S_IN, "s2s", lst.bind, lst.s2s_port, s2s_ctx, direct=False)  # type: ignore[arg-type]
+            if lst.s2s_direct_tls_port is not None:
+                s2s_direct = s2s_server_context(certs, alpn=["xmpp-server"])
+                await self._listen(
+                    S2S_IN,
+                    "s2s-direct-tls",
+                    lst.bind,
+                    lst.s2s_direct_tls_port,
+                    s2s_direct,
+                    True,  # type: ignore[arg-type]
+                )
         self.started_monotonic = time.monotonic()
         log.info(
             "serving %s on %s",
@@ -122,6 +142,8 @@ class Server:
         """Storage and modules: everything but the listeners (the routing tests stop here)."""
         await self.storage.open()
         self.c2s_settings = c2s_settings(self.config, await self._fake_secret())
+        if self.federation is not None:
+            await self.federation.open()
         for name in DEFAULT_MODULES:
             module = importlib.import_module(f"vines_server.modules.{name}")
             module.setup(self.host.api(name))
@@ -159,6 +181,8 @@ class Server:
         """Orderly shutdown: stop accepting, <system-shutdown/> to every stream, close storage."""
         for server in self._servers:
             server.close()
+        if self.federation is not None:
+            self.federation.close_all()
         for conn in list(self.connections):
             conn.close(StreamError("system-shutdown"))
         deadline = time.monotonic() + self.config.deadlines.shutdown

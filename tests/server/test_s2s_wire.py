@@ -1,0 +1,140 @@
+"""Two instances of our server federate over real loopback sockets and real TLS: EXTERNAL with
+certificates from a CA both trust, a message across, and the bounces for a peer off the
+allowlist and for one that cannot be reached."""
+
+from __future__ import annotations
+
+import socket
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from vines_server import certs, config
+from vines_server.server import Server
+from vines_server.xmpp.sasl.credentials import derive_all
+
+from tests.support.xmpp import PASSWORD, TEST_ITERATIONS, RawClient
+
+A, B = "a.test", "b.test"
+
+
+def free_port() -> int:
+    # the two servers must know each other's s2s port before either starts
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory):
+    directory = tmp_path_factory.mktemp("s2s-pki")
+    ca_cert, ca_key = certs.make_ca("s2s test CA")
+    ca_file = directory / "ca.crt"
+    ca_file.write_bytes(ca_cert.public_bytes(certs.serialization.Encoding.PEM))
+    pairs = {}
+    for domain in (A, B):
+        cert, key = certs.make_certificate([domain], issuer=(ca_cert, ca_key))
+        pairs[domain] = (directory / f"{domain}.crt", directory / f"{domain}.key")
+        certs.write_pem(cert, key, *pairs[domain])
+    return ca_file, pairs
+
+
+def make_config(tmp: Path, domain: str, ca, s2s_port: int, peer: str, peer_port: int, allow=True):
+    ca_file, pairs = ca
+    cert, key = pairs[domain]
+    raw = {
+        "domains": {domain: {"certificate": str(cert), "key": str(key)}},
+        "listeners": {
+            "bind": ["127.0.0.1"],
+            "c2s_port": 0,
+            "c2s_direct_tls_port": False,
+            "s2s_port": s2s_port,
+        },
+        "storage": {"backend": "sqlite", "path": str(tmp / f"{domain}.sqlite")},
+        "limits": {"pbkdf2_iterations": TEST_ITERATIONS},
+        "federation": {
+            "allow": [peer] if allow else [],
+            "ca_file": str(ca_file),
+            "peers": {peer: {"host": "127.0.0.1", "port": peer_port}},
+        },
+    }
+    return config.parse(raw, tmp / f"{domain}.toml")
+
+
+@asynccontextmanager
+async def two_servers(tmp: Path, ca, b_allows_a: bool = True):
+    pa, pb = free_port(), free_port()
+    a = Server(make_config(tmp, A, ca, pa, B, pb))
+    b = Server(make_config(tmp, B, ca, pb, A, pa, allow=b_allows_a))
+    await a.start()
+    await b.start()
+    try:
+        yield a, b
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def login(server: Server, ca, local: str, domain: str) -> RawClient:
+    jid = f"{local}@{domain}"
+    await server.storage.create_account(jid, derive_all(PASSWORD, TEST_ITERATIONS))
+    port = next(li.port for li in server.listening if li.kind == "c2s-starttls")
+    raw = await RawClient.connect(port, ca[0])
+    await raw.login(local, PASSWORD, to=domain)
+    await raw.send("<presence/>")  # available: messages to the bare JID reach this resource
+    return raw
+
+
+async def test_a_message_crosses_with_external_both_ways(tmp_path: Path, ca) -> None:
+    async with two_servers(tmp_path, ca) as (a, b):
+        alice = await login(a, ca, "alice", A)
+        bob = await login(b, ca, "bob", B)
+        await alice.send(f"<message to='bob@{B}' id='m1'><body>hello bob</body></message>")
+        got = await bob.read_until(rb"</message>", timeout=10)
+        assert b"hello bob" in got and f"from='alice@{A}/".encode() in got
+        await bob.send(f"<message to='alice@{A}' id='m2'><body>hello alice</body></message>")
+        got = await alice.read_until(rb"</message>", timeout=10)
+        assert b"hello alice" in got
+        (link,) = [p.link for p in a.federation.peers.values() if p.link is not None]
+        assert link.info["mechanism"] == "EXTERNAL" and link.info["certificate"] == "verified"
+        alice.close()
+        bob.close()
+
+
+async def test_a_peer_off_the_allowlist_is_refused_and_the_sender_learns_why(
+    tmp_path: Path, ca
+) -> None:
+    async with two_servers(tmp_path, ca, b_allows_a=False) as (a, b):
+        alice = await login(a, ca, "alice", A)
+        await alice.send(f"<message to='bob@{B}' id='m1'><body>hi</body></message>")
+        got = await alice.read_until(rb"</message>", timeout=10)
+        # b.test refuses the stream (policy-violation): the message bounces, nothing crosses
+        assert b"type='error'" in got and b"remote-server-timeout" in got
+        bob = await login(b, ca, "bob", B)
+        await bob.send(f"<message to='alice@{A}' id='m2'><body>hi</body></message>")
+        got = await bob.read_until(rb"</message>", timeout=10)
+        assert b"<not-allowed" in got  # b.test does not even try: no DNS, no connection
+        alice.close()
+        bob.close()
+
+
+async def test_an_unreachable_peer_bounces_remote_server_not_found(tmp_path: Path, ca) -> None:
+    closed = free_port()  # nothing listens there
+    cfg = make_config(tmp_path, A, ca, free_port(), B, closed)
+    a = Server(cfg)
+    await a.start()
+    try:
+        alice = await login(a, ca, "alice", A)
+        await alice.send(f"<message to='bob@{B}' id='m1'><body>hi</body></message>")
+        got = await alice.read_until(rb"</message>", timeout=10)
+        assert b"<remote-server-not-found" in got and b"type='cancel'" in got
+        # within the bounce period the next one bounces at once, without a new attempt
+        peer = a.federation.peers[(A, B)]
+        attempt = peer.connecting
+        await alice.send(f"<message to='bob@{B}' id='m2'><body>again</body></message>")
+        got = await alice.read_until(rb"</message>", timeout=10)
+        assert b"id='m2'" in got and b"<remote-server-not-found" in got
+        assert peer.connecting is attempt
+        alice.close()
+    finally:
+        await a.stop()
