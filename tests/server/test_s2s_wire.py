@@ -32,16 +32,32 @@ def ca(tmp_path_factory: pytest.TempPathFactory):
     ca_file = directory / "ca.crt"
     ca_file.write_bytes(ca_cert.public_bytes(certs.serialization.Encoding.PEM))
     pairs = {}
-    for domain in (A, B):
-        cert, key = certs.make_certificate([domain], issuer=(ca_cert, ca_key))
-        pairs[domain] = (directory / f"{domain}.crt", directory / f"{domain}.key")
-        certs.write_pem(cert, key, *pairs[domain])
+    variants = {
+        A: ([A], {"issuer": (ca_cert, ca_key)}),
+        B: ([B], {"issuer": (ca_cert, ca_key)}),
+        "a-selfsigned": ([A], {}),
+        "a-server-only": ([A], {"issuer": (ca_cert, ca_key), "client_auth": False}),
+    }
+    for name, (domains, options) in variants.items():
+        cert, key = certs.make_certificate(domains, **options)
+        pairs[name] = (directory / f"{name}.crt", directory / f"{name}.key")
+        certs.write_pem(cert, key, *pairs[name])
     return ca_file, pairs
 
 
-def make_config(tmp: Path, domain: str, ca, s2s_port: int, peer: str, peer_port: int, allow=True):
+def make_config(
+    tmp: Path,
+    domain: str,
+    ca,
+    s2s_port: int,
+    peer: str,
+    peer_port: int,
+    allow: bool = True,
+    cert_name: str | None = None,
+    dialback: bool = False,
+):
     ca_file, pairs = ca
-    cert, key = pairs[domain]
+    cert, key = pairs[cert_name or domain]
     raw = {
         "domains": {domain: {"certificate": str(cert), "key": str(key)}},
         "listeners": {
@@ -55,17 +71,19 @@ def make_config(tmp: Path, domain: str, ca, s2s_port: int, peer: str, peer_port:
         "federation": {
             "allow": [peer] if allow else [],
             "ca_file": str(ca_file),
-            "peers": {peer: {"host": "127.0.0.1", "port": peer_port}},
+            "peers": {peer: {"host": "127.0.0.1", "port": peer_port, "dialback": dialback}},
         },
     }
     return config.parse(raw, tmp / f"{domain}.toml")
 
 
 @asynccontextmanager
-async def two_servers(tmp: Path, ca, b_allows_a: bool = True):
+async def two_servers(
+    tmp: Path, ca, b_allows_a: bool = True, a_cert: str | None = None, dialback: bool = False
+):
     pa, pb = free_port(), free_port()
-    a = Server(make_config(tmp, A, ca, pa, B, pb))
-    b = Server(make_config(tmp, B, ca, pb, A, pa, allow=b_allows_a))
+    a = Server(make_config(tmp, A, ca, pa, B, pb, cert_name=a_cert, dialback=dialback))
+    b = Server(make_config(tmp, B, ca, pb, A, pa, allow=b_allows_a, dialback=dialback))
     await a.start()
     await b.start()
     try:
@@ -75,11 +93,13 @@ async def two_servers(tmp: Path, ca, b_allows_a: bool = True):
         await b.stop()
 
 
-async def login(server: Server, ca, local: str, domain: str) -> RawClient:
+async def login(
+    server: Server, ca, local: str, domain: str, anchor: Path | None = None
+) -> RawClient:
     jid = f"{local}@{domain}"
     await server.storage.create_account(jid, derive_all(PASSWORD, TEST_ITERATIONS))
     port = next(li.port for li in server.listening if li.kind == "c2s-starttls")
-    raw = await RawClient.connect(port, ca[0])
+    raw = await RawClient.connect(port, anchor or ca[0])
     await raw.login(local, PASSWORD, to=domain)
     await raw.send("<presence/>")  # available: messages to the bare JID reach this resource
     return raw
@@ -138,3 +158,49 @@ async def test_an_unreachable_peer_bounces_remote_server_not_found(tmp_path: Pat
         alice.close()
     finally:
         await a.stop()
+
+
+def outbound_info(server: Server) -> dict:
+    (link,) = [p.link for p in server.federation.peers.values() if p.link is not None]
+    return link.info
+
+
+async def test_an_untrusted_certificate_is_refused_without_dialback(tmp_path: Path, ca) -> None:
+    async with two_servers(tmp_path, ca, a_cert="a-selfsigned") as (a, b):
+        alice = await login(a, ca, "alice", A, anchor=ca[1]["a-selfsigned"][0])
+        await alice.send(f"<message to='bob@{B}' id='m1'><body>hi</body></message>")
+        got = await alice.read_until(rb"</message>", timeout=10)
+        assert b"type='error'" in got and b"remote-server-timeout" in got
+        assert not [c for c in b.federation.inbound]
+        alice.close()
+
+
+async def test_an_untrusted_peer_that_opted_in_authenticates_with_dialback(
+    tmp_path: Path, ca
+) -> None:
+    async with two_servers(tmp_path, ca, a_cert="a-selfsigned", dialback=True) as (a, b):
+        alice = await login(a, ca, "alice", A, anchor=ca[1]["a-selfsigned"][0])
+        bob = await login(b, ca, "bob", B)
+        await alice.send(f"<message to='bob@{B}' id='m1'><body>over dialback</body></message>")
+        got = await bob.read_until(rb"</message>", timeout=10)
+        assert b"over dialback" in got
+        assert outbound_info(a)["mechanism"] == "dialback"
+        (inbound,) = b.federation.inbound
+        assert inbound.info["mechanism"] == "dialback"
+        assert inbound.info["certificate"] == "certificate not trusted"
+        alice.close()
+        bob.close()
+
+
+async def test_a_server_auth_only_certificate_authenticates_with_external(
+    tmp_path: Path, ca
+) -> None:
+    async with two_servers(tmp_path, ca, a_cert="a-server-only") as (a, b):
+        alice = await login(a, ca, "alice", A)
+        bob = await login(b, ca, "bob", B)
+        await alice.send(f"<message to='bob@{B}' id='m1'><body>server auth</body></message>")
+        assert b"server auth" in await bob.read_until(rb"</message>", timeout=10)
+        (inbound,) = b.federation.inbound
+        assert inbound.info["mechanism"] == "EXTERNAL"
+        alice.close()
+        bob.close()
