@@ -13,6 +13,7 @@ without a bounce (the router never bounces an error or a result).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import secrets
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
+from vines_server.core import admins
 from vines_server.net import resolve
 from vines_server.net.peercert import TrustStore, verify_peer
 from vines_server.net.s2stls import S2STLSSession, s2s_client_context
@@ -307,8 +309,20 @@ class Federation:
         self.connect_timeout = CONNECT_TIMEOUT
 
     async def open(self) -> None:
-        """The dialback secret outlives restarts (keys issued before a restart stay valid)."""
-        stored = await self.server.storage.get_setting("s2s_dialback_secret")
+        """The dialback secret outlives restarts (keys issued before a restart stay valid);
+        the allow and block lists edited over XEP-0133 apply from the start, and each edit at
+        once (the service module emits `federation/peers`)."""
+        storage = self.server.storage
+        lists = {}
+        for kind in ("allow", "block"):
+            raw = await storage.get_setting(admins.KEYS[kind])
+            lists[kind] = json.loads(raw) if raw else {}
+        for domain in self.server.domains:
+            self.policy.set_lists(
+                domain, lists["allow"].get(domain, []), lists["block"].get(domain, [])
+            )
+        self.server.host.hooks.on("federation/peers", self.peers_changed)
+        stored = await storage.get_setting("s2s_dialback_secret")
         if stored is None:
             stored = secrets.token_hex(32)
             await self.server.storage.set_setting("s2s_dialback_secret", stored)
@@ -453,6 +467,34 @@ class Federation:
         self.server.spawn(conn.execute(stream.dialback_verified(answer.remote, answer.valid)))
 
     # ---- administration ----------------------------------------------------------------------
+
+    def peers_changed(self, kind: str, domain: str, peers: list[str]) -> None:
+        """An edit-whitelist / edit-blacklist took effect: streams it forbids now close."""
+        allow, block = self.policy.allow.get(domain, ()), self.policy.block.get(domain, ())
+        if kind == "allow":
+            self.policy.set_lists(domain, peers, list(block))
+        else:
+            self.policy.set_lists(domain, list(allow), peers)
+        self.enforce()
+
+    def enforce(self) -> None:
+        """Close every stream the policy no longer allows (both directions)."""
+        for peer in list(self.peers.values()):
+            if not self.policy.allows(peer.local, peer.remote):
+                if peer.link is not None:
+                    peer.link.close()
+                router = self.server.router
+                error = StanzaError("not-allowed", f"federation with {peer.remote} ended")
+                while peer.queue:
+                    router.bounce(peer.queue.popleft(), error)
+        for conn in list(self.inbound):
+            stream = conn.stream
+            assert isinstance(stream, S2SInStream)
+            local = stream.domain or ""
+            refused = [d for d in stream.authenticated if not self.policy.allows(local, d)]
+            if refused:
+                text = f"{local} no longer federates with {', '.join(sorted(refused))}"
+                conn.close(StreamError("policy-violation", text))
 
     def close_domain(self, remote: str) -> int:
         """Close every stream with `remote` (both directions); how many were closed."""

@@ -146,6 +146,18 @@ def to_client(el: Element) -> Element:
     return el
 
 
+def _stream_error_text(el: Element) -> str:
+    """'policy-violation (a.test does not federate with b.test)' from a <stream:error/>."""
+    condition, text = "undefined-condition", ""
+    for child in el:
+        name = child.tag.rpartition("}")[2]
+        if name == "text":
+            text = (child.text or "").strip()
+        elif child.tag.startswith("{" + ns.STREAMS_ERR + "}"):
+            condition = name
+    return f"{condition} ({text})" if text else condition
+
+
 def _domain(value: str | None) -> str | None:
     """A bare domain from an attribute, or None when absent or not a domain."""
     if not value:
@@ -501,6 +513,8 @@ class S2SOutStream(Stream):
     def _handle(self, el: Element) -> list[Action]:
         if el.tag == ns.q(ns.STREAM, "features"):
             return self._on_features(el)
+        if el.tag == ns.q(ns.STREAM, "error"):
+            return self._give_up("the peer closed the stream: " + _stream_error_text(el))
         if el.tag == ns.q(ns.TLS, "proceed") and self.state is State.TLS:
             self.state = State.HANDSHAKE
             return [StartTLS()]

@@ -13,7 +13,16 @@ from vines_server import certs, config
 from vines_server.server import Server
 from vines_server.xmpp.sasl.credentials import derive_all
 
-from tests.support.xmpp import PASSWORD, TEST_ITERATIONS, RawClient
+from tests.support.adhoc import admin, run
+from tests.support.xmpp import (
+    PASSWORD,
+    PKI,
+    TEST_ITERATIONS,
+    Harness,
+    RawClient,
+    disconnect,
+    slixmpp_client,
+)
 
 A, B = "a.test", "b.test"
 
@@ -59,6 +68,7 @@ def make_config(
     ca_file, pairs = ca
     cert, key = pairs[cert_name or domain]
     raw = {
+        "server": {"admins": [f"admin@{domain}"]},
         "domains": {domain: {"certificate": str(cert), "key": str(key)}},
         "listeners": {
             "bind": ["127.0.0.1"],
@@ -202,5 +212,34 @@ async def test_a_server_auth_only_certificate_authenticates_with_external(
         assert b"server auth" in await bob.read_until(rb"</message>", timeout=10)
         (inbound,) = b.federation.inbound
         assert inbound.info["mechanism"] == "EXTERNAL"
+        alice.close()
+        bob.close()
+
+
+async def test_a_blocklist_edit_closes_the_streams_and_refuses_at_once(tmp_path: Path, ca) -> None:
+    async with two_servers(tmp_path, ca) as (a, b):
+        alice = await login(a, ca, "alice", A)
+        bob = await login(b, ca, "bob", B)
+        await alice.send(f"<message to='bob@{B}' id='m1'><body>before</body></message>")
+        assert b"before" in await bob.read_until(rb"</message>", timeout=10)
+        (inbound,) = b.federation.inbound
+
+        await b.storage.create_account(f"admin@{B}", derive_all(PASSWORD, TEST_ITERATIONS))
+        cert, key = ca[1][B]
+        harness = Harness(b, PKI(tmp_path, ca[0], cert, key))
+        boss = await slixmpp_client(harness, f"admin@{B}")
+        boss.register_plugin("xep_0050")
+        try:
+            await run(boss, admin("edit-blacklist"), {"blacklistjids": [A]}, to=B)
+        finally:
+            await disconnect(boss)
+        assert inbound.closing and not b.federation.inbound  # closed at once
+
+        await bob.send(f"<message to='alice@{A}' id='m2'><body>after</body></message>")
+        got = await bob.read_until(rb"id='m2'.*?</message>", timeout=10)
+        assert b"<not-allowed" in got
+        await alice.send(f"<message to='bob@{B}' id='m3'><body>after</body></message>")
+        got = await alice.read_until(rb"id='m3'.*?</message>", timeout=10)
+        assert b"type='error'" in got and b"after" not in bob.buffer
         alice.close()
         bob.close()
