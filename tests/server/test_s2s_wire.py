@@ -4,6 +4,8 @@ allowlist and for one that cannot be reached."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 import socket
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -64,6 +66,7 @@ def make_config(
     allow: bool = True,
     cert_name: str | None = None,
     dialback: bool = False,
+    **sections,
 ):
     ca_file, pairs = ca
     cert, key = pairs[cert_name or domain]
@@ -84,6 +87,7 @@ def make_config(
             "peers": {peer: {"host": "127.0.0.1", "port": peer_port, "dialback": dialback}},
         },
     }
+    raw.update(sections)
     return config.parse(raw, tmp / f"{domain}.toml")
 
 
@@ -243,3 +247,39 @@ async def test_a_blocklist_edit_closes_the_streams_and_refuses_at_once(tmp_path:
         assert b"type='error'" in got and b"after" not in bob.buffer
         alice.close()
         bob.close()
+
+
+async def test_the_queue_bound_holds_and_a_silent_peer_bounces_remote_server_timeout(
+    tmp_path: Path, ca
+) -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # a TCP peer that never answers the stream header
+
+    mute = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = mute.sockets[0].getsockname()[1]
+    cfg = make_config(tmp_path, A, ca, free_port(), B, port, deadlines={"negotiation": 1.0})
+    a = Server(cfg)
+    await a.start()
+    try:
+        a.federation.queue_limit = 3
+        alice = await login(a, ca, "alice", A)
+        for i in range(5):
+            await alice.send(f"<message to='bob@{B}' id='q{i}'><body>{i}</body></message>")
+        bounces = []
+        for _ in range(5):
+            bounces.append(await alice.read_until(rb"<message.*?</message>", timeout=10))
+        by_id = {re.search(rb"id='(q[0-9])'", m).group(1).decode(): m for m in bounces}
+        assert sorted(by_id) == ["q0", "q1", "q2", "q3", "q4"]  # nothing dropped
+        for i in (3, 4):  # over the bound: at once, wait
+            assert b"<resource-constraint" in by_id[f"q{i}"] and b"type='wait'" in by_id[f"q{i}"]
+        for i in (0, 1, 2):  # queued, then the stream that existed timed out
+            assert b"<remote-server-timeout" in by_id[f"q{i}"] and b"type='wait'" in by_id[f"q{i}"]
+        assert accepted  # the stream existed: a TCP connection was made
+        alice.close()
+    finally:
+        await a.stop()
+        mute.close()
+        for writer in accepted:
+            writer.close()
