@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from vines_server import certs, config
 from vines_server.server import Server
+from vines_server.xmpp import ns
 from vines_server.xmpp.sasl.credentials import derive_all
 
 from tests.support.adhoc import admin, run
@@ -283,3 +284,39 @@ async def test_the_queue_bound_holds_and_a_silent_peer_bounces_remote_server_tim
         mute.close()
         for writer in accepted:
             writer.close()
+
+
+async def test_subscription_and_presence_across_domains(tmp_path: Path, ca) -> None:
+    async with two_servers(tmp_path, ca) as (a, b):
+        alice = await login(a, ca, "alice", A)
+        bob = await login(b, ca, "bob", B)
+        for client in (alice, bob):  # interested resources (RFC 6121 2.1.6) hear the answers
+            await client.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+            await client.read_until(rb"id='r1'.*?</iq>|id='r1'[^>]*/>", timeout=10)
+        await alice.send(f"<presence to='bob@{B}' type='subscribe'/>")
+        got = await bob.read_until(rb"<presence[^>]*type='subscribe'[^>]*>", timeout=10)
+        assert f"from='alice@{A}'".encode() in got
+        await bob.send(f"<presence to='alice@{A}' type='subscribed'/>")
+        # alice hears the approval, then bob's current presence (RFC 6121 3.1.5)
+        await alice.read_until(rb"type='subscribed'", timeout=10)
+        got = await alice.read_until(rf"<presence[^>]*from='bob@{B}/[^']*'".encode(), timeout=10)
+        assert b"type=" not in got.rsplit(b"<presence", 1)[1]
+        # bob goes away and comes back: alice sees both
+        await bob.send("<presence type='unavailable'/>")
+        got = await alice.read_until(rb"<presence[^>]*type='unavailable'[^>]*>", timeout=10)
+        assert f"from='bob@{B}/".encode() in got
+        alice.close()
+        bob.close()
+
+
+async def test_iq_ping_and_disco_across_domains(tmp_path: Path, ca) -> None:
+    async with two_servers(tmp_path, ca) as (a, _b):
+        alice = await login(a, ca, "alice", A)
+        await alice.send(f"<iq type='get' id='p1' to='{B}'><ping xmlns='urn:xmpp:ping'/></iq>")
+        got = await alice.read_until(rb"id='p1'.*?(/>|</iq>)", timeout=10)
+        assert b"type='result'" in got and f"from='{B}'".encode() in got
+        disco = f"<iq type='get' id='d1' to='{B}'><query xmlns='{ns.DISCO_INFO}'/></iq>"
+        await alice.send(disco)
+        got = await alice.read_until(rb"id='d1'.*?</iq>", timeout=10)
+        assert b"type='result'" in got and b"urn:xmpp:ping" in got
+        alice.close()
