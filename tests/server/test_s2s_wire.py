@@ -16,6 +16,7 @@ from vines_server.server import Server
 from vines_server.xmpp import ns
 from vines_server.xmpp.sasl.credentials import derive_all
 
+from tests.server.test_hostile import LAUGHS
 from tests.support.adhoc import admin, run
 from tests.support.xmpp import (
     PASSWORD,
@@ -320,3 +321,71 @@ async def test_iq_ping_and_disco_across_domains(tmp_path: Path, ca) -> None:
         got = await alice.read_until(rb"id='d1'.*?</iq>", timeout=10)
         assert b"type='result'" in got and b"urn:xmpp:ping" in got
         alice.close()
+
+
+# ---- hostile inputs of the c2s suite, on the s2s port (a selection) ----------------------------
+
+S2S_HEADER = (
+    f"<?xml version='1.0'?><stream:stream to='{B}' from='{A}' version='1.0' "
+    "xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>"
+)
+
+
+@pytest.mark.parametrize(
+    ("payload", "condition"),
+    [
+        (LAUGHS, "restricted-xml"),
+        (S2S_HEADER + "<!-- a comment -->", "restricted-xml"),
+        (S2S_HEADER + "<?pi data?>", "restricted-xml"),
+        ("GET / HTTP/1.1\r\nHost: b.test\r\n\r\n", "not-well-formed"),
+        (
+            S2S_HEADER.replace("version='1.0'", f"version='1.0' pad='{'x' * 9000}'"),
+            "policy-violation",
+        ),
+        (
+            S2S_HEADER + f"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls' pad='{'x' * 9000}'/>",
+            "policy-violation",
+        ),
+        (
+            S2S_HEADER + f"<message from='x@{A}' to='y@{B}'><body>hi</body></message>",
+            "policy-violation",
+        ),
+        (
+            S2S_HEADER
+            + f"<db:result xmlns:db='jabber:server:dialback' from='{A}' to='{B}'>k</db:result>",
+            "policy-violation",
+        ),
+        (S2S_HEADER.replace(f"from='{A}'", "from='evil.test'"), "policy-violation"),
+    ],
+    ids=[
+        "laughs",
+        "comment",
+        "pi",
+        "http",
+        "huge-header",
+        "huge-element",
+        "stanza-before-tls",
+        "dialback-before-tls",
+        "off-allowlist",
+    ],
+)
+async def test_hostile_input_on_the_s2s_port(
+    tmp_path: Path, ca, payload: str, condition: str
+) -> None:
+    async with two_servers(tmp_path, ca) as (_a, b):
+        port = next(li.port for li in b.listening if li.kind == "s2s")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(payload.encode())
+        data = b""
+        while not data.endswith(b"</stream:stream>"):
+            chunk = await asyncio.wait_for(reader.read(65536), 10)
+            if not chunk:
+                break
+            data += chunk
+        assert f"<{condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'".encode() in data, data
+        assert data.endswith(b"</stream:stream>")
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server
+        writer.close()
+        # still serving
+        bob = await login(b, ca, "bob", B)
+        bob.close()
