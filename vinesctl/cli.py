@@ -43,6 +43,7 @@ COMMAND_MODULES = (
     "blocklist",
     "adhoc",
     "unban",
+    "s2s",
 )
 
 

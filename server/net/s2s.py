@@ -135,6 +135,7 @@ class S2SInKind:
         match action:
             case PeerAuthenticated(domain, mechanism):
                 conn.negotiated()
+                conn.info.setdefault("since", time.time())
                 conn.info.update(peer=domain, mechanism=mechanism)
                 fed.inbound.add(conn)
                 log.info("s2s in %s authenticated %s with %s", conn.peer, domain, mechanism)
@@ -322,6 +323,7 @@ class Federation:
                 domain, lists["allow"].get(domain, []), lists["block"].get(domain, [])
             )
         self.server.host.hooks.on("federation/peers", self.peers_changed)
+        self.server.host.services.setdefault("federation", self)  # modules/federation.py
         stored = await storage.get_setting("s2s_dialback_secret")
         if stored is None:
             stored = secrets.token_hex(32)
@@ -467,6 +469,47 @@ class Federation:
         self.server.spawn(conn.execute(stream.dialback_verified(answer.remote, answer.valid)))
 
     # ---- administration ----------------------------------------------------------------------
+
+    def streams(self) -> list[dict[str, object]]:
+        """Every s2s stream (and peer still connecting), for `vinesctl s2s`."""
+        rows: list[dict[str, object]] = []
+        for peer in self.peers.values():
+            link = peer.link
+            if link is None and not peer.queue:
+                continue
+            info = link.info if link is not None else {}
+            rows.append(
+                {
+                    "direction": "out",
+                    "local": peer.local,
+                    "domain": peer.remote,
+                    "address": info.get("address"),
+                    "tls_version": info.get("tls_version"),
+                    "cipher": info.get("cipher"),
+                    "auth": info.get("mechanism") or ("connecting" if link is None else None),
+                    "certificate": info.get("certificate"),
+                    "since": peer.since,
+                    "queued": len(peer.queue),
+                }
+            )
+        for conn in self.inbound:
+            stream = conn.stream
+            assert isinstance(stream, S2SInStream)
+            rows.append(
+                {
+                    "direction": "in",
+                    "local": stream.domain,
+                    "domain": conn.info.get("peer"),
+                    "address": conn.peer,
+                    "tls_version": conn.info.get("tls_version"),
+                    "cipher": conn.info.get("cipher"),
+                    "auth": conn.info.get("mechanism"),
+                    "certificate": conn.info.get("certificate"),
+                    "since": conn.info.get("since"),
+                    "queued": 0,
+                }
+            )
+        return sorted(rows, key=lambda r: (str(r["domain"]), str(r["direction"])))
 
     def peers_changed(self, kind: str, domain: str, peers: list[str]) -> None:
         """An edit-whitelist / edit-blacklist took effect: streams it forbids now close."""
