@@ -159,7 +159,7 @@ S2S_IN = S2SInKind()
 class OutboundLink(asyncio.Protocol):
     """One outbound s2s stream: our TLS client session under an `S2SOutStream`."""
 
-    def __init__(self, fed: Federation, peer: Peer, direct_tls: bool) -> None:
+    def __init__(self, fed: Federation | PeerProbe, peer: Peer, direct_tls: bool) -> None:
         self.fed, self.peer_state = fed, peer
         self.stream = S2SOutStream(
             fed.settings, local=peer.local, remote=peer.remote, dialback=fed.correlation
@@ -168,6 +168,7 @@ class OutboundLink(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.io: StreamTLS | None = None
         self.ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.judged = asyncio.Event()  # the peer's certificate was judged (or the link is gone)
         self.info: dict[str, object] = {}
         self.closed = False
 
@@ -198,6 +199,7 @@ class OutboundLink(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.judged.set()
         self._failed(f"connection lost ({exc})" if exc else "connection closed")
         self.fed.link_lost(self)
 
@@ -234,6 +236,9 @@ class OutboundLink(asyncio.Protocol):
         def judge(domain: str):
             verdict = verify_peer(chain, domain, self.fed.trust)
             self.info["certificate"] = "verified" if verdict.verified else verdict.reason
+            self.info["identity"] = verdict.identity
+            self.info["detail"] = verdict.detail
+            self.judged.set()
             return verdict
 
         if self.direct_tls:
@@ -268,6 +273,7 @@ class OutboundLink(asyncio.Protocol):
                         self.transport.close()
 
     def _failed(self, reason: str) -> None:
+        self.info.setdefault("error", reason)
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(reason))
             self.ready.exception()  # retrieved: the connector reads it or nobody waits
@@ -558,3 +564,131 @@ class Federation:
                 peer.connecting.cancel()
             if peer.link is not None:
                 peer.link.close()
+
+
+# ---- checking peers as this server sees them (vinesctl check --federation) -----------------------
+
+
+class _ProbePolicy:
+    def allows(self, local: str, remote: str) -> bool:
+        return True
+
+    def dialback(self, remote: str) -> bool:
+        return True  # go on past an unverified certificate: the check reports it
+
+
+class PeerProbe:
+    """What an `OutboundLink` needs of its owner, for one check of one peer: our certificate
+    for `local`, the trust store this server uses, no dialback table worth keeping."""
+
+    def __init__(self, config: Config, trust: TrustStore) -> None:
+        self.config = config
+        self.trust = trust
+        self.correlation = Correlation()
+        self.settings = S2SSettings(
+            domains=frozenset(config.domains),
+            preauth_limits=ParserLimits(65536, 4096, 64, 64),
+            limits=ParserLimits(65536, 4096, 64, 64),
+            policy=_ProbePolicy(),
+            secret=secrets.token_bytes(32),
+        )
+
+    def certificate(self, domain: str):
+        conf = self.config.domains[domain]
+        return conf.certificate, conf.key
+
+    def verified(self, answer: DialbackVerified) -> None:
+        return None
+
+    def link_lost(self, link: OutboundLink) -> None:
+        return None
+
+
+@dataclass
+class PeerCheck:
+    """One allowlisted peer as this server would see it."""
+
+    domain: str
+    local: str
+    dialback: bool  # opted in: an unverified certificate is not the end
+    targets: list[str] = field(default_factory=list)  # endpoints in the order tried
+    error: str | None = None  # DNS, connection or TLS failure
+    address: str | None = None
+    tls_version: str | None = None
+    cipher: str | None = None
+    certificate: str | None = None  # "verified" or why not
+    identity: str | None = None
+    detail: str | None = None
+
+
+async def check_peer(
+    config: Config, trust: TrustStore, local: str, remote: str, timeout: float = 10.0
+) -> PeerCheck:
+    """Resolve `remote` as the server would (static route, SRV, fallback), connect to the first
+    target that answers, STARTTLS or direct TLS presenting our certificate for `local`, and
+    judge the peer's certificate for its domain with the server's own trust store."""
+    conf = config.federation.peer(remote)
+    result = PeerCheck(remote, local, conf.dialback)
+    static = (conf.host, conf.port) if conf.host else None
+    try:
+        targets = await asyncio.wait_for(resolve.endpoints(remote, static=static), timeout)
+    except resolve.PeerNotFound as exc:
+        result.error = str(exc)
+        return result
+    except TimeoutError:
+        result.error = "DNS timed out"
+        return result
+    result.targets = [
+        f"{t.label} ({'direct TLS' if t.direct_tls else 'STARTTLS'})" for t in targets
+    ]
+    owner = PeerProbe(config, trust)
+    loop = asyncio.get_running_loop()
+    reasons: list[str] = []
+    for endpoint in targets:
+        try:
+            addrs = await resolve.addresses(endpoint)
+        except resolve.PeerNotFound as exc:
+            reasons.append(str(exc))
+            continue
+        for family, addr in addrs:
+            link = OutboundLink(owner, Peer(local, remote), endpoint.direct_tls)
+            try:
+                await asyncio.wait_for(
+                    loop.create_connection(lambda link=link: link, addr[0], addr[1], family=family),
+                    timeout,
+                )
+                await asyncio.wait_for(link.judged.wait(), timeout)
+            except (OSError, TimeoutError) as exc:
+                reasons.append(f"{endpoint.label}: {exc or 'timed out'}")
+                link.close()
+                continue
+            link.close()
+            if "certificate" not in link.info:
+                why = link.info.get("error", "closed before TLS")
+                reasons.append(f"{endpoint.label}: {why}")
+                continue
+            info = link.info
+            result.address = str(info.get("address"))
+            result.tls_version = _str(info.get("tls_version"))
+            result.cipher = _str(info.get("cipher"))
+            result.certificate = _str(info.get("certificate"))
+            result.identity = _str(info.get("identity"))
+            result.detail = _str(info.get("detail"))
+            return result
+    result.error = "; ".join(reasons) or f"no target for {remote}"
+    return result
+
+
+def _str(value: object) -> str | None:
+    return str(value) if value else None
+
+
+async def check_federation(config: Config, timeout: float = 10.0) -> list[PeerCheck]:
+    """Every peer of `[federation] allow` (and the peers tables), checked from our first
+    hosted domain."""
+    trust = TrustStore.load(config.federation.ca_file)
+    local = sorted(config.domains)[0]
+    peers = sorted(set(config.federation.allow) | set(config.federation.peers))
+    return list(
+        await asyncio.gather(*(check_peer(config, trust, local, p, timeout) for p in peers))
+    )
