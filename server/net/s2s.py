@@ -19,6 +19,7 @@ import random
 import secrets
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
@@ -299,6 +300,37 @@ class Peer:
         return link is not None and not link.closed and link.stream.mechanism is not None
 
 
+async def connect_each(
+    owner: Federation | PeerProbe,
+    peer: Peer,
+    targets: list[resolve.Endpoint],
+    timeout: float,
+    reasons: list[str],
+) -> AsyncIterator[tuple[resolve.Endpoint, OutboundLink]]:
+    """Each target's addresses in order, as a connected link (TCP up, our stream or TLS
+    started); why each one that did not connect failed goes to `reasons`."""
+    loop = asyncio.get_running_loop()
+    for endpoint in targets:
+        try:
+            addrs = await resolve.addresses(endpoint)
+        except resolve.PeerNotFound as exc:
+            reasons.append(str(exc))
+            continue
+        for family, addr in addrs:
+            link = OutboundLink(owner, peer, endpoint.direct_tls)
+            for verify in peer.verifies:  # the stream sends them once encrypted
+                link.stream.send_verify(verify)
+            try:
+                await asyncio.wait_for(
+                    loop.create_connection(lambda link=link: link, addr[0], addr[1], family=family),
+                    timeout,
+                )
+            except (OSError, TimeoutError) as exc:
+                reasons.append(f"{endpoint.label}: {exc or 'timed out'}")
+                continue
+            yield endpoint, link
+
+
 class Federation:
     """The router's remote destination, and what inbound streams share (policy, trust,
     dialback table)."""
@@ -401,47 +433,27 @@ class Federation:
             targets = await resolve.endpoints(peer.remote, static=static)
         except resolve.PeerNotFound as exc:
             return StanzaError("remote-server-not-found", str(exc), type="cancel")
-        loop = asyncio.get_running_loop()
-        for endpoint in targets:
+        async for _endpoint, link in connect_each(
+            self, peer, targets, self.connect_timeout, reasons
+        ):
+            stream_existed = True
+            peer.link = link
             try:
-                addrs = await resolve.addresses(endpoint)
-            except resolve.PeerNotFound as exc:
+                await asyncio.wait_for(
+                    asyncio.shield(link.ready), self.server.config.deadlines.negotiation
+                )
+            except TimeoutError:
+                link.close()
+                peer.link = None
+                return StanzaError("remote-server-timeout", "negotiation timed out", type="wait")
+            except ConnectionError as exc:
+                link.close()
+                peer.link = None
                 reasons.append(str(exc))
                 continue
-            for family, addr in addrs:
-                link = OutboundLink(self, peer, endpoint.direct_tls)
-                for verify in peer.verifies:  # the stream sends them once encrypted
-                    link.stream.send_verify(verify)
-                try:
-                    await asyncio.wait_for(
-                        loop.create_connection(
-                            lambda link=link: link, addr[0], addr[1], family=family
-                        ),
-                        self.connect_timeout,
-                    )
-                except (OSError, TimeoutError) as exc:
-                    reasons.append(f"{endpoint.label}: {exc or 'timeout'}")
-                    continue
-                stream_existed = True
-                peer.link = link
-                try:
-                    await asyncio.wait_for(
-                        asyncio.shield(link.ready), self.server.config.deadlines.negotiation
-                    )
-                except TimeoutError:
-                    link.close()
-                    peer.link = None
-                    return StanzaError(
-                        "remote-server-timeout", "negotiation timed out", type="wait"
-                    )
-                except ConnectionError as exc:
-                    link.close()
-                    peer.link = None
-                    reasons.append(str(exc))
-                    continue
-                peer.since = time.time()
-                peer.verifies.clear()
-                return None
+            peer.since = time.time()
+            peer.verifies.clear()
+            return None
         text = "; ".join(reasons) or f"no target for {peer.remote}"
         if stream_existed:
             return StanzaError("remote-server-timeout", text, type="wait")
@@ -642,39 +654,27 @@ async def check_peer(
         f"{t.label} ({'direct TLS' if t.direct_tls else 'STARTTLS'})" for t in targets
     ]
     owner = PeerProbe(config, trust)
-    loop = asyncio.get_running_loop()
     reasons: list[str] = []
-    for endpoint in targets:
+    async for endpoint, link in connect_each(owner, Peer(local, remote), targets, timeout, reasons):
         try:
-            addrs = await resolve.addresses(endpoint)
-        except resolve.PeerNotFound as exc:
-            reasons.append(str(exc))
-            continue
-        for family, addr in addrs:
-            link = OutboundLink(owner, Peer(local, remote), endpoint.direct_tls)
-            try:
-                await asyncio.wait_for(
-                    loop.create_connection(lambda link=link: link, addr[0], addr[1], family=family),
-                    timeout,
-                )
-                await asyncio.wait_for(link.judged.wait(), timeout)
-            except (OSError, TimeoutError) as exc:
-                reasons.append(f"{endpoint.label}: {exc or 'timed out'}")
-                link.close()
-                continue
+            await asyncio.wait_for(link.judged.wait(), timeout)
+        except TimeoutError:
+            reasons.append(f"{endpoint.label}: timed out")
             link.close()
-            if "certificate" not in link.info:
-                why = link.info.get("error", "closed before TLS")
-                reasons.append(f"{endpoint.label}: {why}")
-                continue
-            info = link.info
-            result.address = str(info.get("address"))
-            result.tls_version = _str(info.get("tls_version"))
-            result.cipher = _str(info.get("cipher"))
-            result.certificate = _str(info.get("certificate"))
-            result.identity = _str(info.get("identity"))
-            result.detail = _str(info.get("detail"))
-            return result
+            continue
+        link.close()
+        if "certificate" not in link.info:
+            why = link.info.get("error", "closed before TLS")
+            reasons.append(f"{endpoint.label}: {why}")
+            continue
+        info = link.info
+        result.address = str(info.get("address"))
+        result.tls_version = _str(info.get("tls_version"))
+        result.cipher = _str(info.get("cipher"))
+        result.certificate = _str(info.get("certificate"))
+        result.identity = _str(info.get("identity"))
+        result.detail = _str(info.get("detail"))
+        return result
     result.error = "; ".join(reasons) or f"no target for {remote}"
     return result
 

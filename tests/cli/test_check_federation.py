@@ -6,7 +6,6 @@ CA in `ca_file` (verified), the same server reached for a domain its certificate
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +13,10 @@ import tomli_w
 from vines_server import certs
 
 from tests.cli.conftest import LiveServer
+from tests.support.prosody import free_port
 from tests.support.xmpp import DOMAIN, OTHER, PKI
 
 CHECKER = "checker.test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_check_federation_judges_every_peer(tmp_path: Path, run_cli: Any) -> None:

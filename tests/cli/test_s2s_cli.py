@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -15,17 +14,12 @@ from vines_server.xmpp import ns
 from vines_server.xmpp.stanza import make
 
 from tests.cli.conftest import LiveServer
+from tests.support.prosody import free_port
 from tests.support.xmpp import DOMAIN, OTHER, PASSWORD, PKI, TEST_ITERATIONS
 
 PEER = "peer.test"
 ADMIN = f"admin@{DOMAIN}"
 ENV = {"VINESCTL_PASSWORD": PASSWORD}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(live: LiveServer, condition: Any, timeout: float = 10.0) -> None:

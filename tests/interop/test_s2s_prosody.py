@@ -6,7 +6,6 @@ refused both ways."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,19 +17,13 @@ from vines_server.xmpp.sasl.credentials import derive_all
 
 from tests.interop.conftest import _missing
 from tests.support.dnsmasq import DNSMASQ, Dnsmasq
-from tests.support.prosody import ProsodyInstance, prosody_available
+from tests.support.prosody import ProsodyInstance, free_port, prosody_available
 from tests.support.xmpp import PASSWORD, TEST_ITERATIONS, RawClient
 
 pytestmark = pytest.mark.interop
 
 OURS, THEIRS = "vines.test", "prosody.test"
 DNS_ADDRESS = "127.0.0.77"  # port 53: Prosody's resolver takes no port
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @asynccontextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from vines_server.xmpp.sasl.credentials import derive_all
 
 from tests.server.test_hostile import LAUGHS
 from tests.support.adhoc import admin, run
+from tests.support.prosody import free_port
 from tests.support.xmpp import (
     PASSWORD,
     PKI,
@@ -29,13 +29,6 @@ from tests.support.xmpp import (
 )
 
 A, B = "a.test", "b.test"
-
-
-def free_port() -> int:
-    # the two servers must know each other's s2s port before either starts
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
