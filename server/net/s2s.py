@@ -149,6 +149,7 @@ class S2SInKind:
         fed = conn.server.federation
         if fed is not None:
             fed.inbound.discard(conn)
+            fed.forget_verify(conn)
 
 
 S2S_IN = S2SInKind()
@@ -203,6 +204,12 @@ class OutboundLink(asyncio.Protocol):
         self.judged.set()
         self._failed(f"connection lost ({exc})" if exc else "connection closed")
         self.fed.link_lost(self)
+
+    @property
+    def backlog(self) -> int:
+        """Bytes written and not yet taken by the socket."""
+        transport = self.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
 
     def send_element(self, element: Element) -> None:
         if not self.closed:
@@ -389,8 +396,13 @@ class Federation:
         peer = self.peers.get((local, remote))
         if peer is None:
             peer = self.peers[(local, remote)] = Peer(local, remote)
-        if peer.ready:
+        if peer.ready and not peer.queue:  # (a queue still being flushed keeps the order)
             assert peer.link is not None
+            if peer.link.backlog > self.server.config.limits.output_bytes:
+                # the peer does not read (design decision 12): bounded, and the sender knows
+                text = f"{remote} is not reading; try again later"
+                router.bounce(stanza, StanzaError("resource-constraint", text, type="wait"))
+                return
             peer.link.send_element(stanza)
             router.stanzas_out += 1
             return
@@ -477,6 +489,11 @@ class Federation:
             return
         peer.verifies.append(request.element)  # handed to the link it connects next
         self._connect(peer)
+
+    def forget_verify(self, conn: StreamConnection) -> None:
+        """An inbound stream closed: no answer for it is awaited any more."""
+        for stream_id in [k for k, c in self._waiting_verify.items() if c is conn]:
+            del self._waiting_verify[stream_id]
 
     def verified(self, answer: DialbackVerified) -> None:
         conn = self._waiting_verify.pop(answer.stream_id, None)
@@ -608,6 +625,11 @@ class PeerProbe:
     def certificate(self, domain: str):
         conf = self.config.domains[domain]
         return conf.certificate, conf.key
+
+    def forget_verify(self, conn: StreamConnection) -> None:
+        """An inbound stream closed: no answer for it is awaited any more."""
+        for stream_id in [k for k, c in self._waiting_verify.items() if c is conn]:
+            del self._waiting_verify[stream_id]
 
     def verified(self, answer: DialbackVerified) -> None:
         return None
