@@ -5,12 +5,14 @@ allowlist and for one that cannot be reached."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from vines_server import certs, config
+from vines_server.config import FederationConfig
 from vines_server.server import Server
 from vines_server.xmpp import ns
 from vines_server.xmpp.sasl.credentials import derive_all
@@ -382,3 +384,14 @@ async def test_hostile_input_on_the_s2s_port(
         # still serving
         bob = await login(b, ca, "bob", B)
         bob.close()
+
+
+async def test_no_s2s_listener_while_federation_is_not_configured(tmp_path: Path, ca) -> None:
+    cfg = make_config(tmp_path, A, ca, free_port(), B, free_port(), allow=False)
+    closed = Server(dataclasses.replace(cfg, federation=FederationConfig()))
+    await closed.start()
+    try:
+        assert closed.federation is None and closed.router.remote is None
+        assert not [li for li in closed.listening if li.kind.startswith("s2s")]
+    finally:
+        await closed.stop()
