@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+import ssl
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from vines_server import certs, config
 from vines_server.config import FederationConfig
 from vines_server.server import Server
 from vines_server.xmpp import ns
+from vines_server.xmpp.dialback import make_key
 from vines_server.xmpp.sasl.credentials import derive_all
 
 from tests.server.test_hostile import LAUGHS
@@ -395,3 +397,86 @@ async def test_no_s2s_listener_while_federation_is_not_configured(tmp_path: Path
         assert not [li for li in closed.listening if li.kind.startswith("s2s")]
     finally:
         await closed.stop()
+
+
+# ---- dialback regressions over the wire (XEP-0220; the 2012 advisory; CVE-2016-0756) -------
+
+
+class RawPeer:
+    """A hand-driven server-to-server stream to b.test claiming to be a.test."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer, self.buffer = reader, writer, b""
+
+    @classmethod
+    async def connect(cls, server: Server, ca) -> RawPeer:
+        port = next(li.port for li in server.listening if li.kind == "s2s")
+        peer = cls(*await asyncio.open_connection("127.0.0.1", port))
+        await peer.open()
+        peer.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        await peer.read_until(rb"<proceed[^>]*/>")
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.load_cert_chain(*ca[1]["a-selfsigned"])
+        await peer.writer.start_tls(ctx, server_hostname=B)
+        peer.stream_id = re.search(rb"id='([^']+)'", await peer.open()).group(1).decode()
+        return peer
+
+    async def open(self) -> bytes:
+        self.buffer = b""
+        self.send(
+            f"<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' "
+            f"xmlns:stream='http://etherx.jabber.org/streams' to='{B}' from='{A}' version='1.0'>"
+        )
+        return await self.read_until(rb"</stream:features>")
+
+    def send(self, data: str) -> None:
+        self.writer.write(data.encode())
+
+    async def read_until(self, pattern: bytes, timeout: float = 10) -> bytes:
+        while not (match := re.search(pattern, self.buffer, re.S)):
+            chunk = await asyncio.wait_for(self.reader.read(65536), timeout)
+            assert chunk, f"closed; got {self.buffer[-500:]!r}"
+            self.buffer += chunk
+        out, self.buffer = self.buffer[: match.end()], self.buffer[match.end() :]
+        return out
+
+
+MESSAGE_FROM_A = f"<message from='alice@{A}' to='bob@{B}'><body>forged</body></message>"
+
+
+async def test_an_uncorrelated_dialback_answer_authenticates_nothing(tmp_path: Path, ca) -> None:
+    async with two_servers(tmp_path, ca, a_cert="a-selfsigned", dialback=True) as (_a, b):
+        peer = await RawPeer.connect(b, ca)
+        # "valid" answers nobody asked for (the 2012 XSF advisory): ignored
+        peer.send(f"<db:result type='valid' from='{A}' to='{B}'/>")
+        peer.send(f"<db:verify type='valid' from='{A}' to='{B}' id='{peer.stream_id}'/>")
+        peer.send(MESSAGE_FROM_A)
+        got = await peer.read_until(rb"</stream:stream>")
+        assert b"<not-authorized" in got  # still unauthenticated: "authenticate first"
+        assert not b.federation.inbound
+
+
+async def test_a_key_for_another_domain_pair_is_invalid(tmp_path: Path, ca) -> None:
+    async with two_servers(tmp_path, ca, a_cert="a-selfsigned", dialback=True) as (a, b):
+        peer = await RawPeer.connect(b, ca)
+        # a genuine a.test key, but for the pair (c.test, a.test): b.test must not accept it
+        key = make_key(a.federation.settings.secret, "c.test", A, peer.stream_id)
+        peer.send(f"<db:result from='{A}' to='{B}'>{key}</db:result>")
+        got = await peer.read_until(rb"</stream:stream>")
+        assert b"type='invalid'" in got and b"<not-authorized" in got
+        # and the right key for this pair and stream is valid (the check is not just "no")
+        peer = await RawPeer.connect(b, ca)
+        key = make_key(a.federation.settings.secret, B, A, peer.stream_id)
+        peer.send(f"<db:result from='{A}' to='{B}'>{key}</db:result>")
+        assert b"type='valid'" in await peer.read_until(rb"<result[^>]*type=[^>]*/>")
+
+
+async def test_a_replayed_stream_id_is_not_verified_twice(tmp_path: Path, ca) -> None:
+    async with two_servers(tmp_path, ca, a_cert="a-selfsigned", dialback=True) as (a, b):
+        peer = await RawPeer.connect(b, ca)
+        key = make_key(a.federation.settings.secret, B, A, peer.stream_id)
+        peer.send(f"<db:result from='{A}' to='{B}'>{key}</db:result>")
+        peer.send(f"<db:result from='{A}' to='{B}'>{key}</db:result>")
+        got = await peer.read_until(rb"not-acceptable.*?</result>")
+        assert b"type='error'" in got
