@@ -67,7 +67,7 @@ class FederationPolicy:
     and per-peer dialback, plus the run-time lists (`set_lists`)."""
 
     def __init__(self, config: Config) -> None:
-        self.config = config
+        self.config = config  # replaced on reload ([federation] is reloadable)
         self.allow: dict[str, frozenset[str]] = {}
         self.block: dict[str, frozenset[str]] = {}
 
@@ -368,6 +368,7 @@ class Federation:
                 domain, lists["allow"].get(domain, []), lists["block"].get(domain, [])
             )
         self.server.host.hooks.on("federation/peers", self.peers_changed)
+        self.server.host.hooks.on("config/reloaded", self.reloaded)
         self.server.host.services.setdefault("federation", self)  # modules/federation.py
         stored = await storage.get_setting("s2s_dialback_secret")
         if stored is None:
@@ -546,6 +547,15 @@ class Federation:
             )
         return sorted(rows, key=lambda r: (str(r["domain"]), str(r["direction"])))
 
+    async def reloaded(self, config: Config) -> None:
+        """vines.toml reloaded: the new allowlist, dialback opt-ins, static routes and trust
+        anchors apply at once; streams the new lists no longer allow close."""
+        if config.federation.ca_file != self.policy.config.federation.ca_file:
+            self.trust = await asyncio.to_thread(TrustStore.load, config.federation.ca_file)
+        self.policy.config = config
+        self.settings = s2s_settings(self.server, self.policy, self.settings.secret)
+        self.enforce()
+
     def peers_changed(self, kind: str, domain: str, peers: list[str]) -> None:
         """An edit-whitelist / edit-blacklist took effect: streams it forbids now close."""
         allow, block = self.policy.allow.get(domain, ()), self.policy.block.get(domain, ())
@@ -573,6 +583,7 @@ class Federation:
             if refused:
                 text = f"{local} no longer federates with {', '.join(sorted(refused))}"
                 conn.close(StreamError("policy-violation", text))
+                self.inbound.discard(conn)  # gone for routing and listing at once
 
     def close_domain(self, remote: str) -> int:
         """Close every stream with `remote` (both directions); how many were closed."""
@@ -584,6 +595,7 @@ class Federation:
         for conn in list(self.inbound):
             if conn.info.get("peer") == remote:
                 conn.close(StreamError("policy-violation", f"federation with {remote} ended"))
+                self.inbound.discard(conn)
                 closed += 1
         return closed
 

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+import tomli_w
 from vines_server import certs, config
 from vines_server.config import FederationConfig
 from vines_server.server import Server
@@ -87,7 +88,9 @@ def make_config(
         },
     }
     raw.update(sections)
-    return config.parse(raw, tmp / f"{domain}.toml")
+    path = tmp / f"{domain}.toml"
+    path.write_text(tomli_w.dumps(raw))  # for reload
+    return config.parse(raw, path)
 
 
 @asynccontextmanager
@@ -480,3 +483,20 @@ async def test_a_replayed_stream_id_is_not_verified_twice(tmp_path: Path, ca) ->
         peer.send(f"<db:result from='{A}' to='{B}'>{key}</db:result>")
         got = await peer.read_until(rb"not-acceptable.*?</result>")
         assert b"type='error'" in got
+
+
+async def test_a_reload_that_drops_a_peer_closes_its_streams(tmp_path: Path, ca) -> None:
+    async with two_servers(tmp_path, ca) as (a, b):
+        alice = await login(a, ca, "alice", A)
+        bob = await login(b, ca, "bob", B)
+        await alice.send(f"<message to='bob@{B}' id='m1'><body>before</body></message>")
+        assert b"before" in await bob.read_until(rb"</message>", timeout=10)
+        (inbound,) = b.federation.inbound
+        ports = b.config.listeners.s2s_port, b.config.federation.peer(A).port
+        make_config(tmp_path, B, ca, ports[0], A, ports[1], allow=False)  # rewrites b.test.toml
+        await b.reload()
+        assert inbound.closing and not b.federation.inbound
+        await bob.send(f"<message to='alice@{A}' id='m2'><body>after</body></message>")
+        assert b"<not-allowed" in await bob.read_until(rb"id='m2'.*?</message>", timeout=10)
+        alice.close()
+        bob.close()
