@@ -500,3 +500,30 @@ async def test_a_reload_that_drops_a_peer_closes_its_streams(tmp_path: Path, ca)
         assert b"<not-allowed" in await bob.read_until(rb"id='m2'.*?</message>", timeout=10)
         alice.close()
         bob.close()
+
+
+async def test_direct_tls_s2s_port_offers_external_to_a_verified_peer(tmp_path: Path, ca) -> None:
+    pa, direct = free_port(), free_port()
+    listeners = {
+        "bind": ["127.0.0.1"],
+        "c2s_port": 0,
+        "c2s_direct_tls_port": False,
+        "s2s_port": free_port(),
+        "s2s_direct_tls_port": direct,
+    }
+    b = Server(make_config(tmp_path, B, ca, 0, A, pa, listeners=listeners))
+    await b.start()
+    try:
+        ctx = ssl.create_default_context(cafile=str(ca[0]))
+        ctx.set_alpn_protocols(["xmpp-server"])
+        ctx.load_cert_chain(*ca[1][A])
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", direct, ssl=ctx, server_hostname=B
+        )
+        assert writer.get_extra_info("ssl_object").selected_alpn_protocol() == "xmpp-server"
+        peer = RawPeer(reader, writer)
+        features = await peer.open()
+        assert b"<mechanism>EXTERNAL</mechanism>" in features and b"starttls" not in features
+        writer.close()
+    finally:
+        await b.stop()
