@@ -21,7 +21,8 @@ from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
 from vines_server.modules import DEFAULT_MODULES
 from vines_server.net.connection import C2S, StreamConnection, StreamKind
-from vines_server.net.s2s import S2S_IN, Federation, federation_configured
+from vines_server.net.s2s import S2S_IN
+from vines_server.net.s2s_federation import Federation, federation_configured
 from vines_server.net.s2stls import s2s_server_context
 from vines_server.net.tls import server_context
 from vines_server.storage import open_storage

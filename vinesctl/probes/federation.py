@@ -15,7 +15,7 @@ def check(config: Any, timeout: float) -> tuple[list[Finding], list[dict[str, An
     """(findings, data) for the server whose loaded `config` is given."""
     from dataclasses import asdict
 
-    from vines_server.net.s2s import check_federation
+    from vines_server.net.s2s_probe import check_federation
 
     findings = own_certificates(config)
     if not (config.federation.allow or config.federation.peers):
