@@ -6,6 +6,7 @@ refused both ways."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,7 +29,13 @@ DNS_ADDRESS = "127.0.0.77"  # port 53: Prosody's resolver takes no port
 
 @asynccontextmanager
 async def federated(tmp: Path, allow_prosody: bool = True) -> AsyncIterator[tuple]:
-    for reason in (prosody_available(), None if DNSMASQ else "dnsmasq is not installed"):
+    root = os.geteuid() == 0  # unshare + mount for Prosody's resolv.conf; port 53 for dnsmasq
+    reasons = (
+        prosody_available(),
+        None if DNSMASQ else "dnsmasq is not installed",
+        None if root else "federating with Prosody needs root (its own resolv.conf, port 53)",
+    )
+    for reason in reasons:
         if reason:
             _missing(reason)
     ca_cert, ca_key = certs.make_ca("s2s interop CA")
