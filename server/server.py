@@ -16,12 +16,16 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from OpenSSL.SSL import Error as OpenSSLError
 from vines_server.config import Config, ConfigError, load
 from vines_server.core.api import ModuleHost
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
 from vines_server.modules import DEFAULT_MODULES
 from vines_server.net.connection import C2S, StreamConnection, StreamKind
+from vines_server.net.s2s import S2S_IN
+from vines_server.net.s2s_federation import Federation, federation_configured
+from vines_server.net.s2stls import s2s_server_context
 from vines_server.net.tls import server_context
 from vines_server.storage import open_storage
 from vines_server.storage.base import Storage
@@ -91,6 +95,11 @@ class Server:
             limits.offline_quota,
             limits.offline_bytes,
         )
+        # federation only while configured (allowlist or peers): a closed domain otherwise
+        self.federation: Federation | None = None
+        if federation_configured(config):
+            self.federation = Federation(self)
+            self.router.remote = self.federation
         self.listening: list[Listening] = []
         self.started_monotonic = time.monotonic()
         # set by the shutdown/restart admin commands; main.py waits on it besides signals
@@ -111,6 +120,16 @@ class Server:
             await self._listen(
                 C2S, "c2s-direct-tls", lst.bind, lst.c2s_direct_tls_port, direct=True
             )
+        if self.federation is not None:
+            await self._listen(S2S_IN, "s2s", lst.bind, lst.s2s_port, direct=False)  # type: ignore[arg-type]
+            if lst.s2s_direct_tls_port is not None:
+                await self._listen(
+                    S2S_IN,  # type: ignore[arg-type]
+                    "s2s-direct-tls",
+                    lst.bind,
+                    lst.s2s_direct_tls_port,
+                    direct=True,
+                )
         self.started_monotonic = time.monotonic()
         log.info(
             "serving %s on %s",
@@ -122,6 +141,8 @@ class Server:
         """Storage and modules: everything but the listeners (the routing tests stop here)."""
         await self.storage.open()
         self.c2s_settings = c2s_settings(self.config, await self._fake_secret())
+        if self.federation is not None:
+            await self.federation.open()
         for name in DEFAULT_MODULES:
             module = importlib.import_module(f"vines_server.modules.{name}")
             module.setup(self.host.api(name))
@@ -135,11 +156,18 @@ class Server:
             await self.storage.set_setting("sasl_fake_secret", stored)
         return bytes.fromhex(stored)
 
-    def _build_tls_contexts(self) -> dict[bool, ssl.SSLContext]:
-        """STARTTLS (False) and direct TLS (True) contexts from the domains' certificate files,
-        read now: a reload picks up a certificate installed over the old files."""
+    def _build_tls_contexts(self) -> dict[str, Any]:
+        """A context per listener name from the domains' certificate files, read now: a reload
+        picks up a certificate installed over the old files."""
         certs = {d.name: (d.certificate, d.key) for d in self.config.domains.values()}
-        return {False: server_context(certs), True: server_context(certs, alpn=["xmpp-client"])}
+        contexts: dict[str, Any] = {
+            "c2s-starttls": server_context(certs),
+            "c2s-direct-tls": server_context(certs, alpn=["xmpp-client"]),
+        }
+        if self.federation is not None:
+            contexts["s2s"] = s2s_server_context(certs)
+            contexts["s2s-direct-tls"] = s2s_server_context(certs, alpn=["xmpp-server"])
+        return contexts
 
     def reload_tls(self) -> bool:
         """Rebuild the TLS contexts for new connections (open ones keep theirs); True when a
@@ -147,7 +175,7 @@ class Server:
         try:
             served = self._certificate_files()
             contexts = self._build_tls_contexts()
-        except (OSError, ssl.SSLError, ValueError) as exc:
+        except (OSError, ssl.SSLError, ValueError, OpenSSLError) as exc:
             log.error("certificates not reloaded, the old ones stay in use: %s", exc)
             return False
         changed, self._served = served != self._served, served
@@ -165,7 +193,7 @@ class Server:
         loop = asyncio.get_running_loop()
         for host in hosts:
             server = await loop.create_server(
-                lambda: StreamConnection(self, kind, self.tls_contexts[direct], direct),
+                lambda: StreamConnection(self, kind, self.tls_contexts[name], direct),
                 host,
                 port,
                 reuse_address=True,
@@ -179,6 +207,8 @@ class Server:
         """Orderly shutdown: stop accepting, <system-shutdown/> to every stream, close storage."""
         for server in self._servers:
             server.close()
+        if self.federation is not None:
+            self.federation.close_all()
         for conn in list(self.connections):
             conn.close(StreamError("system-shutdown"))
         deadline = time.monotonic() + self.config.deadlines.shutdown

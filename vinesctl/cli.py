@@ -44,6 +44,7 @@ COMMAND_MODULES = (
     "adhoc",
     "unban",
     "cert",
+    "s2s",
 )
 
 

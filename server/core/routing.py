@@ -120,6 +120,11 @@ class Router:
                 self.bounce(stanza, StanzaError("jid-malformed"))
             return
         if to is not None and to.domain not in self.domains:
+            if stanza.tag == PRESENCE and origin is not None:
+                # a user's outbound presence (subscription states, directed presence) is the
+                # presence module's whatever the contact's domain; it routes it on from there
+                await self.hooks.dispatch("presence", stanza, to, origin)
+                return
             await self._route_beyond(stanza, to)
         elif stanza.tag == PRESENCE:
             # unclaimed presence is dropped: RFC 6121 prescribes silence for presence

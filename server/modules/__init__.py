@@ -19,5 +19,6 @@ DEFAULT_MODULES = (
     "announce",
     "service",
     "stats",
+    "federation",  # our s2s admin nodes (vinesctl s2s)
     "presence_feed",
 )

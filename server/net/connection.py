@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 from xml.etree.ElementTree import Element
 
 from vines_server.net.output import OutputQueue, presence_key
+from vines_server.net.tls import TLSSession
 from vines_server.net.transport import StreamTLS
 from vines_server.xmpp import actions, c2s, ns
 from vines_server.xmpp.errors import StanzaError, StreamError
@@ -71,7 +72,6 @@ class StreamKind(Protocol):
 
     def lost(self, conn: StreamConnection) -> None:
         """The connection is gone: undo what the kind registered for it."""
-        ...
 
 
 class StreamConnection(asyncio.Protocol):
@@ -308,7 +308,9 @@ class StreamConnection(asyncio.Protocol):
 
     def _begin_tls(self) -> None:
         assert self.io is not None
-        self.io.start_tls(self.tls_context)
+        self.io.start_tls(
+            self.tls_context, session_class=getattr(self.kind, "tls_session", TLSSession)
+        )
         self._arm("handshake", self.server.config.deadlines.tls_handshake, self._abort)
 
     def _tls_ready(self) -> None:
@@ -320,7 +322,12 @@ class StreamConnection(asyncio.Protocol):
         log.info("tls %s %s %s", self.peer, info.version, info.cipher)
         if self._refuse_if_banned():
             return
-        actions = self.stream.tls_established(self.io.channel_bindings())
+        # a kind may say what its stream needs of the session (s2s: the peer's chain)
+        established = getattr(self.kind, "tls_established", None)
+        if established is not None:
+            actions = established(self)
+        else:
+            actions = self.stream.tls_established(self.io.channel_bindings())
         if actions:  # pragma: no cover - tls_established sends nothing today
             self.server.spawn(self.execute(actions))
 

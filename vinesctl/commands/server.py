@@ -401,6 +401,10 @@ def init(
     click.echo(f"Initialized {domain} in {target}")
     click.echo(f"  config       {config_file}")
     click.echo(f"  certificate  {cert} (self-signed; trusted through the profile)")
+    click.echo(
+        "  federation   closed; with a self-signed certificate only peers that opt into "
+        "dialback accept it: put a CA-signed pair in [domains] (see 'vinesctl check --federation')"
+    )
     click.echo(f"  store        {cfg.storage.path}")
     click.echo(f"  admin        {admin_jid} (password in {where})")
     flag = "" if data["default_profile"] else f" --profile {name}"

@@ -202,3 +202,50 @@ def text_view(data: dict[str, str | None], what: str) -> Any:
     """{'motd': text} or {'welcome': text}; None: not set."""
     ((_key, text),) = data.items()
     return Text(f"no {what}", style="dim") if text is None else Text(text)
+
+
+def s2s_view(streams: Any) -> Any:
+    """Our s2s streams: one row each when that fits the screen, else one block per stream."""
+    data = streams.table
+    if not data.rows:
+        return Text("no s2s streams", style="dim")
+    return Fit(_s2s_rows(data), _s2s_blocks(data))
+
+
+_S2S_WIDE = (("direction", "dir"), ("domain", "peer"), ("address", "address"), ("tls", "TLS"),
+             ("auth", "auth"), ("certificate", "certificate"), ("since", "since"),
+             ("queued", "queued"))  # fmt: skip
+
+
+def _s2s_cells(row: dict[str, Any]) -> dict[str, str]:
+    cells = {var: row.get(var) or "" for var, _ in _S2S_WIDE}
+    cells["tls"] = f"{row.get('tls_version') or ''} {row.get('cipher') or ''}".strip()
+    return cells
+
+
+def _s2s_rows(data: Any) -> Any:
+    table = Table(box=None, pad_edge=False)
+    for _, title in _S2S_WIDE:
+        table.add_column(title, no_wrap=True)
+    for row in data.rows:
+        cells = _s2s_cells(row)
+        table.add_row(*(cells[var] for var, _ in _S2S_WIDE))
+    return table
+
+
+def _s2s_blocks(data: Any) -> Any:
+    parts: list[Any] = []
+    for row in data.rows:
+        if parts:
+            parts.append(Text(""))
+        title = f"{row.get('direction') or ''} {row.get('domain') or ''}".strip()
+        parts.append(Text(title, style="bold", overflow="fold"))
+        fields = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 2))
+        fields.add_column(style="dim", no_wrap=True)
+        fields.add_column(overflow="fold")
+        for var, label in _S2S_WIDE[2:]:
+            value = _s2s_cells(row)[var]
+            if value:
+                fields.add_row(label, value)
+        parts.append(fields)
+    return Group(*parts)

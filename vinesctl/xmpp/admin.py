@@ -117,6 +117,16 @@ class Sessions:
 
 
 @dataclass
+class S2SStreams:
+    """The server's s2s streams (our s2s node)."""
+
+    table: Table
+
+    def to_json(self) -> dict[str, Any]:
+        return {"streams": self.table.rows}
+
+
+@dataclass
 class Value:
     var: str
     label: str
@@ -552,6 +562,15 @@ async def sessions(client: Any, domain: str) -> Sessions:
     stage = await perform(client, domain, f"{OURS}#sessions")
     tables = _tables(stage)
     return Sessions(tables[0] if tables else Table())
+
+
+async def s2s_streams(client: Any, domain: str) -> S2SStreams:
+    tables = _tables(await perform(client, domain, f"{OURS}#s2s"))
+    return S2SStreams(tables[0] if tables else Table())
+
+
+async def s2s_close(client: Any, domain: str, peer: str) -> Outcome:
+    return _outcome(await perform(client, domain, f"{OURS}#s2s-close", {"domain": peer}))
 
 
 async def reload(client: Any, domain: str) -> Outcome:
