@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from vines_server.xmpp.jid import JID, JIDError, domain_to_ascii, normalize_domainpart
 
@@ -39,8 +40,11 @@ class ListenerConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    backend: str = "sqlite"  # "sqlite" | "memory"
+    backend: str = "sqlite"  # "sqlite" | "postgresql" | "memory"
     path: Path = Path("vines.sqlite")
+    # postgresql only: a libpq URI without a password (the password lives in a file, never here)
+    dsn: str | None = None
+    dsn_password_file: Path | None = None  # one line, the password; else PGPASSFILE is used
 
 
 @dataclass(frozen=True)
@@ -216,12 +220,7 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     )
     _distinct_ports(listeners)
 
-    st = _table(raw, "storage")
-    _only(st, "storage.", {"backend", "path"})
-    backend = st.get("backend", "sqlite")
-    if backend not in ("sqlite", "memory"):
-        raise ConfigError(f"storage.backend {backend!r} is unknown: use 'sqlite' or 'memory'")
-    storage = StorageConfig(backend, _path(st, "storage.path", base, "vines.sqlite"))
+    storage = _storage(_table(raw, "storage"), base)
 
     limits_raw = dict(_table(raw, "limits"))
     ban_exempt = limits_raw.pop("ban_exempt", list(Limits.ban_exempt))
@@ -417,6 +416,54 @@ def _positive(table: dict, key: str, default: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ConfigError(f"{key} must be a positive number")
     return value
+
+
+STORAGE_BACKENDS = ("sqlite", "postgresql", "memory")
+
+
+def _storage(st: dict, base: Path) -> StorageConfig:
+    _only(st, "storage.", {"backend", "path", "dsn", "dsn_password_file"})
+    backend = st.get("backend", "sqlite")
+    if backend not in STORAGE_BACKENDS:
+        raise ConfigError(
+            f"storage.backend {backend!r} is unknown: use one of {', '.join(STORAGE_BACKENDS)}"
+        )
+    path = _path(st, "storage.path", base, "vines.sqlite")
+    # Like path under postgresql, the dsn keys are kept (checked, unused) under another backend:
+    # switching backends is one line.
+    dsn = st.get("dsn")
+    if dsn is None and backend == "postgresql":
+        raise ConfigError(
+            'storage.dsn is required with backend = "postgresql", '
+            'e.g. "postgresql://vines@127.0.0.1:5432/vines"'
+        )
+    if dsn is not None:
+        if not isinstance(dsn, str) or not dsn:
+            raise ConfigError("storage.dsn must be a URI such as postgresql://vines@host/vines")
+        _check_dsn(dsn)
+    password_file = None
+    if "dsn_password_file" in st:
+        password_file = _path(st, "storage.dsn_password_file", base)
+    return StorageConfig(backend, path, dsn, password_file)
+
+
+def _check_dsn(dsn: str) -> None:
+    """A postgresql:// URI without a password: the config file is not the place for a secret,
+    and a DSN without one can be shown in errors and logs. Never echoes the value back."""
+    parts = urlsplit(dsn)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            "storage.dsn must be a URI such as postgresql://vines@127.0.0.1:5432/vines"
+        )
+    if parts.password is not None or re.search(r"(?i)(^|[?&])password=", parts.query):
+        raise ConfigError(
+            "storage.dsn must not hold a password: put it in storage.dsn_password_file "
+            "(or a PGPASSFILE) and remove it from the URI"
+        )
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        raise ConfigError("storage.dsn has an invalid port: write host:5432") from None
 
 
 def _table(raw: dict, key: str) -> dict:

@@ -137,9 +137,12 @@ s2s_port = 5269
 s2s_direct_tls_port = false
 
 [storage]
-# "sqlite" (durable: committed before success is reported) or "memory" (lost at exit).
+# "sqlite" (durable: committed before success is reported), "postgresql" (durable too, and one
+# store for several nodes: pip install 'vinesctl[postgresql]') or "memory" (lost at exit).
 backend = "sqlite"
 path = "vines.sqlite"
+# dsn = "postgresql://vines@127.0.0.1:5432/vines"  # for postgresql; never a password in it
+# dsn_password_file = "vines.pgpass"  # the role's password, one line, mode 0600; else PGPASSFILE
 
 [limits]
 # Protection against abuse; the defaults (shown) follow the security plan. Uncomment to change.

@@ -37,4 +37,23 @@ def open_storage(cfg: StorageConfig) -> Storage:
         return SQLiteStorage(cfg.path)
     if cfg.backend == "memory":
         return MemoryStorage()
-    raise StorageError(f"storage.backend {cfg.backend!r} is unknown: use 'sqlite' or 'memory'")
+    if cfg.backend == "postgresql":
+        return _postgresql(cfg)
+    raise StorageError(
+        f"storage.backend {cfg.backend!r} is unknown: use 'sqlite', 'postgresql' or 'memory'"
+    )
+
+
+def _postgresql(cfg: StorageConfig) -> Storage:
+    """Imported here, not at the top: asyncpg is an optional extra, loaded only by a server that
+    chose this backend."""
+    if not cfg.dsn:
+        raise StorageError('storage.dsn is required with backend = "postgresql"')
+    try:
+        from vines_server.storage.postgresql import PostgreSQLStorage
+    except ImportError as exc:
+        raise StorageError(
+            f"storage.backend 'postgresql' needs asyncpg ({exc}): "
+            "pip install 'vinesctl[postgresql]'"
+        ) from None
+    return PostgreSQLStorage(cfg.dsn, cfg.dsn_password_file)

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import PostgresInstance, postgres_unavailable
 from tests.support.xmpp import PKI, make_pki, running_server
 
 
@@ -19,3 +22,19 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path, pki: PKI):
         await h.add_user("bob")
         await h.add_user("mallory")
         yield h
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresInstance]:
+    """One throw-away PostgreSQL for the session (tests/support/postgres.py); each test creates
+    its own database in it. Without the binaries or root: skipped locally, a failure under CI."""
+    reason = postgres_unavailable()
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason + "; CI must install it (.ci/run)")
+        pytest.skip(reason)
+    instance = PostgresInstance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()

@@ -31,6 +31,8 @@ from vines_server.storage import (
 from vines_server.storage.migrations import SCHEMA_VERSION, migrate, user_version
 from vines_server.xmpp.sasl.credentials import derive, derive_all
 
+from tests.support import postgres as pg_postgres
+
 ALICE = "alice@example.org"
 BOB = "bob@example.org"
 CAROL = "carol@other.test"
@@ -42,9 +44,18 @@ def creds():
     return derive_all("alice-password", ITERATIONS)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+async def storage_config(backend: str, tmp_path: Path, request) -> StorageConfig:
+    """A config for `backend` on fresh, empty storage (a new database for postgresql)."""
+    if backend != "postgresql":
+        return StorageConfig(backend, tmp_path / "vines.sqlite")
+    pg = request.getfixturevalue("postgres")
+    dsn = await pg.create_database()
+    return StorageConfig(backend, tmp_path / "unused.sqlite", dsn, pg.password_file)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 async def store(request, tmp_path):
-    backend = open_storage(StorageConfig(request.param, tmp_path / "vines.sqlite"))
+    backend = open_storage(await storage_config(request.param, tmp_path, request))
     await backend.open()
     yield backend
     await backend.close()
@@ -63,9 +74,9 @@ def test_open_storage_picks_the_backend(tmp_path):
         open_storage(StorageConfig("nosuch"))
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
-async def test_calls_before_open_fail(backend, tmp_path):
-    s = open_storage(StorageConfig(backend, tmp_path / "vines.sqlite"))
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgresql"])
+async def test_calls_before_open_fail(backend, tmp_path, request):
+    s = open_storage(await storage_config(backend, tmp_path, request))
     with pytest.raises(StorageError):
         await s.get_account(ALICE)
     await s.open()
@@ -621,7 +632,22 @@ async def test_sqlite_durable_after_sigkill(tmp_path):
 # backup
 
 
-async def test_backup_copies_the_store_or_says_why_not(store, creds, tmp_path):
+async def restored_copy(store: Storage, dest: Path, request) -> Storage:
+    """The backup at `dest` as a store of the same backend, not yet opened: the SQLite file
+    itself, or for PostgreSQL the dump restored by pg_restore into a new empty database."""
+    if isinstance(store, SQLiteStorage):
+        return SQLiteStorage(dest)
+    pg = request.getfixturevalue("postgres")
+    dsn = await pg.create_database()
+    pg_restore = pg.bindir / "pg_restore"
+    env = {**os.environ, "PGPASSWORD": pg_postgres.PASSWORD}
+    subprocess.run(
+        [pg_restore, "--no-owner", f"--dbname={dsn}", dest], check=True, env=env, timeout=60
+    )
+    return open_storage(StorageConfig("postgresql", dest, dsn, pg.password_file))
+
+
+async def test_backup_copies_the_store_or_says_why_not(store, creds, tmp_path, request):
     await store.create_account(ALICE, creds)
     await store.put_roster_item(ALICE, RosterItem(BOB, name="Bob", subscription="both"))
     dest = tmp_path / "copy.sqlite"
@@ -631,7 +657,7 @@ async def test_backup_copies_the_store_or_says_why_not(store, creds, tmp_path):
         return
     size = await store.backup(dest)
     assert size == dest.stat().st_size and stat.S_IMODE(dest.stat().st_mode) == 0o600
-    copy = SQLiteStorage(dest)
+    copy = await restored_copy(store, dest, request)
     await copy.open()
     try:
         assert await copy.list_accounts() == [ALICE]
