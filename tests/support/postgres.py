@@ -112,10 +112,10 @@ class PostgresInstance:
             shutil.rmtree(self.root, ignore_errors=True)
             shutil.rmtree(self.password_file.parent, ignore_errors=True)
 
-    async def admin(self) -> asyncpg.Connection:
+    async def admin(self, database: str = "postgres") -> asyncpg.Connection:
         """The superuser over the socket (trust), for creating roles and databases."""
         return await asyncpg.connect(
-            host=str(self.root), port=self.port, user="postgres", database="postgres"
+            host=str(self.root), port=self.port, user="postgres", database=database
         )
 
     async def create_database(self) -> str:
