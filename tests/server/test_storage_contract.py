@@ -582,11 +582,13 @@ DURABILITY_SCRIPT = textwrap.dedent(
     """
     import asyncio, sys, time
     from datetime import UTC, datetime
-    from vines_server.storage import SQLiteStorage
+    from vines_server.config import StorageConfig
+    from vines_server.storage import open_storage
     from vines_server.xmpp.sasl.credentials import derive_all
 
     async def main():
-        s = SQLiteStorage(sys.argv[1])
+        backend, path, dsn, password_file = sys.argv[1:]
+        s = open_storage(StorageConfig(backend, path, dsn or None, password_file or None))
         await s.open()
         await s.create_account("alice@example.org", derive_all("pw", 4096))
         await s.store_offline("alice@example.org", "<message id='m1'/>", datetime.now(UTC))
@@ -598,10 +600,13 @@ DURABILITY_SCRIPT = textwrap.dedent(
 )
 
 
-async def test_sqlite_durable_after_sigkill(tmp_path):
-    path = tmp_path / "vines.sqlite"
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_durable_after_sigkill(backend, tmp_path, request):
+    """An acknowledged write (the coroutine returned) is there after the writer is SIGKILLed."""
+    cfg = await storage_config(backend, tmp_path, request)
+    fields = (cfg.backend, cfg.path, cfg.dsn or "", cfg.dsn_password_file or "")
     proc = subprocess.Popen(
-        [sys.executable, "-c", DURABILITY_SCRIPT, str(path)],
+        [sys.executable, "-c", DURABILITY_SCRIPT, *map(str, fields)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -615,18 +620,19 @@ async def test_sqlite_durable_after_sigkill(tmp_path):
     assert line.strip() == "done", err
     assert proc.returncode == -signal.SIGKILL
 
-    s = SQLiteStorage(path)
+    s = open_storage(cfg)
     await s.open()
     try:
         assert await s.get_account(ALICE) is not None
         assert [m.xml for m in await s.pop_offline(ALICE)] == ["<message id='m1'/>"]
     finally:
         await s.close()
-    conn = sqlite3.connect(path)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    finally:
-        conn.close()
+    if backend == "sqlite":
+        conn = sqlite3.connect(cfg.path)
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        finally:
+            conn.close()
 
 
 # backup

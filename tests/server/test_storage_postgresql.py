@@ -1,15 +1,14 @@
-"""The PostgreSQL backend beyond the contract suite (which runs on it too): configuration, the
-password kept out of every message, migrations, durability settings and under SIGKILL, quotas
-under concurrent writers, backup, and a server on it serving logins and offline messages."""
+"""The PostgreSQL backend beyond the contract suite (which runs on it too, SIGKILL durability
+included): configuration, the password kept out of every message, migrations, synchronous
+commits, quotas under concurrent writers, backup, and a server on it serving logins and
+offline messages."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import subprocess
 import sys
-import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -190,50 +189,6 @@ async def test_commits_are_synchronous_even_when_the_role_says_otherwise(postgre
     finally:
         await conn.execute(f"ALTER ROLE {ROLE} RESET synchronous_commit")
         await conn.close()
-
-
-DURABILITY_SCRIPT = textwrap.dedent(
-    """
-    import asyncio, sys, time
-    from datetime import UTC, datetime
-    from vines_server.storage.postgresql import PostgreSQLStorage
-    from vines_server.xmpp.sasl.credentials import derive_all
-
-    async def main():
-        s = PostgreSQLStorage(sys.argv[1], sys.argv[2])
-        await s.open()
-        await s.create_account("alice@example.org", derive_all("pw", 4096))
-        await s.store_offline("alice@example.org", "<message id='m1'/>", datetime.now(UTC))
-        print("done", flush=True)
-        time.sleep(60)  # never closes: the test SIGKILLs us
-
-    asyncio.run(main())
-    """
-)
-
-
-async def test_acknowledged_write_survives_sigkill(postgres, dsn):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", DURABILITY_SCRIPT, dsn, str(postgres.password_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline()
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        _, err = proc.communicate(timeout=30)
-    assert line.strip() == "done", err
-    assert proc.returncode == -signal.SIGKILL
-    s = open_storage(StorageConfig("postgresql", dsn=dsn, dsn_password_file=postgres.password_file))
-    await s.open()
-    try:
-        assert await s.get_account(ALICE) is not None
-        assert [m.xml for m in await s.pop_offline(ALICE)] == ["<message id='m1'/>"]
-    finally:
-        await s.close()
 
 
 # quotas across connections
