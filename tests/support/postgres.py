@@ -1,7 +1,7 @@
-"""A throw-away PostgreSQL for tests: Debian's server binaries run as the `postgres` user (the
-server refuses root), data and socket in one temporary directory, listening on 127.0.0.1 and an
-ephemeral port with password (SCRAM) authentication, so the backend's password handling is what
-the tests exercise. Each test gets a database of its own from `create_database`."""
+"""A throw-away PostgreSQL for tests: Debian's server binaries (as the `postgres` user when we
+are root: the server refuses root), data and socket in one temporary directory, listening on
+127.0.0.1 and an ephemeral port with password (SCRAM) authentication, so the backend's password
+handling is what the tests exercise. Each test gets a database of its own (`create_database`)."""
 
 from __future__ import annotations
 
@@ -32,12 +32,11 @@ def postgres_unavailable() -> str | None:
     """Why a throw-away PostgreSQL cannot start here, or None."""
     if postgres_bindir() is None:
         return "PostgreSQL server binaries (Debian package postgresql) are not installed"
-    if os.geteuid() != 0:
-        return "starting PostgreSQL as the postgres user needs root (runuser)"
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        return "there is no postgres user (Debian package postgresql creates it)"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root and there is no postgres user to run PostgreSQL as"
     return None
 
 
@@ -60,8 +59,10 @@ class PostgresInstance:
         return self.root / "data"
 
     def _as_postgres(self, *argv: str) -> None:
+        """PostgreSQL refuses to run as root: then as the postgres user, else as ourselves."""
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         subprocess.run(
-            ["runuser", "-u", "postgres", "--", *argv],
+            [*prefix, *argv],
             check=True,
             capture_output=True,
             timeout=120,
@@ -72,8 +73,9 @@ class PostgresInstance:
         bindir = postgres_bindir()
         assert bindir is not None
         root = Path(tempfile.mkdtemp(prefix="vines-pg-"))  # short: the socket path must fit
-        user = pwd.getpwnam("postgres")
-        os.chown(root, user.pw_uid, user.pw_gid)
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.chown(root, user.pw_uid, user.pw_gid)
         password_file = Path(tempfile.mkdtemp(prefix="vines-pgpw-")) / "password"
         password_file.write_text(PASSWORD + "\n")
         password_file.chmod(0o600)
