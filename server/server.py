@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from vines_server.config import Config, ConfigError, load
+from vines_server.config import Config, ConfigError, check_files, load
 from vines_server.core.api import ModuleHost
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
@@ -34,7 +34,7 @@ log = logging.getLogger("vines_server")
 
 MAX_TRACKED_IPS = 100_000  # failure histories kept at most (oldest dropped first)
 # what a reload applies at once; anything else in vines.toml needs a restart
-RELOADABLE = ("admins", "federation", "limits", "deadlines", "log_level")
+RELOADABLE = ("admins", "federation", "limits", "deadlines", "log_level", "domains")
 
 
 def c2s_settings(config: Config, fake_secret: bytes | None = None) -> C2SSettings:
@@ -202,6 +202,8 @@ class Server:
             raise ConfigError("this server was not started from a vines.toml")
         new = await asyncio.to_thread(load, self.config.path)
         old = self.config
+        if new.domains != old.domains:
+            await asyncio.to_thread(check_files, new)  # a new domain's files, before any change
         changed = [name for name in RELOADABLE if getattr(old, name) != getattr(new, name)]
         restart = [
             f.name
@@ -212,10 +214,12 @@ class Server:
         ]
         self.config = replace(old, **{name: getattr(new, name) for name in RELOADABLE})
         self._apply_limits()
+        certificates = self.reload_tls()  # before the new domains are routed to
+        self._rehost(old)
         if new.log_level != old.log_level:
             logging.getLogger().setLevel(getattr(logging, new.log_level.upper()))
         await self.host.hooks.fire("config/reloaded", self.config)
-        if self.reload_tls():
+        if certificates:
             changed.append("certificates")
         log.info(
             "configuration reloaded from %s; changed: %s%s",
@@ -224,6 +228,24 @@ class Server:
             f"; needs a restart: {', '.join(restart)}" if restart else "",
         )
         return Reloaded(changed, restart)
+
+    def _rehost(self, old: Config) -> None:
+        """Apply a changed set of hosted domains (the components reload joins here): routing,
+        stream headers and TLS take the new set at once; sessions and streams of a removed
+        domain end with <host-gone/>, RFC 6120 4.9.3.6's condition for a domain "no longer
+        serviced" (not <host-unknown/>, which says it never was)."""
+        domains = frozenset(self.config.domains)
+        removed = frozenset(old.domains) - domains
+        self.domains = self.router.domains = domains
+        if not removed:
+            return
+        for conn in list(self.connections):
+            stream = conn.stream
+            jid = getattr(stream, "jid", None)
+            domain = jid.domain if jid is not None else getattr(stream, "domain", None)
+            if domain in removed:
+                conn.close(StreamError("host-gone", f"{domain} is no longer served here"))
+        log.warning("no longer serving %s: its streams were closed", ", ".join(sorted(removed)))
 
     def _apply_limits(self) -> None:
         """Push reloaded limits into what copied them at start; new connections see them."""

@@ -122,6 +122,8 @@ def test_subcommands(tmp_path):
         "install-service",
         "logs",
         "purge-offline",
+        "reload",
+        "restart",
         "start",
         "status",
         "stop",

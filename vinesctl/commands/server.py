@@ -20,6 +20,8 @@ from typing import Any
 
 import click
 
+from vinesctl.commands.remote import timeout_option
+from vinesctl.connection import connect_options
 from vinesctl.durations import AGE
 from vinesctl.errors import UsageError, VinesctlError
 from vinesctl.output import emit, json_option
@@ -545,12 +547,20 @@ def _wait_ready(
 def stop(ctx: click.Context, config: str | None, timeout: float) -> None:
     """Stop the server of --config (SIGTERM; it closes every stream cleanly)."""
     path = config_path(ctx, config)
-    pid = running_pid(path)
+    pid, stale = _stop(path, timeout)
     if pid is None:
-        stale = clean_stale(path)
         note = " (removed stale pid files)" if stale else ""
         click.echo(f"vines-server is not running for {path}{note}")
         return
+    click.echo(f"vines-server stopped (pid {pid})")
+
+
+def _stop(path: Path, timeout: float) -> tuple[int | None, bool]:
+    """SIGTERM (every stream gets <system-shutdown/>) and wait for the exit: (the pid it had,
+    or None when it was not running; whether stale pid files were removed)."""
+    pid = running_pid(path)
+    if pid is None:
+        return None, clean_stale(path)
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -569,7 +579,96 @@ def stop(ctx: click.Context, config: str | None, timeout: float) -> None:
                 )
             time.sleep(0.05)
     clean_stale(path)
-    click.echo(f"vines-server stopped (pid {pid})")
+    return pid, False
+
+
+@command.command("restart")
+@config_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=START_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for the server to exit, then to listen again.",
+)
+@json_option
+@click.pass_context
+def restart(ctx: click.Context, config: str | None, timeout: float, as_json: bool) -> None:
+    """Restart the server of --config gracefully: every stream gets <system-shutdown/>, then
+    it starts again and this waits until it listens (a stopped server is just started)."""
+    path = config_path(ctx, config)
+    load_config(path)  # a broken vines.toml would stop the server for good: refuse first
+    pid, _ = _stop(path, timeout)
+    if pid is not None and not as_json:
+        click.echo(f"vines-server stopped (pid {pid})")
+    ctx.invoke(start, config=str(path), detach=True, timeout=timeout, as_json=as_json)
+
+
+@command.command("reload")
+@config_option
+@click.option(
+    "--signal",
+    "by_signal",
+    is_flag=True,
+    help="Send SIGHUP through the pid file instead of logging in (no report of what applied).",
+)
+@timeout_option
+@connect_options
+@json_option
+@click.pass_context
+def reload(
+    ctx: click.Context,
+    config: str | None,
+    by_signal: bool,
+    timeout: float,
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    as_json: bool,
+) -> None:
+    """Re-read vines.toml and the certificates without a restart: limits, admins, federation,
+    log level, hosted domains (the others need 'vinesctl server restart'). Through the reload
+    admin command when the profile can log in (it reports what applied), else by SIGHUP."""
+    if not by_signal and _can_log_in(ctx, server):
+        from vinesctl.commands.remote import run_remote, warn_notes
+
+        async def work(client: Any, conn: Any, _s: Any) -> Any:
+            from vinesctl.xmpp import admin
+
+            return await admin.reload(client, conn.domain)
+
+        done = run_remote(ctx, server, ca, insecure, as_json, work, timeout)
+        if as_json:
+            emit(done, True)
+            return
+        warn_notes(done)
+        click.echo(f"reloaded; applied: {', '.join(done.changed) or 'nothing changed'}")
+        if done.restart:
+            click.echo(f"needs a restart to apply: {', '.join(done.restart)}")
+        return
+    path = config_path(ctx, config)
+    load_config(path)  # the server would refuse it: say why here, in one line
+    pid = signal_reload(path)
+    if pid is None:
+        raise VinesctlError(
+            f"vines-server is not running for {path}", "start it with 'vinesctl server start'"
+        )
+    log = sibling(path, ".log")
+    if as_json:
+        emit({"method": "signal", "pid": pid, "log": str(log)}, True)
+    else:
+        click.echo(f"sent SIGHUP to vines-server (pid {pid}); what it applied is in {log}")
+
+
+def _can_log_in(ctx: click.Context, server: str | None) -> bool:
+    """A JID to log in with: VINESCTL_JID, or the selected profile (then --server or its
+    recorded listener tells where)."""
+    if os.environ.get("VINESCTL_JID"):
+        return True
+    from vinesctl.profiles import current
+
+    profile = current(ctx, required=False)
+    return profile is not None and bool(profile.jid)
 
 
 @command.command("status")

@@ -554,8 +554,22 @@ async def sessions(client: Any, domain: str) -> Sessions:
     return Sessions(tables[0] if tables else Table())
 
 
-async def reload(client: Any, domain: str) -> Outcome:
-    return _outcome(await perform(client, domain, f"{OURS}#reload"))
+@dataclass
+class Reloaded:
+    """What our reload node applied and what changed but needs a restart."""
+
+    changed: list[str]
+    restart: list[str]
+    notes: list[Note] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": "admin", "changed": self.changed, "restart": self.restart}
+
+
+async def reload(client: Any, domain: str) -> Reloaded:
+    stage = await perform(client, domain, f"{OURS}#reload")
+    values = _result(stage)
+    return Reloaded(values.get("changed", []), values.get("restart", []), list(stage.notes))
 
 
 async def unban(client: Any, domain: str, ip: str) -> Outcome:
