@@ -142,25 +142,77 @@ def sibling_file(config_path: Path, suffix: str) -> Path:
     return config_path.with_name(config_path.stem + suffix)
 
 
+#: what `server init` writes and `server add-domain` expects: fragments in conf.d/
+INCLUDE_LINE = 'include = ["conf.d/*.toml"]'
+#: the only tables an included file may add, one sub-table per name
+INCLUDABLE = ("domains", "components")
+
+
 def load(path: str | Path) -> Config:
     path = Path(path).expanduser().resolve()
+    raw, _ = read_with_includes(path)
+    return parse(raw, path)
+
+
+def _read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
-            f"config file {path} does not exist: create one with 'vinesctl server init'"
+            f"{what} {path} does not exist: create one with 'vinesctl server init'"
         ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}): fix the syntax") from None
-    return parse(raw, path)
+
+
+def read_with_includes(path: Path) -> tuple[dict[str, Any], dict[tuple[str, str], Path]]:
+    """vines.toml with the files its top-level `include` globs name (relative to its directory,
+    in name order) merged in, and where each [domains.X] / [components.X] table came from. An
+    included file may add such tables only; one table defined twice names both files. Paths
+    inside any of them stay relative to vines.toml's directory."""
+    raw = _read_toml(path)
+    patterns = raw.pop("include", [])
+    sources = {(t, name): path for t in INCLUDABLE for name in _table(raw, t)}
+    for pattern in _str_list(raw, "include", patterns):
+        absolute = Path(pattern).expanduser()
+        root, glob = (
+            (Path(absolute.anchor), str(absolute.relative_to(absolute.anchor)))
+            if absolute.is_absolute()
+            else (path.parent, pattern)
+        )
+        for fragment in sorted(p for p in root.glob(glob) if p.is_file()):
+            _merge(raw, sources, fragment.resolve())
+    return raw, sources
+
+
+def _merge(raw: dict, sources: dict[tuple[str, str], Path], fragment: Path) -> None:
+    extra = _read_toml(fragment, "included file")
+    for key, tables in extra.items():
+        if key not in INCLUDABLE or not isinstance(tables, dict):
+            raise ConfigError(
+                f"{fragment}: {key!r} cannot be set in an included file: "
+                f"only [domains.NAME] and [components.NAME] tables; move it to vines.toml"
+            )
+        target = raw.setdefault(key, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{key} must be a table: write it as [{key}]")
+        for name, table in tables.items():
+            first = sources.get((key, name))
+            if first is not None:
+                raise ConfigError(
+                    f"[{key}.{name}] is defined twice, in {first} and in {fragment}: "
+                    "keep one of them"
+                )
+            sources[(key, name)] = fragment
+            target[name] = table
 
 
 def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     base = path.parent if path else Path.cwd()
     tables = ("server", "domains", "listeners", "storage", "limits", "deadlines", "federation")
-    _only(raw, "", {*tables, "presence"})
+    _only(raw, "", {*tables, "presence", "include"})  # include: resolved by load()
 
     server = _table(raw, "server")
     _only(server, "server.", {"admins", "log_level"})

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vines_server.config import Deadlines, Limits, PresenceConfig
+from vines_server.config import INCLUDE_LINE, Deadlines, Limits, PresenceConfig
 
 LIMIT_NOTES = {
     "stanza_size": "bytes per stanza after authentication (RFC 6120 minimum: 10000)",
@@ -110,6 +110,10 @@ def render_config(
 # Written by 'vinesctl server init' on {now}. The server reads this file at start and
 # never rewrites it. Relative paths are relative to the directory of this file.
 # Start the server with 'vinesctl server start', check it with 'vinesctl server status'.
+
+# More [domains.NAME] and [components.NAME] tables, one file each ('vinesctl server add-domain'
+# writes them); an included file may hold only such tables. Relative to this file's directory.
+{INCLUDE_LINE}
 
 [server]
 # Bare JIDs of the administrators (XEP-0133 commands). Admin rights come only from this list.

@@ -114,6 +114,7 @@ def test_subcommands(tmp_path):
         "show",
     ]
     assert complete(tmp_path, "vinesctl server ") == [
+        "add-domain",
         "backup",
         "check-config",
         "export",
@@ -123,6 +124,7 @@ def test_subcommands(tmp_path):
         "logs",
         "purge-offline",
         "reload",
+        "remove-domain",
         "restart",
         "start",
         "status",
