@@ -116,6 +116,14 @@ class FederationConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """`[metrics]`: the OpenMetrics endpoint (GET /metrics over HTTP, for Prometheus)."""
+
+    port: int | None = None  # false (None): no endpoint; 0 picks a free port
+    bind: tuple[str, ...] = ("127.0.0.1",)  # the figures are not public: loopback by default
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     domains: dict[str, DomainConfig]
@@ -127,6 +135,7 @@ class Config:
     federation: FederationConfig = field(default_factory=FederationConfig)
     log_level: str = "info"
     presence: PresenceConfig = field(default_factory=PresenceConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def directory(self) -> Path:
@@ -212,7 +221,7 @@ def _merge(raw: dict, sources: dict[tuple[str, str], Path], fragment: Path) -> N
 def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     base = path.parent if path else Path.cwd()
     tables = ("server", "domains", "listeners", "storage", "limits", "deadlines", "federation")
-    _only(raw, "", {*tables, "presence", "include"})  # include: resolved by load()
+    _only(raw, "", {*tables, "presence", "metrics", "include"})  # include: resolved by load()
 
     server = _table(raw, "server")
     _only(server, "server.", {"admins", "log_level"})
@@ -311,7 +320,19 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         federation,
         log_level,
         presence,
+        _metrics(_table(raw, "metrics")),
     )
+
+
+def _metrics(table: dict) -> MetricsConfig:
+    _only(table, "metrics.", {"port", "bind"})
+    port = table.get("port", False)
+    if port is not False:
+        port = _port(table, "port", 0, "metrics")
+    bind = table.get("bind", list(MetricsConfig.bind))
+    for address in _str_list(table, "metrics.bind", bind):
+        _bind_address(address, "metrics.bind")
+    return MetricsConfig(None if port is False else port, tuple(bind))
 
 
 def _distinct_ports(listeners: ListenerConfig) -> None:
@@ -389,7 +410,7 @@ def _admin_jid(admin: str, domains: dict[str, DomainConfig]) -> None:
         )
 
 
-def _bind_address(value: str) -> None:
+def _bind_address(value: str, key: str = "listeners.bind") -> None:
     """An IP address, or a host name (never a malformed address such as 127.0.0.999)."""
     try:
         ipaddress.ip_address(value)
@@ -401,7 +422,7 @@ def _bind_address(value: str) -> None:
     name_ok = all(re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", x) for x in labels)
     if numeric or ":" in value or not name_ok:
         raise ConfigError(
-            f'listeners.bind: {value!r} is not an IP address: write e.g. "127.0.0.1", '
+            f'{key}: {value!r} is not an IP address: write e.g. "127.0.0.1", '
             '"0.0.0.0" or "::" (every interface)'
         )
 
@@ -511,10 +532,10 @@ def _path(table: dict, key: str, base: Path, default: str | None = None) -> Path
     return p if p.is_absolute() else base / p
 
 
-def _port(table: dict, name: str, default: int) -> int:
+def _port(table: dict, name: str, default: int, section: str = "listeners") -> int:
     value = table.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
-        raise ConfigError(f"listeners.{name} must be a port number 0-65535 (0 picks a free one)")
+        raise ConfigError(f"{section}.{name} must be a port number 0-65535 (0 picks a free one)")
     return value
 
 

@@ -64,7 +64,7 @@ class Reloaded:
 
 @dataclass(frozen=True)
 class Listening:
-    kind: str  # "c2s-starttls" | "c2s-direct-tls"
+    kind: str  # "c2s-starttls" | "c2s-direct-tls" | "metrics"
     host: str
     port: int
 
@@ -82,6 +82,12 @@ class Server:
         self._auth_failures: dict[str, deque[float]] = {}  # IP -> failure times (monotonic)
         self._bans: dict[str, float] = {}  # IP -> wall-clock end of the ban
         self.host = ModuleHost(self)
+        self.metrics = None
+        if config.metrics.port is not None:  # imported only when asked for
+            from vines_server.metrics import Metrics
+
+            self.metrics = Metrics(self)
+            self.storage = self.metrics.timed(self.storage)
         self.router = Router(
             self.domains,
             self.sessions,
@@ -111,6 +117,10 @@ class Server:
             await self._listen(
                 C2S, "c2s-direct-tls", lst.bind, lst.c2s_direct_tls_port, direct=True
             )
+        if self.metrics is not None:
+            metrics = self.config.metrics
+            for host, port in await self.metrics.serve(metrics.bind, metrics.port or 0):
+                self.listening.append(Listening("metrics", host, port))
         self.started_monotonic = time.monotonic()
         log.info(
             "serving %s on %s",
@@ -192,6 +202,8 @@ class Server:
         # presence broadcasts and logout records of closing sessions finish before storage closes
         while self._tasks and time.monotonic() < deadline + 1:
             await asyncio.wait(set(self._tasks), timeout=deadline + 1 - time.monotonic())
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.storage.close()
         log.info("stopped")
 

@@ -75,3 +75,33 @@ def test_restart_serves_again(running_bundled, cli_env):
     r = vinesctl("server", "restart", "--config", str(config), env=cli_env)
     assert r.returncode == 2 and "limits.bogus" in r.stderr
     assert _pid(config) == data["pid"]
+
+
+def test_metrics_after_a_restart(running_bundled, cli_env):
+    """[metrics] needs a restart (the reload says so); then `server status` lists the endpoint,
+    and a scrape parsed with prometheus_client counts the console's login."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    config = running_bundled
+    config.write_text(config.read_text().replace("\n[metrics]\n", "\n[metrics]\nport = 0\n"))
+    r = vinesctl("server", "reload", "--json", env=cli_env)
+    assert json.loads(r.stdout)["restart"] == ["metrics"]
+    r = vinesctl("server", "restart", "--config", str(config), "--json", env=cli_env)
+    assert r.returncode == 0, r.stderr
+    listeners = json.loads(r.stdout)["listeners"]
+    port = next(li["port"] for li in listeners if li["kind"] == "metrics")
+
+    def logins() -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            families = text_string_to_metric_families(answer.read().decode())
+            return sum(
+                s.value for f in families for s in f.samples
+                if s.name == "vines_logins_total" and s.labels["result"] == "ok"
+            )  # fmt: skip
+
+    assert logins() == 0
+    r = vinesctl("stats", "--json", env=cli_env)  # works beside the endpoint, and logs in
+    assert r.returncode == 0, r.stderr
+    assert logins() == 1
