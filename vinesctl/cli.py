@@ -44,6 +44,8 @@ COMMAND_MODULES = (
     "adhoc",
     "unban",
     "cert",
+    "send",
+    "roster",
 )
 
 
