@@ -57,6 +57,8 @@ def test_add_and_remove_a_domain(running_bundled, cli_env):
     assert config.read_text() == before  # the main file untouched
     wait_until(lambda: reloads(log) == 1)
     assert "changed: domains, certificates" in log.read_text()
+    r = vinesctl("server", "status", "--config", str(config), "--json", env=cli_env)
+    assert json.loads(r.stdout)["domains"] == ["localhost", NEW]
 
     env = cli_env | {"VINESCTL_NEW_PASSWORD": "carol pw"}
     r = vinesctl("user", "add", f"carol@{NEW}", "--config", str(config), env=env)
