@@ -183,7 +183,7 @@ def read_with_includes(path: Path) -> tuple[dict[str, Any], dict[tuple[str, str]
     inside any of them stay relative to vines.toml's directory."""
     raw = _read_toml(path)
     patterns = raw.pop("include", [])
-    sources = {(t, name): path for t in INCLUDABLE for name in _table(raw, t)}
+    sources = {(t, _same(name)): path for t in INCLUDABLE for name in _table(raw, t)}
     for pattern in _str_list(raw, "include", patterns):
         absolute = Path(pattern).expanduser()
         root, glob = (
@@ -208,14 +208,23 @@ def _merge(raw: dict, sources: dict[tuple[str, str], Path], fragment: Path) -> N
         if not isinstance(target, dict):
             raise ConfigError(f"{key} must be a table: write it as [{key}]")
         for name, table in tables.items():
-            first = sources.get((key, name))
+            first = sources.get((key, _same(name)))
             if first is not None:
                 raise ConfigError(
                     f"[{key}.{name}] is defined twice, in {first} and in {fragment}: "
                     "keep one of them"
                 )
-            sources[(key, name)] = fragment
+            sources[(key, _same(name))] = fragment
             target[name] = table
+
+
+def _same(name: str) -> str:
+    """A table name as the domain it names (Example.ORG and example.org are one table); a
+    malformed one as it is (parse() reports it)."""
+    try:
+        return normalize_domainpart(name)
+    except JIDError:
+        return name
 
 
 def parse(raw: dict[str, Any], path: Path | None = None) -> Config:

@@ -72,7 +72,7 @@ def test_add_and_remove_a_domain(running_bundled, cli_env):
     r = vinesctl("server", "remove-domain", "localhost", "--config", str(config), env=cli_env)
     assert r.returncode == 2 and "defined in" in r.stderr and "itself" in r.stderr
 
-    r = vinesctl("server", "remove-domain", NEW, "--config", str(config), env=cli_env)
+    r = vinesctl("server", "remove-domain", NEW.upper(), "--config", str(config), env=cli_env)
     assert r.returncode == 0, r.stderr
     assert not fragment.exists() and ca.exists()
     wait_until(lambda: reloads(log) == 2)

@@ -64,3 +64,13 @@ def test_include_must_be_a_list(tmp_path):
     main = write(tmp_path / "vines.toml", 'include = "conf.d/*.toml"\n' + MAIN.split("\n", 1)[1])
     with pytest.raises(ConfigError, match="include must be a list"):
         load(main)
+
+
+def test_one_domain_spelled_two_ways_is_defined_twice(tmp_path):
+    main = write(tmp_path / "vines.toml", MAIN)
+    write(
+        tmp_path / "conf.d" / "dup.toml",
+        '[domains.LocalHost]\ncertificate = "x.crt"\nkey = "x.key"\n',
+    )
+    with pytest.raises(ConfigError, match="defined twice"):
+        load(main)

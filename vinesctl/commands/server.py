@@ -1081,7 +1081,7 @@ def add_domain(
     conf.d/DOMAIN.toml with its [domains] table; the running server reloads (vines.toml itself
     is not rewritten)."""
     from vines_server.certs import ensure_domain_certificate
-    from vines_server.config import normalize_domainpart
+    from vines_server.xmpp.jid import JIDError, normalize_domainpart
 
     from vinesctl.commands.cert import _reload
 
@@ -1089,7 +1089,7 @@ def add_domain(
     cfg = load_config(path)
     try:
         name = normalize_domainpart(domain)
-    except Exception:
+    except JIDError:
         raise UsageError(
             f"{domain!r} is not a domain name", "give one such as example.org"
         ) from None
@@ -1138,27 +1138,28 @@ def remove_domain(ctx: click.Context, domain: str, config: str | None, as_json: 
     """Stop hosting DOMAIN: remove the conf.d file add-domain wrote (its certificate, key and
     accounts stay); the running server reloads and closes its streams with <host-gone/>."""
     from vines_server.config import read_with_includes
+    from vines_server.xmpp.jid import JIDError, normalize_domainpart
 
     from vinesctl.commands.cert import _reload
 
     path = config_path(ctx, config)
     load_config(path)  # one line when broken; then reading it again succeeds
     _, sources = read_with_includes(path)
-    found = [(key, src) for (table, key), src in sources.items() if table == "domains"]
-    match = [src for key, src in found if key.lower() == domain.lower()]
-    if not match:
+    try:
+        domain = normalize_domainpart(domain)
+    except JIDError:
+        raise UsageError(
+            f"{domain!r} is not a domain name", "see 'vinesctl server status'"
+        ) from None
+    source = sources.get(("domains", domain))
+    if source is None:
         raise UsageError(f"{path} does not host {domain}", "see 'vinesctl server status'")
-    source = match[0]
     if source == path:
         raise UsageError(
             f"{domain} is defined in {path} itself",
             f"remove its [domains.\"{domain}\"] table there, then run 'vinesctl server reload'",
         )
-    others = [
-        f"[{t}.{k}]"
-        for (t, k), src in sources.items()
-        if src == source and k.lower() != domain.lower()
-    ]
+    others = [f"[{t}.{k}]" for (t, k), src in sources.items() if src == source and k != domain]
     if others:
         raise UsageError(
             f"{source} also defines {', '.join(others)}",
