@@ -120,6 +120,14 @@ class FederationConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """`[metrics]`: the OpenMetrics endpoint (GET /metrics over HTTP, for Prometheus)."""
+
+    port: int | None = None  # false (None): no endpoint; 0 picks a free port
+    bind: tuple[str, ...] = ("127.0.0.1",)  # the figures are not public: loopback by default
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     domains: dict[str, DomainConfig]
@@ -131,6 +139,7 @@ class Config:
     federation: FederationConfig = field(default_factory=FederationConfig)
     log_level: str = "info"
     presence: PresenceConfig = field(default_factory=PresenceConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def directory(self) -> Path:
@@ -146,25 +155,86 @@ def sibling_file(config_path: Path, suffix: str) -> Path:
     return config_path.with_name(config_path.stem + suffix)
 
 
+#: what `server init` writes and `server add-domain` expects: fragments in conf.d/
+INCLUDE_LINE = 'include = ["conf.d/*.toml"]'
+#: the only tables an included file may add, one sub-table per name
+INCLUDABLE = ("domains", "components")
+
+
 def load(path: str | Path) -> Config:
     path = Path(path).expanduser().resolve()
+    raw, _ = read_with_includes(path)
+    return parse(raw, path)
+
+
+def _read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
-            f"config file {path} does not exist: create one with 'vinesctl server init'"
+            f"{what} {path} does not exist: create one with 'vinesctl server init'"
         ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}): fix the syntax") from None
-    return parse(raw, path)
+
+
+def read_with_includes(path: Path) -> tuple[dict[str, Any], dict[tuple[str, str], Path]]:
+    """vines.toml with the files its top-level `include` globs name (relative to its directory,
+    in name order) merged in, and where each [domains.X] / [components.X] table came from. An
+    included file may add such tables only; one table defined twice names both files. Paths
+    inside any of them stay relative to vines.toml's directory."""
+    raw = _read_toml(path)
+    patterns = raw.pop("include", [])
+    sources = {(t, _same(name)): path for t in INCLUDABLE for name in _table(raw, t)}
+    for pattern in _str_list(raw, "include", patterns):
+        absolute = Path(pattern).expanduser()
+        root, glob = (
+            (Path(absolute.anchor), str(absolute.relative_to(absolute.anchor)))
+            if absolute.is_absolute()
+            else (path.parent, pattern)
+        )
+        for fragment in sorted(p for p in root.glob(glob) if p.is_file()):
+            _merge(raw, sources, fragment.resolve())
+    return raw, sources
+
+
+def _merge(raw: dict, sources: dict[tuple[str, str], Path], fragment: Path) -> None:
+    extra = _read_toml(fragment, "included file")
+    for key, tables in extra.items():
+        if key not in INCLUDABLE or not isinstance(tables, dict):
+            raise ConfigError(
+                f"{fragment}: {key!r} cannot be set in an included file: "
+                f"only [domains.NAME] and [components.NAME] tables; move it to vines.toml"
+            )
+        target = raw.setdefault(key, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{key} must be a table: write it as [{key}]")
+        for name, table in tables.items():
+            first = sources.get((key, _same(name)))
+            if first is not None:
+                raise ConfigError(
+                    f"[{key}.{name}] is defined twice, in {first} and in {fragment}: "
+                    "keep one of them"
+                )
+            sources[(key, _same(name))] = fragment
+            target[name] = table
+
+
+def _same(name: str) -> str:
+    """A table name as the domain it names (Example.ORG and example.org are one table); a
+    malformed one as it is (parse() reports it)."""
+    try:
+        return normalize_domainpart(name)
+    except JIDError:
+        return name
 
 
 def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     base = path.parent if path else Path.cwd()
     tables = ("server", "domains", "listeners", "storage", "limits", "deadlines", "federation")
-    _only(raw, "", {*tables, "presence"})
+    _only(raw, "", {*tables, "presence", "metrics", "include"})  # include: resolved by load()
 
     server = _table(raw, "server")
     _only(server, "server.", {"admins", "log_level"})
@@ -258,7 +328,19 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         federation,
         log_level,
         presence,
+        _metrics(_table(raw, "metrics")),
     )
+
+
+def _metrics(table: dict) -> MetricsConfig:
+    _only(table, "metrics.", {"port", "bind"})
+    port = table.get("port", False)
+    if port is not False:
+        port = _port(table, "port", 0, "metrics")
+    bind = table.get("bind", list(MetricsConfig.bind))
+    for address in _str_list(table, "metrics.bind", bind):
+        _bind_address(address, "metrics.bind")
+    return MetricsConfig(None if port is False else port, tuple(bind))
 
 
 def _distinct_ports(listeners: ListenerConfig) -> None:
@@ -336,7 +418,7 @@ def _admin_jid(admin: str, domains: dict[str, DomainConfig]) -> None:
         )
 
 
-def _bind_address(value: str) -> None:
+def _bind_address(value: str, key: str = "listeners.bind") -> None:
     """An IP address, or a host name (never a malformed address such as 127.0.0.999)."""
     try:
         ipaddress.ip_address(value)
@@ -348,7 +430,7 @@ def _bind_address(value: str) -> None:
     name_ok = all(re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", x) for x in labels)
     if numeric or ":" in value or not name_ok:
         raise ConfigError(
-            f'listeners.bind: {value!r} is not an IP address: write e.g. "127.0.0.1", '
+            f'{key}: {value!r} is not an IP address: write e.g. "127.0.0.1", '
             '"0.0.0.0" or "::" (every interface)'
         )
 
@@ -506,10 +588,10 @@ def _path(table: dict, key: str, base: Path, default: str | None = None) -> Path
     return p if p.is_absolute() else base / p
 
 
-def _port(table: dict, name: str, default: int) -> int:
+def _port(table: dict, name: str, default: int, section: str = "listeners") -> int:
     value = table.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
-        raise ConfigError(f"listeners.{name} must be a port number 0-65535 (0 picks a free one)")
+        raise ConfigError(f"{section}.{name} must be a port number 0-65535 (0 picks a free one)")
     return value
 
 

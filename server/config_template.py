@@ -12,7 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vines_server.config import Deadlines, Limits, PresenceConfig
+from vines_server.config import (
+    INCLUDE_LINE,
+    Deadlines,
+    Limits,
+    MetricsConfig,
+    PresenceConfig,
+)
 
 LIMIT_NOTES = {
     "stanza_size": "bytes per stanza after authentication (RFC 6120 minimum: 10000)",
@@ -55,6 +61,10 @@ FEDERATION_NOTES = {
 FEDERATION_EXAMPLES = {
     "ca_file": "peers-ca.pem",
     "peers": {"example.net": {"dialback": True, "host": "xmpp.example.net", "port": 5269}},
+}
+METRICS_NOTES = {
+    "port": "HTTP port of GET /metrics (OpenMetrics); false: none, 0: a free one",
+    "bind": "addresses it listens on; the figures are not public",
 }
 PRESENCE_NOTES = {
     "interval": "seconds; at most one load update per interval",
@@ -111,6 +121,10 @@ def render_config(
 # never rewrites it. Relative paths are relative to the directory of this file.
 # Start the server with 'vinesctl server start', check it with 'vinesctl server status'.
 
+# More [domains.NAME] and [components.NAME] tables, one file each ('vinesctl server add-domain'
+# writes them); an included file may hold only such tables. Relative to this file's directory.
+{INCLUDE_LINE}
+
 [server]
 # Bare JIDs of the administrators (XEP-0133 commands). Admin rights come only from this list.
 admins = [{toml_value(admin)}]
@@ -156,6 +170,11 @@ path = "vines.sqlite"
 # The server's own presence: admins who subscribe to the domain JID get its load (online users,
 # stanza rates, CPU, memory) at most once per interval, and only when it moved.
 {commented_defaults(PresenceConfig, PRESENCE_NOTES)}
+
+[metrics]
+# Figures for Prometheus (sessions, stanzas, logins, store latency, event-loop lag, process):
+# scrape http://127.0.0.1:PORT/metrics. A change needs a restart.
+{commented_lines({"port": False, "bind": list(MetricsConfig.bind)}, METRICS_NOTES)}
 
 [federation]
 # Domains this server may exchange stanzas with. Empty: a closed system; a stanza to any other

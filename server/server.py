@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from OpenSSL.SSL import Error as OpenSSLError
-from vines_server.config import Config, ConfigError, load
+from vines_server.config import Config, ConfigError, check_files, load
 from vines_server.core.api import ModuleHost
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
@@ -38,7 +38,7 @@ log = logging.getLogger("vines_server")
 
 MAX_TRACKED_IPS = 100_000  # failure histories kept at most (oldest dropped first)
 # what a reload applies at once; anything else in vines.toml needs a restart
-RELOADABLE = ("admins", "federation", "limits", "deadlines", "log_level")
+RELOADABLE = ("admins", "federation", "limits", "deadlines", "log_level", "domains")
 
 
 def c2s_settings(config: Config, fake_secret: bytes | None = None) -> C2SSettings:
@@ -68,7 +68,7 @@ class Reloaded:
 
 @dataclass(frozen=True)
 class Listening:
-    kind: str  # "c2s-starttls" | "c2s-direct-tls"
+    kind: str  # "c2s-starttls" | "c2s-direct-tls" | "metrics"
     host: str
     port: int
 
@@ -86,6 +86,12 @@ class Server:
         self._auth_failures: dict[str, deque[float]] = {}  # IP -> failure times (monotonic)
         self._bans: dict[str, float] = {}  # IP -> wall-clock end of the ban
         self.host = ModuleHost(self)
+        self.metrics = None
+        if config.metrics.port is not None:  # imported only when asked for
+            from vines_server.metrics import Metrics
+
+            self.metrics = Metrics(self)
+            self.storage = self.metrics.timed(self.storage)
         self.router = Router(
             self.domains,
             self.sessions,
@@ -130,6 +136,10 @@ class Server:
                     lst.s2s_direct_tls_port,
                     direct=True,
                 )
+        if self.metrics is not None:
+            metrics = self.config.metrics
+            for host, port in await self.metrics.serve(metrics.bind, metrics.port or 0):
+                self.listening.append(Listening("metrics", host, port))
         self.started_monotonic = time.monotonic()
         log.info(
             "serving %s on %s",
@@ -222,6 +232,8 @@ class Server:
         # presence broadcasts and logout records of closing sessions finish before storage closes
         while self._tasks and time.monotonic() < deadline + 1:
             await asyncio.wait(set(self._tasks), timeout=deadline + 1 - time.monotonic())
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.storage.close()
         log.info("stopped")
 
@@ -232,6 +244,8 @@ class Server:
             raise ConfigError("this server was not started from a vines.toml")
         new = await asyncio.to_thread(load, self.config.path)
         old = self.config
+        if new.domains != old.domains:
+            await asyncio.to_thread(check_files, new)  # a new domain's files, before any change
         changed = [name for name in RELOADABLE if getattr(old, name) != getattr(new, name)]
         restart = [
             f.name
@@ -242,10 +256,12 @@ class Server:
         ]
         self.config = replace(old, **{name: getattr(new, name) for name in RELOADABLE})
         self._apply_limits()
+        certificates = self.reload_tls()  # before the new domains are routed to
+        self._rehost(old)
         if new.log_level != old.log_level:
             logging.getLogger().setLevel(getattr(logging, new.log_level.upper()))
         await self.host.hooks.fire("config/reloaded", self.config)
-        if self.reload_tls():
+        if certificates:
             changed.append("certificates")
         log.info(
             "configuration reloaded from %s; changed: %s%s",
@@ -254,6 +270,24 @@ class Server:
             f"; needs a restart: {', '.join(restart)}" if restart else "",
         )
         return Reloaded(changed, restart)
+
+    def _rehost(self, old: Config) -> None:
+        """Apply a changed set of hosted domains (the components reload joins here): routing,
+        stream headers and TLS take the new set at once; sessions and streams of a removed
+        domain end with <host-gone/>, RFC 6120 4.9.3.6's condition for a domain "no longer
+        serviced" (not <host-unknown/>, which says it never was)."""
+        domains = frozenset(self.config.domains)
+        removed = frozenset(old.domains) - domains
+        self.domains = self.router.domains = domains
+        if not removed:
+            return
+        for conn in list(self.connections):
+            stream = conn.stream
+            jid = getattr(stream, "jid", None)
+            domain = jid.domain if jid is not None else getattr(stream, "domain", None)
+            if domain in removed:
+                conn.close(StreamError("host-gone", f"{domain} is no longer served here"))
+        log.warning("no longer serving %s: its streams were closed", ", ".join(sorted(removed)))
 
     def _apply_limits(self) -> None:
         """Push reloaded limits into what copied them at start; new connections see them."""

@@ -114,6 +114,7 @@ def test_subcommands(tmp_path):
         "show",
     ]
     assert complete(tmp_path, "vinesctl server ") == [
+        "add-domain",
         "backup",
         "check-config",
         "export",
@@ -122,6 +123,9 @@ def test_subcommands(tmp_path):
         "install-service",
         "logs",
         "purge-offline",
+        "reload",
+        "remove-domain",
+        "restart",
         "start",
         "status",
         "stop",

@@ -45,6 +45,8 @@ COMMAND_MODULES = (
     "unban",
     "cert",
     "s2s",
+    "send",
+    "roster",
 )
 
 

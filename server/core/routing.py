@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -82,19 +82,28 @@ class Router:
         # component domain -> its link; filled while a component is connected (issue 10 sec. 2)
         self.components: dict[str, Destination] = {}
         self.remote: Destination | None = None  # the federation seam; None = closed domain
-        self.stanzas_in = 0
-        self.stanzas_out = 0
+        # stanzas routed in and delivered out, by qualified tag (the metrics' kinds)
+        self.kinds_in: Counter[str] = Counter()
+        self.kinds_out: Counter[str] = Counter()
         # messages on their way to offline storage, stored in arrival order by one task
         self._unsent: deque[tuple[Element, JID, asyncio.Future[None]]] = deque()
         self._storing_unsent = False
         self._diverted: set[Session] = set()  # sessions whose messages went offline meanwhile
+
+    @property
+    def stanzas_in(self) -> int:
+        return self.kinds_in.total()
+
+    @property
+    def stanzas_out(self) -> int:
+        return self.kinds_out.total()
 
     # ---- the routing decision -------------------------------------------------------------
 
     async def route(self, stanza: Element, origin: Session | None = None) -> None:
         """Routes a stanza whose `from` is already trustworthy (stamped or server-made);
         `origin` is the client session it came from, None for what the server made."""
-        self.stanzas_in += 1
+        self.kinds_in[stanza.tag] += 1
         try:
             await self._route(stanza, origin)
         except StanzaError as err:  # a handler refused it with a precise condition
@@ -139,7 +148,7 @@ class Router:
         component = self.components.get(to.domain)
         if component is not None:
             await component.send(stanza)
-            self.stanzas_out += 1
+            self.kinds_out[stanza.tag] += 1
         elif self.remote is not None:
             await self.remote.send(stanza)
         else:
@@ -242,7 +251,7 @@ class Router:
     def _send(self, stanza: Element, session: Session) -> None:
         """Out even when `session`'s output is full: for answers to its own stanzas (replies,
         bounces), bounded because it sends no more while its output is full."""
-        self.stanzas_out += 1
+        self.kinds_out[stanza.tag] += 1
         session.send(stanza)
 
     def _deliver_congested(self, stanza: Element, session: Session) -> None:

@@ -515,8 +515,10 @@ class C2SKind:
             case actions.AuthFailed(condition):
                 log.info("authentication failed %s: %s", conn.peer, condition)
                 conn.auth_failed()
+                server.host.hooks.emit("auth/failed", stream.mechanism or "none")
             case actions.Authenticated(jid, mechanism, legacy_name):
                 conn.info["mechanism"] = mechanism
+                server.host.hooks.emit("auth/succeeded", mechanism)
                 log.info("authenticated %s as %s with %s", conn.peer, jid, mechanism)
                 if legacy_name:
                     log.warning(

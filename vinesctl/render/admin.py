@@ -76,15 +76,26 @@ def user_view(stats: Any) -> Group:
         table.add_row(var, "\n".join(values))
     parts: list[Any] = [table]
     if stats.roster:
-        roster = Table(title="roster", title_justify="left", box=None, pad_edge=False)
-        roster.add_column("contact", no_wrap=True)
-        roster.add_column("name")
-        roster.add_column("subscription")
-        roster.add_column("groups")
-        for item in stats.roster:
-            roster.add_row(item.jid, item.name or "", item.subscription, ", ".join(item.groups))
-        parts += [Text(""), roster]
+        parts += [Text(""), roster_table(stats.roster, title="roster")]
     return Group(*parts)
+
+
+def roster_table(items: list[Any], title: str | None = None) -> Table:
+    roster = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    roster.add_column("contact", no_wrap=True)
+    roster.add_column("name")
+    roster.add_column("subscription")
+    roster.add_column("groups")
+    for item in items:
+        roster.add_row(item.jid, item.name or "", item.subscription, ", ".join(item.groups))
+    return roster
+
+
+def roster_view(roster: Any) -> Any:
+    """`vinesctl roster USER`."""
+    if not roster.items:
+        return Text(f"the roster of {roster.jid} is empty", style="dim")
+    return roster_table(roster.items)
 
 
 def table_view(data: Any, empty: str = "nothing to show") -> Any:

@@ -573,9 +573,72 @@ async def s2s_close(client: Any, domain: str, peer: str) -> Outcome:
     return _outcome(await perform(client, domain, f"{OURS}#s2s-close", {"domain": peer}))
 
 
-async def reload(client: Any, domain: str) -> Outcome:
-    return _outcome(await perform(client, domain, f"{OURS}#reload"))
+@dataclass
+class Reloaded:
+    """What our reload node applied and what changed but needs a restart."""
+
+    changed: list[str]
+    restart: list[str]
+    notes: list[Note] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": "admin", "changed": self.changed, "restart": self.restart}
+
+
+async def reload(client: Any, domain: str) -> Reloaded:
+    stage = await perform(client, domain, f"{OURS}#reload")
+    values = _result(stage)
+    return Reloaded(values.get("changed", []), values.get("restart", []), list(stage.notes))
 
 
 async def unban(client: Any, domain: str, ip: str) -> Outcome:
     return _outcome(await perform(client, domain, f"{OURS}#unban", {"ip": ip}))
+
+
+# ---- everyday verbs (our nodes) ---------------------------------------------------------------
+
+
+@dataclass
+class Roster:
+    """A user's roster (get-user-roster), the typed result of `vinesctl roster`."""
+
+    jid: str
+    items: list[RosterItem] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "jid": self.jid,
+            "items": [
+                {"jid": i.jid, "name": i.name, "subscription": i.subscription, "groups": i.groups}
+                for i in self.items
+            ],
+        }
+
+
+async def roster_add(
+    client: Any,
+    domain: str,
+    jid: str,
+    contact: str,
+    name: str | None,
+    groups: list[str],
+    subscription: str,
+) -> Outcome:
+    values = {
+        "accountjid": jid,
+        "contactjid": contact,
+        "name": name or "",
+        "groups": groups,
+        "subscription": subscription,
+    }
+    return _outcome(await perform(client, domain, f"{OURS}#roster-add", values))
+
+
+async def roster_remove(client: Any, domain: str, jid: str, contact: str) -> Outcome:
+    values = {"accountjid": jid, "contactjid": contact}
+    return _outcome(await perform(client, domain, f"{OURS}#roster-remove", values))
+
+
+async def send_message(client: Any, domain: str, to: str, body: str) -> Outcome:
+    values = {"to": to, "body": body.split("\n")}
+    return _outcome(await perform(client, domain, f"{OURS}#send-message", values))
