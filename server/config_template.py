@@ -111,6 +111,10 @@ bind = [{toml_value(bind)}]
 c2s_port = {c2s_port}
 # Clients with direct TLS (XEP-0368, ALPN xmpp-client). 0 picks a free port; false disables it.
 c2s_direct_tls_port = {tls_port}
+# External components (XEP-0114), one [components."DOMAIN"] table each (see the end of this file).
+# component_port = false  # 5347 is the usual port; false: no component listener
+# component_bind = ["127.0.0.1"]  # its own addresses; plaintext is allowed only on loopback
+# component_tls = false  # direct TLS on the component port (certificate by SNI)
 
 [storage]
 # "sqlite" (durable: committed before success is reported) or "memory" (lost at exit).
@@ -134,4 +138,11 @@ path = "vines.sqlite"
 # Domains this server may exchange stanzas with. Empty: a closed system; a stanza to any other
 # domain comes back to its sender as <not-allowed/>.
 allow = []
+
+# An external component (XEP-0114) per table: uncomment the header and its keys to add one.
+# [components."work.example.org"]
+# secret_file = "work.secret"  # the shared secret, read from this file; or secret = "..."
+# secret = "..."  # the shared secret inline (set one of secret and secret_file); never logged
+# name = "Work queue"  # shown in the server's disco#items
+# conflict = "kick_new"  # a second connection for the domain: refused, or "kick_old" replaces
 """

@@ -17,9 +17,11 @@ from typing import Any
 
 from vines_server.config import Config, ConfigError, load
 from vines_server.core.api import ModuleHost
+from vines_server.core.components import Components
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
 from vines_server.modules import DEFAULT_MODULES
+from vines_server.net.component import COMPONENT, component_settings
 from vines_server.net.connection import C2S, StreamConnection, StreamKind
 from vines_server.net.tls import server_context
 from vines_server.storage import open_storage
@@ -63,7 +65,7 @@ class Reloaded:
 
 @dataclass(frozen=True)
 class Listening:
-    kind: str  # "c2s-starttls" | "c2s-direct-tls"
+    kind: str  # "c2s-starttls" | "c2s-direct-tls" | "component" | "component-tls"
     host: str
     port: int
 
@@ -90,6 +92,10 @@ class Server:
             limits.offline_quota,
             limits.offline_bytes,
         )
+        # every configured component is a destination, connected or not (XEP-0114)
+        self.components = Components(config.components, self.router.bounce)
+        self.router.components.update(self.components.routes)
+        self.component_settings = component_settings(config, self.c2s_settings)
         self.listening: list[Listening] = []
         self.started_monotonic = time.monotonic()
         # set by the shutdown/restart admin commands; main.py waits on it besides signals
@@ -111,6 +117,16 @@ class Server:
             await self._listen(
                 C2S, "c2s-direct-tls", lst.bind, lst.c2s_direct_tls_port, direct_ctx, direct=True
             )
+        if lst.component_port is not None:
+            tls = lst.component_tls
+            await self._listen(
+                COMPONENT,
+                "component-tls" if tls else "component",
+                lst.component_bind,
+                lst.component_port,
+                starttls_ctx,
+                direct=tls,
+            )
         self.started_monotonic = time.monotonic()
         log.info(
             "serving %s on %s",
@@ -122,6 +138,7 @@ class Server:
         """Storage and modules: everything but the listeners (the routing tests stop here)."""
         await self.storage.open()
         self.c2s_settings = c2s_settings(self.config, await self._fake_secret())
+        self.component_settings = component_settings(self.config, self.c2s_settings)
         for name in DEFAULT_MODULES:
             module = importlib.import_module(f"vines_server.modules.{name}")
             module.setup(self.host.api(name))
@@ -209,6 +226,7 @@ class Server:
         self.router.offline_quota = limits.offline_quota
         self.router.offline_bytes = limits.offline_bytes
         self.c2s_settings = c2s_settings(self.config, self.c2s_settings.fake_secret)
+        self.component_settings = component_settings(self.config, self.c2s_settings)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)

@@ -23,7 +23,7 @@ from vines_server.xmpp.errors import StanzaError
 from vines_server.xmpp.jid import JID
 from vines_server.xmpp.stanza import make
 
-NS_LOAD = "urn:vinesctl:load:0"
+NS_LOAD = ns.LOAD
 PRESENCE = ns.q(ns.CLIENT, "presence")
 
 
