@@ -128,5 +128,13 @@ class Components:
         log.info("component %s disconnected", domain)
         return True
 
+    def presences(self) -> list[tuple[ComponentStatus, Element]]:
+        """Connected components that told the server their presence, with it."""
+        return [
+            (route.status(), route.presence)
+            for _, route in sorted(self.routes.items())
+            if route.link is not None and route.presence is not None
+        ]
+
     def statuses(self) -> list[ComponentStatus]:
         return [self.routes[d].status() for d in sorted(self.routes)]

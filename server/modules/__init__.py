@@ -20,4 +20,5 @@ DEFAULT_MODULES = (
     "service",
     "stats",
     "presence_feed",
+    "components",  # XEP-0114: disco items, their presence, the admin listing
 )
