@@ -32,6 +32,9 @@ class ComponentLink(Protocol):
 
     peer: str
 
+    @property
+    def closing(self) -> bool: ...
+
     def send_element(self, element: Element) -> None: ...
 
     def close(self, error: StreamError | None = None) -> None: ...
@@ -65,7 +68,7 @@ class ComponentRoute:
         self.presence: Element | None = None  # its last presence to the server
 
     async def send(self, stanza: Element) -> None:
-        if self.link is None:
+        if self.link is None or self.link.closing:  # gone, or going: nothing would reach it
             if stanza.tag != PRESENCE:
                 text = f"the component {self.config.domain} is not connected; retry later"
                 self._bounce(stanza, StanzaError("remote-server-timeout", text, type="wait"))
