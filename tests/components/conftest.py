@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.xmpp import PKI, Harness, make_pki, running_server
+from tests.support.xmpp import DOMAIN, PKI, Harness, make_pki, running_server
 
 WORK = "work.vines.test"
 SPARE = "spare.vines.test"
@@ -47,6 +47,13 @@ async def connect_component(
     import slixmpp
 
     component = slixmpp.ComponentXMPP(domain, secret, "127.0.0.1", harness.port(kind))
+    if kind == "component-tls":
+        # ComponentXMPP has no direct-TLS switch: a TLS "service" makes its connect loop wrap
+        # the socket, checking the certificate for the server's domain; no plaintext then
+        component.tls_services = {"_xmpps-component"}
+        component.default_domain = DOMAIN
+        component.enable_plaintext = False
+        component.ca_certs = str(harness.pki.ca_file)
     for plugin in ("xep_0030", "xep_0199"):
         component.register_plugin(plugin)
     started: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

@@ -9,8 +9,14 @@ import re
 import pytest
 from vines_server.xmpp.component import handshake_digest
 
-from tests.components.conftest import SECRET, SPARE, WORK, connect_component
-from tests.support.xmpp import DOMAIN, RawClient, disconnect, slixmpp_client
+from tests.components.conftest import (
+    SECRET,
+    SPARE,
+    WORK,
+    component_sections,
+    connect_component,
+)
+from tests.support.xmpp import DOMAIN, RawClient, disconnect, running_server, slixmpp_client
 
 
 async def raw_component(harness, to: str | None = WORK) -> tuple[RawClient, str]:
@@ -139,3 +145,23 @@ async def test_while_disconnected_messages_and_iqs_bounce_and_presence_is_droppe
     assert b"id='i1'" in err and b"<remote-server-timeout" in err
     # the presence sent first came back with nothing: the two errors were all
     assert b"presence" not in raw.buffer
+
+
+async def test_direct_tls_on_the_component_port(tmp_path, pki) -> None:
+    sections = component_sections(tmp_path, component_tls=True)
+    async with running_server(tmp_path, pki, **sections) as harness:
+        await harness.add_user("alice")
+        component = await connect_component(harness, kind="component-tls")
+        got: asyncio.Queue = asyncio.Queue()
+        component.add_event_handler("message", got.put_nowait)
+        alice = await slixmpp_client(harness, f"alice@{DOMAIN}")
+        alice.send_message(mto=f"bot@{WORK}", mbody="over TLS")
+        assert (await asyncio.wait_for(got.get(), 5))["body"] == "over TLS"
+        conn = next(c for c in harness.server.connections if c.info.get("component") == WORK)
+        assert conn.info["listener"] == "component-tls" and conn.info["tls_version"]
+        # plaintext on the TLS port gets nowhere
+        raw = await RawClient.connect(harness.port("component-tls"), harness.pki.ca_file)
+        await raw.send(f"<stream:stream xmlns='jabber:component:accept' to='{WORK}'>")
+        assert await raw.closed_by_server()
+        assert b"<stream:stream" not in raw.buffer
+        await disconnect(alice, component)
