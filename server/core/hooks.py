@@ -65,7 +65,9 @@ class Hooks:
         claimed (unclaimed stanzas get the router's default answer)."""
         for _, _, handler in self._handlers.get(event, ()):
             result = handler(*args)
-            if inspect.isawaitable(result):
+            if result is None or result is False:  # the common answers, without inspecting
+                continue
+            if result is not True and inspect.isawaitable(result):
                 result = await result
             if result is True:
                 return True

@@ -202,7 +202,10 @@ class Router:
             if to.resource is not None:
                 session = self.sessions.get(to)
                 if session is not None:
-                    self.deliver(stanza, session)
+                    if stanza.get("type") == "error":  # a bounce answers its own stanza
+                        self._send(stanza, session)
+                    else:
+                        self.deliver(stanza, session)
                     return
             elif stanza.get("type") == "error":  # a bounce to a bare JID: its sessions
                 targets = self.sessions.available(to)

@@ -217,3 +217,12 @@ async def test_presence_to_a_component_from_the_presence_module_is_routed(
     del away.attrib["to"]
     await world.route(away, sender="alice")
     assert await observations(world) == {"component<-presence/unavailable"}
+
+
+async def test_a_bounce_reaches_its_sender_even_while_its_output_is_full(world: World) -> None:
+    """An error answers the sender's own stanza, as a reply does: it is not kept or dropped
+    like traffic to a client that does not read (it sends no more while full)."""
+    await populated(world)
+    world.links["alice"].full = True
+    await world.route(build("message", "chat", GHOST, None, sender=f"alice@{D}/desk"), "alice")
+    assert await observations(world) == {f"alice<-message/error/{SU}"}
