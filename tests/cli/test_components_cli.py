@@ -80,4 +80,9 @@ def test_components_json_and_table(live: LiveServer, run_cli: Any) -> None:
     r = run_cli("components", env=ENV)
     assert r.exit_code == 0, r.stderr
     assert WORK in r.stdout and "disconnected" in r.stdout and "jobs=3" in r.stdout
+
+    # disco --tree shows both: the connected one answers, the other one's error is shown
+    r = run_cli("disco", DOMAIN, "--tree", "--depth", "1", env=ENV)
+    assert r.exit_code == 0, r.stderr
+    assert WORK in r.stdout and SPARE in r.stdout and "Work queue" in r.stdout
     live.call(disconnect(component))
