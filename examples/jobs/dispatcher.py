@@ -13,16 +13,14 @@ its worker no longer answers a ping, goes back to the queue: none is lost.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import logging
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import slixmpp
-from protocol import IDENTITY, JOB, LOAD, job_element
+from protocol import IDENTITY, JOB, LOAD, component_arguments, connection, job_element
 from slixmpp.exceptions import IqError, IqTimeout
 
 log = logging.getLogger("dispatcher")
@@ -166,15 +164,9 @@ class Dispatcher(slixmpp.ComponentXMPP):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("domain", help="the dispatcher's component domain")
-    parser.add_argument("--secret-file", required=True, type=Path)
-    parser.add_argument("--server", default="127.0.0.1:5347", help="component listener")
-    parser.add_argument("--xmpp-domain", default="localhost", help="the server's domain")
+    parser = component_arguments(__doc__.split("\n\n")[0])
     args = parser.parse_args()
-    host, _, port = args.server.rpartition(":")
-    secret = args.secret_file.read_text().strip()
-    dispatcher = Dispatcher(args.domain, secret, host, int(port), args.xmpp_domain)
+    dispatcher = Dispatcher(*connection(args))
 
     async def session() -> None:
         started = asyncio.Event()

@@ -10,13 +10,11 @@ roster for components) and lists itself in disco#info as automation/worker.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-from pathlib import Path
 
 import slixmpp
-from protocol import IDENTITY, JOB, job_element, load_element
+from protocol import IDENTITY, JOB, component_arguments, connection, job_element, load_element
 from slixmpp.xmlstream.handler import CoroutineCallback
 from slixmpp.xmlstream.matcher import MatchXPath
 
@@ -105,16 +103,10 @@ class Worker(slixmpp.ComponentXMPP):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("domain", help="the component's domain, as in [components.DOMAIN]")
-    parser.add_argument("--secret-file", required=True, type=Path)
-    parser.add_argument("--server", default="127.0.0.1:5347", help="component listener")
-    parser.add_argument("--xmpp-domain", default="localhost", help="the server's domain")
+    parser = component_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--capacity", type=int, default=4)
     args = parser.parse_args()
-    host, _, port = args.server.rpartition(":")
-    secret = args.secret_file.read_text().strip()
-    worker = Worker(args.domain, secret, host, int(port), args.xmpp_domain, args.capacity)
+    worker = Worker(*connection(args), args.capacity)
     worker.connect()
     asyncio.get_event_loop().run_until_complete(worker.disconnected)
 
