@@ -55,6 +55,9 @@ class ComponentKind:
                 else:
                     log.info("component %s refused from %s: %s", domain, conn.peer, refusal)
                 await conn.execute(stream.claimed(request, refusal))
+            case actions.AuthFailed():
+                log.info("component handshake failed from %s", conn.peer)
+                conn.auth_failed()
             case ComponentStanza(element):
                 route = components.routes[str(conn.info["component"])]
                 route.stanzas_in += 1

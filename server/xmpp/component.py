@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
 from vines_server.xmpp import ns
-from vines_server.xmpp.actions import Action, Send
+from vines_server.xmpp.actions import Action, AuthFailed, Send
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.jid import JID, JIDError
 from vines_server.xmpp.stanza import error_reply, serialize
@@ -127,7 +127,8 @@ class ComponentStream(Stream):
         expected = handshake_digest(self.stream_id, self.settings.secrets[self.domain])
         given = (el.text or "").strip().lower()
         if not hmac.compare_digest(given.encode("ascii", "replace"), expected.encode("ascii")):
-            raise StreamError("not-authorized", "wrong handshake")
+            # counted against the peer's IP like a failed login: guessing a secret costs a ban
+            return [AuthFailed("not-authorized"), *self.fail(StreamError("not-authorized"))]
         self.state = State.BINDING
         self._claim = ClaimDomain(self.domain, self._next_exchange())
         return self._request(self._claim)

@@ -54,7 +54,7 @@ async def connect_component(
         component.default_domain = DOMAIN
         component.enable_plaintext = False
         component.ca_certs = str(harness.pki.ca_file)
-    for plugin in ("xep_0030", "xep_0199"):
+    for plugin in ("xep_0030", "xep_0092", "xep_0199"):
         component.register_plugin(plugin)
     started: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
     component.add_event_handler("session_start", lambda _: started.done() or started.set_result(1))

@@ -118,6 +118,8 @@ async def test_messages_and_iqs_both_ways(harness) -> None:
     await alice.plugin["xep_0199"].ping(WORK, timeout=5)
     await component.plugin["xep_0199"].ping(DOMAIN, ifrom=WORK, timeout=5)
     await component.plugin["xep_0199"].ping(str(alice.boundjid), ifrom=WORK, timeout=5)
+    version = await component.plugin["xep_0092"].get_version(DOMAIN, ifrom=WORK, timeout=5)
+    assert version["software_version"]["name"]
     statuses = {s.domain: s for s in harness.server.components.statuses()}
     assert statuses[WORK].stanzas_in >= 3 and statuses[WORK].stanzas_out >= 2
     await disconnect(alice, component)
@@ -165,3 +167,16 @@ async def test_direct_tls_on_the_component_port(tmp_path, pki) -> None:
         assert await raw.closed_by_server()
         assert b"<stream:stream" not in raw.buffer
         await disconnect(alice, component)
+
+
+async def test_guessing_the_secret_bans_the_ip_like_failed_logins(tmp_path, pki) -> None:
+    sections = component_sections(tmp_path)
+    sections["limits"] = {"auth_failures_per_ip": 2, "ban_exempt": []}
+    async with running_server(tmp_path, pki, **sections) as harness:
+        for _ in range(2):
+            raw, sid = await raw_component(harness)
+            await raw.send(f"<handshake>{handshake_digest(sid, 'a guess')}</handshake>")
+            await raw.expect_stream_error("not-authorized")
+        raw = await RawClient.connect(harness.port("component"), harness.pki.ca_file)
+        data = await raw.expect_stream_error("policy-violation")
+        assert b"retry after" in data  # even the right secret gets nowhere now

@@ -6,7 +6,7 @@ import hashlib
 import re
 
 import pytest
-from vines_server.xmpp.actions import Close, Send
+from vines_server.xmpp.actions import AuthFailed, Close, Send
 from vines_server.xmpp.component import (
     ClaimDomain,
     ComponentSettings,
@@ -83,7 +83,9 @@ def test_a_wrong_handshake_is_not_authorized() -> None:
     stream = ComponentStream(SETTINGS)
     sid = opened(stream)
     wrong = handshake_digest(sid, "guess")
-    assert closed_with(stream.receive(f"<handshake>{wrong}</handshake>".encode()), "not-authorized")
+    actions = stream.receive(f"<handshake>{wrong}</handshake>".encode())
+    assert closed_with(actions, "not-authorized")
+    assert isinstance(actions[0], AuthFailed)  # counted against the IP
 
 
 def test_a_handshake_for_another_stream_id_is_not_authorized() -> None:
