@@ -4,7 +4,8 @@ Every configured component domain is a destination in the router from the start,
 not: while its component is away, messages and iqs to it bounce `remote-server-timeout` (wait)
 and presence is dropped (RFC 6120 allows silence for presence). At most one stream serves a
 domain; a second one is refused (`conflict = "kick_new"`, as Prosody) or replaces the first
-(`"kick_old"`).
+(`"kick_old"`). A component that does not read its stream gets no more than its output queue
+holds: messages and iqs to it bounce `resource-constraint` (wait) meanwhile.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class ComponentLink(Protocol):
 
     @property
     def closing(self) -> bool: ...
+
+    @property
+    def output_full(self) -> bool: ...
 
     def send_element(self, element: Element) -> None: ...
 
@@ -72,6 +76,11 @@ class ComponentRoute:
             if stanza.tag != PRESENCE:
                 text = f"the component {self.config.domain} is not connected; retry later"
                 self._bounce(stanza, StanzaError("remote-server-timeout", text, type="wait"))
+            return
+        if self.link.output_full and stanza.tag != PRESENCE:  # presence is coalesced instead
+            # a component that does not read its stream is not queued for without bound
+            text = f"the component {self.config.domain} is not reading its stream; retry later"
+            self._bounce(stanza, StanzaError("resource-constraint", text, type="wait"))
             return
         self.stanzas_out += 1
         self.link.send_element(stanza)

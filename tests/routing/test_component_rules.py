@@ -78,3 +78,17 @@ async def test_a_closing_component_is_as_good_as_gone(world: World) -> None:
     await world.route(build(*message(AWAY), sender="alice@vines.test/desk"), sender="alice")
     assert route.link.received == []
     assert [observe(s) for s in world.links["alice"].received] == [f"message/error/{RST}"]
+
+
+async def test_a_component_that_does_not_read_gets_no_more_than_its_queue(world: World) -> None:
+    await populated(world)
+    route = away_route(world)
+    route.link = ComponentLink()
+    route.link.full = True
+    for stanza in (message(AWAY), iq(f"q@{AWAY}", payload="urn:x"), presence(AWAY)):
+        await world.route(build(*stanza, sender="alice@vines.test/desk"), sender="alice")
+    assert [observe(s) for s in route.link.received] == ["presence/available"]
+    assert [observe(s) for s in world.links["alice"].received] == [
+        "message/error/resource-constraint",
+        "iq/error/resource-constraint",
+    ]
