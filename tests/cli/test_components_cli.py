@@ -85,4 +85,5 @@ def test_components_json_and_table(live: LiveServer, run_cli: Any) -> None:
     r = run_cli("disco", DOMAIN, "--tree", "--depth", "1", env=ENV)
     assert r.exit_code == 0, r.stderr
     assert WORK in r.stdout and SPARE in r.stdout and "Work queue" in r.stdout
+    assert "remote-server-timeout" in r.stdout  # the spare one is away: the server says so
     live.call(disconnect(component))
