@@ -4,6 +4,7 @@ handshake, every stream error, conflicts and routing both ways."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 
 import pytest
@@ -180,3 +181,28 @@ async def test_guessing_the_secret_bans_the_ip_like_failed_logins(tmp_path, pki)
         raw = await RawClient.connect(harness.port("component"), harness.pki.ca_file)
         data = await raw.expect_stream_error("policy-violation")
         assert b"retry after" in data  # even the right secret gets nowhere now
+
+
+async def test_a_component_that_stops_reading_bounces_what_it_never_got(tmp_path, pki) -> None:
+    """Its output fills: further messages bounce resource-constraint (wait); when it is closed
+    for not reading, the messages still queued for it bounce remote-server-timeout (wait).
+    Every message comes back or was written: nothing vanishes."""
+    sections = component_sections(tmp_path)
+    sections["limits"] = {"output_bytes": 64 * 1024}
+    sections["deadlines"] = {"output_stall": 1}
+    async with running_server(tmp_path, pki, **sections) as harness:
+        await harness.add_user("alice")
+        deaf = await handshaken(harness)  # never reads again
+        alice = await RawClient.connect(harness.port(), harness.pki.ca_file)
+        await alice.login("alice")
+        body = "x" * 8000
+        sent = 0
+        while b"resource-constraint" not in alice.buffer:
+            sent += 1
+            await alice.send(f"<message id='m{sent}' to='bot@{WORK}'><body>{body}</body></message>")
+            with contextlib.suppress(AssertionError):
+                await alice.read_until(rb"(?!x)x", timeout=0.01)  # take what came back
+        # the stall deadline closes the component's stream; what it still held comes back
+        bounced = await alice.read_until(rb"remote-server-timeout.*?</message>", timeout=10)
+        assert b"type='wait'" in bounced
+        deaf.close()
