@@ -14,6 +14,7 @@ its worker no longer answers a ping, goes back to the queue: none is lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import sys
@@ -33,6 +34,7 @@ class WorkerState:
     reported: int = 0  # jobs, as its last presence said
     capacity: int = 1
     in_flight: dict[str, str] = field(default_factory=dict)  # job id -> payload, unanswered
+    heard: bool = False  # its presence came at least once
 
     @property
     def available(self) -> bool:
@@ -86,6 +88,7 @@ class Dispatcher(slixmpp.ComponentXMPP):
         state = self.workers.get(str(presence["from"].bare))
         if state is None or presence["type"] in ("subscribed", "subscribe", "unsubscribed"):
             return
+        state.heard = True
         if presence["type"] == "unavailable":
             self._gone(state)
         else:
@@ -108,6 +111,11 @@ class Dispatcher(slixmpp.ComponentXMPP):
     def _changed(self) -> None:
         self.changed.set()
         self.changed = asyncio.Event()  # waiters hold the old one, which stays set
+
+    async def heard_from_all(self) -> None:
+        """Until every discovered worker has told its presence (its load) once."""
+        while not all(w.heard for w in self.workers.values()):
+            await self.changed.wait()
 
     # ---- jobs ------------------------------------------------------------------------------
 
@@ -174,6 +182,8 @@ def main() -> None:
         dispatcher.connect()
         await started.wait()
         print("workers:", ", ".join(await dispatcher.discover()) or "none")
+        with contextlib.suppress(TimeoutError):  # a worker that never answers is not waited for
+            await asyncio.wait_for(dispatcher.heard_from_all(), 10)
         jobs = [dispatcher.submit(line.strip()) for line in sys.stdin if line.strip()]
         runner = asyncio.ensure_future(dispatcher.run())
         while len(dispatcher.results) < len(jobs):
