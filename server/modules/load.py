@@ -222,6 +222,7 @@ def setup(api: ModuleAPI) -> None:
             watch(sender.bare, None, to.domain)
         elif ptype == "unsubscribe":
             watchers.pop(sender.bare, None)
+            state["domains"].pop(sender.bare, None)  # type: ignore[attr-defined]
             await send_presence(api, domain, sender.bare, "unsubscribed")
 
     def on_closed(session: Session) -> None:
@@ -230,6 +231,7 @@ def setup(api: ModuleAPI) -> None:
     def on_component_closed(domain: str) -> None:
         for jid in [j for j in watchers if j.domain == domain]:
             del watchers[jid]
+            state["domains"].pop(jid, None)  # type: ignore[attr-defined]
 
     async def answer(req: IqRequest) -> Element:
         if req.type != "get":

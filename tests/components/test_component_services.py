@@ -57,6 +57,11 @@ async def test_a_component_subscribes_to_the_server_load_without_approval(harnes
     assert int(load.get("capacity")) > 0
     # the server keeps no roster for a component
     assert await harness.server.storage.get_roster(WORK) == []
+    # unsubscribing is answered, like a user's
+    unsubscribed = asyncio.Event()
+    component.add_event_handler("presence_unsubscribed", lambda _p: unsubscribed.set())
+    component.send_presence(pto=DOMAIN, pfrom=WORK, ptype="unsubscribe")
+    await asyncio.wait_for(unsubscribed.wait(), 5)
     await disconnect(component)
 
 
