@@ -36,6 +36,9 @@ class ListenerConfig:
     c2s_direct_tls_port: int | None = 5223  # XEP-0368; None disables it
     s2s_port: int = 5269  # STARTTLS; listens only while federation is configured
     s2s_direct_tls_port: int | None = None  # XEP-0368 ALPN xmpp-server; None (false): off
+    component_port: int | None = None  # XEP-0114 (5347 is usual); None: no component listener
+    component_bind: tuple[str, ...] = ("127.0.0.1",)
+    component_tls: bool = False  # direct TLS on the component port, certificate by SNI
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,16 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class ComponentConfig:
+    """One external component (XEP-0114): its domain, shared secret and disco name."""
+
+    domain: str
+    secret: str = field(repr=False)  # never in logs or reprs
+    name: str = ""
+    conflict: str = "kick_new"  # a second connection: "kick_new" refuses it, "kick_old" wins
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     domains: dict[str, DomainConfig]
@@ -140,6 +153,7 @@ class Config:
     log_level: str = "info"
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    components: dict[str, ComponentConfig] = field(default_factory=dict)
 
     @property
     def directory(self) -> Path:
@@ -234,7 +248,8 @@ def _same(name: str) -> str:
 def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     base = path.parent if path else Path.cwd()
     tables = ("server", "domains", "listeners", "storage", "limits", "deadlines", "federation")
-    _only(raw, "", {*tables, "presence", "metrics", "include"})  # include: resolved by load()
+    # include: resolved by load()
+    _only(raw, "", {*tables, "presence", "metrics", "include", "components"})
 
     server = _table(raw, "server")
     _only(server, "server.", {"admins", "log_level"})
@@ -267,7 +282,16 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     _only(
         lst,
         "listeners.",
-        {"bind", "c2s_port", "c2s_direct_tls_port", "s2s_port", "s2s_direct_tls_port"},
+        {
+            "bind",
+            "c2s_port",
+            "c2s_direct_tls_port",
+            "s2s_port",
+            "s2s_direct_tls_port",
+            "component_port",
+            "component_bind",
+            "component_tls",
+        },
     )
     bind = lst.get("bind", ["127.0.0.1"])
     bind = [bind] if isinstance(bind, str) else bind
@@ -287,6 +311,7 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
             if lst.get("s2s_direct_tls_port", False) is False
             else _port(lst, "s2s_direct_tls_port", 5270)
         ),
+        **_component_listener(lst),
     )
     _distinct_ports(listeners)
 
@@ -317,6 +342,7 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         capacity=int(_positive(pres, "presence.capacity", PresenceConfig.capacity)),
         subscribers=tuple(_str_list(pres, "presence.subscribers", pres.get("subscribers", []))),
     )
+    components = _components(_table(raw, "components"), domains, base)
     return Config(
         path,
         domains,
@@ -329,6 +355,7 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         log_level,
         presence,
         _metrics(_table(raw, "metrics")),
+        components,
     )
 
 
@@ -346,7 +373,13 @@ def _metrics(table: dict) -> MetricsConfig:
 def _distinct_ports(listeners: ListenerConfig) -> None:
     """Two listeners on one fixed port: the second bind would fail at start, say it now."""
     seen: dict[int, str] = {}
-    for name in ("c2s_port", "c2s_direct_tls_port", "s2s_port", "s2s_direct_tls_port"):
+    for name in (
+        "c2s_port",
+        "c2s_direct_tls_port",
+        "s2s_port",
+        "s2s_direct_tls_port",
+        "component_port",
+    ):
         port = getattr(listeners, name)
         if port:  # None is off, 0 picks a free port
             if port in seen:
@@ -397,6 +430,76 @@ def _host(key: str, value: Any) -> str:
         return domain_to_ascii(value)
     except JIDError as exc:
         raise ConfigError(f"{key}: {value!r} is not a host name or IP address ({exc})") from None
+
+
+def _component_listener(lst: dict) -> dict[str, Any]:
+    """The component listener: off unless a port is given; plaintext only on loopback."""
+    port = lst.get("component_port", False)
+    bind = lst.get("component_bind", ["127.0.0.1"])
+    bind = [bind] if isinstance(bind, str) else bind
+    for address in _str_list(lst, "listeners.component_bind", bind):
+        _bind_address(address, "listeners.component_bind")
+    tls = lst.get("component_tls", False)
+    if not isinstance(tls, bool):
+        raise ConfigError("listeners.component_tls must be true or false")
+    if port is False:
+        return {"component_bind": tuple(bind), "component_tls": tls}
+    port = _port(lst, "component_port", 5347)
+    if not tls and not all(_loopback(address) for address in bind):
+        raise ConfigError(
+            "listeners.component_tls must be true when listeners.component_bind has a "
+            "non-loopback address (component secrets would cross the network in plaintext): "
+            'set component_tls = true or bind components to "127.0.0.1"'
+        )
+    return {"component_port": port, "component_bind": tuple(bind), "component_tls": tls}
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+def _components(
+    raw: dict, domains: dict[str, DomainConfig], base: Path
+) -> dict[str, ComponentConfig]:
+    components = {}
+    for name, table in raw.items():
+        key = f'components."{name}"'
+        if not isinstance(table, dict):
+            raise ConfigError(f"{key} must be a table with secret or secret_file")
+        _only(table, key + ".", {"secret", "secret_file", "name", "conflict"})
+        domain = _domain_name(key, name)
+        if domain in domains:
+            raise ConfigError(
+                f"{key}: {domain} is a hosted domain ([domains.{domain}]): "
+                "give the component a domain of its own, e.g. work." + domain
+            )
+        if ("secret" in table) == ("secret_file" in table):
+            raise ConfigError(f"{key}: set exactly one of secret and secret_file")
+        if "secret" in table:
+            secret = table["secret"]
+            if not isinstance(secret, str) or not secret:
+                raise ConfigError(f"{key}.secret must be a non-empty string")
+        else:
+            path = _path(table, key + ".secret_file", base)
+            try:
+                secret = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{key}.secret_file: cannot read {path} ({exc.strerror}): fix the path"
+                ) from None
+            if not secret:
+                raise ConfigError(f"{key}.secret_file: {path} is empty: write the secret in it")
+        label = table.get("name", "")
+        if not isinstance(label, str):
+            raise ConfigError(f"{key}.name must be a string")
+        conflict = table.get("conflict", "kick_new")
+        if conflict not in ("kick_new", "kick_old"):
+            raise ConfigError(f'{key}.conflict must be "kick_new" or "kick_old"')
+        components[domain] = ComponentConfig(domain, secret, label, conflict)
+    return components
 
 
 def _admin_jid(admin: str, domains: dict[str, DomainConfig]) -> None:

@@ -149,6 +149,10 @@ c2s_direct_tls_port = {tls_port}
 s2s_port = 5269
 # Other servers with direct TLS (XEP-0368, ALPN xmpp-server), e.g. 5270; false disables it.
 s2s_direct_tls_port = false
+# External components (XEP-0114), one [components."DOMAIN"] table each (see the end of this file).
+# component_port = false  # 5347 is the usual port; false: no component listener
+# component_bind = ["127.0.0.1"]  # its own addresses; plaintext is allowed only on loopback
+# component_tls = false  # direct TLS on the component port (certificate by SNI)
 
 [storage]
 # "sqlite" (durable: committed before success is reported), "postgresql" (durable too, and one
@@ -186,4 +190,11 @@ allow = []
 # privkey.pem), only peers that opted into dialback federate with you. One peer's settings
 # can also be written as a table: [federation.peers."example.net"] with the same keys.
 {commented_lines(FEDERATION_EXAMPLES, FEDERATION_NOTES)}
+
+# An external component (XEP-0114) per table: uncomment the header and its keys to add one.
+# [components."work.example.org"]
+# secret_file = "work.secret"  # the shared secret, read from this file; or secret = "..."
+# secret = "..."  # the shared secret inline (set one of secret and secret_file); never logged
+# name = "Work queue"  # shown in the server's disco#items
+# conflict = "kick_new"  # a second connection for the domain: refused, or "kick_old" replaces
 """

@@ -19,9 +19,11 @@ from typing import Any
 from OpenSSL.SSL import Error as OpenSSLError
 from vines_server.config import Config, ConfigError, check_files, load
 from vines_server.core.api import ModuleHost
+from vines_server.core.components import Components
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
 from vines_server.modules import DEFAULT_MODULES
+from vines_server.net.component import COMPONENT, component_settings
 from vines_server.net.connection import C2S, StreamConnection, StreamKind
 from vines_server.net.s2s import S2S_IN
 from vines_server.net.s2s_federation import Federation, federation_configured
@@ -68,7 +70,7 @@ class Reloaded:
 
 @dataclass(frozen=True)
 class Listening:
-    kind: str  # "c2s-starttls" | "c2s-direct-tls" | "metrics"
+    kind: str  # "c2s-starttls" | "c2s-direct-tls" | "s2s" | "component" | "metrics" ...
     host: str
     port: int
 
@@ -106,6 +108,10 @@ class Server:
         if federation_configured(config):
             self.federation = Federation(self)
             self.router.remote = self.federation
+        # every configured component is a destination, connected or not (XEP-0114)
+        self.components = Components(config.components, self.router.bounce)
+        self.router.components.update(self.components.routes)
+        self.component_settings = component_settings(config, self.c2s_settings)
         self.listening: list[Listening] = []
         self.started_monotonic = time.monotonic()
         # set by the shutdown/restart admin commands; main.py waits on it besides signals
@@ -136,6 +142,15 @@ class Server:
                     lst.s2s_direct_tls_port,
                     direct=True,
                 )
+        if lst.component_port is not None:
+            tls = lst.component_tls
+            await self._listen(
+                COMPONENT,
+                "component-tls" if tls else "component",
+                lst.component_bind,
+                lst.component_port,
+                direct=tls,
+            )
         if self.metrics is not None:
             metrics = self.config.metrics
             for host, port in await self.metrics.serve(metrics.bind, metrics.port or 0):
@@ -153,6 +168,7 @@ class Server:
         self.c2s_settings = c2s_settings(self.config, await self._fake_secret())
         if self.federation is not None:
             await self.federation.open()
+        self.component_settings = component_settings(self.config, self.c2s_settings)
         for name in DEFAULT_MODULES:
             module = importlib.import_module(f"vines_server.modules.{name}")
             module.setup(self.host.api(name))
@@ -170,9 +186,13 @@ class Server:
         """A context per listener name from the domains' certificate files, read now: a reload
         picks up a certificate installed over the old files."""
         certs = {d.name: (d.certificate, d.key) for d in self.config.domains.values()}
+        starttls = server_context(certs)
         contexts: dict[str, Any] = {
-            "c2s-starttls": server_context(certs),
+            "c2s-starttls": starttls,
             "c2s-direct-tls": server_context(certs, alpn=["xmpp-client"]),
+            # components: plaintext on loopback, or direct TLS with the certificate by SNI
+            "component": starttls,
+            "component-tls": starttls,
         }
         if self.federation is not None:
             contexts["s2s"] = s2s_server_context(certs)
@@ -295,6 +315,7 @@ class Server:
         self.router.offline_quota = limits.offline_quota
         self.router.offline_bytes = limits.offline_bytes
         self.c2s_settings = c2s_settings(self.config, self.c2s_settings.fake_secret)
+        self.component_settings = component_settings(self.config, self.c2s_settings)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)

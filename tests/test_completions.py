@@ -99,6 +99,7 @@ USER_SUBCOMMANDS = [
 def test_command_name(tmp_path):
     assert complete(tmp_path, "vinesctl us") == ["user"]
     assert complete(tmp_path, "vinesctl pro") == ["profile"]
+    assert complete(tmp_path, "vinesctl comp") == ["completion", "components"]
 
 
 def test_subcommands(tmp_path):

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "load",
     "online",
     "sessions",
+    "components",
     "stats",
     "announce",
     "motd",

@@ -79,7 +79,7 @@ class Router:
         self.spawn = spawn
         self.offline_quota = offline_quota
         self.offline_bytes = offline_bytes
-        # component domain -> its link; filled while a component is connected (issue 10 sec. 2)
+        # component domain -> its destination, for every configured component (core/components.py)
         self.components: dict[str, Destination] = {}
         self.remote: Destination | None = None  # the federation seam; None = closed domain
         # stanzas routed in and delivered out, by qualified tag (the metrics' kinds)

@@ -23,4 +23,5 @@ DEFAULT_MODULES = (
     "stats",
     "federation",  # our s2s admin nodes (vinesctl s2s)
     "presence_feed",
+    "components",  # XEP-0114: disco items, their presence, the admin listing
 )

@@ -391,6 +391,11 @@ class StreamConnection(asyncio.Protocol):
         if self._unsent_owner is not None:
             for message in messages:
                 self.server.router.keep_offline(message, self._unsent_owner)
+        else:  # a link with no local session behind it (a component): the senders learn
+            for message in messages:
+                text = "the stream closed before this was written; retry later"
+                err = StanzaError("remote-server-timeout", text, type="wait")
+                self.server.router.bounce(message, err)
         if raw and self.io is not None and not self.transport.is_closing():
             self.io.write(b"".join(raw))
 

@@ -154,7 +154,7 @@ class Federation:
                 router.bounce(stanza, StanzaError("resource-constraint", text, type="wait"))
                 return
             peer.link.send_element(stanza)
-            router.stanzas_out += 1
+            router.kinds_out[stanza.tag] += 1
             return
         if peer.bounce_error is not None and time.monotonic() < peer.bounce_until:
             router.bounce(stanza, peer.bounce_error)
@@ -177,8 +177,9 @@ class Federation:
         if error is None:
             assert peer.link is not None
             while peer.queue:
-                peer.link.send_element(peer.queue.popleft())
-                router.stanzas_out += 1
+                stanza = peer.queue.popleft()
+                peer.link.send_element(stanza)
+                router.kinds_out[stanza.tag] += 1
             return
         peer.bounce_error = error
         peer.bounce_until = time.monotonic() + random.uniform(*BOUNCE_PERIOD)

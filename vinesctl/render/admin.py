@@ -260,3 +260,42 @@ def _s2s_blocks(data: Any) -> Any:
                 fields.add_row(label, value)
         parts.append(fields)
     return Group(*parts)
+
+
+def components_view(result: Any) -> Any:
+    """Configured components: connected or not, where from, since, traffic, last load; one
+    row each when that fits the screen, else one block each (nothing wraps inside a value)."""
+    if not result.components:
+        return Text("no components configured", style="dim")
+    cells = [_component_cells(c) for c in result.components]
+    table = Table(box=None, pad_edge=False)
+    for title in COMPONENT_TITLES:
+        table.add_column(title, no_wrap=True)
+    for row in cells:
+        table.add_row(*row)
+    parts: list[Any] = []
+    for row in cells:
+        if parts:
+            parts.append(Text(""))
+        parts.append(Text(row[0], style="bold", overflow="fold"))
+        fields = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 2))
+        fields.add_column(style="dim", no_wrap=True)
+        fields.add_column(overflow="fold")
+        for title, value in zip(COMPONENT_TITLES[1:], row[1:], strict=True):
+            if value:
+                fields.add_row(title, value)
+        parts.append(fields)
+    return Fit(table, Group(*parts))
+
+
+COMPONENT_TITLES = ("component", "name", "state", "address", "since", "in", "out", "load")
+
+
+def _component_cells(c: Any) -> list[Any]:
+    state = (c.show or "available") if c.connected else "disconnected"
+    style = "green" if state == "available" else "yellow" if c.connected else "dim"
+    load = " ".join(f"{k}={v}" for k, v in sorted((c.load or {}).items()))
+    return [
+        c.domain, c.name or "", Text(state, style=style), c.address or "", c.since or "",
+        str(c.stanzas_in), str(c.stanzas_out), load,
+    ]  # fmt: skip

@@ -12,7 +12,7 @@ a node the server does not offer, an error note of the command (e.g. the account
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vinesctl.errors import VinesctlError
@@ -124,6 +124,29 @@ class S2SStreams:
 
     def to_json(self) -> dict[str, Any]:
         return {"streams": self.table.rows}
+
+
+@dataclass
+class Component:
+    """One configured external component (our components node)."""
+
+    domain: str
+    name: str | None
+    connected: bool
+    address: str | None
+    since: str | None
+    stanzas_in: int
+    stanzas_out: int
+    show: str | None  # available, away, dnd... as its last presence to the server said
+    load: dict[str, str] | None  # its last urn:vinesctl:load:0 attributes
+
+
+@dataclass
+class Components:
+    components: list[Component] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"components": [asdict(c) for c in self.components]}
 
 
 @dataclass
@@ -589,6 +612,28 @@ async def reload(client: Any, domain: str) -> Reloaded:
     stage = await perform(client, domain, f"{OURS}#reload")
     values = _result(stage)
     return Reloaded(values.get("changed", []), values.get("restart", []), list(stage.notes))
+
+
+async def components(client: Any, domain: str) -> Components:
+    stage = await perform(client, domain, f"{OURS}#components")
+    tables = _tables(stage)
+    out = Components()
+    for row in tables[0].rows if tables else []:
+        load = dict(pair.split("=", 1) for pair in (row.get("load") or "").split() if "=" in pair)
+        out.components.append(
+            Component(
+                domain=row.get("domain") or "",
+                name=row.get("name") or None,
+                connected=row.get("connected") == "true",
+                address=row.get("address") or None,
+                since=row.get("since") or None,
+                stanzas_in=int(row.get("stanzas_in") or 0),
+                stanzas_out=int(row.get("stanzas_out") or 0),
+                show=row.get("show") or None,
+                load=load or None,
+            )
+        )
+    return out
 
 
 async def unban(client: Any, domain: str, ip: str) -> Outcome:
