@@ -27,7 +27,7 @@ from vines_server.xmpp.stanza import error_reply, make
 if TYPE_CHECKING:
     from vines_server.config import Config
     from vines_server.core.routing import Router
-    from vines_server.core.sessions import Session, SessionRegistry
+    from vines_server.core.sessions import Confirm, Session, SessionRegistry
     from vines_server.server import Reloaded, Server
     from vines_server.storage.base import Storage
 
@@ -197,9 +197,9 @@ class ModuleAPI:
         """A server-made stanza (reply, announcement): now to a live local session, else routed."""
         self._host.router.send(stanza)
 
-    def deliver(self, stanza: Element, session: Session) -> None:
-        """To one local session, respecting its output congestion."""
-        self._host.router.deliver(stanza, session)
+    def deliver(self, stanza: Element, session: Session, confirm: Confirm | None = None) -> None:
+        """To one local session, respecting its output congestion (see Router.deliver)."""
+        self._host.router.deliver(stanza, session, confirm)
 
     def bounce(self, stanza: Element, err: StanzaError) -> None:
         self._host.router.bounce(stanza, err)

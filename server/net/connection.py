@@ -23,6 +23,7 @@ import logging
 import socket
 import ssl
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 from xml.etree.ElementTree import Element
@@ -52,6 +53,9 @@ LINGER = 2.0  # seconds a closed stream waits for the peer's FIN before the sock
 # resume_writing() at WRITE_LOW; meanwhile stanzas wait in the (counted) output queue.
 WRITE_HIGH = 64 * 1024
 WRITE_LOW = 16 * 1024
+# how often to look whether bytes waiting in asyncio's buffer reached the kernel, while a
+# delivery waits to be confirmed (asyncio says when its buffer drains only after a pause)
+WRITTEN_CHECK = 0.01
 PRESENCE = ns.q(ns.CLIENT, "presence")
 MESSAGE = ns.q(ns.CLIENT, "message")
 
@@ -107,6 +111,7 @@ class StreamConnection(asyncio.Protocol):
         self._output_room = asyncio.Event()  # set while the output queue is not full
         self._output_room.set()
         self._unsent_owner: Session | None = None  # whose messages are kept once closing
+        self._unwritten: list[Callable[[], None]] = []  # confirms of bytes not in the kernel
 
     # ---- asyncio callbacks ---------------------------------------------------------------
 
@@ -192,6 +197,7 @@ class StreamConnection(asyncio.Protocol):
         self._timers.clear()
         self._inbox.clear()
         self._writing_paused = True  # nothing more can be written
+        self._unwritten.clear()  # never confirmed: those stay in the store
         self._keep_unsent()
         self.server.connections.discard(self)
         if self._worker is not None and self._worker is not asyncio.current_task():
@@ -201,15 +207,18 @@ class StreamConnection(asyncio.Protocol):
 
     # ---- the Link protocol used by sessions and the router -------------------------------
 
-    def send_element(self, element: Element) -> None:
+    def send_element(self, element: Element, confirm: Callable[[], None] | None = None) -> None:
+        # a message with a confirm is in the store until confirmed: never kept a second time
+        keep = element.tag == MESSAGE and confirm is None
         if self._closing:  # the session is not unbound yet: its messages are kept, not lost
-            if element.tag == MESSAGE and self._unsent_owner is not None:
+            if keep and self._unsent_owner is not None:
                 self.server.router.keep_offline(element, self._unsent_owner)
             return
         self._output.push(
             serialize(element),
-            message=element if element.tag == MESSAGE else None,
+            message=element if keep else None,
             key=presence_key(element) if element.tag == PRESENCE else None,
+            confirm=confirm,
         )
         self._pump()
 
@@ -348,9 +357,27 @@ class StreamConnection(asyncio.Protocol):
     def _pump(self) -> None:
         """Move queued stanzas into the socket buffer while it has room."""
         while self._output and not self._writing_paused and not self.transport.is_closing():
-            self.io.write(self._output.pop())  # may call pause_writing() synchronously
+            data, confirm = self._output.pop_confirmed()
+            self.io.write(data)  # may call pause_writing() synchronously
+            if confirm is not None:
+                self._unwritten.append(confirm)
+        if self._unwritten:
+            self._confirm_written()
         if self._output.full != self._seen_full:
             self._output_full_changed()
+
+    def _confirm_written(self) -> None:
+        """Confirm what the kernel holds: a crash of this process no longer loses it (the
+        kernel sends its socket buffer when the process dies); asyncio's buffer would."""
+        self._cancel("written")
+        if not self._unwritten or self._closing:
+            return
+        if self.transport.get_write_buffer_size() > 0:
+            self._arm("written", WRITTEN_CHECK, self._confirm_written)
+            return
+        confirms, self._unwritten = self._unwritten, []
+        for confirm in confirms:
+            confirm()
 
     def _output_full_changed(self) -> None:
         self._seen_full = self._output.full

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -453,6 +453,16 @@ class SQLiteStorage:
             self._read, "SELECT id, xml, stamp FROM offline WHERE user = ? ORDER BY id", (jid,)
         )
         return [OfflineMessage(id_, xml, datetime.fromisoformat(stamp)) for id_, xml, stamp in rows]
+
+    async def delete_offline(self, jid: str, ids: Iterable[int]) -> int:
+        wanted = [(jid, id_) for id_ in ids]
+
+        def delete(c: sqlite3.Connection) -> int:
+            before = c.total_changes
+            c.executemany("DELETE FROM offline WHERE user = ? AND id = ?", wanted)
+            return c.total_changes - before
+
+        return await self._run(self._write, delete) if wanted else 0
 
     async def purge_offline(self, before: datetime) -> int:
         def purge(c: sqlite3.Connection) -> int:

@@ -328,6 +328,30 @@ async def test_offline_order_count_and_pop(store, creds):
     assert later.id > max(ids)  # ids are never reused
 
 
+async def test_offline_delete_removes_only_the_ids_given_for_that_account(store, creds):
+    """Delivery reads (list_offline) and deletes what was delivered: the rest stays."""
+    await store.create_account(ALICE, creds)
+    await store.create_account(BOB, creds)
+    now = datetime.now(UTC)
+    for i in range(4):
+        await store.store_offline(ALICE, f"<message id='{i}'/>", now)
+    await store.store_offline(BOB, "<message id='bob'/>", now)
+    held = await store.list_offline(ALICE)
+    (bobs,) = await store.list_offline(BOB)
+    assert await store.count_offline(ALICE) == 4  # reading deleted nothing
+    # another account's id is ignored, as is an unknown one
+    assert await store.delete_offline(ALICE, [held[0].id, held[2].id, bobs.id, 10**9]) == 2
+    assert [m.xml for m in await store.list_offline(ALICE)] == [
+        "<message id='1'/>",
+        "<message id='3'/>",
+    ]
+    assert await store.count_offline(BOB) == 1
+    assert await store.delete_offline(ALICE, [held[0].id]) == 0  # already gone
+    assert await store.delete_offline(ALICE, []) == 0
+    assert await store.delete_offline(ALICE, [held[1].id, held[3].id]) == 2
+    assert await store.list_offline(ALICE) == []
+
+
 async def test_concurrent_writes_are_all_kept(store, creds):
     await store.create_account(ALICE, creds)
     now = datetime.now(UTC)
