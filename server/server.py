@@ -21,7 +21,7 @@ from vines_server.core.api import ModuleHost
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
 from vines_server.modules import DEFAULT_MODULES
-from vines_server.net.connection import C2S, StreamConnection, StreamKind
+from vines_server.net.connection import C2S, Resumptions, StreamConnection, StreamKind
 from vines_server.net.tls import server_context
 from vines_server.storage import open_storage
 from vines_server.storage.base import Storage
@@ -78,6 +78,7 @@ class Server:
         self.c2s_settings = c2s_settings(config)
         self.sessions = SessionRegistry()
         self.connections: set[StreamConnection] = set()
+        self.resumptions = Resumptions(lambda: self.config.deadlines.resume)  # XEP-0198
         self._per_ip: Counter[str] = Counter()  # open connections per source IP
         self._auth_failures: dict[str, deque[float]] = {}  # IP -> failure times (monotonic)
         self._bans: dict[str, float] = {}  # IP -> wall-clock end of the ban
@@ -181,6 +182,7 @@ class Server:
             server.close()
         for conn in list(self.connections):
             conn.close(StreamError("system-shutdown"))
+        self.resumptions.expire_all()  # their unacknowledged messages go offline
         deadline = time.monotonic() + self.config.deadlines.shutdown
         # lingering connections already have their <system-shutdown/> out: no need to wait
         while [c for c in self.connections if not c.lingering] and time.monotonic() < deadline:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import socket
 import ssl
 from collections import deque
@@ -28,9 +29,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 from xml.etree.ElementTree import Element
 
+from vines_server.core.routing import keeps_offline
 from vines_server.net.output import OutputQueue, presence_key
 from vines_server.net.transport import StreamTLS
-from vines_server.xmpp import actions, c2s, ns
+from vines_server.xmpp import actions, c2s, ns, sm
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.stanza import serialize
 from vines_server.xmpp.stream import Stream
@@ -111,7 +113,12 @@ class StreamConnection(asyncio.Protocol):
         self._output_room = asyncio.Event()  # set while the output queue is not full
         self._output_room.set()
         self._unsent_owner: Session | None = None  # whose messages are kept once closing
+        self.detached = False  # lost while resumable: its session waits for a resumption
         self._unwritten: list[Callable[[], None]] = []  # confirms of bytes not in the kernel
+        # stream management (XEP-0198): what the client has not acknowledged, and the id it
+        # may resume with (then a dropped connection detaches its session instead of ending it)
+        self.sm: sm.Outbound | None = None
+        self.sm_id: str | None = None
 
     # ---- asyncio callbacks ---------------------------------------------------------------
 
@@ -190,6 +197,8 @@ class StreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._refused:
             return
+        # dropped by the peer (not closed by either side's stream): resumable (XEP-0198)
+        self.detached = not self._closing and self.sm_id is not None
         self.server.release(self._ip)
         self._closing = True
         for timer in self._timers.values():
@@ -210,6 +219,9 @@ class StreamConnection(asyncio.Protocol):
     def send_element(self, element: Element, confirm: Callable[[], None] | None = None) -> None:
         # a message with a confirm is in the store until confirmed: never kept a second time
         keep = element.tag == MESSAGE and confirm is None
+        if self.sm is not None:
+            self._send_managed(element, keep, confirm)
+            return
         if self._closing:  # the session is not unbound yet: its messages are kept, not lost
             if keep and self._unsent_owner is not None:
                 self.server.router.keep_offline(element, self._unsent_owner)
@@ -222,6 +234,61 @@ class StreamConnection(asyncio.Protocol):
         )
         self._pump()
 
+    def _send_managed(
+        self, element: Element, keep: bool, confirm: Callable[[], None] | None
+    ) -> None:
+        """With stream management a stanza stays queued until acknowledged: written now, or
+        on resumption when the connection is gone; confirmed (deleted from the store) on ack."""
+        assert self.sm is not None
+        data = serialize(element)
+        ask = self.sm.push(sm.Unacked(data, element if keep else None, confirm))
+        if self.sm.over:
+            self._sm_overflow()
+            return
+        if self._closing:
+            return
+        self._output.push(data, key=presence_key(element) if element.tag == PRESENCE else None)
+        if ask:
+            self._output.push(sm.request(), stream_level=True)
+        self._pump()
+
+    def _sm_overflow(self) -> None:
+        """A client that reads but never acknowledges: closed, its unacked messages offline."""
+        assert self.sm is not None
+        limits = self.server.config.limits
+        text = (
+            f"more than {limits.sm_unacked} stanzas or {limits.sm_unacked_bytes} bytes "
+            "not acknowledged (limits.sm_unacked)"
+        )
+        log.info("%s acknowledges nothing: closing", self.peer)
+        if self.detached:
+            self.server.resumptions.expire(self)
+        else:
+            self.close(StreamError("policy-violation", text))
+
+    def sm_acked(self, h: int) -> None:
+        """The client's <a h=.../>: what it covers is delivered."""
+        assert self.sm is not None
+        for entry in self.sm.ack(h):  # HandledCountTooHigh: the caller fails the stream
+            if entry.confirm is not None:
+                entry.confirm()
+
+    def sm_end(self, session: Session) -> None:
+        """The session ends for good: what the client never acknowledged is kept offline (a
+        stored message is still in the store: nothing to do for it)."""
+        if self.sm is None:
+            return
+        for entry in self.sm.take_all():
+            if entry.message is not None and keeps_offline(entry.message):
+                self.server.router.keep_offline(entry.message, session)
+
+    def sm_resend(self) -> None:
+        """After a resumption: the stanzas the client did not acknowledge, again, in order."""
+        assert self.sm is not None
+        for entry in self.sm.unacked():
+            self._output.push(entry.data)
+        self._pump()
+
     @property
     def closing(self) -> bool:
         """The stream is closed on our side (or refused): nothing more is read or written."""
@@ -229,8 +296,9 @@ class StreamConnection(asyncio.Protocol):
 
     @property
     def output_full(self) -> bool:
-        """No room for more stanzas: the queue is full, or the stream is closing."""
-        return self._output.full or self._closing
+        """No room for more stanzas: the queue is full, or the stream is closing (a detached
+        session's stanzas wait in its stream-management queue, for a resumption)."""
+        return self._output.full or (self._closing and not self.detached)
 
     @property
     def output_backlog(self) -> int:
@@ -246,6 +314,9 @@ class StreamConnection(asyncio.Protocol):
 
     def close(self, error: StreamError | None = None) -> None:
         """Server-initiated close: stream error (if any), close tag, then the socket."""
+        if self.detached:  # replaced, or shutdown: the session ends without its connection
+            self.server.resumptions.expire(self)
+            return
         if self._closing:
             return
         if error is not None:
@@ -419,6 +490,8 @@ class StreamConnection(asyncio.Protocol):
             return
         self._closing = True
         self._keep_unsent()
+        if self.session is not None:  # not resumable: unacknowledged messages go offline now
+            self.sm_end(self.session)
         if self.io is not None:
             self.io.close_notify()
         if self.transport is not None:
@@ -565,11 +638,111 @@ class C2SKind:
             case actions.StanzaIn(element):
                 if await conn.output_room():  # a peer that does not read asks no more
                     await server.router.route(element, conn.session)
+            case actions.SmEnable(resume):
+                limits = server.config.limits
+                conn.sm = sm.Outbound(limits.sm_unacked, limits.sm_unacked_bytes)
+                window = int(server.config.deadlines.resume)
+                if resume and window > 0:
+                    conn.sm_id = secrets.token_urlsafe(18)
+                    server.resumptions.register(conn)
+                conn._write(sm.enabled(conn.sm_id, window))
+            case actions.SmAck(h):
+                try:
+                    conn.sm_acked(h)
+                except sm.HandledCountTooHigh as exc:
+                    await conn.execute(stream.fail(exc.error))
+            case actions.ResumeRequest() as request:
+                await self._resume(conn, stream, request)
+
+    async def _resume(
+        self, conn: StreamConnection, stream: c2s.C2SStream, request: actions.ResumeRequest
+    ) -> None:
+        """XEP-0198 5: only the same account resumes (T-12); the old connection, if the
+        server has not noticed it is gone yet, is dropped without ending the session."""
+        server = conn.server
+        old = server.resumptions.get(request.previd)
+        if old is None or old.session is None or old.session.jid.bare != stream.jid:
+            log.info(
+                "resumption refused %s: unknown or expired id, or another account's", conn.peer
+            )
+            await conn.execute(stream.resume_failed(request, "item-not-found"))
+            return
+        assert old.sm is not None and isinstance(old.stream, c2s.C2SStream)
+        try:
+            old.sm_acked(request.h)
+        except sm.HandledCountTooHigh as exc:
+            await conn.execute(stream.fail(exc.error))
+            return
+        server.resumptions.take(old)
+        session, old.session = old.session, None
+        conn.sm, old.sm = old.sm, None
+        conn.sm_id, old.sm_id = old.sm_id, None
+        inbound = old.stream.sm_in
+        assert inbound is not None
+        old._abort()  # a stale connection of the same client: nothing more goes to it
+        session.link = conn
+        conn.session = session
+        server.resumptions.register(conn)
+        conn.negotiated()
+        log.info("resumed %s as %s", conn.peer, session.jid)
+        await conn.execute(stream.resumed(request, session.jid, inbound))
+        conn.sm_resend()
+        server.router.drained(session)  # messages kept offline meanwhile, if any
 
     def lost(self, conn: StreamConnection) -> None:
+        if conn.session is None:
+            return
+        if conn.detached:  # its session waits for a resumption, presence unchanged
+            conn.server.resumptions.detach(conn)
+            return
+        conn.server.resumptions.take(conn)
+        session, conn.session = conn.session, None
+        conn.sm_end(session)
+        conn.server.spawn(conn.server.unbind(session))
+
+
+class Resumptions:
+    """Stream-management sessions that may be resumed, by id; a detached one (its
+    connection dropped) waits `[deadlines] resume`, then ends like any session."""
+
+    def __init__(self, window: Callable[[], float]) -> None:
+        self._window = window
+        self._by_id: dict[str, StreamConnection] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def register(self, conn: StreamConnection) -> None:
+        assert conn.sm_id is not None
+        self._by_id[conn.sm_id] = conn
+
+    def get(self, sm_id: str) -> StreamConnection | None:
+        return self._by_id.get(sm_id)
+
+    def take(self, conn: StreamConnection) -> None:
+        """No longer resumable under its id (resumed, or ended)."""
+        if conn.sm_id is not None and self._by_id.get(conn.sm_id) is conn:
+            del self._by_id[conn.sm_id]
+            timer = self._timers.pop(conn.sm_id, None)
+            if timer is not None:
+                timer.cancel()
+
+    def detach(self, conn: StreamConnection) -> None:
+        assert conn.sm_id is not None
+        log.info("detached %s: resumable for %gs", conn.session.jid, self._window())
+        loop = asyncio.get_running_loop()
+        self._timers[conn.sm_id] = loop.call_later(self._window(), self.expire, conn)
+
+    def expire(self, conn: StreamConnection) -> None:
+        """Never resumed: the session ends, its unacknowledged messages go offline."""
+        self.take(conn)
         if conn.session is not None:
-            session, conn.session = conn.session, None
-            conn.server.spawn(conn.server.unbind(session))
+            log.info("resumption window of %s over: session ended", conn.session.jid)
+            conn.detached = False
+            C2S.lost(conn)
+
+    def expire_all(self) -> None:
+        for conn in list(self._by_id.values()):
+            if conn.detached:
+                self.expire(conn)
 
 
 def _unbind_orphan(server: Server, binding: asyncio.Future[Session]) -> None:

@@ -1,0 +1,188 @@
+"""XEP-0198 stream management over the wire, raw XML: the feature, enable, both counters, the
+server's <r/>, resumption (only by the same account: T-12), an h too high (T-13), the bound on
+what a client leaves unacknowledged, and the precise <failed/> for each misuse."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from tests.support.xmpp import DOMAIN, PASSWORD, RawClient, running_server
+
+SM = "urn:xmpp:sm:3"
+ENABLE = f"<enable xmlns='{SM}' resume='true'/>"
+ENABLED = rb"<enabled [^>]*/>"
+BODY = re.compile(rb"<body>([^<]*)</body>")
+
+
+async def authenticated(harness, local: str) -> tuple[RawClient, bytes]:
+    """STARTTLS and SASL done, stream restarted: the features of a bound-to-be stream."""
+    raw = await RawClient.connect(harness.port(), harness.pki.ca_file)
+    await raw.starttls()
+    await raw.auth_plain(local, PASSWORD)
+    await raw.read_until(rb"<success[^>]*/>|<success.*?</success>")
+    return raw, await raw.open_stream()
+
+
+async def bound(harness, local: str, resource: str = "r") -> RawClient:
+    raw, _ = await authenticated(harness, local)
+    await raw.send(
+        "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+        f"<resource>{resource}</resource></bind></iq>"
+    )
+    await raw.read_until(rb"</iq>")
+    return raw
+
+
+async def enabled(harness, local: str) -> tuple[RawClient, str]:
+    raw = await bound(harness, local)
+    await raw.send(ENABLE)
+    answer = await raw.read_until(ENABLED)
+    sm_id = re.search(rb"id=[\"']([^\"']+)", answer)
+    assert sm_id and b"resume='true'" in answer.replace(b'"', b"'"), answer
+    return raw, sm_id.group(1).decode()
+
+
+def message(to: str, text: str) -> str:
+    return f"<message to='{to}@{DOMAIN}' type='chat' id='{text}'><body>{text}</body></message>"
+
+
+def bodies(data: bytes) -> list[str]:
+    return [b.decode() for b in BODY.findall(data)]
+
+
+async def test_the_feature_is_offered_after_authentication_only(harness):
+    raw = await RawClient.connect(harness.port(), harness.pki.ca_file)
+    before = await raw.starttls()
+    assert SM.encode() not in before
+    raw.close()
+    raw, after = await authenticated(harness, "alice")
+    assert f"<sm xmlns='{SM}'".encode() in after.replace(b'"', b"'")
+    raw.close()
+
+
+async def test_enable_before_bind_twice_or_acks_before_enable_fail_unexpected_request(harness):
+    raw, _ = await authenticated(harness, "alice")
+    await raw.send(ENABLE)
+    await raw.read_until(rb"<failed xmlns=.urn:xmpp:sm:3.[^>]*>\s*<unexpected-request")
+    raw.close()
+    raw = await bound(harness, "bob")
+    await raw.send(f"<r xmlns='{SM}'/>")
+    await raw.read_until(rb"<failed[^>]*>\s*<unexpected-request")
+    await raw.send(ENABLE)
+    await raw.read_until(ENABLED)
+    await raw.send(ENABLE)
+    await raw.read_until(rb"<failed[^>]*h=.0.[^>]*>\s*<unexpected-request")
+    raw.close()
+
+
+async def test_every_inbound_stanza_counts_and_r_is_answered_in_order(harness):
+    raw, _ = await enabled(harness, "alice")
+    await raw.send(f"<r xmlns='{SM}'/>")
+    await raw.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.0.\s*/>")
+    # a ping to the server, a message, a presence, and a session iq the stream answers itself
+    await raw.send(
+        "<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>"
+        + message("bob", "one")
+        + "<presence/>"
+        + "<iq type='set' id='s'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"
+        + f"<r xmlns='{SM}'/>"
+    )
+    await raw.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.4.\s*/>")
+    raw.close()
+
+
+async def test_the_server_asks_for_acks_and_releases_what_is_acknowledged(harness):
+    bob, _ = await enabled(harness, "bob")
+    await bob.send("<presence/>")
+    alice = await bound(harness, "alice")
+    for i in range(5):
+        await alice.send(message("bob", f"m{i}"))
+    got = await bob.read_until(rb"<r xmlns=.urn:xmpp:sm:3.\s*/>")
+    assert bodies(got) == [f"m{i}" for i in range(5)]
+    session = next(iter(harness.server.resumptions._by_id.values()))
+    assert session.sm is not None and len(session.sm) >= 5
+    await bob.send(f"<a xmlns='{SM}' h='{session.sm.sent}'/><r xmlns='{SM}'/>")
+    await bob.read_until(rb"<a [^>]*/>")
+    assert len(session.sm) == 0
+    alice.close()
+    bob.close()
+
+
+async def test_an_h_acknowledging_more_than_was_sent_is_handled_count_too_high(harness):
+    """T-13."""
+    bob, _ = await enabled(harness, "bob")
+    await bob.send(f"<a xmlns='{SM}' h='1'/>")  # nothing was sent since enable
+    data = await bob.expect_stream_error("undefined-condition")
+    assert f"<handled-count-too-high xmlns='{SM}'".encode() in data.replace(b'"', b"'")
+
+
+async def test_resumption_is_refused_for_another_accounts_id_and_unknown_ids(harness):
+    """T-12: mallory, authenticated, names alice's SM id: item-not-found, alice unaffected."""
+    alice, sm_id = await enabled(harness, "alice")
+    await alice.send("<presence/>")
+    alice.writer.transport.abort()  # the connection drops: alice's session is detached
+    mallory, _ = await authenticated(harness, "mallory")
+    await mallory.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='0'/>")
+    await mallory.read_until(rb"<failed xmlns=.urn:xmpp:sm:3.[^>]*>\s*<item-not-found")
+    await mallory.send(f"<resume xmlns='{SM}' previd='no-such-id' h='0'/>")
+    await mallory.read_until(rb"<failed[^>]*>\s*<item-not-found")
+    mallory.close()
+
+    again, _ = await authenticated(harness, "alice")
+    await again.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='0'/>")
+    await again.read_until(rb"<resumed [^>]*/>")
+    await again.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+    await again.read_until(rb"<iq[^>]*id=.p.")
+    again.close()
+
+
+async def test_a_resumed_session_gets_exactly_what_it_did_not_acknowledge(harness):
+    bob, sm_id = await enabled(harness, "bob")
+    await bob.send("<presence/>")
+    alice = await bound(harness, "alice")
+    for i in range(3):
+        await alice.send(message("bob", f"m{i}"))
+    got = b""
+    while len(bodies(got)) < 3:
+        got += await bob.read_until(rb"</message>")
+    sent = next(iter(harness.server.resumptions._by_id.values())).sm.sent
+    bob.writer.transport.abort()  # acknowledged only m0 (the last three stanzas are m0..m2)
+    for i in range(3, 5):  # while bob is detached
+        await alice.send(message("bob", f"m{i}"))
+    await alice.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+    await alice.read_until(rb"<iq[^>]*id=.p.")
+
+    again, _ = await authenticated(harness, "bob")
+    await again.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='{sent - 2}'/>")
+    data = await again.read_until(rb"<resumed [^>]*/>")
+    assert b"previd" in data
+    got = b""
+    while len(bodies(got)) < 4:
+        got += await again.read_until(rb"</message>")
+    assert bodies(got) == ["m1", "m2", "m3", "m4"]
+    alice.close()
+    again.close()
+
+
+async def test_a_client_that_never_acks_is_closed_and_its_messages_go_offline(tmp_path, pki):
+    async with running_server(tmp_path, pki, limits={"sm_unacked": 5}) as harness:
+        await harness.add_user("alice")
+        await harness.add_user("bob")
+        bob, _ = await enabled(harness, "bob")
+        await bob.send("<presence/>")
+        alice = await bound(harness, "alice")
+        for i in range(8):
+            await alice.send(message("bob", f"m{i}"))
+        data = await bob.expect_stream_error("policy-violation")
+        assert b"sm_unacked" in data
+        while await harness.server.storage.count_offline(f"bob@{DOMAIN}") < 8:
+            await asyncio.sleep(0.02)  # kept offline by a task of the router's
+        later = await bound(harness, "bob", "later")
+        await later.send("<presence/>")
+        got = b""
+        while len(set(bodies(got))) < 8:
+            got += await later.read_until(rb"</message>")
+        assert set(bodies(got)) == {f"m{i}" for i in range(8)}
+        alice.close()
+        later.close()
