@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import re
 
+from vines_server.xmpp.sm import WRAP
+
 from tests.support.xmpp import DOMAIN, PASSWORD, RawClient, running_server
 
 SM = "urn:xmpp:sm:3"
@@ -92,21 +94,62 @@ async def test_every_inbound_stanza_counts_and_r_is_answered_in_order(harness):
     raw.close()
 
 
-async def test_the_server_asks_for_acks_and_releases_what_is_acknowledged(harness):
-    bob, _ = await enabled(harness, "bob")
+async def chat(harness, count: int) -> tuple[RawClient, str, RawClient]:
+    """bob with stream management, available; alice sends him `count` messages."""
+    bob, sm_id = await enabled(harness, "bob")
     await bob.send("<presence/>")
     alice = await bound(harness, "alice")
-    for i in range(5):
+    for i in range(count):
         await alice.send(message("bob", f"m{i}"))
+    return bob, sm_id, alice
+
+
+def managed(harness, local: str):
+    """The server's connection of `local`'s stream-managed session."""
+    return next(
+        c for c in harness.server.resumptions._by_id.values() if c.session.jid.local == local
+    )
+
+
+async def test_the_server_asks_for_acks_and_releases_what_is_acknowledged(harness):
+    bob, _, alice = await chat(harness, 5)
     got = await bob.read_until(rb"<r xmlns=.urn:xmpp:sm:3.\s*/>")
     assert bodies(got) == [f"m{i}" for i in range(5)]
-    session = next(iter(harness.server.resumptions._by_id.values()))
+    session = managed(harness, "bob")
     assert session.sm is not None and len(session.sm) >= 5
     await bob.send(f"<a xmlns='{SM}' h='{session.sm.sent}'/><r xmlns='{SM}'/>")
     await bob.read_until(rb"<a [^>]*/>")
     assert len(session.sm) == 0
     alice.close()
     bob.close()
+
+
+async def test_both_counters_wrap_at_2_to_the_32(harness):
+    """Counting 2^32 stanzas over the wire takes too long: the counters start near the wrap."""
+    bob, _ = await enabled(harness, "bob")
+    await bob.send(f"<presence/><r xmlns='{SM}'/>")
+    await bob.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.1.\s*/>")
+    conn = managed(harness, "bob")
+    conn.stream.sm_in.handled = WRAP - 1  # the server handled 2^32 - 1 of bob's stanzas
+    await bob.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+    await bob.send("<iq type='get' id='q'><ping xmlns='urn:xmpp:ping'/></iq>")
+    await bob.send(f"<r xmlns='{SM}'/>")
+    await bob.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.1.\s*/>")
+    conn.sm.ack(conn.sm.sent)  # the pongs, acknowledged
+    conn.sm.sent = WRAP - 1  # bob acknowledged 2^32 - 1 stanzas so far
+    alice = await bound(harness, "alice")
+    await alice.send(message("bob", "after the wrap"))
+    await alice.send(message("bob", "and one more"))
+    got = b""
+    while len(bodies(got)) < 2:
+        got += await bob.read_until(rb"</message>")
+    assert conn.sm.sent == 1 and len(conn.sm) == 2
+    await bob.send(f"<a xmlns='{SM}' h='0'/><r xmlns='{SM}'/>")  # 2^32 mod 2^32
+    await bob.read_until(rb"<a [^>]*/>")
+    assert len(conn.sm) == 1
+    await bob.send(f"<a xmlns='{SM}' h='2'/>")  # one more than sent: too high
+    await bob.expect_stream_error("undefined-condition")
+    alice.close()
 
 
 async def test_an_h_acknowledging_more_than_was_sent_is_handled_count_too_high(harness):
@@ -138,15 +181,11 @@ async def test_resumption_is_refused_for_another_accounts_id_and_unknown_ids(har
 
 
 async def test_a_resumed_session_gets_exactly_what_it_did_not_acknowledge(harness):
-    bob, sm_id = await enabled(harness, "bob")
-    await bob.send("<presence/>")
-    alice = await bound(harness, "alice")
-    for i in range(3):
-        await alice.send(message("bob", f"m{i}"))
+    bob, sm_id, alice = await chat(harness, 3)
     got = b""
     while len(bodies(got)) < 3:
         got += await bob.read_until(rb"</message>")
-    sent = next(iter(harness.server.resumptions._by_id.values())).sm.sent
+    sent = managed(harness, "bob").sm.sent
     bob.writer.transport.abort()  # acknowledged only m0 (the last three stanzas are m0..m2)
     for i in range(3, 5):  # while bob is detached
         await alice.send(message("bob", f"m{i}"))
