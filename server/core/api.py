@@ -26,6 +26,7 @@ from vines_server.xmpp.stanza import error_reply, make
 
 if TYPE_CHECKING:
     from vines_server.config import Config
+    from vines_server.core.pending import Pending
     from vines_server.core.routing import Router
     from vines_server.core.sessions import Confirm, Session, SessionRegistry
     from vines_server.server import Reloaded, Server
@@ -166,6 +167,11 @@ class ModuleAPI:
         """The levers of the service administration commands (shutdown, restart, reload,
         bans); the other modules have no use for them."""
         return Operator(self._host.server)
+
+    @property
+    def pending(self) -> Pending:
+        """Messages stored until their recipient confirms them (design decision 6)."""
+        return self._host.router.pending
 
     def traffic(self) -> tuple[int, int]:
         """Stanzas routed in and delivered out since start (cumulative counters)."""

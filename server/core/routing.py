@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from xml.etree.ElementTree import Element
 
 from vines_server.core.faults import describe, fault_error
+from vines_server.core.pending import Pending
 from vines_server.storage.base import QuotaExceeded
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError
@@ -88,6 +89,8 @@ class Router:
         self._unsent: deque[tuple[Element, JID, asyncio.Future[None]]] = deque()
         self._storing_unsent = False
         self._diverted: set[Session] = set()  # sessions whose messages went offline meanwhile
+        # messages stored until their recipient confirms them (design decision 6)
+        self.pending = Pending(storage, sessions, spawn)
 
     # ---- the routing decision -------------------------------------------------------------
 

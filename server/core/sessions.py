@@ -40,16 +40,14 @@ class Session:
     priority: int = 0
     interested: bool = False  # fetched the roster, so it gets roster pushes (RFC 6121 2.1.6)
     directed: set[str] = field(default_factory=set)  # JIDs given directed presence
+    managed: bool = False  # stream management (XEP-0198) is on: its messages are held (pending)
 
     @property
     def available(self) -> bool:
         return self.presence is not None
 
     def send(self, element: Element, confirm: Confirm | None = None) -> None:
-        if confirm is None:
-            self.link.send_element(element)
-        else:
-            self.link.send_element(element, confirm)
+        self.link.send_element(element, confirm)
 
     @property
     def congested(self) -> bool:

@@ -6,8 +6,8 @@ A message leaves the store only once it is delivered (design decision 6): read, 
 deleted when its session confirms it, that is once its bytes are in the kernel's socket buffer
 (with stream management, once the client acknowledged it). A crash, a closed connection or a
 full output in between leaves the rest in the store for the next delivery; the price is that
-a message may come twice after a crash (clients dedupe by id), never zero times. Deletions are
-grouped: one transaction per batch of confirmations.
+a message may come twice after a crash (clients dedupe by id), never zero times. The store's
+side of it (what is in flight to which session, grouped deletions) is `core/pending.py`.
 
 Each message is delivered on its own: one that cannot be read back is skipped with a log line
 and deleted, and never takes the others with it. A full queue (up to `limits.offline_bytes`)
@@ -20,8 +20,7 @@ from __future__ import annotations
 import asyncio
 
 from vines_server.core.api import ModuleAPI
-from vines_server.core.faults import describe
-from vines_server.core.sessions import Session
+from vines_server.core.sessions import Confirm, Session
 from vines_server.storage.base import OfflineMessage
 from vines_server.storage.stanzas import parse_stored
 from vines_server.xmpp import ns
@@ -34,10 +33,6 @@ CHUNK_BYTES = 64 * 1024  # of stored XML delivered between two turns of the even
 class OfflineDelivery:
     def __init__(self, api: ModuleAPI) -> None:
         self.api = api
-        # bare JID -> stored id -> the session it was sent to and that has not confirmed it
-        self.sent: dict[str, dict[int, Session]] = {}
-        self.delivered: dict[str, set[int]] = {}  # confirmed, to delete in the next batch
-        self.deleting = False
         self.running: set[Session] = set()  # a delivery runs for it
         self.again: set[Session] = set()  # asked again while it ran
 
@@ -59,85 +54,48 @@ class OfflineDelivery:
 
     async def _deliver(self, session: Session) -> None:
         user = str(session.jid.bare)
-        sent = self.sent.setdefault(user, {})
+        pending = self.api.pending
         done = 0
         for message in await self.api.storage.list_offline(user):
             if done >= CHUNK_BYTES:
                 await asyncio.sleep(0)
                 done = 0
-            if not self._live(session) or session.congested:
+            if self.api.sessions.get(session.jid) is not session or session.congested:
                 return  # the rest stays stored: for the drained output, or the next login
-            owner = sent.get(message.id)
-            if owner is not None and self._live(owner):
+            if pending.in_flight(message.id):
                 continue  # on its way to one of the account's sessions already
-            sent[message.id] = session
             done += len(message.xml)
-            self._send(session, message, user)
+            self._send(session, message, pending.sending(user, message.id, session))
 
-    def _live(self, session: Session) -> bool:
-        return self.api.sessions.get(session.jid) is session
-
-    def _send(self, session: Session, message: OfflineMessage, user: str) -> None:
-        def confirm() -> None:
-            self.delivered.setdefault(user, set()).add(message.id)
-            if not self.deleting:
-                self.deleting = True
-                self.api.spawn(self._delete_delivered())
-
+    def _send(self, session: Session, message: OfflineMessage, confirm: Confirm) -> None:
         try:
             stanza = parse_stored(message.xml, self.api.config.limits)
         except StreamError as err:
             self.api.log.warning(
                 "offline message %d for %s (%d bytes) cannot be read back (%s): skipped",
                 message.id,
-                user,
+                session.jid.bare,
                 len(message.xml),
                 err,
             )
-            confirm()
+            confirm()  # deleted: it would fail again at every login
             return
         stamp = message.stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
         domain = session.jid.domain
         # kept again while its client was not reading: the first stamp is the true one
         if not any(d.get("from") == domain for d in stanza.iter(ns.q(ns.DELAY, "delay"))):
-            stanza.append(
-                make(
-                    ns.q(ns.DELAY, "delay"),
-                    {"from": domain, "stamp": stamp},
-                    text="Offline storage",
-                )
-            )
+            delay = {"from": domain, "stamp": stamp}
+            stanza.append(make(ns.q(ns.DELAY, "delay"), delay, text="Offline storage"))
         self.api.deliver(stanza, session, confirm)
 
-    async def _delete_delivered(self) -> None:
-        """Group commit: what was confirmed while the previous batch was written goes next."""
-        try:
-            while self.delivered:
-                user, ids = self.delivered.popitem()
-                try:
-                    await self.api.storage.delete_offline(user, ids)
-                except Exception as exc:  # they stay stored: delivered again, never lost
-                    self.api.log.error(
-                        "could not delete %d delivered offline messages of %s: %s",
-                        len(ids),
-                        user,
-                        describe(exc),
-                    )
-                sent = self.sent.get(user, {})
-                for id_ in ids:
-                    sent.pop(id_, None)
-        finally:
-            self.deleting = False
-
     async def closed(self, session: Session) -> None:
-        """What it did not confirm may go to the account's other sessions, or the next one."""
+        """Messages it left unconfirmed go to the account's other available sessions now
+        (else they wait in the store for the next login)."""
         self.again.discard(session)
-        user = str(session.jid.bare)
-        sent = self.sent.get(user, {})
-        for id_ in [i for i, owner in sent.items() if owner is session]:
-            del sent[id_]
-        if not sent and not self.api.sessions.resources(session.jid.bare):
-            self.sent.pop(user, None)
+        if self.api.pending.closed(session):
+            for other in self.api.sessions.available(session.jid.bare):
+                if other is not session:
+                    self.api.spawn(self.deliver(other))
 
 
 def setup(api: ModuleAPI) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import socket
 import ssl
@@ -641,11 +642,13 @@ class C2SKind:
             case actions.SmEnable(resume):
                 limits = server.config.limits
                 conn.sm = sm.Outbound(limits.sm_unacked, limits.sm_unacked_bytes)
-                window = int(server.config.deadlines.resume)
+                if conn.session is not None:
+                    conn.session.managed = True
+                window = server.config.deadlines.resume
                 if resume and window > 0:
                     conn.sm_id = secrets.token_urlsafe(18)
                     server.resumptions.register(conn)
-                conn._write(sm.enabled(conn.sm_id, window))
+                conn._write(sm.enabled(conn.sm_id, math.ceil(window)))
             case actions.SmAck(h):
                 try:
                     conn.sm_acked(h)

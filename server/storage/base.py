@@ -148,6 +148,12 @@ class Storage(Protocol):
         """What pop_offline would return, without deleting it (export, and delivery: what was
         delivered is deleted afterwards with delete_offline, so a crash loses nothing)."""
 
+    async def hold_offline(self, messages: list[tuple[str, str, datetime]]) -> list[int]:
+        """Stores (jid, xml, stamp) messages on their way to a live session, in one
+        transaction and without quotas (they are bounded by the session's queue), so that
+        they survive until delivered (design decision 6); their ids, in order. NoSuchAccount
+        when one of the accounts is missing, and then none is stored."""
+
     async def delete_offline(self, jid: str, ids: Iterable[int]) -> int:
         """Deletes those of the account's messages (ids from list_offline); how many were
         still there. Unknown ids, and ids of another account's messages, are ignored."""

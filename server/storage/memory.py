@@ -187,6 +187,18 @@ class MemoryStorage:
         self._check_open()
         return list(self._offline.get(jid, []))
 
+    async def hold_offline(self, messages: list[tuple[str, str, datetime]]) -> list[int]:
+        for jid, _, _ in messages:
+            self._account(jid)
+        ids = []
+        for jid, xml, stamp in messages:
+            ids.append(self._next_offline_id)
+            self._offline.setdefault(jid, []).append(
+                OfflineMessage(self._next_offline_id, xml, utc(stamp))
+            )
+            self._next_offline_id += 1
+        return ids
+
     async def delete_offline(self, jid: str, ids: Iterable[int]) -> int:
         self._check_open()
         gone, held = set(ids), self._offline.get(jid, [])

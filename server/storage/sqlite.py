@@ -454,6 +454,22 @@ class SQLiteStorage:
         )
         return [OfflineMessage(id_, xml, datetime.fromisoformat(stamp)) for id_, xml, stamp in rows]
 
+    async def hold_offline(self, messages: list[tuple[str, str, datetime]]) -> list[int]:
+        rows = [(jid, xml, _ts(stamp)) for jid, xml, stamp in messages]
+        ids: list[int] = []
+
+        def hold(c: sqlite3.Connection) -> None:
+            ids.clear()  # a retried transaction starts over
+            for row in rows:
+                ids.append(
+                    c.execute(
+                        "INSERT INTO offline (user, xml, stamp) VALUES (?, ?, ?)", row
+                    ).lastrowid
+                )
+
+        await self._write_for(rows[0][0] if rows else "", hold)
+        return ids
+
     async def delete_offline(self, jid: str, ids: Iterable[int]) -> int:
         wanted = [(jid, id_) for id_ in ids]
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import re
 
+from vines_server.xmpp.jid import JID
 from vines_server.xmpp.sm import WRAP
 
+from tests.server.test_admin_process import wait_for
 from tests.support.xmpp import DOMAIN, PASSWORD, RawClient, running_server
 
 SM = "urn:xmpp:sm:3"
@@ -225,3 +227,62 @@ async def test_a_client_that_never_acks_is_closed_and_its_messages_go_offline(tm
         assert set(bodies(got)) == {f"m{i}" for i in range(8)}
         alice.close()
         later.close()
+
+
+async def stored(harness, local: str) -> int:
+    return await harness.server.storage.count_offline(f"{local}@{DOMAIN}")
+
+
+async def test_the_senders_h_passes_a_message_only_once_it_is_stored_until_acknowledged(harness):
+    """Design decision 6: alice's <a h=.../> covers her message once it is committed, and it
+    stays committed while bob (who reads but has not acknowledged it) could still lose it."""
+    bob, _ = await enabled(harness, "bob")
+    await bob.send("<presence/>")
+    alice, _ = await enabled(harness, "alice")
+    await alice.send(message("bob", "durable") + f"<r xmlns='{SM}'/>")
+    await alice.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.1.\s*/>")
+    assert await stored(harness, "bob") == 1
+    await bob.read_until(rb"<body>durable</body>")
+    assert await stored(harness, "bob") == 1  # read, not acknowledged: still stored
+    conn = managed(harness, "bob")
+    await bob.send(f"<a xmlns='{SM}' h='{conn.sm.sent}'/>")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while await stored(harness, "bob"):  # deletions are grouped: done soon after the ack
+        assert loop.time() < deadline, "an acknowledged message stayed in the store"
+        await asyncio.sleep(0.02)
+    alice.close()
+    bob.close()
+
+
+async def test_unacknowledged_messages_of_an_expired_session_come_later_with_their_stamp(
+    tmp_path, pki
+):
+    """The resumption window passes: what bob read but never acknowledged is delivered at
+    his next login from the store, stamped with its arrival; nothing vanishes."""
+    async with running_server(tmp_path, pki, deadlines={"resume": 0.2}) as harness:
+        await harness.add_user("alice")
+        await harness.add_user("bob")
+        bob, sm_id, alice = await chat(harness, 3)
+        got = b""
+        while len(bodies(got)) < 3:
+            got += await bob.read_until(rb"</message>")
+        assert b"urn:xmpp:delay" not in got  # live: no stamp
+        bob.writer.transport.abort()
+        await wait_for(lambda: harness.server.sessions.get(JID.parse(f"bob@{DOMAIN}/r")) is None)
+
+        again, _ = await authenticated(harness, "bob")
+        await again.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='0'/>")
+        await again.read_until(rb"<failed[^>]*>\s*<item-not-found")  # expired
+        await again.send(
+            "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"
+        )
+        await again.read_until(rb"</iq>")
+        await again.send("<presence/>")
+        later = b""
+        while len(bodies(later)) < 3:
+            later += await again.read_until(rb"</message>")
+        assert bodies(later) == ["m0", "m1", "m2"]
+        assert later.count(b"urn:xmpp:delay") == 3
+        alice.close()
+        again.close()

@@ -352,6 +352,26 @@ async def test_offline_delete_removes_only_the_ids_given_for_that_account(store,
     assert await store.list_offline(ALICE) == []
 
 
+async def test_hold_offline_stores_a_batch_in_order_without_quotas(store, creds):
+    """Messages on their way to live sessions: one transaction, ids in order, all or none."""
+    await store.create_account(ALICE, creds)
+    await store.create_account(BOB, creds)
+    now = datetime.now(UTC)
+    await store.store_offline(ALICE, "<message id='before'/>", now)
+    ids = await store.hold_offline(
+        [(ALICE, "<message id='a1'/>", now), (BOB, "<message id='b1'/>", now)]
+        + [(ALICE, f"<message id='a{i}'/>", now) for i in range(2, 1200)]  # past offline_quota
+    )
+    assert len(ids) == 1200 and ids == sorted(ids)
+    held = await store.list_offline(ALICE)
+    assert [m.id for m in held[1:]] == [ids[0], *ids[2:]]
+    assert [m.xml for m in await store.list_offline(BOB)] == ["<message id='b1'/>"]
+    with pytest.raises(NoSuchAccount):
+        await store.hold_offline([(ALICE, "<message id='x'/>", now), (CAROL, "<m/>", now)])
+    assert await store.count_offline(ALICE) == 1200  # none of the failed batch
+    assert await store.hold_offline([]) == []
+
+
 async def test_concurrent_writes_are_all_kept(store, creds):
     await store.create_account(ALICE, creds)
     now = datetime.now(UTC)
