@@ -143,7 +143,7 @@ async def one_run(side: VinesSide, opts: Options, run: int, senders: int) -> dic
     os.kill(side.process.pid, signal.SIGKILL)
     side.process.wait()
     side.process = None
-    await asyncio.wait(tasks + [online], timeout=10)
+    await asyncio.wait([*tasks, online], timeout=10)
     for c in [recipient, *clients]:
         c.writer.close()
 
