@@ -32,17 +32,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from compare import PREFIX, VinesSide
 from loadgen import Client, Options, client_context
+from sm_kill_loop import REQUEST, SM, enable
 
 PASSWORD = "rate-password"
-SM = "urn:xmpp:sm:3"
 WINDOW = 16
 BODY = re.compile(rb"<body>t(\d+)</body>")
-REQUEST = re.compile(rb"<r xmlns=.urn:xmpp:sm:3.\s*/>")
-
-
-async def enable(client: Client) -> None:
-    client.send(f"<enable xmlns='{SM}'/>")
-    await client._read_until(re.compile(rb"<enabled[^>]*/>"))
 
 
 async def pair(sender: Client, receiver: Client, until: float, latencies: list[float]) -> int:
