@@ -61,6 +61,7 @@ WRITE_LOW = 16 * 1024
 WRITTEN_CHECK = 0.01
 PRESENCE = ns.q(ns.CLIENT, "presence")
 MESSAGE = ns.q(ns.CLIENT, "message")
+STANZA_STARTS = (b"<iq ", b"<message ", b"<presence ", b"<iq>", b"<message>", b"<presence>")
 
 
 class StreamKind(Protocol):
@@ -248,7 +249,7 @@ class StreamConnection(asyncio.Protocol):
             return
         if self._closing:
             return
-        self._output.push(data, key=presence_key(element) if element.tag == PRESENCE else None)
+        self._output.push(data)  # never coalesced: the client counts every stanza it gets
         if ask:
             self._output.push(sm.request(), stream_level=True)
         self._pump()
@@ -356,6 +357,10 @@ class StreamConnection(asyncio.Protocol):
                 return
             match action:
                 case actions.Send(data):
+                    if self.sm is not None and data.startswith(STANZA_STARTS):
+                        # a stanza the stream answered itself (an iq result, a stanza error):
+                        # the client counts it, so the server's count must too
+                        self.sm.push(sm.Unacked(data, None, None))
                     self._write(data)
                 case actions.StartTLS():
                     self._begin_tls()

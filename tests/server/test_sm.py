@@ -115,6 +115,46 @@ def managed(harness, local: str):
     )
 
 
+async def test_stanzas_the_stream_answers_itself_count_for_the_client(harness):
+    """A session iq's result and a refused bind come from the stream, not the router: the
+    client counts them, and its h covering them is not too high."""
+    raw, _ = await enabled(harness, "alice")
+    await raw.send(
+        "<iq type='set' id='s'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"
+        "<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"
+    )
+    await raw.read_until(rb"<iq[^>]*id=.b2.*?</iq>")
+    await raw.send(f"<a xmlns='{SM}' h='2'/><r xmlns='{SM}'/>")
+    await raw.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.2.\s*/>")
+    assert len(managed(harness, "alice").sm) == 0
+    raw.close()
+
+
+async def test_presence_is_not_coalesced_under_stream_management(harness):
+    """The output queue replaces a queued presence by a newer one from the same sender; with
+    stream management every one is sent, or the client's h would never catch up."""
+    bob, _ = await enabled(harness, "bob")
+    conn = managed(harness, "bob")
+    conn.pause_writing()  # as asyncio does when the socket buffer is full: the queue holds
+    for i in range(3):
+        conn.send_element(presence_from_alice(i))
+    conn.resume_writing()
+    got = b""
+    while got.count(b"<status>") < 3:
+        got += await bob.read_until(rb"</presence>")
+    assert len(conn.sm) == 3
+    bob.close()
+
+
+def presence_from_alice(i: int):
+    from vines_server.xmpp import ns
+    from vines_server.xmpp.stanza import make
+
+    presence = make(ns.q(ns.CLIENT, "presence"), {"from": f"alice@{DOMAIN}/a"})
+    presence.append(make(ns.q(ns.CLIENT, "status"), text=f"s{i}"))
+    return presence
+
+
 async def test_the_server_asks_for_acks_and_releases_what_is_acknowledged(harness):
     bob, _, alice = await chat(harness, 5)
     got = await bob.read_until(rb"<r xmlns=.urn:xmpp:sm:3.\s*/>")
