@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime
+from xml.etree.ElementTree import Element
 
+from vines_server.xmpp import ns
 from vines_server.xmpp.jid import JID
 from vines_server.xmpp.sm import WRAP
+from vines_server.xmpp.stanza import make
 
 from tests.server.test_admin_process import wait_for
 from tests.server.test_output_bounds import none_stored as none_stored_for
@@ -146,10 +149,7 @@ async def test_presence_is_not_coalesced_under_stream_management(harness):
     bob.close()
 
 
-def presence_from_alice(i: int):
-    from vines_server.xmpp import ns
-    from vines_server.xmpp.stanza import make
-
+def presence_from_alice(i: int) -> Element:
     presence = make(ns.q(ns.CLIENT, "presence"), {"from": f"alice@{DOMAIN}/a"})
     presence.append(make(ns.q(ns.CLIENT, "status"), text=f"s{i}"))
     return presence

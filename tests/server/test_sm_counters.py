@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from vines_server.xmpp import sm
+from vines_server.xmpp import c2s, ns, sm
 from vines_server.xmpp.errors import StreamError
+
+from tests.server.test_c2s import header
+from tests.server.test_c2s_pipelining import MINE, negotiated
+from tests.support.c2s import bind, plain
 
 
 def entry(n: int) -> sm.Unacked:
@@ -74,3 +78,22 @@ def test_any_valid_ack_sequence_keeps_sent_minus_acked_queued(start, steps):
     assert [e.data for e in out.unacked()] == [
         entry(n).data for n in range(pushed - len(out), pushed)
     ]
+
+
+# ---- the stream's side, sans I/O (through the same driver as the c2s tests) -----------------
+
+
+def test_the_stream_counts_stanzas_from_enable_and_answers_r_with_h():
+    driver = negotiated()
+    driver.feed(plain("alice", MINE))
+    driver.feed(header())
+    driver.feed(bind())
+    actions = driver.feed(f"<message to='bob@vines.test'/><enable xmlns='{ns.SM}'/>")
+    assert [type(a).__name__ for a in actions] == ["StanzaIn", "SmEnable"]
+    actions = driver.feed(
+        f"<presence/><iq type='get' id='x'><ping xmlns='urn:xmpp:ping'/></iq><r xmlns='{ns.SM}'/>"
+    )
+    assert actions[-1] == c2s.Send(sm.answer(2))  # the message before enable does not count
+    assert driver.feed(f"<a xmlns='{ns.SM}' h='7'/>") == [c2s.SmAck(7)]
+    actions = driver.feed(f"<resume xmlns='{ns.SM}' previd='x' h='0'/>")
+    assert actions == [c2s.Send(sm.failed("unexpected-request", 2))]  # bound: nothing to resume
