@@ -35,6 +35,9 @@ class ListenerConfig:
     c2s_direct_tls_port: int | None = 5223  # XEP-0368; None disables it
     s2s_port: int = 5269  # STARTTLS; listens only while federation is configured
     s2s_direct_tls_port: int | None = None  # XEP-0368 ALPN xmpp-server; None (false): off
+    component_port: int | None = None  # XEP-0114 (5347 is usual); None: no component listener
+    component_bind: tuple[str, ...] = ("127.0.0.1",)
+    component_tls: bool = False  # direct TLS on the component port, certificate by SNI
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,24 @@ class FederationConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """`[metrics]`: the OpenMetrics endpoint (GET /metrics over HTTP, for Prometheus)."""
+
+    port: int | None = None  # false (None): no endpoint; 0 picks a free port
+    bind: tuple[str, ...] = ("127.0.0.1",)  # the figures are not public: loopback by default
+
+
+@dataclass(frozen=True)
+class ComponentConfig:
+    """One external component (XEP-0114): its domain, shared secret and disco name."""
+
+    domain: str
+    secret: str = field(repr=False)  # never in logs or reprs
+    name: str = ""
+    conflict: str = "kick_new"  # a second connection: "kick_new" refuses it, "kick_old" wins
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     domains: dict[str, DomainConfig]
@@ -131,6 +152,8 @@ class Config:
     federation: FederationConfig = field(default_factory=FederationConfig)
     log_level: str = "info"
     presence: PresenceConfig = field(default_factory=PresenceConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    components: dict[str, ComponentConfig] = field(default_factory=dict)
 
     @property
     def directory(self) -> Path:
@@ -146,25 +169,87 @@ def sibling_file(config_path: Path, suffix: str) -> Path:
     return config_path.with_name(config_path.stem + suffix)
 
 
+#: what `server init` writes and `server add-domain` expects: fragments in conf.d/
+INCLUDE_LINE = 'include = ["conf.d/*.toml"]'
+#: the only tables an included file may add, one sub-table per name
+INCLUDABLE = ("domains", "components")
+
+
 def load(path: str | Path) -> Config:
     path = Path(path).expanduser().resolve()
+    raw, _ = read_with_includes(path)
+    return parse(raw, path)
+
+
+def _read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
-            f"config file {path} does not exist: create one with 'vinesctl server init'"
+            f"{what} {path} does not exist: create one with 'vinesctl server init'"
         ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}): fix the syntax") from None
-    return parse(raw, path)
+
+
+def read_with_includes(path: Path) -> tuple[dict[str, Any], dict[tuple[str, str], Path]]:
+    """vines.toml with the files its top-level `include` globs name (relative to its directory,
+    in name order) merged in, and where each [domains.X] / [components.X] table came from. An
+    included file may add such tables only; one table defined twice names both files. Paths
+    inside any of them stay relative to vines.toml's directory."""
+    raw = _read_toml(path)
+    patterns = raw.pop("include", [])
+    sources = {(t, _same(name)): path for t in INCLUDABLE for name in _table(raw, t)}
+    for pattern in _str_list(raw, "include", patterns):
+        absolute = Path(pattern).expanduser()
+        root, glob = (
+            (Path(absolute.anchor), str(absolute.relative_to(absolute.anchor)))
+            if absolute.is_absolute()
+            else (path.parent, pattern)
+        )
+        for fragment in sorted(p for p in root.glob(glob) if p.is_file()):
+            _merge(raw, sources, fragment.resolve())
+    return raw, sources
+
+
+def _merge(raw: dict, sources: dict[tuple[str, str], Path], fragment: Path) -> None:
+    extra = _read_toml(fragment, "included file")
+    for key, tables in extra.items():
+        if key not in INCLUDABLE or not isinstance(tables, dict):
+            raise ConfigError(
+                f"{fragment}: {key!r} cannot be set in an included file: "
+                f"only [domains.NAME] and [components.NAME] tables; move it to vines.toml"
+            )
+        target = raw.setdefault(key, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{key} must be a table: write it as [{key}]")
+        for name, table in tables.items():
+            first = sources.get((key, _same(name)))
+            if first is not None:
+                raise ConfigError(
+                    f"[{key}.{name}] is defined twice, in {first} and in {fragment}: "
+                    "keep one of them"
+                )
+            sources[(key, _same(name))] = fragment
+            target[name] = table
+
+
+def _same(name: str) -> str:
+    """A table name as the domain it names (Example.ORG and example.org are one table); a
+    malformed one as it is (parse() reports it)."""
+    try:
+        return normalize_domainpart(name)
+    except JIDError:
+        return name
 
 
 def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     base = path.parent if path else Path.cwd()
     tables = ("server", "domains", "listeners", "storage", "limits", "deadlines", "federation")
-    _only(raw, "", {*tables, "presence"})
+    # include: resolved by load()
+    _only(raw, "", {*tables, "presence", "metrics", "include", "components"})
 
     server = _table(raw, "server")
     _only(server, "server.", {"admins", "log_level"})
@@ -197,7 +282,16 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     _only(
         lst,
         "listeners.",
-        {"bind", "c2s_port", "c2s_direct_tls_port", "s2s_port", "s2s_direct_tls_port"},
+        {
+            "bind",
+            "c2s_port",
+            "c2s_direct_tls_port",
+            "s2s_port",
+            "s2s_direct_tls_port",
+            "component_port",
+            "component_bind",
+            "component_tls",
+        },
     )
     bind = lst.get("bind", ["127.0.0.1"])
     bind = [bind] if isinstance(bind, str) else bind
@@ -217,6 +311,7 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
             if lst.get("s2s_direct_tls_port", False) is False
             else _port(lst, "s2s_direct_tls_port", 5270)
         ),
+        **_component_listener(lst),
     )
     _distinct_ports(listeners)
 
@@ -252,6 +347,7 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         capacity=int(_positive(pres, "presence.capacity", PresenceConfig.capacity)),
         subscribers=tuple(_str_list(pres, "presence.subscribers", pres.get("subscribers", []))),
     )
+    components = _components(_table(raw, "components"), domains, base)
     return Config(
         path,
         domains,
@@ -263,13 +359,32 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         federation,
         log_level,
         presence,
+        _metrics(_table(raw, "metrics")),
+        components,
     )
+
+
+def _metrics(table: dict) -> MetricsConfig:
+    _only(table, "metrics.", {"port", "bind"})
+    port = table.get("port", False)
+    if port is not False:
+        port = _port(table, "port", 0, "metrics")
+    bind = table.get("bind", list(MetricsConfig.bind))
+    for address in _str_list(table, "metrics.bind", bind):
+        _bind_address(address, "metrics.bind")
+    return MetricsConfig(None if port is False else port, tuple(bind))
 
 
 def _distinct_ports(listeners: ListenerConfig) -> None:
     """Two listeners on one fixed port: the second bind would fail at start, say it now."""
     seen: dict[int, str] = {}
-    for name in ("c2s_port", "c2s_direct_tls_port", "s2s_port", "s2s_direct_tls_port"):
+    for name in (
+        "c2s_port",
+        "c2s_direct_tls_port",
+        "s2s_port",
+        "s2s_direct_tls_port",
+        "component_port",
+    ):
         port = getattr(listeners, name)
         if port:  # None is off, 0 picks a free port
             if port in seen:
@@ -322,6 +437,76 @@ def _host(key: str, value: Any) -> str:
         raise ConfigError(f"{key}: {value!r} is not a host name or IP address ({exc})") from None
 
 
+def _component_listener(lst: dict) -> dict[str, Any]:
+    """The component listener: off unless a port is given; plaintext only on loopback."""
+    port = lst.get("component_port", False)
+    bind = lst.get("component_bind", ["127.0.0.1"])
+    bind = [bind] if isinstance(bind, str) else bind
+    for address in _str_list(lst, "listeners.component_bind", bind):
+        _bind_address(address, "listeners.component_bind")
+    tls = lst.get("component_tls", False)
+    if not isinstance(tls, bool):
+        raise ConfigError("listeners.component_tls must be true or false")
+    if port is False:
+        return {"component_bind": tuple(bind), "component_tls": tls}
+    port = _port(lst, "component_port", 5347)
+    if not tls and not all(_loopback(address) for address in bind):
+        raise ConfigError(
+            "listeners.component_tls must be true when listeners.component_bind has a "
+            "non-loopback address (component secrets would cross the network in plaintext): "
+            'set component_tls = true or bind components to "127.0.0.1"'
+        )
+    return {"component_port": port, "component_bind": tuple(bind), "component_tls": tls}
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+def _components(
+    raw: dict, domains: dict[str, DomainConfig], base: Path
+) -> dict[str, ComponentConfig]:
+    components = {}
+    for name, table in raw.items():
+        key = f'components."{name}"'
+        if not isinstance(table, dict):
+            raise ConfigError(f"{key} must be a table with secret or secret_file")
+        _only(table, key + ".", {"secret", "secret_file", "name", "conflict"})
+        domain = _domain_name(key, name)
+        if domain in domains:
+            raise ConfigError(
+                f"{key}: {domain} is a hosted domain ([domains.{domain}]): "
+                "give the component a domain of its own, e.g. work." + domain
+            )
+        if ("secret" in table) == ("secret_file" in table):
+            raise ConfigError(f"{key}: set exactly one of secret and secret_file")
+        if "secret" in table:
+            secret = table["secret"]
+            if not isinstance(secret, str) or not secret:
+                raise ConfigError(f"{key}.secret must be a non-empty string")
+        else:
+            path = _path(table, key + ".secret_file", base)
+            try:
+                secret = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{key}.secret_file: cannot read {path} ({exc.strerror}): fix the path"
+                ) from None
+            if not secret:
+                raise ConfigError(f"{key}.secret_file: {path} is empty: write the secret in it")
+        label = table.get("name", "")
+        if not isinstance(label, str):
+            raise ConfigError(f"{key}.name must be a string")
+        conflict = table.get("conflict", "kick_new")
+        if conflict not in ("kick_new", "kick_old"):
+            raise ConfigError(f'{key}.conflict must be "kick_new" or "kick_old"')
+        components[domain] = ComponentConfig(domain, secret, label, conflict)
+    return components
+
+
 def _admin_jid(admin: str, domains: dict[str, DomainConfig]) -> None:
     example = f"admin@{next(iter(domains))}"
     try:
@@ -341,7 +526,7 @@ def _admin_jid(admin: str, domains: dict[str, DomainConfig]) -> None:
         )
 
 
-def _bind_address(value: str) -> None:
+def _bind_address(value: str, key: str = "listeners.bind") -> None:
     """An IP address, or a host name (never a malformed address such as 127.0.0.999)."""
     try:
         ipaddress.ip_address(value)
@@ -353,7 +538,7 @@ def _bind_address(value: str) -> None:
     name_ok = all(re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", x) for x in labels)
     if numeric or ":" in value or not name_ok:
         raise ConfigError(
-            f'listeners.bind: {value!r} is not an IP address: write e.g. "127.0.0.1", '
+            f'{key}: {value!r} is not an IP address: write e.g. "127.0.0.1", '
             '"0.0.0.0" or "::" (every interface)'
         )
 
@@ -463,10 +648,10 @@ def _path(table: dict, key: str, base: Path, default: str | None = None) -> Path
     return p if p.is_absolute() else base / p
 
 
-def _port(table: dict, name: str, default: int) -> int:
+def _port(table: dict, name: str, default: int, section: str = "listeners") -> int:
     value = table.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
-        raise ConfigError(f"listeners.{name} must be a port number 0-65535 (0 picks a free one)")
+        raise ConfigError(f"{section}.{name} must be a port number 0-65535 (0 picks a free one)")
     return value
 
 

@@ -12,7 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vines_server.config import Deadlines, Limits, PresenceConfig
+from vines_server.config import (
+    INCLUDE_LINE,
+    Deadlines,
+    Limits,
+    MetricsConfig,
+    PresenceConfig,
+)
 
 LIMIT_NOTES = {
     "stanza_size": "bytes per stanza after authentication (RFC 6120 minimum: 10000)",
@@ -58,6 +64,10 @@ FEDERATION_NOTES = {
 FEDERATION_EXAMPLES = {
     "ca_file": "peers-ca.pem",
     "peers": {"example.net": {"dialback": True, "host": "xmpp.example.net", "port": 5269}},
+}
+METRICS_NOTES = {
+    "port": "HTTP port of GET /metrics (OpenMetrics); false: none, 0: a free one",
+    "bind": "addresses it listens on; the figures are not public",
 }
 PRESENCE_NOTES = {
     "interval": "seconds; at most one load update per interval",
@@ -114,6 +124,10 @@ def render_config(
 # never rewrites it. Relative paths are relative to the directory of this file.
 # Start the server with 'vinesctl server start', check it with 'vinesctl server status'.
 
+# More [domains.NAME] and [components.NAME] tables, one file each ('vinesctl server add-domain'
+# writes them); an included file may hold only such tables. Relative to this file's directory.
+{INCLUDE_LINE}
+
 [server]
 # Bare JIDs of the administrators (XEP-0133 commands). Admin rights come only from this list.
 admins = [{toml_value(admin)}]
@@ -138,6 +152,10 @@ c2s_direct_tls_port = {tls_port}
 s2s_port = 5269
 # Other servers with direct TLS (XEP-0368, ALPN xmpp-server), e.g. 5270; false disables it.
 s2s_direct_tls_port = false
+# External components (XEP-0114), one [components."DOMAIN"] table each (see the end of this file).
+# component_port = false  # 5347 is the usual port; false: no component listener
+# component_bind = ["127.0.0.1"]  # its own addresses; plaintext is allowed only on loopback
+# component_tls = false  # direct TLS on the component port (certificate by SNI)
 
 [storage]
 # "sqlite" (durable: committed before success is reported) or "memory" (lost at exit).
@@ -157,6 +175,11 @@ path = "vines.sqlite"
 # stanza rates, CPU, memory) at most once per interval, and only when it moved.
 {commented_defaults(PresenceConfig, PRESENCE_NOTES)}
 
+[metrics]
+# Figures for Prometheus (sessions, stanzas, logins, store latency, event-loop lag, process):
+# scrape http://127.0.0.1:PORT/metrics. A change needs a restart.
+{commented_lines({"port": False, "bind": list(MetricsConfig.bind)}, METRICS_NOTES)}
+
 [federation]
 # Domains this server may exchange stanzas with. Empty: a closed system; a stanza to any other
 # domain comes back to its sender as <not-allowed/>.
@@ -167,4 +190,11 @@ allow = []
 # privkey.pem), only peers that opted into dialback federate with you. One peer's settings
 # can also be written as a table: [federation.peers."example.net"] with the same keys.
 {commented_lines(FEDERATION_EXAMPLES, FEDERATION_NOTES)}
+
+# An external component (XEP-0114) per table: uncomment the header and its keys to add one.
+# [components."work.example.org"]
+# secret_file = "work.secret"  # the shared secret, read from this file; or secret = "..."
+# secret = "..."  # the shared secret inline (set one of secret and secret_file); never logged
+# name = "Work queue"  # shown in the server's disco#items
+# conflict = "kick_new"  # a second connection for the domain: refused, or "kick_old" replaces
 """

@@ -69,7 +69,12 @@ async def run(config: Config) -> bool:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: server.spawn(_hangup(server)))
     pid_file, state_file = config.sibling(".pid"), config.sibling(".state.json")
-    _write_state(config, server, pid_file, state_file)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    _write_state(server, pid_file, state_file, started)
+    # a reload may change the hosted domains: `vinesctl server status` reads them here
+    server.host.hooks.on(
+        "config/reloaded", lambda _c: _write_state(server, pid_file, state_file, started)
+    )
     notify.ready(f"serving {', '.join(sorted(config.domains))}")
     try:
         await stop.wait()
@@ -107,13 +112,13 @@ def _reopen_log_files() -> None:
                 handler.release()
 
 
-def _write_state(config: Config, server, pid_file: Path, state_file: Path) -> None:
+def _write_state(server, pid_file: Path, state_file: Path, started: str) -> None:
     state = {
         "pid": os.getpid(),
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started": started,
         "version": __version__,
-        "config": str(config.path),
-        "domains": sorted(config.domains),
+        "config": str(server.config.path),
+        "domains": sorted(server.domains),
         "listeners": [
             {"kind": li.kind, "host": li.host, "port": li.port} for li in server.listening
         ],

@@ -16,12 +16,18 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from vines_server.config import Config, ConfigError, load
+from OpenSSL.SSL import Error as OpenSSLError
+from vines_server.config import Config, ConfigError, check_files, load
 from vines_server.core.api import ModuleHost
+from vines_server.core.components import Components
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
 from vines_server.modules import DEFAULT_MODULES
+from vines_server.net.component import COMPONENT, component_settings
 from vines_server.net.connection import C2S, Resumptions, StreamConnection, StreamKind
+from vines_server.net.s2s import S2S_IN
+from vines_server.net.s2s_federation import Federation, federation_configured
+from vines_server.net.s2stls import s2s_server_context
 from vines_server.net.tls import server_context
 from vines_server.storage import open_storage
 from vines_server.storage.base import Storage
@@ -34,7 +40,7 @@ log = logging.getLogger("vines_server")
 
 MAX_TRACKED_IPS = 100_000  # failure histories kept at most (oldest dropped first)
 # what a reload applies at once; anything else in vines.toml needs a restart
-RELOADABLE = ("admins", "federation", "limits", "deadlines", "log_level")
+RELOADABLE = ("admins", "federation", "limits", "deadlines", "log_level", "domains")
 
 
 def c2s_settings(config: Config, fake_secret: bytes | None = None) -> C2SSettings:
@@ -64,7 +70,7 @@ class Reloaded:
 
 @dataclass(frozen=True)
 class Listening:
-    kind: str  # "c2s-starttls" | "c2s-direct-tls"
+    kind: str  # "c2s-starttls" | "c2s-direct-tls" | "s2s" | "component" | "metrics" ...
     host: str
     port: int
 
@@ -83,6 +89,12 @@ class Server:
         self._auth_failures: dict[str, deque[float]] = {}  # IP -> failure times (monotonic)
         self._bans: dict[str, float] = {}  # IP -> wall-clock end of the ban
         self.host = ModuleHost(self)
+        self.metrics = None
+        if config.metrics.port is not None:  # imported only when asked for
+            from vines_server.metrics import Metrics
+
+            self.metrics = Metrics(self)
+            self.storage = self.metrics.timed(self.storage)
         self.router = Router(
             self.domains,
             self.sessions,
@@ -92,6 +104,15 @@ class Server:
             limits.offline_quota,
             limits.offline_bytes,
         )
+        # federation only while configured (allowlist or peers): a closed domain otherwise
+        self.federation: Federation | None = None
+        if federation_configured(config):
+            self.federation = Federation(self)
+            self.router.remote = self.federation
+        # every configured component is a destination, connected or not (XEP-0114)
+        self.components = Components(config.components, self.router.bounce)
+        self.router.components.update(self.components.routes)
+        self.component_settings = component_settings(config, self.c2s_settings)
         self.listening: list[Listening] = []
         self.started_monotonic = time.monotonic()
         # set by the shutdown/restart admin commands; main.py waits on it besides signals
@@ -112,6 +133,29 @@ class Server:
             await self._listen(
                 C2S, "c2s-direct-tls", lst.bind, lst.c2s_direct_tls_port, direct=True
             )
+        if self.federation is not None:
+            await self._listen(S2S_IN, "s2s", lst.bind, lst.s2s_port, direct=False)  # type: ignore[arg-type]
+            if lst.s2s_direct_tls_port is not None:
+                await self._listen(
+                    S2S_IN,  # type: ignore[arg-type]
+                    "s2s-direct-tls",
+                    lst.bind,
+                    lst.s2s_direct_tls_port,
+                    direct=True,
+                )
+        if lst.component_port is not None:
+            tls = lst.component_tls
+            await self._listen(
+                COMPONENT,
+                "component-tls" if tls else "component",
+                lst.component_bind,
+                lst.component_port,
+                direct=tls,
+            )
+        if self.metrics is not None:
+            metrics = self.config.metrics
+            for host, port in await self.metrics.serve(metrics.bind, metrics.port or 0):
+                self.listening.append(Listening("metrics", host, port))
         self.started_monotonic = time.monotonic()
         log.info(
             "serving %s on %s",
@@ -123,6 +167,9 @@ class Server:
         """Storage and modules: everything but the listeners (the routing tests stop here)."""
         await self.storage.open()
         self.c2s_settings = c2s_settings(self.config, await self._fake_secret())
+        if self.federation is not None:
+            await self.federation.open()
+        self.component_settings = component_settings(self.config, self.c2s_settings)
         for name in DEFAULT_MODULES:
             module = importlib.import_module(f"vines_server.modules.{name}")
             module.setup(self.host.api(name))
@@ -136,11 +183,22 @@ class Server:
             await self.storage.set_setting("sasl_fake_secret", stored)
         return bytes.fromhex(stored)
 
-    def _build_tls_contexts(self) -> dict[bool, ssl.SSLContext]:
-        """STARTTLS (False) and direct TLS (True) contexts from the domains' certificate files,
-        read now: a reload picks up a certificate installed over the old files."""
+    def _build_tls_contexts(self) -> dict[str, Any]:
+        """A context per listener name from the domains' certificate files, read now: a reload
+        picks up a certificate installed over the old files."""
         certs = {d.name: (d.certificate, d.key) for d in self.config.domains.values()}
-        return {False: server_context(certs), True: server_context(certs, alpn=["xmpp-client"])}
+        starttls = server_context(certs)
+        contexts: dict[str, Any] = {
+            "c2s-starttls": starttls,
+            "c2s-direct-tls": server_context(certs, alpn=["xmpp-client"]),
+            # components: plaintext on loopback, or direct TLS with the certificate by SNI
+            "component": starttls,
+            "component-tls": starttls,
+        }
+        if self.federation is not None:
+            contexts["s2s"] = s2s_server_context(certs)
+            contexts["s2s-direct-tls"] = s2s_server_context(certs, alpn=["xmpp-server"])
+        return contexts
 
     def reload_tls(self) -> bool:
         """Rebuild the TLS contexts for new connections (open ones keep theirs); True when a
@@ -148,7 +206,7 @@ class Server:
         try:
             served = self._certificate_files()
             contexts = self._build_tls_contexts()
-        except (OSError, ssl.SSLError, ValueError) as exc:
+        except (OSError, ssl.SSLError, ValueError, OpenSSLError) as exc:
             log.error("certificates not reloaded, the old ones stay in use: %s", exc)
             return False
         changed, self._served = served != self._served, served
@@ -166,7 +224,7 @@ class Server:
         loop = asyncio.get_running_loop()
         for host in hosts:
             server = await loop.create_server(
-                lambda: StreamConnection(self, kind, self.tls_contexts[direct], direct),
+                lambda: StreamConnection(self, kind, self.tls_contexts[name], direct),
                 host,
                 port,
                 reuse_address=True,
@@ -180,6 +238,8 @@ class Server:
         """Orderly shutdown: stop accepting, <system-shutdown/> to every stream, close storage."""
         for server in self._servers:
             server.close()
+        if self.federation is not None:
+            self.federation.close_all()
         for conn in list(self.connections):
             conn.close(StreamError("system-shutdown"))
         self.resumptions.expire_all()  # their unacknowledged messages go offline
@@ -194,6 +254,8 @@ class Server:
         # presence broadcasts and logout records of closing sessions finish before storage closes
         while self._tasks and time.monotonic() < deadline + 1:
             await asyncio.wait(set(self._tasks), timeout=deadline + 1 - time.monotonic())
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.storage.close()
         log.info("stopped")
 
@@ -204,6 +266,8 @@ class Server:
             raise ConfigError("this server was not started from a vines.toml")
         new = await asyncio.to_thread(load, self.config.path)
         old = self.config
+        if new.domains != old.domains:
+            await asyncio.to_thread(check_files, new)  # a new domain's files, before any change
         changed = [name for name in RELOADABLE if getattr(old, name) != getattr(new, name)]
         restart = [
             f.name
@@ -214,10 +278,12 @@ class Server:
         ]
         self.config = replace(old, **{name: getattr(new, name) for name in RELOADABLE})
         self._apply_limits()
+        certificates = self.reload_tls()  # before the new domains are routed to
+        self._rehost(old)
         if new.log_level != old.log_level:
             logging.getLogger().setLevel(getattr(logging, new.log_level.upper()))
         await self.host.hooks.fire("config/reloaded", self.config)
-        if self.reload_tls():
+        if certificates:
             changed.append("certificates")
         log.info(
             "configuration reloaded from %s; changed: %s%s",
@@ -227,12 +293,31 @@ class Server:
         )
         return Reloaded(changed, restart)
 
+    def _rehost(self, old: Config) -> None:
+        """Apply a changed set of hosted domains (the components reload joins here): routing,
+        stream headers and TLS take the new set at once; sessions and streams of a removed
+        domain end with <host-gone/>, RFC 6120 4.9.3.6's condition for a domain "no longer
+        serviced" (not <host-unknown/>, which says it never was)."""
+        domains = frozenset(self.config.domains)
+        removed = frozenset(old.domains) - domains
+        self.domains = self.router.domains = domains
+        if not removed:
+            return
+        for conn in list(self.connections):
+            stream = conn.stream
+            jid = getattr(stream, "jid", None)
+            domain = jid.domain if jid is not None else getattr(stream, "domain", None)
+            if domain in removed:
+                conn.close(StreamError("host-gone", f"{domain} is no longer served here"))
+        log.warning("no longer serving %s: its streams were closed", ", ".join(sorted(removed)))
+
     def _apply_limits(self) -> None:
         """Push reloaded limits into what copied them at start; new connections see them."""
         limits = self.config.limits
         self.router.offline_quota = limits.offline_quota
         self.router.offline_bytes = limits.offline_bytes
         self.c2s_settings = c2s_settings(self.config, self.c2s_settings.fake_secret)
+        self.component_settings = component_settings(self.config, self.c2s_settings)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)

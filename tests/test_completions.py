@@ -99,6 +99,7 @@ USER_SUBCOMMANDS = [
 def test_command_name(tmp_path):
     assert complete(tmp_path, "vinesctl us") == ["user"]
     assert complete(tmp_path, "vinesctl pro") == ["profile"]
+    assert complete(tmp_path, "vinesctl comp") == ["completion", "components"]
 
 
 def test_subcommands(tmp_path):
@@ -114,6 +115,7 @@ def test_subcommands(tmp_path):
         "show",
     ]
     assert complete(tmp_path, "vinesctl server ") == [
+        "add-domain",
         "backup",
         "check-config",
         "export",
@@ -122,6 +124,9 @@ def test_subcommands(tmp_path):
         "install-service",
         "logs",
         "purge-offline",
+        "reload",
+        "remove-domain",
+        "restart",
         "start",
         "status",
         "stop",

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "load",
     "online",
     "sessions",
+    "components",
     "stats",
     "announce",
     "motd",
@@ -44,6 +45,9 @@ COMMAND_MODULES = (
     "adhoc",
     "unban",
     "cert",
+    "s2s",
+    "send",
+    "roster",
 )
 
 

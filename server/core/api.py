@@ -26,6 +26,7 @@ from vines_server.xmpp.stanza import error_reply, make
 
 if TYPE_CHECKING:
     from vines_server.config import Config
+    from vines_server.core.components import Components
     from vines_server.core.pending import Pending
     from vines_server.core.routing import Router
     from vines_server.core.sessions import Confirm, Session, SessionRegistry
@@ -153,6 +154,11 @@ class ModuleAPI:
     @property
     def domains(self) -> frozenset[str]:
         return self._host.server.domains
+
+    @property
+    def components(self) -> Components:
+        """The configured external components (XEP-0114) and their state."""
+        return self._host.server.components
 
     @property
     def features(self) -> Features:

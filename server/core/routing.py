@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -80,11 +80,12 @@ class Router:
         self.spawn = spawn
         self.offline_quota = offline_quota
         self.offline_bytes = offline_bytes
-        # component domain -> its link; filled while a component is connected (issue 10 sec. 2)
+        # component domain -> its destination, for every configured component (core/components.py)
         self.components: dict[str, Destination] = {}
         self.remote: Destination | None = None  # the federation seam; None = closed domain
-        self.stanzas_in = 0
-        self.stanzas_out = 0
+        # stanzas routed in and delivered out, by qualified tag (the metrics' kinds)
+        self.kinds_in: Counter[str] = Counter()
+        self.kinds_out: Counter[str] = Counter()
         # messages on their way to offline storage, stored in arrival order by one task
         self._unsent: deque[tuple[Element, JID, asyncio.Future[None]]] = deque()
         self._storing_unsent = False
@@ -92,12 +93,20 @@ class Router:
         # messages stored until their recipient confirms them (design decision 6)
         self.pending = Pending(storage, sessions, spawn)
 
+    @property
+    def stanzas_in(self) -> int:
+        return self.kinds_in.total()
+
+    @property
+    def stanzas_out(self) -> int:
+        return self.kinds_out.total()
+
     # ---- the routing decision -------------------------------------------------------------
 
     async def route(self, stanza: Element, origin: Session | None = None) -> None:
         """Routes a stanza whose `from` is already trustworthy (stamped or server-made);
         `origin` is the client session it came from, None for what the server made."""
-        self.stanzas_in += 1
+        self.kinds_in[stanza.tag] += 1
         try:
             await self._route(stanza, origin)
         except StanzaError as err:  # a handler refused it with a precise condition
@@ -123,6 +132,11 @@ class Router:
                 self.bounce(stanza, StanzaError("jid-malformed"))
             return
         if to is not None and to.domain not in self.domains:
+            if stanza.tag == PRESENCE and origin is not None:
+                # a user's outbound presence (subscription states, directed presence) is the
+                # presence module's whatever the contact's domain; it routes it on from there
+                await self.hooks.dispatch("presence", stanza, to, origin)
+                return
             await self._route_beyond(stanza, to)
         elif stanza.tag == PRESENCE:
             # unclaimed presence is dropped: RFC 6121 prescribes silence for presence
@@ -137,7 +151,7 @@ class Router:
         component = self.components.get(to.domain)
         if component is not None:
             await component.send(stanza)
-            self.stanzas_out += 1
+            self.kinds_out[stanza.tag] += 1
         elif self.remote is not None:
             await self.remote.send(stanza)
         else:
@@ -243,7 +257,7 @@ class Router:
     def _send(self, stanza: Element, session: Session, confirm: Confirm | None = None) -> None:
         """Out even when `session`'s output is full: for answers to its own stanzas (replies,
         bounces), bounded because it sends no more while its output is full."""
-        self.stanzas_out += 1
+        self.kinds_out[stanza.tag] += 1
         session.send(stanza, confirm)
 
     def _deliver_congested(self, stanza: Element, session: Session) -> None:

@@ -17,7 +17,11 @@ DEFAULT_MODULES = (
     "admin",  # XEP-0133 account commands; provides "admins"
     "userlists",
     "announce",
+    "message_admin",  # send-message: from the domain (vinesctl send --from-server)
+    "roster_admin",  # roster-add, roster-remove (vinesctl roster)
     "service",
     "stats",
+    "federation",  # our s2s admin nodes (vinesctl s2s)
     "presence_feed",
+    "components",  # XEP-0114: disco items, their presence, the admin listing
 )

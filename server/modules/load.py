@@ -5,7 +5,10 @@ While at least one of their sessions is online, the server samples its load ever
 `[presence] interval` seconds and sends a presence when the figures moved meaningfully: a
 human `<status>` line and a `<load xmlns='urn:vinesctl:load:0'/>` element with the numbers.
 `show` reflects load: `away` near capacity or at high CPU, `dnd` when full. Nobody watching
-means no timer at all. An iq get of the same element to the domain answers the current load.
+means no timer at all. Components (XEP-0114) are part of the service: they subscribe without
+approval and keep no roster here, so a subscribe or probe from one starts its updates at once,
+until it unsubscribes or disconnects. An iq get of the same element to the domain answers the
+current load.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from vines_server.xmpp.errors import StanzaError
 from vines_server.xmpp.jid import JID
 from vines_server.xmpp.stanza import make
 
-NS_LOAD = "urn:vinesctl:load:0"
+NS_LOAD = ns.LOAD
 PRESENCE = ns.q(ns.CLIENT, "presence")
 
 
@@ -119,8 +122,13 @@ def _rss_kib() -> int:
 
 def setup(api: ModuleAPI) -> None:
     sampler = Sampler(api)
-    watchers: dict[JID, Session] = {}  # full JID -> session receiving load presence
-    state: dict[str, object] = {"last": None, "timer": None}
+    # JID -> the session receiving load presence; None for a component (routed to it)
+    watchers: dict[JID, Session | None] = {}
+    # domains: the hosted domain each component watches (a user watches its own)
+    state: dict[str, object] = {"last": None, "timer": None, "domains": {}}
+
+    def is_component(jid: JID) -> bool:
+        return jid.domain in api.components
 
     def may_watch(bare: JID) -> bool:
         """Admins of the JID's own domain, and JIDs listed in [presence] subscribers."""
@@ -148,8 +156,7 @@ def setup(api: ModuleAPI) -> None:
         if load.differs(state["last"]):  # type: ignore[arg-type]
             state["last"] = load
             for jid, session in list(watchers.items()):
-                api.deliver(presence_of(load, jid.domain, jid), session)
-                sampler.own += 1
+                tell(presence_of(load, domain_of(jid), jid), session)
         arm()
 
     def arm() -> None:
@@ -157,11 +164,22 @@ def setup(api: ModuleAPI) -> None:
             loop = asyncio.get_running_loop()
             state["timer"] = loop.call_later(api.config.presence.interval, tick)
 
-    def watch(session: Session, domain: str) -> None:
-        watchers[session.jid] = session
-        load = state["last"] or sampler.sample()
-        api.deliver(presence_of(load, domain, session.jid), session)  # type: ignore[arg-type]
+    def domain_of(jid: JID) -> str:
+        return str(state["domains"].get(jid, jid.domain))  # type: ignore[union-attr]
+
+    def tell(presence: Element, session: Session | None) -> None:
+        if session is None:
+            api.send(presence)  # a component: through the router
+        else:
+            api.deliver(presence, session)
         sampler.own += 1
+
+    def watch(jid: JID, session: Session | None, domain: str) -> None:
+        watchers[jid] = session
+        if session is None:
+            state["domains"][jid] = domain  # type: ignore[index]
+        load = state["last"] or sampler.sample()
+        tell(presence_of(load, domain, jid), session)  # type: ignore[arg-type]
         arm()
 
     async def subscribed_to_domain(bare: JID, domain: str) -> bool:
@@ -174,30 +192,51 @@ def setup(api: ModuleAPI) -> None:
         ptype = stanza.get("type")
         sender = JID.parse(stanza.get("from", ""))
         domain = JID(None, to.domain)
-        if ptype == "subscribe":
+        if is_component(sender):
+            await component_presence(ptype, sender, to)
+        elif ptype == "subscribe":
             if not may_watch(sender.bare) or sender.domain != to.domain:
                 await send_presence(api, domain, sender.bare, "unsubscribed")
                 return
             await send_presence(api, domain, sender.bare, "subscribed")
             for session in api.sessions.available(sender.bare):
-                watch(session, to.domain)
+                watch(session.jid, session, to.domain)
         elif ptype == "probe":
             session = api.sessions.get(sender)
             wanted = session is not None and may_watch(sender.bare)
             if wanted and await subscribed_to_domain(sender.bare, to.domain):
-                watch(session, to.domain)
+                watch(session.jid, session, to.domain)
         elif ptype == "unsubscribe":
             for jid in [j for j in watchers if j.bare == sender.bare]:
                 del watchers[jid]
             await send_presence(api, domain, sender.bare, "unsubscribed")
 
+    async def component_presence(ptype: str | None, sender: JID, to: JID) -> None:
+        from vines_server.modules.presence import send_presence
+
+        domain = JID(None, to.domain)
+        if ptype == "subscribe":
+            await send_presence(api, domain, sender.bare, "subscribed")
+            watch(sender.bare, None, to.domain)
+        elif ptype == "probe":
+            watch(sender.bare, None, to.domain)
+        elif ptype == "unsubscribe":
+            watchers.pop(sender.bare, None)
+            state["domains"].pop(sender.bare, None)  # type: ignore[attr-defined]
+            await send_presence(api, domain, sender.bare, "unsubscribed")
+
     def on_closed(session: Session) -> None:
         watchers.pop(session.jid, None)
+
+    def on_component_closed(domain: str) -> None:
+        for jid in [j for j in watchers if j.domain == domain]:
+            del watchers[jid]
+            state["domains"].pop(jid, None)  # type: ignore[attr-defined]
 
     async def answer(req: IqRequest) -> Element:
         if req.type != "get":
             raise StanzaError("bad-request")
-        if not may_watch(req.sender.bare):
+        if not may_watch(req.sender.bare) and not is_component(req.sender):
             raise StanzaError("forbidden", "the server's load is for its administrators")
         # Rates over a short window of its own, so a one-off query neither reports an average
         # since start nor disturbs the samples watchers get.
@@ -207,5 +246,6 @@ def setup(api: ModuleAPI) -> None:
 
     api.on("presence/server", on_presence)
     api.on("session/closed", on_closed)
+    api.on("component/closed", on_component_closed)
     api.iq(NS_LOAD, answer, server=True)
     api.feature(NS_LOAD)

@@ -21,7 +21,9 @@ by one per message, so a client sees any gap.
 
 A slow admin is not queued without bound: pending deltas are coalesced per full JID (the latest
 presence wins) and sent when nothing waits in the admin's output queue (a full queue would send
-the feed's messages to offline storage). The feed ends with the admin's
+the feed's messages to offline storage). Connected components' presence to the server (their
+load, `modules/components.py`) is part of every feed: components serve all hosted domains.
+The feed ends with the admin's
 session, or with the command `urn:vinesctl:presence-feed#stop`.
 """
 
@@ -83,11 +85,17 @@ class Feed:
                 # references only (a session's presence element is replaced, never changed,
                 # so it stays as it was now); the copying happens batch by batch in flush()
                 self.snapshot.append((session.presence, session.jid, session.since))
+        for status, presence in self.api.components.presences():
+            self.snapshot.append((presence, JID.parse(presence.get("from", "")), status.since))
 
     def observe(self, session: Session, stanza: Element) -> None:
-        if session.jid.domain != self.domain or self.closed:
+        if session.jid.domain == self.domain:
+            self.note(session.jid, stanza)
+
+    def note(self, sender: JID, stanza: Element) -> None:
+        if self.closed:
             return
-        self.pending[session.jid] = forwarded(stanza, session.jid, datetime.now(UTC))
+        self.pending[sender] = forwarded(stanza, sender, datetime.now(UTC))
         self.schedule()
 
     def schedule(self, delay: float = 0.0) -> None:
@@ -165,6 +173,10 @@ def setup(api: ModuleAPI) -> None:
         for feed in feeds.values():
             feed.observe(session, stanza)
 
+    def component_changed(sender: JID, stanza: Element) -> None:
+        for feed in feeds.values():
+            feed.note(sender, stanza)
+
     def closed(session: Session) -> None:
         feed = feeds.pop(session.jid, None)
         if feed is not None:
@@ -173,5 +185,6 @@ def setup(api: ModuleAPI) -> None:
     registry.add(Command(NODE, "Start a live feed of presence", start, (), admins.allow_admin))
     registry.add(Command(NODE_STOP, "Stop the presence feed", stop, (), admins.allow_admin))
     api.on("presence/changed", changed)
+    api.on("component/presence", component_changed)
     api.on("session/closed", closed, priority=100)
     api.feature(NS_FEED)

@@ -94,6 +94,9 @@ def setup(api: ModuleAPI) -> None:
                     raise bad_payload(f"field '{var}': {value} is not a domain")
                 peers.append(jid.domain)
             await state.set_peers(kind, ctx.service.domain, peers)
+            # federation applies the stored list at once (and closes streams it no longer allows)
+            _, stored = await state.peers(kind, ctx.service.domain)
+            api.emit("federation/peers", kind, ctx.service.domain, stored)
             config = set(api.config.federation.allow) if kind == "allow" else set()
             return kept(config, peers, "list saved", "[federation] allow in vines.toml")
 

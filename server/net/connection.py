@@ -32,6 +32,7 @@ from xml.etree.ElementTree import Element
 
 from vines_server.core.routing import keeps_offline
 from vines_server.net.output import OutputQueue, presence_key
+from vines_server.net.tls import TLSSession
 from vines_server.net.transport import StreamTLS
 from vines_server.xmpp import actions, c2s, ns, sm
 from vines_server.xmpp.errors import StanzaError, StreamError
@@ -79,7 +80,6 @@ class StreamKind(Protocol):
 
     def lost(self, conn: StreamConnection) -> None:
         """The connection is gone: undo what the kind registered for it."""
-        ...
 
 
 class StreamConnection(asyncio.Protocol):
@@ -394,7 +394,9 @@ class StreamConnection(asyncio.Protocol):
 
     def _begin_tls(self) -> None:
         assert self.io is not None
-        self.io.start_tls(self.tls_context)
+        self.io.start_tls(
+            self.tls_context, session_class=getattr(self.kind, "tls_session", TLSSession)
+        )
         self._arm("handshake", self.server.config.deadlines.tls_handshake, self._abort)
 
     def _tls_ready(self) -> None:
@@ -406,7 +408,12 @@ class StreamConnection(asyncio.Protocol):
         log.info("tls %s %s %s", self.peer, info.version, info.cipher)
         if self._refuse_if_banned():
             return
-        actions = self.stream.tls_established(self.io.channel_bindings())
+        # a kind may say what its stream needs of the session (s2s: the peer's chain)
+        established = getattr(self.kind, "tls_established", None)
+        if established is not None:
+            actions = established(self)
+        else:
+            actions = self.stream.tls_established(self.io.channel_bindings())
         if actions:  # pragma: no cover - tls_established sends nothing today
             self.server.spawn(self.execute(actions))
 
@@ -488,6 +495,11 @@ class StreamConnection(asyncio.Protocol):
         if self._unsent_owner is not None:
             for message in messages:
                 self.server.router.keep_offline(message, self._unsent_owner)
+        else:  # a link with no local session behind it (a component): the senders learn
+            for message in messages:
+                text = "the stream closed before this was written; retry later"
+                err = StanzaError("remote-server-timeout", text, type="wait")
+                self.server.router.bounce(message, err)
         if raw and self.io is not None and not self.transport.is_closing():
             self.io.write(b"".join(raw))
 
@@ -614,8 +626,10 @@ class C2SKind:
             case actions.AuthFailed(condition):
                 log.info("authentication failed %s: %s", conn.peer, condition)
                 conn.auth_failed()
+                server.host.hooks.emit("auth/failed", stream.mechanism or "none")
             case actions.Authenticated(jid, mechanism, legacy_name):
                 conn.info["mechanism"] = mechanism
+                server.host.hooks.emit("auth/succeeded", mechanism)
                 log.info("authenticated %s as %s with %s", conn.peer, jid, mechanism)
                 if legacy_name:
                     log.warning(

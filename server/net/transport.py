@@ -87,11 +87,12 @@ class StreamTLS:
         server_side: bool = True,
         server_hostname: str | None = None,
         initial: bytes = b"",
+        session_class: type[TLSSession] = TLSSession,
     ) -> bytes:
         """Switch to TLS. `initial`: ciphertext already read. Returns any plaintext it held."""
         if self.session is not None:
             raise RuntimeError("TLS is already active on this connection")
-        self.session = TLSSession(ctx, server_side=server_side, server_hostname=server_hostname)
+        self.session = session_class(ctx, server_side=server_side, server_hostname=server_hostname)
         self._flush()
         return self.data_received(initial) if initial else b""
 

@@ -29,6 +29,7 @@ OFFLINE = "msgoffline"
 XDATA = "jabber:x:data"
 COMMANDS = "http://jabber.org/protocol/commands"
 ADMIN = "http://jabber.org/protocol/admin"  # XEP-0133 nodes and FORM_TYPE
+LOAD = "urn:vinesctl:load:0"  # the load of the server or a component, in its presence
 VINES_ADMIN = "urn:vinesctl:admin"  # our own admin nodes (stats, sessions, reload)
 XML = "http://www.w3.org/XML/1998/namespace"
 

@@ -56,6 +56,9 @@ _ENCODING_CODES = _codes("XML_ERROR_UNKNOWN_ENCODING", "XML_ERROR_INCORRECT_ENCO
 # Parsed names may take this many characters per byte of the stanza size: namespaced attributes
 # such as xml:lang take about three times their wire size, a repeated long namespace far more.
 NAMES_PER_BYTE = 4
+# Characters of namespace names a stream header may bind to prefixes (the `stream` prefix
+# included: 'http://etherx.jabber.org/streams' is 32); see the header check in _start.
+HEADER_NAMESPACE_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -426,6 +429,16 @@ class StreamParser:
         if depth < 0:  # priming a woken parser with the stream header
             return
         if depth == 0:
+            # A prefix declared on the header applies to every later stanza, and is written out
+            # in full each time such a stanza is routed: a long one would turn a few bytes in
+            # into kilobytes out, per stanza and per recipient. Keep such declarations small.
+            declared = sum(len(uri) for prefix, uri in self._header_ns.items() if prefix)
+            if declared > HEADER_NAMESPACE_CHARS:
+                raise StreamError(
+                    "policy-violation",
+                    f"namespace declarations on the stream header exceed "
+                    f"{HEADER_NAMESPACE_CHARS} characters",
+                )
             self._depth = 1
             self._root = _clark(name)
             self._events.append(StreamOpen(_clark(name), self._attrs(attrs), self._default_ns))

@@ -91,8 +91,8 @@ class Stream:
         """The kind's rules for a header (after the namespace checks); None accepts it."""
         raise NotImplementedError
 
-    def _features(self) -> Element:
-        """The <stream:features/> to offer now (may advance the state)."""
+    def _features(self) -> Element | None:
+        """The <stream:features/> to offer now (may advance the state); None sends none."""
         raise NotImplementedError
 
     def _handle(self, el: Element) -> list[Action]:
@@ -235,7 +235,10 @@ class Stream:
         if self._restarts > self.settings.stream_restarts:
             return [Send(header), *self.fail(StreamError("policy-violation", "too many restarts"))]
         self.domain = domain
-        features = b"".join(serialize(child) for child in self._features())
+        offered = self._features()
+        if offered is None:  # a kind without features (XEP-0114 component streams)
+            return [Send(header)]
+        features = b"".join(serialize(child) for child in offered)
         return [Send(header + b"<stream:features>" + features + b"</stream:features>")]
 
     def _reply_from(self, domain: str | None) -> str:

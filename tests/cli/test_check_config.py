@@ -19,6 +19,16 @@ MISTAKES = [
     ('bind = ["127.0.0.1"]', 'bind = ["127.0.0.999"]', "listeners.bind: '127.0.0.999'"),
     ('key = "localhost.key"', 'key = "localhost.crt"', "domains.localhost.key:"),
     ("[limits]\n", '[limits]\nban_exempt = ["nope"]\n', "limits.ban_exempt: 'nope'"),
+    (  # component secrets in plaintext off loopback
+        "# component_port = false ",
+        'component_port = 5347\ncomponent_bind = ["0.0.0.0"]\n# ',
+        "listeners.component_tls must be true",
+    ),
+    (
+        "allow = []\n",
+        'allow = []\n[components."work.localhost"]\nsecret_file = "missing.secret"\n',
+        'components."work.localhost".secret_file: cannot read',
+    ),
 ]
 
 

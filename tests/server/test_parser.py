@@ -10,6 +10,7 @@ import pytest
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StreamError
 from vines_server.xmpp.parser import (
+    HEADER_NAMESPACE_CHARS,
     NAMES_PER_BYTE,
     ParserLimits,
     Stanza,
@@ -85,6 +86,28 @@ def test_close_event_and_empty_stanza() -> None:
     events = p.feed(b"<presence/></stream:stream>")
     assert [type(e) for e in events] == [Stanza, StreamClose]
     assert events[0].element.tag == C + "presence"
+
+
+def header_binding(uri: str) -> bytes:
+    return HEADER.replace(b" to=", b" xmlns:p='" + uri.encode() + b"' to=")
+
+
+def test_a_short_prefix_binding_on_the_header_applies_to_stanzas() -> None:
+    p = StreamParser(POST)
+    assert len(p.feed(header_binding("urn:example:x"))) == 1
+    [el] = stanzas(p.feed(b"<message><p:x/></message>"))
+    assert el[0].tag == "{urn:example:x}x"
+
+
+def test_a_long_prefix_binding_on_the_header_is_refused() -> None:
+    """Every stanza using a header prefix carries its namespace name when routed: a 7 KB one
+    turned a 53-byte message into 7 KB for each recipient."""
+    room = HEADER_NAMESPACE_CHARS - len(ns.STREAM)
+    assert len(StreamParser(POST).feed(header_binding("u" * room))) == 1  # at the limit
+    err = error_of(StreamParser(POST), header_binding("u" * (room + 1)))
+    assert err.condition == "policy-violation"
+    err = error_of(StreamParser(POST), header_binding("urn:long:" + "u" * 7000))
+    assert err.condition == "policy-violation" and "stream header" in (err.text or "")
 
 
 def test_namespaces_in_clark_notation() -> None:

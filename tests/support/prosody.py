@@ -146,6 +146,7 @@ class ProsodyInstance:
         admins: Iterable[str] | None = None,
         extra_config: str = "",
         log_level: str = "info",
+        nameserver: str | None = None,
     ) -> None:
         reason = prosody_available()
         if reason:
@@ -158,6 +159,10 @@ class ProsodyInstance:
         self.admins = tuple(admins) if admins is not None else (f"admin@{domain}",)
         self.extra_config = extra_config
         self.log_level = log_level
+        # Prosody 0.12 without lua-unbound asks only the nameservers of /etc/resolv.conf (port
+        # 53) and never reads the hosts file: to make it resolve test domains, it runs in its
+        # own mount namespace where /etc/resolv.conf names `nameserver` (a test DNS server).
+        self.nameserver = nameserver
         self.port = port or free_port(host)
         self.s2s_port = free_port(host) if s2s else None
         self.data_dir = self.root / "data"
@@ -230,8 +235,16 @@ class ProsodyInstance:
             return self
         log = open(self.root / "prosody.stdout", "ab")  # noqa: SIM115 (closed in stop())
         self._stdout = log
+        argv = [PROSODY, "--config", str(self.config_file), "-F"]
+        if self.nameserver is not None:
+            resolv = self.root / "resolv.conf"
+            resolv.write_text(f"nameserver {self.nameserver}\n")
+            argv = [
+                "unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(resolv), *argv,
+            ]  # fmt: skip
         self.process = subprocess.Popen(
-            [PROSODY, "--config", str(self.config_file), "-F"],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

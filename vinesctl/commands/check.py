@@ -35,7 +35,20 @@ def _parse_only(value: str | None) -> list[str]:
 
 
 @click.command("check")
-@click.argument("domain")
+@click.argument("domain", required=False)
+@click.option(
+    "--federation",
+    is_flag=True,
+    help="Check every allowlisted peer of the bundled server (DNS, TLS, certificate) as it "
+    "would see them, and our own certificate as peers would.",
+)
+@click.option(
+    "--config",
+    "config",
+    metavar="PATH",
+    type=click.Path(dir_okay=False),
+    help="With --federation: the server's vines.toml (default: the profile's).",
+)
 @click.option(
     "--only",
     metavar="CHECKS",
@@ -50,7 +63,9 @@ def _parse_only(value: str | None) -> list[str]:
 @click.pass_context
 def command(
     ctx: click.Context,
-    domain: str,
+    domain: str | None,
+    federation: bool,
+    config: str | None,
     only: str | None,
     resolver: str | None,
     no_versions: bool,
@@ -77,6 +92,16 @@ def command(
     from vinesctl.probes.findings import Finding, Report
     from vinesctl.render.findings import progress, render_report
 
+    if federation:
+        if domain is not None:
+            raise UsageError(
+                "--federation checks the server's peers, not a DOMAIN",
+                "run 'vinesctl check --federation' without a domain",
+            )
+        _federation(ctx, config, timeout, strict, as_json)
+        return
+    if domain is None:
+        raise UsageError("which domain?", "give a DOMAIN, or --federation to check your peers")
     checks = _parse_only(only)
     if domain.strip().lower() == "config":
         raise UsageError(
@@ -148,6 +173,24 @@ def command(
             data["features"] = evidence
             add(found)
     report.data = data
+    finish(ctx, report, as_json, strict, render_report)
+
+
+def _federation(
+    ctx: click.Context, config: str | None, timeout: float, strict: bool, as_json: bool
+) -> None:
+    from vinesctl.commands.server import config_path, load_config
+    from vinesctl.probes import federation
+    from vinesctl.probes.findings import Report
+    from vinesctl.render.findings import progress, render_report
+
+    path = config_path(ctx, config)
+    cfg = load_config(path)
+    report = Report("check", f"federation of {', '.join(sorted(cfg.domains))}")
+    with progress(not as_json, "checking federation peers"):
+        findings, peers = federation.check(cfg, min(timeout, 30.0))
+    report.findings.extend(findings)
+    report.data = {"config": str(path), "peers": peers}
     finish(ctx, report, as_json, strict, render_report)
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import click
 
+from vinesctl.commands.remote import timeout_option
+from vinesctl.connection import connect_options
 from vinesctl.durations import AGE
 from vinesctl.errors import UsageError, VinesctlError
 from vinesctl.output import emit, json_option
@@ -401,6 +403,10 @@ def init(
     click.echo(f"Initialized {domain} in {target}")
     click.echo(f"  config       {config_file}")
     click.echo(f"  certificate  {cert} (self-signed; trusted through the profile)")
+    click.echo(
+        "  federation   closed; with a self-signed certificate only peers that opt into "
+        "dialback accept it: put a CA-signed pair in [domains] (see 'vinesctl check --federation')"
+    )
     click.echo(f"  store        {cfg.storage.path}")
     click.echo(f"  admin        {admin_jid} (password in {where})")
     flag = "" if data["default_profile"] else f" --profile {name}"
@@ -545,12 +551,20 @@ def _wait_ready(
 def stop(ctx: click.Context, config: str | None, timeout: float) -> None:
     """Stop the server of --config (SIGTERM; it closes every stream cleanly)."""
     path = config_path(ctx, config)
-    pid = running_pid(path)
+    pid, stale = _stop(path, timeout)
     if pid is None:
-        stale = clean_stale(path)
         note = " (removed stale pid files)" if stale else ""
         click.echo(f"vines-server is not running for {path}{note}")
         return
+    click.echo(f"vines-server stopped (pid {pid})")
+
+
+def _stop(path: Path, timeout: float) -> tuple[int | None, bool]:
+    """SIGTERM (every stream gets <system-shutdown/>) and wait for the exit: (the pid it had,
+    or None when it was not running; whether stale pid files were removed)."""
+    pid = running_pid(path)
+    if pid is None:
+        return None, clean_stale(path)
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -569,7 +583,96 @@ def stop(ctx: click.Context, config: str | None, timeout: float) -> None:
                 )
             time.sleep(0.05)
     clean_stale(path)
-    click.echo(f"vines-server stopped (pid {pid})")
+    return pid, False
+
+
+@command.command("restart")
+@config_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=START_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for the server to exit, then to listen again.",
+)
+@json_option
+@click.pass_context
+def restart(ctx: click.Context, config: str | None, timeout: float, as_json: bool) -> None:
+    """Restart the server of --config gracefully: every stream gets <system-shutdown/>, then
+    it starts again and this waits until it listens (a stopped server is just started)."""
+    path = config_path(ctx, config)
+    load_config(path)  # a broken vines.toml would stop the server for good: refuse first
+    pid, _ = _stop(path, timeout)
+    if pid is not None and not as_json:
+        click.echo(f"vines-server stopped (pid {pid})")
+    ctx.invoke(start, config=str(path), detach=True, timeout=timeout, as_json=as_json)
+
+
+@command.command("reload")
+@config_option
+@click.option(
+    "--signal",
+    "by_signal",
+    is_flag=True,
+    help="Send SIGHUP through the pid file instead of logging in (no report of what applied).",
+)
+@timeout_option
+@connect_options
+@json_option
+@click.pass_context
+def reload(
+    ctx: click.Context,
+    config: str | None,
+    by_signal: bool,
+    timeout: float,
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    as_json: bool,
+) -> None:
+    """Re-read vines.toml and the certificates without a restart: limits, admins, federation,
+    log level, hosted domains (the others need 'vinesctl server restart'). Through the reload
+    admin command when the profile can log in (it reports what applied), else by SIGHUP."""
+    if not by_signal and _can_log_in(ctx, server):
+        from vinesctl.commands.remote import run_remote, warn_notes
+
+        async def work(client: Any, conn: Any, _s: Any) -> Any:
+            from vinesctl.xmpp import admin
+
+            return await admin.reload(client, conn.domain)
+
+        done = run_remote(ctx, server, ca, insecure, as_json, work, timeout)
+        if as_json:
+            emit(done, True)
+            return
+        warn_notes(done)
+        click.echo(f"reloaded; applied: {', '.join(done.changed) or 'nothing changed'}")
+        if done.restart:
+            click.echo(f"needs a restart to apply: {', '.join(done.restart)}")
+        return
+    path = config_path(ctx, config)
+    load_config(path)  # the server would refuse it: say why here, in one line
+    pid = signal_reload(path)
+    if pid is None:
+        raise VinesctlError(
+            f"vines-server is not running for {path}", "start it with 'vinesctl server start'"
+        )
+    log = sibling(path, ".log")
+    if as_json:
+        emit({"method": "signal", "pid": pid, "log": str(log)}, True)
+    else:
+        click.echo(f"sent SIGHUP to vines-server (pid {pid}); what it applied is in {log}")
+
+
+def _can_log_in(ctx: click.Context, server: str | None) -> bool:
+    """A JID to log in with: VINESCTL_JID, or the selected profile (then --server or its
+    recorded listener tells where)."""
+    if os.environ.get("VINESCTL_JID"):
+        return True
+    from vinesctl.profiles import current
+
+    profile = current(ctx, required=False)
+    return profile is not None and bool(profile.jid)
 
 
 @command.command("status")
@@ -918,3 +1021,172 @@ def purge_offline(ctx: click.Context, config: str | None, age: Any, as_json: boo
         emit({"purged": purged, "before": before}, True)
         return
     click.echo(f"purged {purged} offline messages stored before {before:%Y-%m-%d %H:%M} UTC")
+
+
+# --- hosted domains: fragments in the included directory ---------------------------------------
+
+
+def _fragment_dir(path: Path, edit_config: bool) -> Path:
+    """The directory vines.toml includes (conf.d/); without the include line, --edit-config
+    adds it above the first table, else UsageError saying which line to add."""
+    import tomllib
+
+    from vines_server.config import INCLUDE_LINE, read_with_includes
+
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))  # valid: the caller loaded it
+    if "conf.d/*.toml" in (raw.get("include") or []):
+        return path.parent / "conf.d"
+    if not edit_config:
+        raise UsageError(
+            f"{path} includes no conf.d/*.toml",
+            f"add the line '{INCLUDE_LINE}' above its first [table], or pass --edit-config",
+        )
+    if "include" in raw:
+        raise UsageError(
+            f"{path} has its own include list",
+            'add "conf.d/*.toml" to it (--edit-config only adds a missing include line)',
+        )
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    first = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
+    lines.insert(first, f"{INCLUDE_LINE}\n\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(lines), encoding="utf-8")
+    os.replace(tmp, path)
+    read_with_includes(path)  # still valid TOML
+    return path.parent / "conf.d"
+
+
+def _checked(path: Path) -> Any:
+    """The whole configuration as the server would load it, files included."""
+    from vines_server.config import ConfigError, check_files, load
+
+    try:
+        cfg = load(path)
+        check_files(cfg)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return cfg
+
+
+@command.command("add-domain")
+@click.argument("domain")
+@config_option
+@click.option(
+    "--edit-config",
+    is_flag=True,
+    help="Add the include line to vines.toml when it lacks it (else it says which to add).",
+)
+@json_option
+@click.pass_context
+def add_domain(
+    ctx: click.Context, domain: str, config: str | None, edit_config: bool, as_json: bool
+) -> None:
+    """Host DOMAIN too: a self-signed certificate (replace it with 'vinesctl cert import') and
+    conf.d/DOMAIN.toml with its [domains] table; the running server reloads (vines.toml itself
+    is not rewritten)."""
+    from vines_server.certs import ensure_domain_certificate
+    from vines_server.xmpp.jid import JIDError, normalize_domainpart
+
+    from vinesctl.commands.cert import _reload
+
+    path = config_path(ctx, config)
+    cfg = load_config(path)
+    try:
+        name = normalize_domainpart(domain)
+    except JIDError:
+        raise UsageError(
+            f"{domain!r} is not a domain name", "give one such as example.org"
+        ) from None
+    if name in cfg.domains:
+        raise UsageError(f"{name} is already hosted by {path}", "see 'vinesctl server status'")
+    directory = _fragment_dir(path, edit_config)
+    fragment = directory / f"{name}.toml"
+    if fragment.exists():
+        raise UsageError(f"{fragment} exists", "remove it or fix it by hand")
+    try:
+        cert, key = ensure_domain_certificate(name, path.parent)
+        directory.mkdir(exist_ok=True)
+        fragment.write_text(
+            f"# Written by 'vinesctl server add-domain'; 'vinesctl server remove-domain {name}'\n"
+            f"# removes it. Paths are relative to {path.name}'s directory.\n"
+            f'[domains."{name}"]\ncertificate = "{cert.name}"\nkey = "{key.name}"\n',
+            encoding="utf-8",
+        )
+    except OSError as exc:
+        raise VinesctlError(f"cannot write to {path.parent} ({exc.strerror})") from None
+    try:
+        _checked(path)
+    except UsageError:
+        fragment.unlink()
+        raise
+    data = {
+        "domain": name,
+        "fragment": str(fragment),
+        "certificate": str(cert),
+        "key": str(key),
+        "reload": _reload(path),
+    }
+    if as_json:
+        emit(data, True)
+        return
+    click.echo(f"added {name}: {fragment} (certificate {cert}, self-signed)")
+    _say_domain_reload(data["reload"])
+
+
+@command.command("remove-domain")
+@click.argument("domain")
+@config_option
+@json_option
+@click.pass_context
+def remove_domain(ctx: click.Context, domain: str, config: str | None, as_json: bool) -> None:
+    """Stop hosting DOMAIN: remove the conf.d file add-domain wrote (its certificate, key and
+    accounts stay); the running server reloads and closes its streams with <host-gone/>."""
+    from vines_server.config import read_with_includes
+    from vines_server.xmpp.jid import JIDError, normalize_domainpart
+
+    from vinesctl.commands.cert import _reload
+
+    path = config_path(ctx, config)
+    load_config(path)  # one line when broken; then reading it again succeeds
+    _, sources = read_with_includes(path)
+    try:
+        domain = normalize_domainpart(domain)
+    except JIDError:
+        raise UsageError(
+            f"{domain!r} is not a domain name", "see 'vinesctl server status'"
+        ) from None
+    source = sources.get(("domains", domain))
+    if source is None:
+        raise UsageError(f"{path} does not host {domain}", "see 'vinesctl server status'")
+    if source == path:
+        raise UsageError(
+            f"{domain} is defined in {path} itself",
+            f"remove its [domains.\"{domain}\"] table there, then run 'vinesctl server reload'",
+        )
+    others = [f"[{t}.{k}]" for (t, k), src in sources.items() if src == source and k != domain]
+    if others:
+        raise UsageError(
+            f"{source} also defines {', '.join(others)}",
+            f'remove the [domains."{domain}"] table from it by hand',
+        )
+    aside = source.with_name(source.name + ".removed")
+    os.replace(source, aside)
+    try:
+        _checked(path)  # e.g. an admin on that domain, or the last domain
+    except UsageError:
+        os.replace(aside, source)
+        raise
+    aside.unlink()
+    data = {"domain": domain, "removed": str(source), "reload": _reload(path)}
+    if as_json:
+        emit(data, True)
+        return
+    click.echo(f"removed {domain}: {source} deleted (certificate and accounts kept)")
+    _say_domain_reload(data["reload"])
+
+
+def _say_domain_reload(reload: dict[str, Any]) -> None:
+    if reload["signalled"]:
+        click.echo(f"signalled vines-server (pid {reload['pid']}) to reload")
+    else:
+        click.echo("vines-server is not running: the change applies at the next start")

@@ -76,15 +76,26 @@ def user_view(stats: Any) -> Group:
         table.add_row(var, "\n".join(values))
     parts: list[Any] = [table]
     if stats.roster:
-        roster = Table(title="roster", title_justify="left", box=None, pad_edge=False)
-        roster.add_column("contact", no_wrap=True)
-        roster.add_column("name")
-        roster.add_column("subscription")
-        roster.add_column("groups")
-        for item in stats.roster:
-            roster.add_row(item.jid, item.name or "", item.subscription, ", ".join(item.groups))
-        parts += [Text(""), roster]
+        parts += [Text(""), roster_table(stats.roster, title="roster")]
     return Group(*parts)
+
+
+def roster_table(items: list[Any], title: str | None = None) -> Table:
+    roster = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    roster.add_column("contact", no_wrap=True)
+    roster.add_column("name")
+    roster.add_column("subscription")
+    roster.add_column("groups")
+    for item in items:
+        roster.add_row(item.jid, item.name or "", item.subscription, ", ".join(item.groups))
+    return roster
+
+
+def roster_view(roster: Any) -> Any:
+    """`vinesctl roster USER`."""
+    if not roster.items:
+        return Text(f"the roster of {roster.jid} is empty", style="dim")
+    return roster_table(roster.items)
 
 
 def table_view(data: Any, empty: str = "nothing to show") -> Any:
@@ -202,3 +213,89 @@ def text_view(data: dict[str, str | None], what: str) -> Any:
     """{'motd': text} or {'welcome': text}; None: not set."""
     ((_key, text),) = data.items()
     return Text(f"no {what}", style="dim") if text is None else Text(text)
+
+
+def s2s_view(streams: Any) -> Any:
+    """Our s2s streams: one row each when that fits the screen, else one block per stream."""
+    data = streams.table
+    if not data.rows:
+        return Text("no s2s streams", style="dim")
+    return Fit(_s2s_rows(data), _s2s_blocks(data))
+
+
+_S2S_WIDE = (("direction", "dir"), ("domain", "peer"), ("address", "address"), ("tls", "TLS"),
+             ("auth", "auth"), ("certificate", "certificate"), ("since", "since"),
+             ("queued", "queued"))  # fmt: skip
+
+
+def _s2s_cells(row: dict[str, Any]) -> dict[str, str]:
+    cells = {var: row.get(var) or "" for var, _ in _S2S_WIDE}
+    cells["tls"] = f"{row.get('tls_version') or ''} {row.get('cipher') or ''}".strip()
+    return cells
+
+
+def _s2s_rows(data: Any) -> Any:
+    table = Table(box=None, pad_edge=False)
+    for _, title in _S2S_WIDE:
+        table.add_column(title, no_wrap=True)
+    for row in data.rows:
+        cells = _s2s_cells(row)
+        table.add_row(*(cells[var] for var, _ in _S2S_WIDE))
+    return table
+
+
+def _s2s_blocks(data: Any) -> Any:
+    parts: list[Any] = []
+    for row in data.rows:
+        if parts:
+            parts.append(Text(""))
+        title = f"{row.get('direction') or ''} {row.get('domain') or ''}".strip()
+        parts.append(Text(title, style="bold", overflow="fold"))
+        fields = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 2))
+        fields.add_column(style="dim", no_wrap=True)
+        fields.add_column(overflow="fold")
+        for var, label in _S2S_WIDE[2:]:
+            value = _s2s_cells(row)[var]
+            if value:
+                fields.add_row(label, value)
+        parts.append(fields)
+    return Group(*parts)
+
+
+def components_view(result: Any) -> Any:
+    """Configured components: connected or not, where from, since, traffic, last load; one
+    row each when that fits the screen, else one block each (nothing wraps inside a value)."""
+    if not result.components:
+        return Text("no components configured", style="dim")
+    cells = [_component_cells(c) for c in result.components]
+    table = Table(box=None, pad_edge=False)
+    for title in COMPONENT_TITLES:
+        table.add_column(title, no_wrap=True)
+    for row in cells:
+        table.add_row(*row)
+    parts: list[Any] = []
+    for row in cells:
+        if parts:
+            parts.append(Text(""))
+        parts.append(Text(row[0], style="bold", overflow="fold"))
+        fields = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 2))
+        fields.add_column(style="dim", no_wrap=True)
+        fields.add_column(overflow="fold")
+        for title, value in zip(COMPONENT_TITLES[1:], row[1:], strict=True):
+            if value:
+                fields.add_row(title, value)
+        parts.append(fields)
+    return Fit(table, Group(*parts))
+
+
+COMPONENT_TITLES = ("component", "name", "state", "address", "since", "in", "out", "load")
+
+
+def _component_cells(c: Any) -> list[Any]:
+    state = (c.show or "available") if c.connected else "disconnected"
+    style = "green" if state == "available" else "yellow" if c.connected else "dim"
+    load = " ".join(f"{k}={v}" for k, v in sorted((c.load or {}).items()))
+    return [
+        c.domain, c.name or "", Text(state, style=style), c.address or "", c.since or "",
+        str(c.stanzas_in), str(c.stanzas_out), load,
+    ]  # fmt: skip

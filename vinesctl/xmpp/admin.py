@@ -12,7 +12,7 @@ a node the server does not offer, an error note of the command (e.g. the account
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vinesctl.errors import VinesctlError
@@ -114,6 +114,38 @@ class Sessions:
 
     def to_json(self) -> dict[str, Any]:
         return {"sessions": self.table.rows}
+
+
+@dataclass
+class S2SStreams:
+    """The server's s2s streams (our s2s node)."""
+
+    table: Table
+
+    def to_json(self) -> dict[str, Any]:
+        return {"streams": self.table.rows}
+
+
+class Component:
+    """One configured external component (our components node)."""
+
+    domain: str
+    name: str | None
+    connected: bool
+    address: str | None
+    since: str | None
+    stanzas_in: int
+    stanzas_out: int
+    show: str | None  # available, away, dnd... as its last presence to the server said
+    load: dict[str, str] | None  # its last urn:vinesctl:load:0 attributes
+
+
+@dataclass
+class Components:
+    components: list[Component] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"components": [asdict(c) for c in self.components]}
 
 
 @dataclass
@@ -554,9 +586,103 @@ async def sessions(client: Any, domain: str) -> Sessions:
     return Sessions(tables[0] if tables else Table())
 
 
-async def reload(client: Any, domain: str) -> Outcome:
-    return _outcome(await perform(client, domain, f"{OURS}#reload"))
+async def s2s_streams(client: Any, domain: str) -> S2SStreams:
+    tables = _tables(await perform(client, domain, f"{OURS}#s2s"))
+    return S2SStreams(tables[0] if tables else Table())
+
+
+async def s2s_close(client: Any, domain: str, peer: str) -> Outcome:
+    return _outcome(await perform(client, domain, f"{OURS}#s2s-close", {"domain": peer}))
+
+
+@dataclass
+class Reloaded:
+    """What our reload node applied and what changed but needs a restart."""
+
+    changed: list[str]
+    restart: list[str]
+    notes: list[Note] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": "admin", "changed": self.changed, "restart": self.restart}
+
+
+async def reload(client: Any, domain: str) -> Reloaded:
+    stage = await perform(client, domain, f"{OURS}#reload")
+    values = _result(stage)
+    return Reloaded(values.get("changed", []), values.get("restart", []), list(stage.notes))
+
+
+async def components(client: Any, domain: str) -> Components:
+    stage = await perform(client, domain, f"{OURS}#components")
+    tables = _tables(stage)
+    out = Components()
+    for row in tables[0].rows if tables else []:
+        load = dict(pair.split("=", 1) for pair in (row.get("load") or "").split() if "=" in pair)
+        out.components.append(
+            Component(
+                domain=row.get("domain") or "",
+                name=row.get("name") or None,
+                connected=row.get("connected") == "true",
+                address=row.get("address") or None,
+                since=row.get("since") or None,
+                stanzas_in=int(row.get("stanzas_in") or 0),
+                stanzas_out=int(row.get("stanzas_out") or 0),
+                show=row.get("show") or None,
+                load=load or None,
+            )
+        )
+    return out
 
 
 async def unban(client: Any, domain: str, ip: str) -> Outcome:
     return _outcome(await perform(client, domain, f"{OURS}#unban", {"ip": ip}))
+
+
+# ---- everyday verbs (our nodes) ---------------------------------------------------------------
+
+
+@dataclass
+class Roster:
+    """A user's roster (get-user-roster), the typed result of `vinesctl roster`."""
+
+    jid: str
+    items: list[RosterItem] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "jid": self.jid,
+            "items": [
+                {"jid": i.jid, "name": i.name, "subscription": i.subscription, "groups": i.groups}
+                for i in self.items
+            ],
+        }
+
+
+async def roster_add(
+    client: Any,
+    domain: str,
+    jid: str,
+    contact: str,
+    name: str | None,
+    groups: list[str],
+    subscription: str,
+) -> Outcome:
+    values = {
+        "accountjid": jid,
+        "contactjid": contact,
+        "name": name or "",
+        "groups": groups,
+        "subscription": subscription,
+    }
+    return _outcome(await perform(client, domain, f"{OURS}#roster-add", values))
+
+
+async def roster_remove(client: Any, domain: str, jid: str, contact: str) -> Outcome:
+    values = {"accountjid": jid, "contactjid": contact}
+    return _outcome(await perform(client, domain, f"{OURS}#roster-remove", values))
+
+
+async def send_message(client: Any, domain: str, to: str, body: str) -> Outcome:
+    values = {"to": to, "body": body.split("\n")}
+    return _outcome(await perform(client, domain, f"{OURS}#send-message", values))
