@@ -62,6 +62,7 @@ WRITE_LOW = 16 * 1024
 WRITTEN_CHECK = 0.01
 PRESENCE = ns.q(ns.CLIENT, "presence")
 MESSAGE = ns.q(ns.CLIENT, "message")
+IQ = ns.q(ns.CLIENT, "iq")
 STANZA_STARTS = (b"<iq ", b"<message ", b"<presence ", b"<iq>", b"<message>", b"<presence>")
 
 
@@ -222,7 +223,7 @@ class StreamConnection(asyncio.Protocol):
         # a message with a confirm is in the store until confirmed: never kept a second time
         keep = element.tag == MESSAGE and confirm is None
         if self.sm is not None:
-            self._send_managed(element, keep, confirm)
+            self._send_managed(element, confirm)
             return
         if self._closing:  # the session is not unbound yet: its messages are kept, not lost
             if keep and self._unsent_owner is not None:
@@ -236,14 +237,13 @@ class StreamConnection(asyncio.Protocol):
         )
         self._pump()
 
-    def _send_managed(
-        self, element: Element, keep: bool, confirm: Callable[[], None] | None
-    ) -> None:
+    def _send_managed(self, element: Element, confirm: Callable[[], None] | None) -> None:
         """With stream management a stanza stays queued until acknowledged: written now, or
         on resumption when the connection is gone; confirmed (deleted from the store) on ack."""
         assert self.sm is not None
         data = serialize(element)
-        ask = self.sm.push(sm.Unacked(data, element if keep else None, confirm))
+        # a stored message (with a confirm) stays in the store: nothing more to keep of it
+        ask = self.sm.push(sm.Unacked(data, element if confirm is None else None, confirm))
         if self.sm.over:
             self._sm_overflow()
             return
@@ -276,13 +276,19 @@ class StreamConnection(asyncio.Protocol):
                 entry.confirm()
 
     def sm_end(self, session: Session) -> None:
-        """The session ends for good: what the client never acknowledged is kept offline (a
-        stored message is still in the store: nothing to do for it)."""
+        """The session ends for good: the messages the client never acknowledged are kept
+        offline, its iq requests bounce (a stored message is still in the store)."""
         if self.sm is None:
             return
+        router = self.server.router
         for entry in self.sm.take_all():
-            if entry.message is not None and keeps_offline(entry.message):
-                self.server.router.keep_offline(entry.message, session)
+            element = entry.element
+            if element is None:
+                continue
+            if element.tag == MESSAGE and keeps_offline(element):
+                router.keep_offline(element, session)
+            elif element.tag == IQ and element.get("type") in ("get", "set"):
+                router.bounce(element, StanzaError("service-unavailable", "the session ended"))
 
     def sm_resend(self) -> None:
         """After a resumption: the stanzas the client did not acknowledge, again, in order."""

@@ -47,7 +47,8 @@ class HandledCountTooHigh(Exception):
 @dataclass(slots=True)
 class Unacked:
     data: bytes  # as sent, to send again on resumption
-    message: Element | None  # a message to keep offline if it is never acknowledged
+    # a message to keep offline, or an iq request to bounce, if it is never acknowledged
+    element: Element | None
     confirm: Callable[[], None] | None  # a stored message: deleted from the store once acked
 
 

@@ -352,3 +352,19 @@ async def test_offline_messages_leave_the_store_only_once_acknowledged(harness):
     await bob.send(f"<a xmlns='{SM}' h='{conn.sm.sent}'/>")
     await none_stored(harness, "bob")
     bob.close()
+
+
+async def test_an_unacknowledged_iq_bounces_when_the_session_ends(harness):
+    """Its answer will never come: the requester learns it instead of waiting forever."""
+    bob = await bound(harness, "bob")
+    await bob.send(f"<enable xmlns='{SM}'/>")  # without resumption: a drop ends the session
+    await bob.read_until(ENABLED)
+    alice = await bound(harness, "alice")
+    await alice.send(
+        f"<iq type='get' id='v' to='bob@{DOMAIN}/r'><query xmlns='jabber:iq:version'/></iq>"
+    )
+    await bob.read_until(rb"jabber:iq:version")
+    bob.writer.transport.abort()
+    answer = await alice.read_until(rb"<iq[^>]*id=.v.*?</iq>")
+    assert b"type='error'" in answer.replace(b'"', b"'") and b"service-unavailable" in answer
+    alice.close()
