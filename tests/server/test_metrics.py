@@ -56,7 +56,8 @@ async def test_metrics_move(tmp_path, pki):
                 await slixmpp_client(h, f"bob@{DOMAIN}", "wrong password")
             after_login = await scrape(h)
             assert mechanisms(after_login, "ok") == 1
-            assert mechanisms(after_login, "failed") == 1
+            # slixmpp tries its next mechanism after a failure: one failed login or more
+            assert mechanisms(after_login, "failed") >= 1
             assert value(after_login, "vines_sessions", listener="c2s", state="bound") == 1
 
             # bob is offline: the message is stored, and counted in and stored

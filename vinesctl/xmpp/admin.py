@@ -126,6 +126,7 @@ class S2SStreams:
         return {"streams": self.table.rows}
 
 
+@dataclass
 class Component:
     """One configured external component (our components node)."""
 
