@@ -12,7 +12,9 @@ restarted; both recipients log in, send presence and read what the store deliver
 Printed per run and in total: messages acknowledged to their senders (the server's h passed
 them), delivered (seen by a recipient before the kill or after the restart), lost (acknowledged
 and never delivered: the goal is 0), and duplicated (delivered more than once; decision 6
-allows them only for messages whose recipient's ack the server never processed).
+allows them only for messages whose recipient's ack the server never processed), and bounced
+(came back to their sender as errors, e.g. the offline user's quota of 1000 was full: not lost,
+the sender was told).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ SM = "urn:xmpp:sm:3"
 ACK = re.compile(rb"<a xmlns=.urn:xmpp:sm:3. h=.(\d+).\s*/>")
 REQUEST = re.compile(rb"<r xmlns=.urn:xmpp:sm:3.\s*/>")
 MESSAGE_ID = re.compile(rb"<message[^>]*\sid=[\"'](k\d+-\d+-\d+)[\"']")
+# a bounce (offline quota full, say): h passed it, and the sender was told it was not kept
+BOUNCE_ID = re.compile(rb"<message[^>]*type=[\"']error[\"'][^>]*>|<message[^>]*>")
 ONLINE, OFFLINE = 0, 1  # account indices of the two recipients; senders follow
 ASK_EVERY = 5
 
@@ -50,8 +54,12 @@ async def enable(client: Client) -> None:
     await client._read_until(re.compile(rb"<enabled[^>]*/>"))
 
 
-async def sender(client: Client, run: int, index: int, online_jid: str, acked: list[str]):
-    """Sends until the connection dies; `acked` gets the ids the server's h passed."""
+async def sender(
+    client: Client, run: int, index: int, online_jid: str, acked: list[str], bounced: set[str]
+):
+    """Sends until the connection dies; `acked` gets the ids the server's h passed, `bounced`
+    those that came back as errors (the offline quota was full, say): h passes a bounced
+    message too, but its sender was told it was not kept, so it is not counted as lost."""
     await enable(client)
     sent: list[str] = []
     offline_jid = f"{PREFIX}{OFFLINE}@{client.opts.domain}"
@@ -61,9 +69,11 @@ async def sender(client: Client, run: int, index: int, online_jid: str, acked: l
         buf = b""
         while data := await client.reader.read(65536):
             buf += data
-            for match in ACK.finditer(buf):
+            cut = buf.rfind(b">") + 1
+            chunk, buf = buf[:cut], buf[cut:]
+            for match in ACK.finditer(chunk):
                 acked[:] = sent[: int(match.group(1))]
-            buf = buf[buf.rfind(b">") + 1 :] if ACK.search(buf) else buf[-200:]
+            bounced.update(mid.decode() for mid in MESSAGE_ID.findall(chunk))
 
     reading = asyncio.ensure_future(read_acks())
     try:
@@ -132,10 +142,11 @@ async def one_run(side: VinesSide, opts: Options, run: int, senders: int) -> dic
     await recipient.login()
     online = asyncio.ensure_future(online_recipient(recipient, delivered))
     acked: list[list[str]] = [[] for _ in range(senders)]
+    bounced: set[str] = set()
     clients = [Client(opts, ctx, 2 + i) for i in range(senders)]
     await asyncio.gather(*(c.login() for c in clients))
     tasks = [
-        asyncio.ensure_future(sender(c, run, i, recipient.jid, acked[i]))
+        asyncio.ensure_future(sender(c, run, i, recipient.jid, acked[i], bounced))
         for i, c in enumerate(clients)
     ]
     await asyncio.sleep(random.uniform(0.2, 1.5))
@@ -152,13 +163,14 @@ async def one_run(side: VinesSide, opts: Options, run: int, senders: int) -> dic
     await collect_after_restart(opts, ONLINE, delivered)
     await collect_after_restart(opts, OFFLINE, delivered)
     side.stop()
-    acknowledged = {mid for ids in acked for mid in ids}
+    acknowledged = {mid for ids in acked for mid in ids} - bounced
     lost = acknowledged - set(delivered)
     return {
         "run": run,
         "acknowledged": len(acknowledged),
         "delivered": len(delivered),
         "lost": len(lost),
+        "bounced": len(bounced),
         "duplicated": sum(1 for n in delivered.values() if n > 1),
     }
 
@@ -172,15 +184,16 @@ async def main_async(ns: argparse.Namespace, side: VinesSide) -> dict:
         rows.append(row)
         print(
             f"run {run:3d}: acknowledged {row['acknowledged']:6d}  delivered {row['delivered']:6d}"
-            f"  lost {row['lost']}  duplicated {row['duplicated']}",
+            f"  lost {row['lost']}  duplicated {row['duplicated']}"
+            f"  bounced {row['bounced']}",
             flush=True,
         )
-    total = {
-        k: sum(r[k] for r in rows) for k in ("acknowledged", "delivered", "lost", "duplicated")
-    }
+    keys = ("acknowledged", "delivered", "lost", "duplicated", "bounced")
+    total = {k: sum(r[k] for r in rows) for k in keys}
     print(
         f"runs {len(rows)}: acknowledged {total['acknowledged']}, delivered {total['delivered']}, "
-        f"lost {total['lost']} (goal 0), duplicated {total['duplicated']}"
+        f"lost {total['lost']} (goal 0), duplicated {total['duplicated']}, "
+        f"bounced {total['bounced']} (offline quota full: the sender got an error)"
     )
     return {"runs": rows, "total": total}
 
