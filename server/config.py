@@ -74,6 +74,9 @@ class Limits:
     auth_failures_per_ip: int = 20  # within auth_ban_seconds, then the IP is banned ...
     auth_ban_seconds: int = 3600  # ... for this long (ejabberd mod_fail2ban)
     output_bytes: int = 1024 * 1024  # stanzas queued for a client that is not reading
+    # XEP-0198: stanzas and bytes sent to a client and not acknowledged, then policy-violation
+    sm_unacked: int = 1000
+    sm_unacked_bytes: int = 4 * 1024 * 1024
     # addresses or networks never banned for failed logins: the console on this machine
     ban_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
 
@@ -90,6 +93,7 @@ class Deadlines:
     hibernate: float = 10.0  # idle this long, a ready stream drops its XML parser (memory)
     adhoc_session: float = 600.0  # an ad-hoc command session expires after this much silence
     output_stall: float = 60.0  # output full this long: the client is not reading, close it
+    resume: float = 300.0  # XEP-0198: a dropped session waits this long to be resumed
 
 
 @dataclass(frozen=True)

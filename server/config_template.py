@@ -37,6 +37,8 @@ LIMIT_NOTES = {
     "directed_presences": "JIDs one session may send directed presence to",
     "subscriptions_per_minute": "subscribe requests per account per minute, then too-many-stanzas",
     "output_bytes": "bytes queued for a client that does not read, then messages go offline",
+    "sm_unacked": "stanzas sent and not acknowledged (XEP-0198), then policy-violation",
+    "sm_unacked_bytes": "bytes sent and not acknowledged (XEP-0198), then policy-violation",
     "pbkdf2_iterations": "SCRAM iterations for new passwords (at least 10000)",
     "connections_per_ip": "open connections per client address, more are refused (XEP-0205)",
     "auth_failures_per_ip": "failed logins per address within auth_ban_seconds, then a ban",
@@ -52,6 +54,7 @@ DEADLINE_NOTES = {
     "hibernate": "seconds idle before a ready stream drops its XML parser (memory)",
     "adhoc_session": "seconds of silence before an ad-hoc command session expires",
     "output_stall": "seconds a client's output may stay full, then policy-violation",
+    "resume": "seconds a dropped stream-management session waits to be resumed (XEP-0198)",
 }
 FEDERATION_NOTES = {
     "ca_file": "PEM trust anchors for peers besides the system store",

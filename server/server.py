@@ -24,7 +24,7 @@ from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
 from vines_server.modules import DEFAULT_MODULES
 from vines_server.net.component import COMPONENT, component_settings
-from vines_server.net.connection import C2S, StreamConnection, StreamKind
+from vines_server.net.connection import C2S, Resumptions, StreamConnection, StreamKind
 from vines_server.net.s2s import S2S_IN
 from vines_server.net.s2s_federation import Federation, federation_configured
 from vines_server.net.s2stls import s2s_server_context
@@ -84,6 +84,7 @@ class Server:
         self.c2s_settings = c2s_settings(config)
         self.sessions = SessionRegistry()
         self.connections: set[StreamConnection] = set()
+        self.resumptions = Resumptions(lambda: self.config.deadlines.resume)  # XEP-0198
         self._per_ip: Counter[str] = Counter()  # open connections per source IP
         self._auth_failures: dict[str, deque[float]] = {}  # IP -> failure times (monotonic)
         self._bans: dict[str, float] = {}  # IP -> wall-clock end of the ban
@@ -241,6 +242,7 @@ class Server:
             self.federation.close_all()
         for conn in list(self.connections):
             conn.close(StreamError("system-shutdown"))
+        self.resumptions.expire_all()  # their unacknowledged messages go offline
         deadline = time.monotonic() + self.config.deadlines.shutdown
         # lingering connections already have their <system-shutdown/> out: no need to wait
         while [c for c in self.connections if not c.lingering] and time.monotonic() < deadline:

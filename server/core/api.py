@@ -27,8 +27,9 @@ from vines_server.xmpp.stanza import error_reply, make
 if TYPE_CHECKING:
     from vines_server.config import Config
     from vines_server.core.components import Components
+    from vines_server.core.pending import Pending
     from vines_server.core.routing import Router
-    from vines_server.core.sessions import Session, SessionRegistry
+    from vines_server.core.sessions import Confirm, Session, SessionRegistry
     from vines_server.server import Reloaded, Server
     from vines_server.storage.base import Storage
 
@@ -173,6 +174,11 @@ class ModuleAPI:
         bans); the other modules have no use for them."""
         return Operator(self._host.server)
 
+    @property
+    def pending(self) -> Pending:
+        """Messages stored until their recipient confirms them (design decision 6)."""
+        return self._host.router.pending
+
     def traffic(self) -> tuple[int, int]:
         """Stanzas routed in and delivered out since start (cumulative counters)."""
         router = self._host.router
@@ -203,9 +209,9 @@ class ModuleAPI:
         """A server-made stanza (reply, announcement): now to a live local session, else routed."""
         self._host.router.send(stanza)
 
-    def deliver(self, stanza: Element, session: Session) -> None:
-        """To one local session, respecting its output congestion."""
-        self._host.router.deliver(stanza, session)
+    def deliver(self, stanza: Element, session: Session, confirm: Confirm | None = None) -> None:
+        """To one local session, respecting its output congestion (see Router.deliver)."""
+        self._host.router.deliver(stanza, session, confirm)
 
     def bounce(self, stanza: Element, err: StanzaError) -> None:
         self._host.router.bounce(stanza, err)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from xml.etree.ElementTree import Element
 
 from vines_server.core.faults import describe, fault_error
+from vines_server.core.pending import Pending
 from vines_server.storage.base import QuotaExceeded
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError
@@ -42,7 +43,7 @@ from vines_server.xmpp.stanza import error_reply, serialize
 
 if TYPE_CHECKING:
     from vines_server.core.hooks import Hooks
-    from vines_server.core.sessions import Session, SessionRegistry
+    from vines_server.core.sessions import Confirm, Session, SessionRegistry
     from vines_server.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ class Router:
         self._unsent: deque[tuple[Element, JID, asyncio.Future[None]]] = deque()
         self._storing_unsent = False
         self._diverted: set[Session] = set()  # sessions whose messages went offline meanwhile
+        # messages stored until their recipient confirms them (design decision 6)
+        self.pending = Pending(storage, sessions, spawn)
 
     @property
     def stanzas_in(self) -> int:
@@ -242,17 +245,20 @@ class Router:
 
     # ---- delivery to a local session ------------------------------------------------------
 
-    def deliver(self, stanza: Element, session: Session) -> None:
+    def deliver(self, stanza: Element, session: Session, confirm: Confirm | None = None) -> None:
+        """`confirm`: the stanza is in the store, to be deleted once `session` confirms it
+        (written, or acknowledged); a congested session does not get it, it stays stored."""
         if session.congested and stanza.tag != PRESENCE:  # presence is coalesced instead
-            self._deliver_congested(stanza, session)
+            if confirm is None:
+                self._deliver_congested(stanza, session)
             return
-        self._send(stanza, session)
+        self._send(stanza, session, confirm)
 
-    def _send(self, stanza: Element, session: Session) -> None:
+    def _send(self, stanza: Element, session: Session, confirm: Confirm | None = None) -> None:
         """Out even when `session`'s output is full: for answers to its own stanzas (replies,
         bounces), bounded because it sends no more while its output is full."""
         self.kinds_out[stanza.tag] += 1
-        session.send(stanza)
+        session.send(stanza, confirm)
 
     def _deliver_congested(self, stanza: Element, session: Session) -> None:
         if stanza.tag == MESSAGE and keeps_offline(stanza):

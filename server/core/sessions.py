@@ -3,7 +3,7 @@ tables). Pure bookkeeping; writing to a connection goes through `Session.send`."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -16,12 +16,18 @@ from vines_server.xmpp.jid import JID
 class Link(Protocol):
     """What a session needs from its connection."""
 
-    def send_element(self, element: Element) -> None: ...
+    def send_element(self, element: Element, confirm: Confirm | None = None) -> None:
+        """`confirm` is called once the element is delivered (written to the socket; with
+        stream management, acknowledged by the client); never if it is not."""
+
     def close(self, error: StreamError | None = None) -> None: ...
     @property
     def output_full(self) -> bool: ...
     @property
     def output_backlog(self) -> int: ...
+
+
+Confirm = Callable[[], None]
 
 
 @dataclass(eq=False)
@@ -34,13 +40,14 @@ class Session:
     priority: int = 0
     interested: bool = False  # fetched the roster, so it gets roster pushes (RFC 6121 2.1.6)
     directed: set[str] = field(default_factory=set)  # JIDs given directed presence
+    managed: bool = False  # stream management (XEP-0198) is on: its messages are held (pending)
 
     @property
     def available(self) -> bool:
         return self.presence is not None
 
-    def send(self, element: Element) -> None:
-        self.link.send_element(element)
+    def send(self, element: Element, confirm: Confirm | None = None) -> None:
+        self.link.send_element(element, confirm)
 
     @property
     def congested(self) -> bool:

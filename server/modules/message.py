@@ -9,12 +9,17 @@ account does not exist. A session whose output is full (its client does not read
 decision 12) gets no more: messages for it are kept offline, and its sender waits until they
 are stored.
 
+With stream management on either side, a chat or normal message goes to a live session only
+once it is stored (`deliver_live`, design decision 6), and leaves the store once the session
+confirms it.
+
 Features that take messages first (carbons, stream management, archiving) hook the same event
 with a higher priority (returning True claims the message) instead of patching the router.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 
 from vines_server.core.api import ModuleAPI
@@ -22,6 +27,7 @@ from vines_server.core.routing import keeps_offline
 from vines_server.core.sessions import Session
 from vines_server.xmpp.errors import StanzaError
 from vines_server.xmpp.jid import JID
+from vines_server.xmpp.stanza import serialize
 
 
 def setup(api: ModuleAPI) -> None:
@@ -33,19 +39,21 @@ def setup(api: ModuleAPI) -> None:
                 if session.congested and keeps_offline(stanza):
                     await api.keep_offline(stanza, session)  # the sender waits for the store
                 else:
-                    api.deliver(stanza, session)
+                    await deliver_live(api, stanza, to.bare, [session], origin)
                 return True
             if mtype in ("groupchat", "error"):
                 if mtype == "groupchat":
                     api.bounce(stanza, StanzaError("service-unavailable"))
                 return True
-        await deliver_to_account(api, stanza, to.bare)
+        await deliver_to_account(api, stanza, to.bare, origin)
         return True
 
     api.on("message/account", to_account)
 
 
-async def deliver_to_account(api: ModuleAPI, stanza: Element, bare: JID) -> None:
+async def deliver_to_account(
+    api: ModuleAPI, stanza: Element, bare: JID, origin: Session | None = None
+) -> None:
     mtype = stanza.get("type", "normal")
     if mtype == "groupchat":
         api.bounce(stanza, StanzaError("service-unavailable"))
@@ -56,8 +64,7 @@ async def deliver_to_account(api: ModuleAPI, stanza: Element, bare: JID) -> None
         reading = [s for s in targets if not s.congested]
         if not reading and keeps_offline(stanza):
             await api.keep_offline(stanza, *targets)
-        for session in reading:
-            api.deliver(stanza, session)
+        await deliver_live(api, stanza, bare, reading, origin)
         return
     if mtype in ("headline", "error"):
         return
@@ -67,3 +74,27 @@ async def deliver_to_account(api: ModuleAPI, stanza: Element, bare: JID) -> None
         api.bounce(stanza, StanzaError("service-unavailable"))
         return
     await api.store_offline(stanza, bare)
+
+
+async def deliver_live(
+    api: ModuleAPI, stanza: Element, bare: JID, sessions: list[Session], origin: Session | None
+) -> None:
+    """Design decision 6 where stream management makes promises: a chat or normal message
+    from a sender whose h will confirm it, or to a session that will acknowledge it, is stored
+    first and deleted once one of its sessions confirms it. A crash or a session that ends
+    before confirming leaves it for the next delivery, with the stamp of its arrival. Between
+    two clients without stream management nothing is confirmed, so nothing is held (no commit
+    per message); headlines, errors and groupchat are never kept."""
+    if not sessions:
+        return
+    managed = (origin is not None and origin.managed) or any(s.managed for s in sessions)
+    if not managed or not keeps_offline(stanza):
+        for session in sessions:
+            api.deliver(stanza, session)
+        return
+    user = str(bare)
+    xml = serialize(stanza).decode()
+    id_ = await api.pending.hold(user, xml, datetime.now(UTC))
+    for session in sessions:
+        # the session may have gone while the store committed: it is stored, not lost
+        api.deliver(stanza, session, api.pending.sending(user, id_, session))

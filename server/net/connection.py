@@ -20,17 +20,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import secrets
 import socket
 import ssl
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 from xml.etree.ElementTree import Element
 
+from vines_server.core.routing import keeps_offline
 from vines_server.net.output import OutputQueue, presence_key
 from vines_server.net.tls import TLSSession
 from vines_server.net.transport import StreamTLS
-from vines_server.xmpp import actions, c2s, ns
+from vines_server.xmpp import actions, c2s, ns, sm
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.stanza import serialize
 from vines_server.xmpp.stream import Stream
@@ -53,8 +57,13 @@ LINGER = 2.0  # seconds a closed stream waits for the peer's FIN before the sock
 # resume_writing() at WRITE_LOW; meanwhile stanzas wait in the (counted) output queue.
 WRITE_HIGH = 64 * 1024
 WRITE_LOW = 16 * 1024
+# how often to look whether bytes waiting in asyncio's buffer reached the kernel, while a
+# delivery waits to be confirmed (asyncio says when its buffer drains only after a pause)
+WRITTEN_CHECK = 0.01
 PRESENCE = ns.q(ns.CLIENT, "presence")
 MESSAGE = ns.q(ns.CLIENT, "message")
+IQ = ns.q(ns.CLIENT, "iq")
+STANZA_STARTS = (b"<iq ", b"<message ", b"<presence ", b"<iq>", b"<message>", b"<presence>")
 
 
 class StreamKind(Protocol):
@@ -107,6 +116,12 @@ class StreamConnection(asyncio.Protocol):
         self._output_room = asyncio.Event()  # set while the output queue is not full
         self._output_room.set()
         self._unsent_owner: Session | None = None  # whose messages are kept once closing
+        self.detached = False  # lost while resumable: its session waits for a resumption
+        self._unwritten: list[Callable[[], None]] = []  # confirms of bytes not in the kernel
+        # stream management (XEP-0198): what the client has not acknowledged, and the id it
+        # may resume with (then a dropped connection detaches its session instead of ending it)
+        self.sm: sm.Outbound | None = None
+        self.sm_id: str | None = None
 
     # ---- asyncio callbacks ---------------------------------------------------------------
 
@@ -185,6 +200,8 @@ class StreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._refused:
             return
+        # dropped by the peer (not closed by either side's stream): resumable (XEP-0198)
+        self.detached = not self._closing and self.sm_id is not None
         self.server.release(self._ip)
         self._closing = True
         for timer in self._timers.values():
@@ -192,6 +209,7 @@ class StreamConnection(asyncio.Protocol):
         self._timers.clear()
         self._inbox.clear()
         self._writing_paused = True  # nothing more can be written
+        self._unwritten.clear()  # never confirmed: those stay in the store
         self._keep_unsent()
         self.server.connections.discard(self)
         if self._worker is not None and self._worker is not asyncio.current_task():
@@ -201,16 +219,82 @@ class StreamConnection(asyncio.Protocol):
 
     # ---- the Link protocol used by sessions and the router -------------------------------
 
-    def send_element(self, element: Element) -> None:
+    def send_element(self, element: Element, confirm: Callable[[], None] | None = None) -> None:
+        # a message with a confirm is in the store until confirmed: never kept a second time
+        keep = element.tag == MESSAGE and confirm is None
+        if self.sm is not None:
+            self._send_managed(element, confirm)
+            return
         if self._closing:  # the session is not unbound yet: its messages are kept, not lost
-            if element.tag == MESSAGE and self._unsent_owner is not None:
+            if keep and self._unsent_owner is not None:
                 self.server.router.keep_offline(element, self._unsent_owner)
             return
         self._output.push(
             serialize(element),
-            message=element if element.tag == MESSAGE else None,
+            message=element if keep else None,
             key=presence_key(element) if element.tag == PRESENCE else None,
+            confirm=confirm,
         )
+        self._pump()
+
+    def _send_managed(self, element: Element, confirm: Callable[[], None] | None) -> None:
+        """With stream management a stanza stays queued until acknowledged: written now, or
+        on resumption when the connection is gone; confirmed (deleted from the store) on ack."""
+        assert self.sm is not None
+        data = serialize(element)
+        # a stored message (with a confirm) stays in the store: nothing more to keep of it
+        ask = self.sm.push(sm.Unacked(data, element if confirm is None else None, confirm))
+        if self.sm.over:
+            self._sm_overflow()
+            return
+        if self._closing:
+            return
+        self._output.push(data)  # never coalesced: the client counts every stanza it gets
+        if ask:
+            self._output.push(sm.request(), stream_level=True)
+        self._pump()
+
+    def _sm_overflow(self) -> None:
+        """A client that reads but never acknowledges: closed, its unacked messages offline."""
+        assert self.sm is not None
+        limits = self.server.config.limits
+        text = (
+            f"more than {limits.sm_unacked} stanzas or {limits.sm_unacked_bytes} bytes "
+            "not acknowledged (limits.sm_unacked)"
+        )
+        log.info("%s acknowledges nothing: closing", self.peer)
+        if self.detached:
+            self.server.resumptions.expire(self)
+        else:
+            self.close(StreamError("policy-violation", text))
+
+    def sm_acked(self, h: int) -> None:
+        """The client's <a h=.../>: what it covers is delivered."""
+        assert self.sm is not None
+        for entry in self.sm.ack(h):  # HandledCountTooHigh: the caller fails the stream
+            if entry.confirm is not None:
+                entry.confirm()
+
+    def sm_end(self, session: Session) -> None:
+        """The session ends for good: the messages the client never acknowledged are kept
+        offline, its iq requests bounce (a stored message is still in the store)."""
+        if self.sm is None:
+            return
+        router = self.server.router
+        for entry in self.sm.take_all():
+            element = entry.element
+            if element is None:
+                continue
+            if element.tag == MESSAGE and keeps_offline(element):
+                router.keep_offline(element, session)
+            elif element.tag == IQ and element.get("type") in ("get", "set"):
+                router.bounce(element, StanzaError("service-unavailable", "the session ended"))
+
+    def sm_resend(self) -> None:
+        """After a resumption: the stanzas the client did not acknowledge, again, in order."""
+        assert self.sm is not None
+        for entry in self.sm.unacked():
+            self._output.push(entry.data)
         self._pump()
 
     @property
@@ -220,8 +304,9 @@ class StreamConnection(asyncio.Protocol):
 
     @property
     def output_full(self) -> bool:
-        """No room for more stanzas: the queue is full, or the stream is closing."""
-        return self._output.full or self._closing
+        """No room for more stanzas: the queue is full, or the stream is closing (a detached
+        session's stanzas wait in its stream-management queue, for a resumption)."""
+        return self._output.full or (self._closing and not self.detached)
 
     @property
     def output_backlog(self) -> int:
@@ -237,6 +322,9 @@ class StreamConnection(asyncio.Protocol):
 
     def close(self, error: StreamError | None = None) -> None:
         """Server-initiated close: stream error (if any), close tag, then the socket."""
+        if self.detached:  # replaced, or shutdown: the session ends without its connection
+            self.server.resumptions.expire(self)
+            return
         if self._closing:
             return
         if error is not None:
@@ -275,6 +363,10 @@ class StreamConnection(asyncio.Protocol):
                 return
             match action:
                 case actions.Send(data):
+                    if self.sm is not None and data.startswith(STANZA_STARTS):
+                        # a stanza the stream answered itself (an iq result, a stanza error):
+                        # the client counts it, so the server's count must too
+                        self.sm.push(sm.Unacked(data, None, None))
                     self._write(data)
                 case actions.StartTLS():
                     self._begin_tls()
@@ -355,9 +447,27 @@ class StreamConnection(asyncio.Protocol):
     def _pump(self) -> None:
         """Move queued stanzas into the socket buffer while it has room."""
         while self._output and not self._writing_paused and not self.transport.is_closing():
-            self.io.write(self._output.pop())  # may call pause_writing() synchronously
+            data, confirm = self._output.pop_confirmed()
+            self.io.write(data)  # may call pause_writing() synchronously
+            if confirm is not None:
+                self._unwritten.append(confirm)
+        if self._unwritten:
+            self._confirm_written()
         if self._output.full != self._seen_full:
             self._output_full_changed()
+
+    def _confirm_written(self) -> None:
+        """Confirm what the kernel holds: a crash of this process no longer loses it (the
+        kernel sends its socket buffer when the process dies); asyncio's buffer would."""
+        self._cancel("written")
+        if not self._unwritten or self._closing:
+            return
+        if self.transport.get_write_buffer_size() > 0:
+            self._arm("written", WRITTEN_CHECK, self._confirm_written)
+            return
+        confirms, self._unwritten = self._unwritten, []
+        for confirm in confirms:
+            confirm()
 
     def _output_full_changed(self) -> None:
         self._seen_full = self._output.full
@@ -404,6 +514,8 @@ class StreamConnection(asyncio.Protocol):
             return
         self._closing = True
         self._keep_unsent()
+        if self.session is not None:  # not resumable: unacknowledged messages go offline now
+            self.sm_end(self.session)
         if self.io is not None:
             self.io.close_notify()
         if self.transport is not None:
@@ -552,11 +664,113 @@ class C2SKind:
             case actions.StanzaIn(element):
                 if await conn.output_room():  # a peer that does not read asks no more
                     await server.router.route(element, conn.session)
+            case actions.SmEnable(resume):
+                limits = server.config.limits
+                conn.sm = sm.Outbound(limits.sm_unacked, limits.sm_unacked_bytes)
+                if conn.session is not None:
+                    conn.session.managed = True
+                window = server.config.deadlines.resume
+                if resume and window > 0:
+                    conn.sm_id = secrets.token_urlsafe(18)
+                    server.resumptions.register(conn)
+                conn._write(sm.enabled(conn.sm_id, math.ceil(window)))
+            case actions.SmAck(h):
+                try:
+                    conn.sm_acked(h)
+                except sm.HandledCountTooHigh as exc:
+                    await conn.execute(stream.fail(exc.error))
+            case actions.ResumeRequest() as request:
+                await self._resume(conn, stream, request)
+
+    async def _resume(
+        self, conn: StreamConnection, stream: c2s.C2SStream, request: actions.ResumeRequest
+    ) -> None:
+        """XEP-0198 5: only the same account resumes (T-12); the old connection, if the
+        server has not noticed it is gone yet, is dropped without ending the session."""
+        server = conn.server
+        old = server.resumptions.get(request.previd)
+        if old is None or old.session is None or old.session.jid.bare != stream.jid:
+            log.info(
+                "resumption refused %s: unknown or expired id, or another account's", conn.peer
+            )
+            await conn.execute(stream.resume_failed(request, "item-not-found"))
+            return
+        assert old.sm is not None and isinstance(old.stream, c2s.C2SStream)
+        try:
+            old.sm_acked(request.h)
+        except sm.HandledCountTooHigh as exc:
+            await conn.execute(stream.fail(exc.error))
+            return
+        server.resumptions.take(old)
+        session, old.session = old.session, None
+        conn.sm, old.sm = old.sm, None
+        conn.sm_id, old.sm_id = old.sm_id, None
+        inbound = old.stream.sm_in
+        assert inbound is not None
+        old._abort()  # a stale connection of the same client: nothing more goes to it
+        session.link = conn
+        conn.session = session
+        server.resumptions.register(conn)
+        conn.negotiated()
+        log.info("resumed %s as %s", conn.peer, session.jid)
+        await conn.execute(stream.resumed(request, session.jid, inbound))
+        conn.sm_resend()
+        server.router.drained(session)  # messages kept offline meanwhile, if any
 
     def lost(self, conn: StreamConnection) -> None:
+        if conn.session is None:
+            return
+        if conn.detached:  # its session waits for a resumption, presence unchanged
+            conn.server.resumptions.detach(conn)
+            return
+        conn.server.resumptions.take(conn)
+        session, conn.session = conn.session, None
+        conn.sm_end(session)
+        conn.server.spawn(conn.server.unbind(session))
+
+
+class Resumptions:
+    """Stream-management sessions that may be resumed, by id; a detached one (its
+    connection dropped) waits `[deadlines] resume`, then ends like any session."""
+
+    def __init__(self, window: Callable[[], float]) -> None:
+        self._window = window
+        self._by_id: dict[str, StreamConnection] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def register(self, conn: StreamConnection) -> None:
+        assert conn.sm_id is not None
+        self._by_id[conn.sm_id] = conn
+
+    def get(self, sm_id: str) -> StreamConnection | None:
+        return self._by_id.get(sm_id)
+
+    def take(self, conn: StreamConnection) -> None:
+        """No longer resumable under its id (resumed, or ended)."""
+        if conn.sm_id is not None and self._by_id.get(conn.sm_id) is conn:
+            del self._by_id[conn.sm_id]
+            timer = self._timers.pop(conn.sm_id, None)
+            if timer is not None:
+                timer.cancel()
+
+    def detach(self, conn: StreamConnection) -> None:
+        assert conn.sm_id is not None
+        log.info("detached %s: resumable for %gs", conn.session.jid, self._window())
+        loop = asyncio.get_running_loop()
+        self._timers[conn.sm_id] = loop.call_later(self._window(), self.expire, conn)
+
+    def expire(self, conn: StreamConnection) -> None:
+        """Never resumed: the session ends, its unacknowledged messages go offline."""
+        self.take(conn)
         if conn.session is not None:
-            session, conn.session = conn.session, None
-            conn.server.spawn(conn.server.unbind(session))
+            log.info("resumption window of %s over: session ended", conn.session.jid)
+            conn.detached = False
+            C2S.lost(conn)
+
+    def expire_all(self) -> None:
+        for conn in list(self._by_id.values()):
+            if conn.detached:
+                self.expire(conn)
 
 
 def _unbind_orphan(server: Server, binding: asyncio.Future[Session]) -> None:

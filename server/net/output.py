@@ -12,6 +12,7 @@ No I/O here: the connection pops entries into its socket as the socket drains.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
@@ -33,6 +34,7 @@ class _Entry:
     message: Element | None  # kept so that an unsent message can go to offline storage
     key: PresenceKey | None
     stream_level: bool  # written by the stream itself (a stanza error, a stream error)
+    confirm: Callable[[], None] | None = None  # told once the bytes reach the socket
 
 
 class OutputQueue:
@@ -53,14 +55,17 @@ class OutputQueue:
         message: Element | None = None,
         key: PresenceKey | None = None,
         stream_level: bool = False,
+        confirm: Callable[[], None] | None = None,
     ) -> None:
-        """Queue serialised bytes; a presence (`key`) replaces a queued one with the same key."""
+        """Queue serialised bytes; a presence (`key`) replaces a queued one with the same key.
+        `confirm` is handed back by pop() with the bytes (a stored message, deleted from the
+        store once it is written); a message that has one is not kept offline again."""
         old = self._presences.get(key) if key is not None else None
         if old is not None:
             self.size += len(data) - len(old.data)
             old.data = data
         else:
-            entry = _Entry(data, message, key, stream_level)
+            entry = _Entry(data, message, key, stream_level, confirm)
             self._entries.append(entry)
             self.size += len(data)
             if key is not None:
@@ -68,12 +73,16 @@ class OutputQueue:
         self._update()
 
     def pop(self) -> bytes:
+        return self.pop_confirmed()[0]
+
+    def pop_confirmed(self) -> tuple[bytes, Callable[[], None] | None]:
+        """The next bytes, with what to tell once they are written."""
         entry = self._entries.popleft()
         self.size -= len(entry.data)
         if entry.key is not None and self._presences.get(entry.key) is entry:
             del self._presences[entry.key]
         self._update()
-        return entry.data
+        return entry.data, entry.confirm
 
     def clear(self) -> tuple[list[Element], list[bytes]]:
         """Empty the queue: returns its messages (to keep offline) and its stream-level bytes

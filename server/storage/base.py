@@ -23,6 +23,7 @@ checks them):
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -144,7 +145,18 @@ class Storage(Protocol):
         """Returns and deletes, in order of arrival (ids increase and are never reused)."""
 
     async def list_offline(self, jid: str) -> list[OfflineMessage]:
-        """What pop_offline would return, without deleting it (export)."""
+        """What pop_offline would return, without deleting it (export, and delivery: what was
+        delivered is deleted afterwards with delete_offline, so a crash loses nothing)."""
+
+    async def hold_offline(self, messages: list[tuple[str, str, datetime]]) -> list[int]:
+        """Stores (jid, xml, stamp) messages on their way to a live session, in one
+        transaction and without quotas (they are bounded by the session's queue), so that
+        they survive until delivered (design decision 6); their ids, in order. NoSuchAccount
+        when one of the accounts is missing, and then none is stored."""
+
+    async def delete_offline(self, jid: str, ids: Iterable[int]) -> int:
+        """Deletes those of the account's messages (ids from list_offline); how many were
+        still there. Unknown ids, and ids of another account's messages, are ignored."""
 
     async def purge_offline(self, before: datetime) -> int:
         """Deletes every account's offline messages stored before `before`; how many."""

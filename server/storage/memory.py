@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from vines_server.storage.base import (
@@ -185,6 +186,28 @@ class MemoryStorage:
     async def list_offline(self, jid: str) -> list[OfflineMessage]:
         self._check_open()
         return list(self._offline.get(jid, []))
+
+    async def hold_offline(self, messages: list[tuple[str, str, datetime]]) -> list[int]:
+        for jid, _, _ in messages:
+            self._account(jid)
+        ids = []
+        for jid, xml, stamp in messages:
+            ids.append(self._next_offline_id)
+            self._offline.setdefault(jid, []).append(
+                OfflineMessage(self._next_offline_id, xml, utc(stamp))
+            )
+            self._next_offline_id += 1
+        return ids
+
+    async def delete_offline(self, jid: str, ids: Iterable[int]) -> int:
+        self._check_open()
+        gone, held = set(ids), self._offline.get(jid, [])
+        kept = [m for m in held if m.id not in gone]
+        if kept:
+            self._offline[jid] = kept
+        else:
+            self._offline.pop(jid, None)
+        return len(held) - len(kept)
 
     async def purge_offline(self, before: datetime) -> int:
         self._check_open()

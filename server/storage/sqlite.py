@@ -17,7 +17,7 @@ import os
 import sqlite3
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -453,6 +453,32 @@ class SQLiteStorage:
             self._read, "SELECT id, xml, stamp FROM offline WHERE user = ? ORDER BY id", (jid,)
         )
         return [OfflineMessage(id_, xml, datetime.fromisoformat(stamp)) for id_, xml, stamp in rows]
+
+    async def hold_offline(self, messages: list[tuple[str, str, datetime]]) -> list[int]:
+        rows = [(jid, xml, _ts(stamp)) for jid, xml, stamp in messages]
+        ids: list[int] = []
+
+        def hold(c: sqlite3.Connection) -> None:
+            ids.clear()  # a retried transaction starts over
+            for row in rows:
+                ids.append(
+                    c.execute(
+                        "INSERT INTO offline (user, xml, stamp) VALUES (?, ?, ?)", row
+                    ).lastrowid
+                )
+
+        await self._write_for(rows[0][0] if rows else "", hold)
+        return ids
+
+    async def delete_offline(self, jid: str, ids: Iterable[int]) -> int:
+        wanted = [(jid, id_) for id_ in ids]
+
+        def delete(c: sqlite3.Connection) -> int:
+            before = c.total_changes
+            c.executemany("DELETE FROM offline WHERE user = ? AND id = ?", wanted)
+            return c.total_changes - before
+
+        return await self._run(self._write, delete) if wanted else 0
 
     async def purge_offline(self, before: datetime) -> int:
         def purge(c: sqlite3.Connection) -> int:

@@ -67,6 +67,31 @@ class AuthFailed:
 
 
 @dataclass
+class SmEnable:
+    """The client enabled stream management (XEP-0198): answer <enabled/>, with an id to
+    resume with when `resume` was asked."""
+
+    resume: bool
+
+
+@dataclass
+class SmAck:
+    """The client acknowledged `h` stanzas in all: release them from the unacked queue."""
+
+    h: int
+
+
+@dataclass
+class ResumeRequest:
+    """The client asks to resume the session `previd` (XEP-0198), having handled `h` of its
+    stanzas; answer with resumed() or resume_failed(), passing this request back."""
+
+    previd: str
+    h: int
+    exchange: int
+
+
+@dataclass
 class Close:
     """Close the connection (after the bytes already sent). `error` is for logs and metrics."""
 
@@ -74,7 +99,17 @@ class Close:
 
 
 Action = (
-    Send | StartTLS | LookupAccount | Authenticated | AuthFailed | BindRequest | StanzaIn | Close
+    Send
+    | StartTLS
+    | LookupAccount
+    | Authenticated
+    | AuthFailed
+    | BindRequest
+    | StanzaIn
+    | SmEnable
+    | SmAck
+    | ResumeRequest
+    | Close
 )
 
-Request = LookupAccount | BindRequest  # actions whose answer the stream waits for
+Request = LookupAccount | BindRequest | ResumeRequest  # actions whose answer the stream awaits

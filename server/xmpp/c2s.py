@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from vines_server.xmpp import ns, sasl
+from vines_server.xmpp import ns, sasl, sm
 from vines_server.xmpp.actions import (
     Action,
     Authenticated,
@@ -33,7 +33,10 @@ from vines_server.xmpp.actions import (
     Close,
     LookupAccount,
     Request,
+    ResumeRequest,
     Send,
+    SmAck,
+    SmEnable,
     StanzaIn,
     StartTLS,
 )
@@ -54,13 +57,17 @@ __all__ = [
     "Close",
     "LookupAccount",
     "Request",
+    "ResumeRequest",
     "Send",
+    "SmAck",
+    "SmEnable",
     "StanzaIn",
     "StartTLS",
     "State",
 ]
 
 STANZA_TAGS = frozenset(ns.q(ns.CLIENT, t) for t in ("message", "presence", "iq"))
+SM_PREFIX = "{" + ns.SM + "}"
 SUBSCRIPTION_TYPES = frozenset(("subscribe", "subscribed", "unsubscribe", "unsubscribed"))
 
 
@@ -85,6 +92,7 @@ class C2SStream(Stream):
     _lookup: LookupAccount | None = None  # the current SASL exchange's latest account lookup
     _legacy_jid: JID | None = None  # where to look next when _lookup's JID has no account
     _legacy_name: str | None = None
+    sm_in: sm.Inbound | None = None  # stream management (XEP-0198) once enabled: the server's h
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -132,6 +140,24 @@ class C2SStream(Stream):
         bind = make(ns.q(ns.BIND, "bind"), children=[make(ns.q(ns.BIND, "jid"), text=str(full))])
         result.append(bind)
         return self._resume([Send(serialize(result))])
+
+    def resumed(self, request: ResumeRequest, full: JID, inbound: sm.Inbound) -> list[Action]:
+        """The session `request` named is this stream's now, with its counter of handled
+        stanzas; the connection sends the unacknowledged stanzas again after this."""
+        if not self._answered(request):
+            return []
+        self.jid = full
+        self.state = State.READY
+        self._parser.limits = self.settings.limits
+        self.sm_in = inbound
+        return self._resume([Send(sm.resumed(request.previd, inbound.handled))])
+
+    def resume_failed(self, request: ResumeRequest, condition: str) -> list[Action]:
+        """Unknown, expired or another account's session: bind a new one instead."""
+        if not self._answered(request):
+            return []
+        self.state = State.BIND
+        return self._resume([Send(sm.failed(condition))])
 
     def bind_failed(self, request: BindRequest, err: StanzaError) -> list[Action]:
         if not self._answered(request):
@@ -182,6 +208,7 @@ class C2SStream(Stream):
                 ns.q(ns.SESSION, "session"), children=[make(ns.q(ns.SESSION, "optional"))]
             )
             features.append(session)
+            features.append(sm.feature())
             self.state = State.BIND
         return features
 
@@ -235,6 +262,14 @@ class C2SStream(Stream):
                 )
             if el.find(ns.q(ns.SESSION, "session")) is not None:
                 return [Send(self._session_result(el))]
+        if el.tag == ns.q(ns.SM, "resume"):
+            self.state = State.BINDING
+            previd = el.get("previd", "")
+            return self._request(
+                ResumeRequest(previd, sm.parse_h(el.get("h")), self._next_exchange())
+            )
+        if el.tag.startswith(SM_PREFIX):  # enable before bind, r and a before enable
+            return [Send(sm.failed("unexpected-request", text="bind a resource first"))]
         if el.tag == ns.q(ns.SASL, "auth"):
             raise StreamError("policy-violation", "already authenticated")
         if el.tag not in STANZA_TAGS:
@@ -243,6 +278,10 @@ class C2SStream(Stream):
         raise StreamError("not-authorized", "bind a resource first")
 
     def _in_ready(self, el: Element) -> list[Action]:
+        if el.tag.startswith(SM_PREFIX):
+            return self._stream_management(el)
+        if self.sm_in is not None and el.tag in STANZA_TAGS:
+            self.sm_in.count()  # every stanza counts (XEP-0198 4), answered or routed
         if el.tag not in STANZA_TAGS:
             if el.tag == ns.q(ns.SASL, "auth"):
                 raise StreamError("policy-violation", "already authenticated")
@@ -255,6 +294,22 @@ class C2SStream(Stream):
                 return [Send(serialize(error_reply(el, err)))]
         self._stamp_from(el)
         return [StanzaIn(el)]
+
+    def _stream_management(self, el: Element) -> list[Action]:
+        name = el.tag[len(SM_PREFIX) :]
+        if name == "enable" and self.sm_in is None:
+            self.sm_in = sm.Inbound()
+            return [SmEnable(el.get("resume") in ("true", "1"))]
+        if self.sm_in is None or name not in ("r", "a"):
+            # enable twice, resume once bound, r or a before enable: XEP-0198 3 and 5
+            return [
+                Send(sm.failed("unexpected-request", self.sm_in.handled if self.sm_in else None))
+            ]
+        if name == "r":
+            # handled here, after every earlier stanza was routed: the connection runs the
+            # actions in order, so this h only covers stanzas whose routing completed
+            return [Send(sm.answer(self.sm_in.handled))]
+        return [SmAck(sm.parse_h(el.get("h")))]
 
     # ---- SASL ------------------------------------------------------------------------------
 

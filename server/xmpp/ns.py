@@ -10,6 +10,7 @@ TLS = "urn:ietf:params:xml:ns:xmpp-tls"
 SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 BIND = "urn:ietf:params:xml:ns:xmpp-bind"
 SESSION = "urn:ietf:params:xml:ns:xmpp-session"
+SM = "urn:xmpp:sm:3"  # XEP-0198 stream management
 SASL_CB = "urn:xmpp:sasl-cb:0"
 XMPP_ERRORS = "urn:xmpp:errors"
 ROSTER = "jabber:iq:roster"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree.ElementTree import Element
@@ -35,8 +36,10 @@ class Link:
         self.closed: StreamError | None = None
         self.full = False
 
-    def send_element(self, element: Element) -> None:
+    def send_element(self, element: Element, confirm: Callable[[], None] | None = None) -> None:
         self.received.append(copy.deepcopy(element))
+        if confirm is not None:  # in memory, sent is written: a stored message may go
+            confirm()
 
     def close(self, error: StreamError | None = None) -> None:
         self.closed = error

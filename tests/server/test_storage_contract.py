@@ -339,6 +339,50 @@ async def test_offline_order_count_and_pop(store, creds):
     assert later.id > max(ids)  # ids are never reused
 
 
+async def test_offline_delete_removes_only_the_ids_given_for_that_account(store, creds):
+    """Delivery reads (list_offline) and deletes what was delivered: the rest stays."""
+    await store.create_account(ALICE, creds)
+    await store.create_account(BOB, creds)
+    now = datetime.now(UTC)
+    for i in range(4):
+        await store.store_offline(ALICE, f"<message id='{i}'/>", now)
+    await store.store_offline(BOB, "<message id='bob'/>", now)
+    held = await store.list_offline(ALICE)
+    (bobs,) = await store.list_offline(BOB)
+    assert await store.count_offline(ALICE) == 4  # reading deleted nothing
+    # another account's id is ignored, as is an unknown one
+    assert await store.delete_offline(ALICE, [held[0].id, held[2].id, bobs.id, 10**9]) == 2
+    assert [m.xml for m in await store.list_offline(ALICE)] == [
+        "<message id='1'/>",
+        "<message id='3'/>",
+    ]
+    assert await store.count_offline(BOB) == 1
+    assert await store.delete_offline(ALICE, [held[0].id]) == 0  # already gone
+    assert await store.delete_offline(ALICE, []) == 0
+    assert await store.delete_offline(ALICE, [held[1].id, held[3].id]) == 2
+    assert await store.list_offline(ALICE) == []
+
+
+async def test_hold_offline_stores_a_batch_in_order_without_quotas(store, creds):
+    """Messages on their way to live sessions: one transaction, ids in order, all or none."""
+    await store.create_account(ALICE, creds)
+    await store.create_account(BOB, creds)
+    now = datetime.now(UTC)
+    await store.store_offline(ALICE, "<message id='before'/>", now)
+    ids = await store.hold_offline(
+        [(ALICE, "<message id='a1'/>", now), (BOB, "<message id='b1'/>", now)]
+        + [(ALICE, f"<message id='a{i}'/>", now) for i in range(2, 1200)]  # past offline_quota
+    )
+    assert len(ids) == 1200 and ids == sorted(ids)
+    held = await store.list_offline(ALICE)
+    assert [m.id for m in held[1:]] == [ids[0], *ids[2:]]
+    assert [m.xml for m in await store.list_offline(BOB)] == ["<message id='b1'/>"]
+    with pytest.raises(NoSuchAccount):
+        await store.hold_offline([(ALICE, "<message id='x'/>", now), (CAROL, "<m/>", now)])
+    assert await store.count_offline(ALICE) == 1200  # none of the failed batch
+    assert await store.hold_offline([]) == []
+
+
 async def test_concurrent_writes_are_all_kept(store, creds):
     await store.create_account(ALICE, creds)
     now = datetime.now(UTC)

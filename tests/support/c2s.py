@@ -74,6 +74,8 @@ class Driver:
             elif isinstance(action, c2s.BindRequest):
                 full = JID.parse(f"{self.stream.jid}/{action.resource or 'auto'}")
                 done += self.execute(self.stream.bound(action, full))
+            elif isinstance(action, c2s.ResumeRequest):  # no session here to resume
+                done += self.execute(self.stream.resume_failed(action, "item-not-found"))
         return done
 
     def answer(self, request: c2s.LookupAccount) -> Account | None:

@@ -216,14 +216,29 @@ async def raw_login(harness: Harness, local: str, password: str = PASSWORD) -> R
 # ---- slixmpp clients -------------------------------------------------------------------------
 
 
-async def slixmpp_client(harness: Harness, jid: str, password: str = PASSWORD, **kwargs: Any):
-    """A logged-in slixmpp ClientXMPP (session started, roster fetched, presence sent)."""
+async def slixmpp_client(
+    harness: Harness,
+    jid: str,
+    password: str = PASSWORD,
+    plugins: tuple[str, ...] = (),
+    **kwargs: Any,
+):
+    """A logged-in slixmpp ClientXMPP (session started, roster fetched, presence sent);
+    `plugins` are registered before it connects (those that take part in the negotiation)."""
     import slixmpp
 
     client = slixmpp.ClientXMPP(jid, password, **kwargs)
     client.ca_certs = str(harness.pki.ca_file)
     client.enable_direct_tls = False  # the STARTTLS port; slixmpp would try direct TLS first
-    for plugin in ("xep_0030", "xep_0199", "xep_0092", "xep_0012", "xep_0202", "xep_0054"):
+    for plugin in (
+        "xep_0030",
+        "xep_0199",
+        "xep_0092",
+        "xep_0012",
+        "xep_0202",
+        "xep_0054",
+        *plugins,
+    ):
         client.register_plugin(plugin)
     started: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 

@@ -1,0 +1,370 @@
+"""XEP-0198 stream management over the wire, raw XML: the feature, enable, both counters, the
+server's <r/>, resumption (only by the same account: T-12), an h too high (T-13), the bound on
+what a client leaves unacknowledged, and the precise <failed/> for each misuse."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime
+from xml.etree.ElementTree import Element
+
+from vines_server.xmpp import ns
+from vines_server.xmpp.jid import JID
+from vines_server.xmpp.sm import WRAP
+from vines_server.xmpp.stanza import make
+
+from tests.server.test_admin_process import wait_for
+from tests.server.test_output_bounds import none_stored as none_stored_for
+from tests.support.xmpp import DOMAIN, PASSWORD, RawClient, running_server
+
+SM = "urn:xmpp:sm:3"
+ENABLE = f"<enable xmlns='{SM}' resume='true'/>"
+ENABLED = rb"<enabled [^>]*/>"
+BODY = re.compile(rb"<body>([^<]*)</body>")
+
+
+async def authenticated(harness, local: str) -> tuple[RawClient, bytes]:
+    """STARTTLS and SASL done, stream restarted: the features of a bound-to-be stream."""
+    raw = await RawClient.connect(harness.port(), harness.pki.ca_file)
+    await raw.starttls()
+    await raw.auth_plain(local, PASSWORD)
+    await raw.read_until(rb"<success[^>]*/>|<success.*?</success>")
+    return raw, await raw.open_stream()
+
+
+async def bound(harness, local: str, resource: str = "r") -> RawClient:
+    raw, _ = await authenticated(harness, local)
+    await raw.send(
+        "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+        f"<resource>{resource}</resource></bind></iq>"
+    )
+    await raw.read_until(rb"</iq>")
+    return raw
+
+
+async def enabled(harness, local: str) -> tuple[RawClient, str]:
+    raw = await bound(harness, local)
+    await raw.send(ENABLE)
+    answer = await raw.read_until(ENABLED)
+    sm_id = re.search(rb"id=[\"']([^\"']+)", answer)
+    assert sm_id and b"resume='true'" in answer.replace(b'"', b"'"), answer
+    return raw, sm_id.group(1).decode()
+
+
+def message(to: str, text: str) -> str:
+    return f"<message to='{to}@{DOMAIN}' type='chat' id='{text}'><body>{text}</body></message>"
+
+
+def bodies(data: bytes) -> list[str]:
+    return [b.decode() for b in BODY.findall(data)]
+
+
+async def test_the_feature_is_offered_after_authentication_only(harness):
+    raw = await RawClient.connect(harness.port(), harness.pki.ca_file)
+    before = await raw.starttls()
+    assert SM.encode() not in before
+    raw.close()
+    raw, after = await authenticated(harness, "alice")
+    assert f"<sm xmlns='{SM}'".encode() in after.replace(b'"', b"'")
+    raw.close()
+
+
+async def test_enable_before_bind_twice_or_acks_before_enable_fail_unexpected_request(harness):
+    raw, _ = await authenticated(harness, "alice")
+    await raw.send(ENABLE)
+    await raw.read_until(rb"<failed xmlns=.urn:xmpp:sm:3.[^>]*>\s*<unexpected-request")
+    raw.close()
+    raw = await bound(harness, "bob")
+    await raw.send(f"<r xmlns='{SM}'/>")
+    await raw.read_until(rb"<failed[^>]*>\s*<unexpected-request")
+    await raw.send(ENABLE)
+    await raw.read_until(ENABLED)
+    await raw.send(ENABLE)
+    await raw.read_until(rb"<failed[^>]*h=.0.[^>]*>\s*<unexpected-request")
+    raw.close()
+
+
+async def test_every_inbound_stanza_counts_and_r_is_answered_in_order(harness):
+    raw, _ = await enabled(harness, "alice")
+    await raw.send(f"<r xmlns='{SM}'/>")
+    await raw.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.0.\s*/>")
+    # a ping to the server, a message, a presence, and a session iq the stream answers itself
+    await raw.send(
+        "<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>"
+        + message("bob", "one")
+        + "<presence/>"
+        + "<iq type='set' id='s'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"
+        + f"<r xmlns='{SM}'/>"
+    )
+    await raw.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.4.\s*/>")
+    raw.close()
+
+
+async def chat(harness, count: int) -> tuple[RawClient, str, RawClient]:
+    """bob with stream management, available; alice sends him `count` messages."""
+    bob, sm_id = await enabled(harness, "bob")
+    await bob.send("<presence/>")
+    alice = await bound(harness, "alice")
+    for i in range(count):
+        await alice.send(message("bob", f"m{i}"))
+    return bob, sm_id, alice
+
+
+def managed(harness, local: str):
+    """The server's connection of `local`'s stream-managed session."""
+    return next(
+        c for c in harness.server.resumptions._by_id.values() if c.session.jid.local == local
+    )
+
+
+async def test_stanzas_the_stream_answers_itself_count_for_the_client(harness):
+    """A session iq's result and a refused bind come from the stream, not the router: the
+    client counts them, and its h covering them is not too high."""
+    raw, _ = await enabled(harness, "alice")
+    await raw.send(
+        "<iq type='set' id='s'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"
+        "<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"
+    )
+    await raw.read_until(rb"<iq[^>]*id=.b2.*?</iq>")
+    await raw.send(f"<a xmlns='{SM}' h='2'/><r xmlns='{SM}'/>")
+    await raw.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.2.\s*/>")
+    assert len(managed(harness, "alice").sm) == 0
+    raw.close()
+
+
+async def test_presence_is_not_coalesced_under_stream_management(harness):
+    """The output queue replaces a queued presence by a newer one from the same sender; with
+    stream management every one is sent, or the client's h would never catch up."""
+    bob, _ = await enabled(harness, "bob")
+    conn = managed(harness, "bob")
+    conn.pause_writing()  # as asyncio does when the socket buffer is full: the queue holds
+    for i in range(3):
+        conn.send_element(presence_from_alice(i))
+    conn.resume_writing()
+    got = b""
+    while got.count(b"<status>") < 3:
+        got += await bob.read_until(rb"</presence>")
+    assert len(conn.sm) == 3
+    bob.close()
+
+
+def presence_from_alice(i: int) -> Element:
+    presence = make(ns.q(ns.CLIENT, "presence"), {"from": f"alice@{DOMAIN}/a"})
+    presence.append(make(ns.q(ns.CLIENT, "status"), text=f"s{i}"))
+    return presence
+
+
+async def test_the_server_asks_for_acks_and_releases_what_is_acknowledged(harness):
+    bob, _, alice = await chat(harness, 5)
+    got = await bob.read_until(rb"<r xmlns=.urn:xmpp:sm:3.\s*/>")
+    assert bodies(got) == [f"m{i}" for i in range(5)]
+    session = managed(harness, "bob")
+    assert session.sm is not None and len(session.sm) >= 5
+    await bob.send(f"<a xmlns='{SM}' h='{session.sm.sent}'/><r xmlns='{SM}'/>")
+    await bob.read_until(rb"<a [^>]*/>")
+    assert len(session.sm) == 0
+    alice.close()
+    bob.close()
+
+
+async def test_both_counters_wrap_at_2_to_the_32(harness):
+    """Counting 2^32 stanzas over the wire takes too long: the counters start near the wrap."""
+    bob, _ = await enabled(harness, "bob")
+    await bob.send(f"<presence/><r xmlns='{SM}'/>")
+    await bob.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.1.\s*/>")
+    conn = managed(harness, "bob")
+    conn.stream.sm_in.handled = WRAP - 1  # the server handled 2^32 - 1 of bob's stanzas
+    await bob.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+    await bob.send("<iq type='get' id='q'><ping xmlns='urn:xmpp:ping'/></iq>")
+    await bob.send(f"<r xmlns='{SM}'/>")
+    await bob.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.1.\s*/>")
+    conn.sm.ack(conn.sm.sent)  # the pongs, acknowledged
+    conn.sm.sent = WRAP - 1  # bob acknowledged 2^32 - 1 stanzas so far
+    alice = await bound(harness, "alice")
+    await alice.send(message("bob", "after the wrap"))
+    await alice.send(message("bob", "and one more"))
+    got = b""
+    while len(bodies(got)) < 2:
+        got += await bob.read_until(rb"</message>")
+    assert conn.sm.sent == 1 and len(conn.sm) == 2
+    await bob.send(f"<a xmlns='{SM}' h='0'/><r xmlns='{SM}'/>")  # 2^32 mod 2^32
+    await bob.read_until(rb"<a [^>]*/>")
+    assert len(conn.sm) == 1
+    await bob.send(f"<a xmlns='{SM}' h='2'/>")  # one more than sent: too high
+    await bob.expect_stream_error("undefined-condition")
+    alice.close()
+
+
+async def test_an_h_acknowledging_more_than_was_sent_is_handled_count_too_high(harness):
+    """T-13."""
+    bob, _ = await enabled(harness, "bob")
+    await bob.send(f"<a xmlns='{SM}' h='1'/>")  # nothing was sent since enable
+    data = await bob.expect_stream_error("undefined-condition")
+    assert f"<handled-count-too-high xmlns='{SM}'".encode() in data.replace(b'"', b"'")
+
+
+async def test_resumption_is_refused_for_another_accounts_id_and_unknown_ids(harness):
+    """T-12: mallory, authenticated, names alice's SM id: item-not-found, alice unaffected."""
+    alice, sm_id = await enabled(harness, "alice")
+    await alice.send("<presence/>")
+    alice.writer.transport.abort()  # the connection drops: alice's session is detached
+    mallory, _ = await authenticated(harness, "mallory")
+    await mallory.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='0'/>")
+    await mallory.read_until(rb"<failed xmlns=.urn:xmpp:sm:3.[^>]*>\s*<item-not-found")
+    await mallory.send(f"<resume xmlns='{SM}' previd='no-such-id' h='0'/>")
+    await mallory.read_until(rb"<failed[^>]*>\s*<item-not-found")
+    mallory.close()
+
+    again, _ = await authenticated(harness, "alice")
+    await again.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='0'/>")
+    await again.read_until(rb"<resumed [^>]*/>")
+    await again.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+    await again.read_until(rb"<iq[^>]*id=.p.")
+    again.close()
+
+
+async def test_a_resumed_session_gets_exactly_what_it_did_not_acknowledge(harness):
+    bob, sm_id, alice = await chat(harness, 3)
+    got = b""
+    while len(bodies(got)) < 3:
+        got += await bob.read_until(rb"</message>")
+    sent = managed(harness, "bob").sm.sent
+    bob.writer.transport.abort()  # acknowledged only m0 (the last three stanzas are m0..m2)
+    for i in range(3, 5):  # while bob is detached
+        await alice.send(message("bob", f"m{i}"))
+    await alice.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+    await alice.read_until(rb"<iq[^>]*id=.p.")
+
+    again, _ = await authenticated(harness, "bob")
+    await again.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='{sent - 2}'/>")
+    data = await again.read_until(rb"<resumed [^>]*/>")
+    assert b"previd" in data
+    got = b""
+    while len(bodies(got)) < 4:
+        got += await again.read_until(rb"</message>")
+    assert bodies(got) == ["m1", "m2", "m3", "m4"]
+    alice.close()
+    again.close()
+
+
+async def test_a_client_that_never_acks_is_closed_and_its_messages_go_offline(tmp_path, pki):
+    async with running_server(tmp_path, pki, limits={"sm_unacked": 5}) as harness:
+        await harness.add_user("alice")
+        await harness.add_user("bob")
+        bob, _ = await enabled(harness, "bob")
+        await bob.send("<presence/>")
+        alice = await bound(harness, "alice")
+        for i in range(8):
+            await alice.send(message("bob", f"m{i}"))
+        data = await bob.expect_stream_error("policy-violation")
+        assert b"sm_unacked" in data
+        while await harness.server.storage.count_offline(f"bob@{DOMAIN}") < 8:
+            await asyncio.sleep(0.02)  # kept offline by a task of the router's
+        later = await bound(harness, "bob", "later")
+        await later.send("<presence/>")
+        got = b""
+        while len(set(bodies(got))) < 8:
+            got += await later.read_until(rb"</message>")
+        assert set(bodies(got)) == {f"m{i}" for i in range(8)}
+        alice.close()
+        later.close()
+
+
+async def stored(harness, local: str) -> int:
+    return await harness.server.storage.count_offline(f"{local}@{DOMAIN}")
+
+
+async def none_stored(harness, local: str) -> None:
+    """Acknowledged, so deleted from the store: soon, as deletions are grouped."""
+    await none_stored_for(harness, f"{local}@{DOMAIN}")
+
+
+async def test_the_senders_h_passes_a_message_only_once_it_is_stored_until_acknowledged(harness):
+    """Design decision 6: alice's <a h=.../> covers her message once it is committed, and it
+    stays committed while bob (who reads but has not acknowledged it) could still lose it."""
+    bob, _ = await enabled(harness, "bob")
+    await bob.send("<presence/>")
+    alice, _ = await enabled(harness, "alice")
+    await alice.send(message("bob", "durable") + f"<r xmlns='{SM}'/>")
+    await alice.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.1.\s*/>")
+    assert await stored(harness, "bob") == 1
+    await bob.read_until(rb"<body>durable</body>")
+    assert await stored(harness, "bob") == 1  # read, not acknowledged: still stored
+    conn = managed(harness, "bob")
+    await bob.send(f"<a xmlns='{SM}' h='{conn.sm.sent}'/>")
+    await none_stored(harness, "bob")
+    alice.close()
+    bob.close()
+
+
+async def test_unacknowledged_messages_of_an_expired_session_come_later_with_their_stamp(
+    tmp_path, pki
+):
+    """The resumption window passes: what bob read but never acknowledged is delivered at
+    his next login from the store, stamped with its arrival; nothing vanishes."""
+    async with running_server(tmp_path, pki, deadlines={"resume": 0.2}) as harness:
+        await harness.add_user("alice")
+        await harness.add_user("bob")
+        bob, sm_id, alice = await chat(harness, 3)
+        got = b""
+        while len(bodies(got)) < 3:
+            got += await bob.read_until(rb"</message>")
+        assert b"urn:xmpp:delay" not in got  # live: no stamp
+        bob.writer.transport.abort()
+        await wait_for(lambda: harness.server.sessions.get(JID.parse(f"bob@{DOMAIN}/r")) is None)
+
+        again, _ = await authenticated(harness, "bob")
+        await again.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='0'/>")
+        await again.read_until(rb"<failed[^>]*>\s*<item-not-found")  # expired
+        await again.send(
+            "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"
+        )
+        await again.read_until(rb"</iq>")
+        await again.send("<presence/>")
+        later = b""
+        while len(bodies(later)) < 3:
+            later += await again.read_until(rb"</message>")
+        assert bodies(later) == ["m0", "m1", "m2"]
+        assert later.count(b"urn:xmpp:delay") == 3
+        alice.close()
+        again.close()
+
+
+async def test_offline_messages_leave_the_store_only_once_acknowledged(harness):
+    """With stream management, written is not enough: a stored message stays stored until the
+    client's h covers it."""
+    for i in range(3):
+        await harness.server.storage.store_offline(
+            f"bob@{DOMAIN}",
+            message("bob", f"o{i}").replace("<message ", "<message xmlns='jabber:client' ", 1),
+            datetime.now(UTC),
+        )
+    bob, _ = await enabled(harness, "bob")
+    await bob.send("<presence/>")
+    got = b""
+    while len(bodies(got)) < 3:
+        got += await bob.read_until(rb"</message>")
+    await bob.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+    await bob.read_until(rb"<iq[^>]*id=.p.")  # everything written long ago
+    assert await stored(harness, "bob") == 3
+    conn = managed(harness, "bob")
+    await bob.send(f"<a xmlns='{SM}' h='{conn.sm.sent}'/>")
+    await none_stored(harness, "bob")
+    bob.close()
+
+
+async def test_an_unacknowledged_iq_bounces_when_the_session_ends(harness):
+    """Its answer will never come: the requester learns it instead of waiting forever."""
+    bob = await bound(harness, "bob")
+    await bob.send(f"<enable xmlns='{SM}'/>")  # without resumption: a drop ends the session
+    await bob.read_until(ENABLED)
+    alice = await bound(harness, "alice")
+    await alice.send(
+        f"<iq type='get' id='v' to='bob@{DOMAIN}/r'><query xmlns='jabber:iq:version'/></iq>"
+    )
+    await bob.read_until(rb"jabber:iq:version")
+    bob.writer.transport.abort()
+    answer = await alice.read_until(rb"<iq[^>]*id=.v.*?</iq>")
+    assert b"type='error'" in answer.replace(b'"', b"'") and b"service-unavailable" in answer
+    alice.close()
