@@ -629,9 +629,10 @@ class C2SKind:
                 else:
                     more = stream.account(request, account)
                 await conn.execute(more)
-            case actions.AuthFailed(condition):
+            case actions.AuthFailed(condition, counts):
                 log.info("authentication failed %s: %s", conn.peer, condition)
-                conn.auth_failed()
+                if counts:
+                    conn.auth_failed()
                 server.host.hooks.emit("auth/failed", stream.mechanism or "none")
             case actions.Authenticated(jid, mechanism, legacy_name):
                 conn.info["mechanism"] = mechanism

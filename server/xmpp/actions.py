@@ -64,6 +64,10 @@ class AuthFailed:
     """A SASL exchange failed (counted per IP by the connection, XEP-0205 / A-03)."""
 
     condition: str
+    # False when no password could have passed: the account exists but has no keys for this
+    # SCRAM hash (imported from Prosody with SHA-1 keys only), so a client that tries
+    # SCRAM-SHA-256 first and then SHA-1 is not walking towards a per-IP ban at every login.
+    counts: bool = True
 
 
 @dataclass

@@ -385,10 +385,11 @@ class C2SStream(Stream):
         self._legacy_jid = self._legacy_name = None
 
     def _sasl_failed(self, condition: str, text: str | None = None) -> list[Action]:
+        counts = not _keyless(self._account, self.mechanism)
         self._end_exchange()
         self.state = State.AUTH
         self._auth_failures += 1
-        out: list[Action] = [AuthFailed(condition), Send(_sasl_failure(condition, text))]
+        out: list[Action] = [AuthFailed(condition, counts), Send(_sasl_failure(condition, text))]
         if self._auth_failures >= self.settings.auth_failures:
             out += self.fail(StreamError("policy-violation", "too many failed authentications"))
         return out
@@ -435,6 +436,15 @@ _HANDLERS: dict[State, Callable[[C2SStream, Element], list[Action]]] = {
     State.BIND: C2SStream._in_bind,
     State.READY: C2SStream._in_ready,
 }
+
+
+def _keyless(account: Any, mechanism: str | None) -> bool:
+    """The account exists but holds no SCRAM keys for `mechanism`'s hash (answered with fake
+    keys, so it fails like a wrong password whatever the client sends)."""
+    if account is None or not mechanism or not mechanism.startswith("SCRAM-"):
+        return False
+    hash_name = mechanism.removeprefix("SCRAM-").removesuffix("-PLUS")
+    return hash_name not in account.credentials
 
 
 def _sasl_failure(condition: str, text: str | None = None) -> bytes:
