@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.postgres import PostgresInstance, postgres_unavailable
+from tests.support.redis import RedisInstance, redis_unavailable
 from tests.support.xmpp import PKI, make_pki, running_server
 
 
@@ -38,3 +39,19 @@ def postgres() -> Iterator[PostgresInstance]:
         yield instance
     finally:
         instance.stop()
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisInstance]:
+    """A throw-away redis-server per test (tests/support/redis.py): cluster tests stop and restart
+    it. Without the binary: skipped locally, a failure under CI."""
+    reason = redis_unavailable()
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason + "; CI must install it (.ci/run)")
+        pytest.skip(reason)
+    instance = RedisInstance.create()
+    try:
+        yield instance
+    finally:
+        instance.close()
