@@ -1,5 +1,5 @@
 """`vinesctl --help` stays fast: importing the CLI (and every command module) loads none of
-slixmpp, textual or dnspython; those load inside the commands that use them."""
+slixmpp, textual, dnspython, rich or cryptography; those load inside the commands that use them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("slixmpp", "textual", "dns")
+HEAVY = ("slixmpp", "textual", "dns", "rich", "cryptography")
 
 
 def loaded_after(code: str) -> list[str]:

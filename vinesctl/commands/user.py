@@ -26,7 +26,6 @@ from vinesctl.commands.remote import (
     user_jid,
     warn_notes,
 )
-from vinesctl.commands.server import load_config
 from vinesctl.connection import connect_options
 from vinesctl.durations import AGE
 from vinesctl.errors import UsageError, VinesctlError
@@ -54,6 +53,8 @@ def _inactive_since(account: Any, cutoff: datetime) -> bool:
 
 
 def _local_config(config: str) -> Any:
+    from vinesctl.commands.server import load_config  # local mode only: keeps remote start-up light
+
     cfg = load_config(config)
     if cfg.storage.backend == "memory":
         raise UsageError(
