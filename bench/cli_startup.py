@@ -81,7 +81,9 @@ def main() -> None:
           f"{args.runs} interleaved runs after {args.warmup} warm-up)")  # fmt: skip
     print(f"{'command':<28} {'median':>9} {'min':>9}")
     for label, values in times.items():
-        print(f"{label:<28} {statistics.median(values) * 1000:>7.1f}ms {min(values) * 1000:>7.1f}ms")
+        print(
+            f"{label:<28} {statistics.median(values) * 1000:>7.1f}ms {min(values) * 1000:>7.1f}ms"
+        )
     verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
     print(f"ratio vinesctl --help / import click (median): {ratio:.2f} "
           f"(target <= {TARGET_RATIO}: {verdict})")  # fmt: skip

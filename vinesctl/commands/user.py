@@ -154,7 +154,8 @@ def _remote_password(
 
         return await getattr(admin, verb)(client, conn.domain, jid, password)
 
-    warn_notes(run_with(conn, False, work, timeout))
+    # raw XEP-0050 IQs only: no disco plugin to load
+    warn_notes(run_with(conn, False, work, timeout, plugins=()))
     click.echo(f"created {jid}" if adding else f"password of {jid} changed")
     if not adding:
         _offer_profile_update(ctx, jid, password, update_profile)
