@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Wall time of `vinesctl --help` next to `python -c "import click"` in the same run; prints the ratio.
+"""Wall time of `vinesctl --help` next to `python -c "import click"` in one run; prints the ratio.
 
     python bench/cli_startup.py                  # 40 timed runs each, after 3 warm-up runs
     python bench/cli_startup.py --runs 100 --json out.json
 
 Each run is a fresh process started directly (no shell): the installed `vinesctl` console script
 next to this interpreter, and this interpreter with `-c "import click"`, so both pay the same
-interpreter start and site set-up. The two commands alternate run by run, so a burst of other
-work on a shared machine lands on both. The figure is the median of each; `--json FILE` writes
+interpreter start and site set-up, with bytecode written by the warm-up runs as an installed
+package has it. The two commands alternate run by run, so a burst of other work on a shared
+machine lands on both. The figure is the median of each; `--json FILE` writes
 `{"vinesctl_help_ms", "import_click_ms", "ratio", ...}` (the keys bench/compare.py reads). No
 hyperfine needed.
 """
@@ -47,7 +48,12 @@ def wall_seconds(argv: list[str], env: dict[str, str]) -> float:
 
 def measure(commands: dict[str, list[str]], runs: int, warmup: int) -> dict[str, list[float]]:
     """Wall seconds of each command, `runs` times, the commands interleaved run by run."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VINESCTL_")}
+    # bytecode may be written (and then read), as an installed package has it
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("VINESCTL_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
     for _ in range(warmup):
         for argv in commands.values():
             wall_seconds(argv, env)
