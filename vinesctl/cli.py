@@ -1,7 +1,9 @@
 """Root command group and the single error boundary.
 
 Command modules import only click and the standard library at top level; slixmpp, textual and
-dnspython load inside the commands that need them, so `vinesctl --help` stays fast.
+dnspython load inside the commands that need them, and a command's module loads only when that
+command is used (`COMMANDS`), so `vinesctl --help` stays fast and `vinesctl user add` pays for
+the user commands alone.
 """
 
 from __future__ import annotations
