@@ -159,7 +159,11 @@ def _slixmpp_version() -> types.ModuleType | None:
         folder = entry or "."
         if not os.path.isfile(os.path.join(folder, "slixmpp", "__init__.py")):
             continue
-        infos = [n for n in os.listdir(folder) if re.fullmatch(r"slixmpp-[^-]+\.dist-info", n)]
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return None
+        infos = [n for n in names if re.fullmatch(r"slixmpp-[^-]+\.dist-info", n)]
         if len(infos) != 1:
             return None
         version = infos[0][len("slixmpp-") : -len(".dist-info")]
