@@ -144,6 +144,8 @@ def _import_slixmpp(with_address: bool) -> Any:
             for name in hidden:
                 if sys.modules.get(name, False) is None:
                     del sys.modules[name]
+        if version is not None:  # as an import would have bound it
+            slixmpp.version = version
     if not with_address:
         _restore_aiodns()
     import slixmpp
