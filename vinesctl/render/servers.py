@@ -30,10 +30,27 @@ def status_view(data: dict[str, Any]) -> Table:
             left = f"[yellow]{left}[/]"
         until = f"{cert['not_after']:%Y-%m-%d}"
         table.add_row("certificate", f"{cert['domain']}: until {until} ({left})")
+    storage = data.get("storage")
+    if storage:
+        where = storage.get("dsn") or storage.get("path")
+        table.add_row("storage", f"{storage['backend']} {where}" if where else storage["backend"])
     table.add_row("config", data.get("config") or "")
-    if data.get("log"):
+    nodes = data.get("nodes") or []
+    if len(nodes) > 1 or (nodes and nodes[0].get("index") is not None):
+        for node in nodes:  # a set started with --nodes: each process and its log
+            table.add_row(f"node @{node['index']}", node_line(node))
+    elif data.get("log"):
         table.add_row("log", data["log"])
     return table
+
+
+def node_line(node: dict[str, Any]) -> str:
+    """One process of a set: name, state, pid, uptime, log."""
+    name = node.get("node") or "-"
+    if not node.get("running"):
+        return f"{name}  [red]not running[/]  log {node.get('log')}"
+    uptime = human_duration(node["uptime"]) if node.get("uptime") is not None else "-"
+    return f"{name}  [green]running[/]  pid {node['pid']}  up {uptime}  log {node.get('log')}"
 
 
 def listener_line(listener: dict[str, Any]) -> str:
