@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "online",
     "sessions",
     "components",
+    "cluster",
     "stats",
     "announce",
     "motd",
