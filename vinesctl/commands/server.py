@@ -1081,36 +1081,61 @@ def install_service(
 @click.pass_context
 def backup(ctx: click.Context, config: str | None, dest: str, force: bool, as_json: bool) -> None:
     """Copy the store to DEST (a file, or a directory for a dated name), consistent even while
-    the server runs and writes (SQLite's online backup API). Restore: stop the server and put
-    the copy where [storage] path points."""
+    the server runs and writes. SQLite: its online backup API; restore: stop the server and put
+    the copy where [storage] path points. PostgreSQL: pg_dump's custom format (one snapshot);
+    restore: stop the server, then 'pg_restore --clean --if-exists --no-owner --dbname=DSN
+    DEST'. 'server export' writes a portable copy instead (XEP-0227, for 'server import')."""
     path = config_path(ctx, config)
     cfg = load_config(path)
+    backend = cfg.storage.backend
+    if backend == "memory":
+        raise UsageError("the memory backend keeps nothing on disk", "nothing to back up")
     target = Path(dest).expanduser().resolve()
     if target.is_dir():
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        target = target / f"{Path(cfg.storage.path).stem}-{stamp}.sqlite"
+        if backend == "postgresql":
+            from urllib.parse import urlsplit
+
+            name = urlsplit(cfg.storage.dsn).path.strip("/") or "vines"
+            target = target / f"{name}-{stamp}.pgdump"
+        else:
+            target = target / f"{Path(cfg.storage.path).stem}-{stamp}.sqlite"
     if target.exists() and not force:
         raise UsageError(f"{target} exists", "pass --force to replace it, or another DEST")
     if not target.parent.is_dir():
         raise UsageError(f"no directory {target.parent}", "create it first")
-    if cfg.storage.backend != "sqlite":
-        raise UsageError(
-            f"the {cfg.storage.backend} backend keeps nothing on disk", "nothing to back up"
-        )
 
+    from vinesctl.commands.user import _run as in_store
+
+    store = storage_summary(cfg)
+    size = in_store(cfg, lambda storage: storage.backup(target))
+    # what a restore brings back, read from the copy itself: it opens as a store of its own
+    # (SQLite), or pg_restore reads its accounts (PostgreSQL)
+    result = {"accounts": _accounts_in_backup(cfg, target), "bytes": size}
+    data = {"store": store["dsn"] or store["path"], "backup": str(target), **result}
+    if as_json:
+        emit(data, True)
+        return
+    click.echo(f"backed up {data['store']} to {target} ({result['bytes']} bytes)")
+
+
+def _accounts_in_backup(cfg: Any, target: Path) -> int:
     from vines_server.config import StorageConfig
 
     from vinesctl.commands.user import _run as in_store
 
-    size = in_store(cfg, lambda storage: storage.backup(target))
-    # the copy opens as a store of its own: what it holds is what a restore brings back
+    if cfg.storage.backend == "postgresql":
+        import asyncio
+
+        from vines_server.storage.base import StorageError
+        from vines_server.storage.postgresql import archive_accounts
+
+        try:
+            return asyncio.run(archive_accounts(target))
+        except StorageError as exc:
+            raise VinesctlError(str(exc), "the backup may be unusable: run it again") from None
     copy = replace(cfg, storage=StorageConfig("sqlite", target))
-    result = {"accounts": in_store(copy, lambda storage: storage.count_accounts()), "bytes": size}
-    data = {"store": str(cfg.storage.path), "backup": str(target), **result}
-    if as_json:
-        emit(data, True)
-        return
-    click.echo(f"backed up {cfg.storage.path} to {target} ({result['bytes']} bytes)")
+    return in_store(copy, lambda storage: storage.count_accounts())
 
 
 @command.command("export")
