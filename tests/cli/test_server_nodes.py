@@ -155,6 +155,17 @@ def test_two_nodes_start_share_their_ports_and_stop_together(tmp_path, cli_env, 
         pids = [n["pid"] for n in status["nodes"]]
         assert all(n["running"] for n in status["nodes"])
 
+        # reload signals each node (the admin command would reach one); restart keeps the set
+        r = vinesctl("server", "reload", "--config", str(config), "--json", env=cli_env)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["pids"] == pids
+        r = vinesctl("server", "restart", "--config", str(config), "--json", env=cli_env)
+        assert r.returncode == 0, r.stderr + _logs(directory)
+        restarted = json.loads(r.stdout)["nodes"]
+        assert [n["index"] for n in restarted] == [1, 2] and all(n["running"] for n in restarted)
+        assert not {n["pid"] for n in restarted} & set(pids)
+        pids = [n["pid"] for n in restarted]
+
         r = vinesctl("server", "stop", "--config", str(config), env=cli_env)
         assert r.returncode == 0, r.stderr
         assert "stopped 2 nodes" in r.stdout
