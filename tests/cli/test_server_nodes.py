@@ -107,6 +107,9 @@ def test_two_nodes_start_share_their_ports_and_stop_together(tmp_path, cli_env, 
     try:
         assert r.returncode == 0, r.stderr + _logs(directory)
         assert "running 2 nodes" in r.stdout and "n1-1" in r.stdout and "n1-2" in r.stdout
+        assert f"127.0.0.1:{c2s} (c2s-starttls)" in r.stdout.splitlines()[1]  # the shared one
+        assert f"{metrics} (metrics)" not in r.stdout.splitlines()[1]  # one per node
+        assert f"{metrics + 1} (metrics)" in r.stdout.splitlines()[3]
         r = vinesctl("server", "status", "--config", str(config), "--json", env=cli_env)
         assert r.returncode == 0, r.stderr
         status = json.loads(r.stdout)
@@ -134,6 +137,7 @@ def test_two_nodes_start_share_their_ports_and_stop_together(tmp_path, cli_env, 
         r = vinesctl("server", "status", "--config", str(config), env=cli_env)
         assert r.returncode == 0, r.stderr
         assert "node @1" in r.stdout and "node @2" in r.stdout and "postgresql://" in r.stdout
+        assert f"127.0.0.1:{metrics + 1}" in r.stdout  # (Rich may wrap the line at a space)
 
         # the logs of both, merged; following needs one of them
         r = vinesctl("server", "logs", "--config", str(config), "--json", env=cli_env)

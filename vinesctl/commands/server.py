@@ -625,12 +625,13 @@ def start(
         click.echo(f"  listening  {listeners}")
         click.echo(f"  log        {sibling(path, '.log')}")
         return
+    shared = [x for x in data["listeners"] if x["kind"] != "metrics"]  # metrics: one per node
     click.echo(f"vines-server running {nodes} nodes for {', '.join(data['domains'])}")
-    click.echo(f"  listening  {listeners} (shared)")
+    click.echo(f"  listening  {', '.join(listener_line(x) for x in shared) or '-'} (shared)")
     for node in data["nodes"]:
-        click.echo(
-            f"  {node['node'] or '@' + str(node['index'])}  pid {node['pid']}  log {node['log']}"
-        )
+        own = "".join(f"  {listener_line(x)}" for x in node["listeners"] if x["kind"] == "metrics")
+        name = node["node"] or f"@{node['index']}"
+        click.echo(f"  {name}  pid {node['pid']}{own}  log {node['log']}")
 
 
 def _spawn(path: Path, index: int | None) -> subprocess.Popen:
