@@ -103,8 +103,11 @@ def node_indexes(config: Path) -> list[int]:
 
 
 def instances(config: Path) -> list[int | None]:
-    """What runs (or ran) from `config`: its nodes' indexes, or [None] for one server."""
-    return list(node_indexes(config)) or [None]
+    """What runs (or ran) from `config`: its nodes' indexes, or [None] for one server (both
+    when files of each are there, say a set that crashed before a server on its own ran)."""
+    nodes: list[int | None] = list(node_indexes(config))
+    alone = any(sibling(config, suffix).exists() for suffix in (".pid", ".state.json"))
+    return [None, *nodes] if alone or not nodes else nodes
 
 
 def _proc_state(pid: int) -> str | None:
@@ -583,9 +586,8 @@ def start(
             pids = ", ".join(str(p) for p in running.values())
             click.echo(f"vines-server is already running (pid {pids}) for {path}")
         return
-    for index in wanted:
-        if index not in running:
-            clean_stale(path, index)
+    for index in {*instances(path), *wanted} - set(running):  # what crashed, or will run
+        clean_stale(path, index)
     argv = [sys.executable, "-m", "vines_server", "--config", str(path)]
     if not detach:
         sys.stdout.flush()
