@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -145,6 +146,16 @@ class ComponentConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """`[cluster]`: several nodes serving one set of domains over Redis (issue 13). Without a
+    `redis` URL there is one node. (The keys the node set needs; the cluster core adds its own.)"""
+
+    redis: str | None = field(default=None, repr=False)  # may hold the password: never shown
+    password_file: Path | None = None  # one line, Redis's password (AUTH); else from the URL
+    node: str = ""  # unique per node; default: this host's name and the c2s port
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     domains: dict[str, DomainConfig]
@@ -158,19 +169,71 @@ class Config:
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     components: dict[str, ComponentConfig] = field(default_factory=dict)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    # K of `vines-server --node-index K` (one of the nodes `vinesctl server start --nodes N`
+    # runs from this config); None for a server on its own. Not a key of vines.toml.
+    node_index: int | None = field(default=None, metadata={"toml": False})
 
     @property
     def directory(self) -> Path:
         return self.path.parent if self.path else Path.cwd()
 
     def sibling(self, suffix: str) -> Path:
-        return sibling_file(self.path if self.path else Path.cwd() / "vines.toml", suffix)
+        path = self.path if self.path else Path.cwd() / "vines.toml"
+        return sibling_file(path, suffix, self.node_index)
 
 
-def sibling_file(config_path: Path, suffix: str) -> Path:
+def sibling_file(config_path: Path, suffix: str, node_index: int | None = None) -> Path:
     """The one naming rule for the files a server keeps next to its vines.toml (the console reads
-    them too): vines.toml -> vines.pid, vines.state.json, vines.log."""
-    return config_path.with_name(config_path.stem + suffix)
+    them too): vines.toml -> vines.pid, vines.state.json, vines.log; node K of a set started
+    with --nodes N: vines@K.pid, vines@K.state.json, vines@K.log (systemd's instance syntax,
+    which no config stem of ours uses)."""
+    stem = config_path.stem if node_index is None else f"{config_path.stem}@{node_index}"
+    return config_path.with_name(stem + suffix)
+
+
+def as_node(config: Config, index: int) -> Config:
+    """Node `index` (from 1) of the set `vinesctl server start --nodes N` runs from one config:
+    its name is the configured node name plus `-index`, its pid, state and log files carry
+    `@index`, and a fixed metrics port moves by index - 1 (node 1 keeps the configured one, so a
+    scrape target written for one server stays valid). The client, s2s and component ports stay
+    shared (the listeners set SO_REUSEPORT for node sets)."""
+    metrics = config.metrics
+    if metrics.port:  # 0 picks a free port per node anyway
+        metrics = replace(metrics, port=metrics.port + index - 1)
+    node = f"{config.cluster.node}-{index}"
+    return replace(
+        config, node_index=index, metrics=metrics, cluster=replace(config.cluster, node=node)
+    )
+
+
+def check_node_set(config: Config, count: int) -> None:
+    """What a set of `count` > 1 nodes from one config needs, else ConfigError naming the key:
+    [cluster] redis (the nodes share sessions through it), PostgreSQL storage (every node opens
+    the store at once; SQLite is one process's file, memory one process's heap), and fixed
+    listener ports (port 0 would give each node a port of its own, not a shared one)."""
+    if config.cluster.redis is None:
+        raise ConfigError(
+            f"{count} nodes need [cluster] redis, through which they share sessions: add "
+            '[cluster] redis = "redis://127.0.0.1:6379/0" to vines.toml, or start one node'
+        )
+    if config.storage.backend != "postgresql":
+        raise ConfigError(
+            f"{count} nodes need a store they all open: storage.backend is "
+            f'"{config.storage.backend}"; set [storage] backend = "postgresql" and dsn'
+        )
+    lst = config.listeners
+    for name in ("c2s_port", "c2s_direct_tls_port", "s2s_port", "s2s_direct_tls_port"):
+        if getattr(lst, name) == 0:
+            raise ConfigError(
+                f"listeners.{name} is 0 (a free port per process): {count} nodes share their "
+                "ports, so give it a fixed port"
+            )
+    if lst.component_port == 0:
+        raise ConfigError(
+            f"listeners.component_port is 0 (a free port per process): {count} nodes share "
+            "their ports, so give it a fixed port"
+        )
 
 
 #: what `server init` writes and `server add-domain` expects: fragments in conf.d/
@@ -253,7 +316,7 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     base = path.parent if path else Path.cwd()
     tables = ("server", "domains", "listeners", "storage", "limits", "deadlines", "federation")
     # include: resolved by load()
-    _only(raw, "", {*tables, "presence", "metrics", "include", "components"})
+    _only(raw, "", {*tables, "presence", "metrics", "include", "components", "cluster"})
 
     server = _table(raw, "server")
     _only(server, "server.", {"admins", "log_level"})
@@ -360,7 +423,24 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         presence,
         _metrics(_table(raw, "metrics")),
         components,
+        _cluster(_table(raw, "cluster"), base, listeners),
     )
+
+
+def _cluster(table: dict, base: Path, listeners: ListenerConfig) -> ClusterConfig:
+    _only(table, "cluster.", {"redis", "password_file", "node"})
+    if not table:
+        return ClusterConfig()
+    url = table.get("redis")
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError('cluster.redis must be a URL such as "redis://127.0.0.1:6379/0"')
+    node = table.get("node", f"{socket.gethostname()}-{listeners.c2s_port}")
+    if not isinstance(node, str) or not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", node):
+        raise ConfigError("cluster.node must be 1-64 letters, digits, '.', '_' or '-'")
+    password_file = None
+    if "password_file" in table:
+        password_file = _path(table, "cluster.password_file", base)
+    return ClusterConfig(url, password_file, node)
 
 
 def _metrics(table: dict) -> MetricsConfig:

@@ -228,6 +228,9 @@ class Server:
                 host,
                 port,
                 reuse_address=True,
+                # the nodes of one set share each port (SO_REUSEPORT: the kernel spreads new
+                # connections over them); a server on its own keeps "address in use"
+                reuse_port=self.config.node_index is not None,
             )
             self._servers.append(server)
             for sock in server.sockets:

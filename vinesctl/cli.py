@@ -43,6 +43,7 @@ COMMANDS = {
     ),
     "cert": "Show, generate and import the bundled server's certificates.",
     "check": "Check everything about DOMAIN's XMPP service and print one table of findings.",
+    "cluster": "List the server's cluster nodes: address, heartbeat age, alive, sessions, load.",
     "completion": "Print the completion script for SHELL.",
     "components": "List the server's components: connected, address, since, traffic, load.",
     "dashboard": (

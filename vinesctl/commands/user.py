@@ -106,6 +106,8 @@ def _run(cfg: Any, action: Any) -> Any:
     except (AccountExists, NoSuchAccount):
         raise
     except StorageError as exc:
+        if cfg.storage.backend == "postgresql":  # its errors name the database already
+            raise VinesctlError(str(exc), "check [storage] dsn and the role's password") from None
         raise VinesctlError(
             f"store {cfg.storage.path}: {exc}", "check the file and its permissions"
         ) from None
