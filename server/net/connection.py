@@ -229,8 +229,16 @@ class StreamConnection(asyncio.Protocol):
             if keep and self._unsent_owner is not None:
                 self.server.router.keep_offline(element, self._unsent_owner)
             return
+        data = serialize(element)
+        if (
+            not (self._output or self._writing_paused or self._unwritten or confirm)
+            and not self.transport.is_closing()
+        ):
+            # nothing waits and the socket buffer has room: what push() + _pump() would do
+            self.io.write(data)
+            return
         self._output.push(
-            serialize(element),
+            data,
             message=element if keep else None,
             key=presence_key(element) if element.tag == PRESENCE else None,
             confirm=confirm,
