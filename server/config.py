@@ -158,6 +158,7 @@ class Config:
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     components: dict[str, ComponentConfig] = field(default_factory=dict)
+    event_loop: str = "asyncio"  # "asyncio", "uvloop", or "auto" (uvloop when installed)
 
     @property
     def directory(self) -> Path:
@@ -177,6 +178,10 @@ def sibling_file(config_path: Path, suffix: str) -> Path:
 INCLUDE_LINE = 'include = ["conf.d/*.toml"]'
 #: the only tables an included file may add, one sub-table per name
 INCLUDABLE = ("domains", "components")
+# [server] event_loop: asyncio's own loop (the default: uvloop was not clearly better on the
+# benches, see bench/README.md), uvloop (the `uvloop` extra; refused at start when missing), or
+# "auto": uvloop when it is installed, else asyncio's loop.
+EVENT_LOOPS = ("asyncio", "uvloop", "auto")
 
 
 def load(path: str | Path) -> Config:
@@ -256,11 +261,14 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     _only(raw, "", {*tables, "presence", "metrics", "include", "components"})
 
     server = _table(raw, "server")
-    _only(server, "server.", {"admins", "log_level"})
+    _only(server, "server.", {"admins", "log_level", "event_loop"})
     admins = tuple(_str_list(server, "server.admins", server.get("admins", [])))
     log_level = server.get("log_level", "info")
     if log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("server.log_level must be one of debug, info, warning, error")
+    event_loop = server.get("event_loop", "asyncio")
+    if event_loop not in EVENT_LOOPS:
+        raise ConfigError(f"server.event_loop must be one of {', '.join(EVENT_LOOPS)}")
 
     domains_raw = _table(raw, "domains")
     if not domains_raw:
@@ -360,6 +368,7 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         presence,
         _metrics(_table(raw, "metrics")),
         components,
+        event_loop,
     )
 
 

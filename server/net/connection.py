@@ -27,7 +27,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 from xml.etree.ElementTree import Element
 
 from vines_server.core.routing import keeps_offline
@@ -126,7 +126,8 @@ class StreamConnection(asyncio.Protocol):
     # ---- asyncio callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # a stream transport (uvloop's does not subclass asyncio.Transport: no isinstance)
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         self.io = StreamTLS(transport)
         transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
