@@ -170,6 +170,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     components: dict[str, ComponentConfig] = field(default_factory=dict)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    event_loop: str = "asyncio"  # "asyncio", "uvloop", or "auto" (uvloop when installed)
     # K of `vines-server --node-index K` (one of the nodes `vinesctl server start --nodes N`
     # runs from this config); None for a server on its own. Not a key of vines.toml.
     node_index: int | None = field(default=None, metadata={"toml": False})
@@ -240,6 +241,10 @@ def check_node_set(config: Config, count: int) -> None:
 INCLUDE_LINE = 'include = ["conf.d/*.toml"]'
 #: the only tables an included file may add, one sub-table per name
 INCLUDABLE = ("domains", "components")
+# [server] event_loop: asyncio's own loop (the default: uvloop was not clearly better on the
+# benches, see bench/README.md), uvloop (the `uvloop` extra; refused at start when missing), or
+# "auto": uvloop when it is installed, else asyncio's loop.
+EVENT_LOOPS = ("asyncio", "uvloop", "auto")
 
 
 def load(path: str | Path) -> Config:
@@ -319,11 +324,14 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     _only(raw, "", {*tables, "presence", "metrics", "include", "components", "cluster"})
 
     server = _table(raw, "server")
-    _only(server, "server.", {"admins", "log_level"})
+    _only(server, "server.", {"admins", "log_level", "event_loop"})
     admins = tuple(_str_list(server, "server.admins", server.get("admins", [])))
     log_level = server.get("log_level", "info")
     if log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("server.log_level must be one of debug, info, warning, error")
+    event_loop = server.get("event_loop", "asyncio")
+    if event_loop not in EVENT_LOOPS:
+        raise ConfigError(f"server.event_loop must be one of {', '.join(EVENT_LOOPS)}")
 
     domains_raw = _table(raw, "domains")
     if not domains_raw:
@@ -424,6 +432,7 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         _metrics(_table(raw, "metrics")),
         components,
         _cluster(_table(raw, "cluster"), base, listeners),
+        event_loop,
     )
 
 
