@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from vines_server.files import sibling_file
 from vines_server.xmpp.jid import JID, JIDError, domain_to_ascii, normalize_domainpart
 
 
@@ -182,15 +183,6 @@ class Config:
     def sibling(self, suffix: str) -> Path:
         path = self.path if self.path else Path.cwd() / "vines.toml"
         return sibling_file(path, suffix, self.node_index)
-
-
-def sibling_file(config_path: Path, suffix: str, node_index: int | None = None) -> Path:
-    """The one naming rule for the files a server keeps next to its vines.toml (the console reads
-    them too): vines.toml -> vines.pid, vines.state.json, vines.log; node K of a set started
-    with --nodes N: vines@K.pid, vines@K.state.json, vines@K.log (systemd's instance syntax,
-    which no config stem of ours uses)."""
-    stem = config_path.stem if node_index is None else f"{config_path.stem}@{node_index}"
-    return config_path.with_name(stem + suffix)
 
 
 def as_node(config: Config, index: int) -> Config:

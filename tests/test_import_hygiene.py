@@ -54,13 +54,3 @@ def test_finding_a_bundled_server_does_not_load_its_config_module():
         "bundled_listeners('/nonexistent/vines.toml')\n"
     )
     assert "vines_server.config" not in loaded_after(code)
-
-
-def test_state_file_follows_the_servers_naming_rule(tmp_path):
-    from vines_server.config import sibling_file
-
-    from vinesctl.connection import state_file
-
-    for name in ("vines.toml", "other.toml", "a.b.toml", "noext"):
-        config = tmp_path / "d" / name
-        assert state_file(str(config)) == sibling_file(config, ".state.json")

@@ -159,11 +159,10 @@ def bundled_listeners(config: str) -> list[tuple[str, str, int]]:
 
 
 def state_file(config: str) -> Path:
-    """vines.toml -> vines.state.json, by the naming rule of `vines_server.config.sibling_file`,
-    repeated here because importing that module (dataclasses, PRECIS) costs every remote command
-    about 10 ms; tests/test_import_hygiene.py checks that the two agree."""
-    path = Path(config).expanduser()
-    return path.with_name(path.stem + ".state.json")
+    """vines.toml -> vines.state.json (the server's naming rule, from its light `files` module)."""
+    from vines_server.files import sibling_file
+
+    return sibling_file(Path(config).expanduser(), ".state.json")
 
 
 def login_password(profile: Profile | None, jid: str) -> str:

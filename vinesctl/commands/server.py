@@ -79,7 +79,7 @@ def config_option(f: Any) -> Any:
 
 
 def sibling(config: Path, suffix: str, node: int | None = None) -> Path:
-    from vines_server.config import sibling_file
+    from vines_server.files import sibling_file
 
     return sibling_file(config, suffix, node)
 
