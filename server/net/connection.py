@@ -675,6 +675,10 @@ class C2SKind:
                     conn.sm_id = secrets.token_urlsafe(18)
                     server.resumptions.register(conn)
                 conn._write(sm.enabled(conn.sm_id, math.ceil(window)))
+            case actions.SendConfirming(data):
+                # the messages this h covers went out already; their commits may still run
+                await server.router.pending.durable(conn.session)
+                conn._write(data)
             case actions.SmAck(h):
                 try:
                     conn.sm_acked(h)
@@ -696,6 +700,12 @@ class C2SKind:
             )
             await conn.execute(stream.resume_failed(request, "item-not-found"))
             return
+        # the h in <resumed/> covers what the old stream routed: once it is committed
+        while server.router.pending.unlanded(old.session):
+            await server.router.pending.durable(old.session)
+            if server.resumptions.get(request.previd) is not old or old.session is None:
+                await conn.execute(stream.resume_failed(request, "item-not-found"))
+                return
         assert old.sm is not None and isinstance(old.stream, c2s.C2SStream)
         try:
             old.sm_acked(request.h)

@@ -368,3 +368,89 @@ async def test_an_unacknowledged_iq_bounces_when_the_session_ends(harness):
     answer = await alice.read_until(rb"<iq[^>]*id=.v.*?</iq>")
     assert b"type='error'" in answer.replace(b'"', b"'") and b"service-unavailable" in answer
     alice.close()
+
+
+def hold_commits(storage) -> tuple[asyncio.Event, asyncio.Event]:
+    """The real SQLite store, whose commits of held messages wait until `release` is set;
+    `reached` tells that one is waiting."""
+    release, reached = asyncio.Event(), asyncio.Event()
+    commit = storage.hold_offline
+
+    async def held(rows):
+        reached.set()
+        await release.wait()
+        return await commit(rows)
+
+    storage.hold_offline = held
+    return release, reached
+
+
+async def test_a_message_goes_out_before_its_commit_but_the_senders_h_waits_for_it(harness):
+    """Design decision 6 without its cost: bob gets alice's message while its commit still
+    runs; alice's <a/> (her h passing it) comes only once the commit landed."""
+    bob, _ = await enabled(harness, "bob")
+    await bob.send("<presence/>")
+    alice, _ = await enabled(harness, "alice")
+    release, reached = hold_commits(harness.server.storage)
+    await alice.send(message("bob", "early") + f"<r xmlns='{SM}'/>")
+    await bob.read_until(rb"<body>early</body>")
+    await reached.wait()
+    assert await stored(harness, "bob") == 0  # not committed, yet delivered
+    try:  # alice's <r/> came right behind: an answer would be out by now
+        answer = await alice.read_until(rb"<a xmlns", timeout=0.5)
+    except AssertionError:
+        answer = b""
+    assert answer == b"", "the sender's h passed a message that is not durable"
+    release.set()
+    await alice.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.1.\s*/>")
+    assert await stored(harness, "bob") == 1  # durable, bob has not acknowledged it
+    alice.close()
+    bob.close()
+
+
+async def test_an_ack_before_the_commit_lands_leaves_no_stored_row(harness):
+    """bob acknowledges the message while its commit still runs: once it lands the row goes,
+    instead of staying to be delivered again at every login."""
+    bob, _ = await enabled(harness, "bob")
+    await bob.send("<presence/>")
+    alice, _ = await enabled(harness, "alice")
+    release, reached = hold_commits(harness.server.storage)
+    await alice.send(message("bob", "acked-early"))
+    await bob.read_until(rb"<body>acked-early</body>")
+    await reached.wait()
+    conn = managed(harness, "bob")
+    await bob.send(f"<a xmlns='{SM}' h='{conn.sm.sent}'/><r xmlns='{SM}'/>")
+    await bob.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=")  # bob's ack was processed
+    assert await stored(harness, "bob") == 0
+    release.set()
+    await alice.send(f"<r xmlns='{SM}'/>")
+    await alice.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.1.\s*/>")  # committed by now
+    await none_stored(harness, "bob")
+    bob.close()
+    later = await bound(harness, "bob", "later")
+    await later.send("<presence/><iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+    got = await later.read_until(rb"<iq[^>]*id=.p.")
+    assert b"acked-early" not in got  # nothing comes again
+    alice.close()
+    later.close()
+
+
+async def test_a_message_the_full_store_refuses_is_an_error_to_its_sender(harness):
+    """Sent at once, then its commit fails (a real SQLITE_FULL): alice hears
+    resource-constraint, and her h passes the message only with that error."""
+    bob, _ = await enabled(harness, "bob")
+    await bob.send("<presence/>")
+    alice, _ = await enabled(harness, "alice")
+    storage = harness.server.storage
+
+    def no_more_pages() -> None:  # on the store's own connection
+        pages = storage._conn.execute("PRAGMA page_count").fetchone()[0]
+        storage._conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    await storage._run(no_more_pages)
+    big = "x" * 20_000
+    await alice.send(message("bob", big) + f"<r xmlns='{SM}'/>")
+    data = await alice.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.1.\s*/>")
+    assert b"type='error'" in data.replace(b'"', b"'") and b"resource-constraint" in data
+    alice.close()
+    bob.close()
