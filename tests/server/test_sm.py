@@ -454,3 +454,29 @@ async def test_a_message_the_full_store_refuses_is_an_error_to_its_sender(harnes
     assert b"type='error'" in data.replace(b'"', b"'") and b"resource-constraint" in data
     alice.close()
     bob.close()
+
+
+async def test_a_resumption_confirms_the_senders_messages_only_once_committed(harness):
+    """The h in <resumed/> passes what the old stream routed: it waits for their commit."""
+    bob, _ = await enabled(harness, "bob")
+    await bob.send("<presence/>")
+    alice, sm_id = await enabled(harness, "alice")
+    release, reached = hold_commits(harness.server.storage)
+    await alice.send(message("bob", "in-flight"))
+    await bob.read_until(rb"<body>in-flight</body>")
+    await reached.wait()
+    alice.writer.transport.abort()
+    await wait_for(lambda: managed(harness, "alice").detached)
+    again, _ = await authenticated(harness, "alice")
+    await again.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='0'/>")
+    try:
+        early = await again.read_until(rb"<resumed ", timeout=0.5)
+    except AssertionError:
+        early = b""
+    assert early == b"", "resumed with an h passing a message that is not durable"
+    release.set()
+    data = await again.read_until(rb"<resumed [^>]*/>")
+    assert re.search(rb"h=.1.", data), data
+    assert await stored(harness, "bob") == 1
+    again.close()
+    bob.close()
