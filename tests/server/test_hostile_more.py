@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from vines_server.modules.presence import SubscribeBudget
 from vines_server.net import connection
+from vines_server.storage.base import RosterItem
 from vines_server.xmpp import ns
 from vines_server.xmpp.jid import JID
 from vines_server.xmpp.stanza import make
@@ -349,13 +350,17 @@ HARVEST_IQ = [
     ("get", "<time xmlns='urn:xmpp:time'/>"),
     ("set", "<query xmlns='urn:x:unknown'/>"),
 ]
-# Account-scoped handlers answer an existing account (forbidden, a vCard, disco identities)
-# where a missing one gets service-unavailable from the router.
+# Account-scoped handlers: an existing account that shares nothing with the requester answers
+# them as a missing one does.
 ACCOUNT_IQ = [
     ("get", "<query xmlns='jabber:iq:roster'/>"),
+    ("set", "<query xmlns='jabber:iq:roster'><item jid='x@y'/></query>"),
     ("get", "<query xmlns='jabber:iq:private'><x xmlns='a:b'/></query>"),
     ("get", "<query xmlns='http://jabber.org/protocol/disco#info'/>"),
+    ("set", "<query xmlns='http://jabber.org/protocol/disco#info'/>"),
+    ("get", "<query xmlns='http://jabber.org/protocol/disco#items'/>"),
     ("get", "<vCard xmlns='vcard-temp'/>"),
+    ("set", "<vCard xmlns='vcard-temp'/>"),
 ]
 
 
@@ -383,16 +388,26 @@ async def test_t08_a_missing_account_looks_like_one_that_shares_nothing(server):
     await still_open(mallory)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routing answers a missing account's bare JID with service-unavailable before the "
-    "account-scoped handlers run; to be decided with the routing rebuild (see the report)",
-)
 async def test_t08_account_scoped_iqs_do_not_tell_a_missing_account(server):
+    """Every answer is service-unavailable (RFC 6121 8.5.1), for carol as for a ghost."""
     mallory, _ = await login(server, "mallory")
     missing = await harvest(mallory, f"ghost@{DOMAIN}", ACCOUNT_IQ, [])
     existing = await harvest(mallory, f"carol@{DOMAIN}", ACCOUNT_IQ, [])
     assert missing == existing
+    assert all(b"<service-unavailable " in answer for answer in existing), existing
+
+
+async def test_t08_an_account_still_answers_whom_it_shares_presence_with(server):
+    """The gate is presence (XEP-0030 section 8), not a blanket refusal."""
+    await server.server.storage.put_roster_item(
+        f"carol@{DOMAIN}", RosterItem(f"mallory@{DOMAIN}", subscription="from")
+    )
+    mallory, _ = await login(server, "mallory")
+    await mallory.send(
+        f"<iq type='get' id='i' to='carol@{DOMAIN}'><query xmlns='{ns.DISCO_INFO}'/></iq>"
+    )
+    info = await mallory.read_until(rb"<iq[^>]*id='i'.*?</iq>")
+    assert b"type='result'" in info and b"category='account'" in info, info
 
 
 # ---- T-18: a flooding client ----------------------------------------------------------------
