@@ -29,7 +29,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from compare import PREFIX, VinesSide
-from loadgen import LoginError, Options, client_context, login_many, rss_kib, split, wait_barrier
+from loadgen import (
+    LoginError,
+    Options,
+    client_context,
+    login_many,
+    rss_kib,
+    split,
+    still_alive,
+    wait_barrier,
+)
 from sm_kill_loop import enable
 
 PASSWORD = "idle-password"
@@ -50,17 +59,7 @@ async def hold_sessions(opts: Options, share: list[int], concurrency: int, barri
     await wait_barrier(barrier)  # 1: every worker is in; the parent reads RSS while they idle
     await wait_barrier(barrier)  # 2: the hold is over
 
-    async def ping(c) -> bool:
-        c.send(
-            f"<iq type='get' id='idleping' to='{opts.domain}'><ping xmlns='urn:xmpp:ping'/></iq>"
-        )
-        try:
-            await asyncio.wait_for(c._read_until(b"idleping"), 30)
-            return True
-        except (LoginError, OSError, TimeoutError, ssl.SSLError):
-            return False
-
-    alive = sum(await asyncio.gather(*(ping(c) for c in managed)))
+    alive = sum(await asyncio.gather(*(still_alive(c, 30) for c in managed)))
     for c in clients:
         c.close()
     return {"managed": len(managed), "alive": alive, "errors": errors[:5]}

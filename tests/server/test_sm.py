@@ -370,6 +370,15 @@ async def test_an_unacknowledged_iq_bounces_when_the_session_ends(harness):
     alice.close()
 
 
+async def nothing_yet(client: RawClient, pattern: bytes) -> bool:
+    """`pattern` does not come within half a second (what is awaited already happened)."""
+    try:
+        await client.read_until(pattern, timeout=0.5)
+    except AssertionError:
+        return True
+    return False
+
+
 def hold_commits(storage) -> tuple[asyncio.Event, asyncio.Event]:
     """The real SQLite store, whose commits of held messages wait until `release` is set;
     `reached` tells that one is waiting."""
@@ -385,22 +394,26 @@ def hold_commits(storage) -> tuple[asyncio.Event, asyncio.Event]:
     return release, reached
 
 
+async def delivered_uncommitted(harness, text: str, then: str = ""):
+    """alice's message `text` (and `then`) reached bob while its commit is held: bob, alice,
+    alice's SM id, and the event that lets the commit go on."""
+    bob, _ = await enabled(harness, "bob")
+    await bob.send("<presence/>")
+    alice, sm_id = await enabled(harness, "alice")
+    release, reached = hold_commits(harness.server.storage)
+    await alice.send(message("bob", text) + then)
+    await bob.read_until(f"<body>{text}</body>")
+    await reached.wait()
+    return bob, alice, sm_id, release
+
+
 async def test_a_message_goes_out_before_its_commit_but_the_senders_h_waits_for_it(harness):
     """Design decision 6 without its cost: bob gets alice's message while its commit still
     runs; alice's <a/> (her h passing it) comes only once the commit landed."""
-    bob, _ = await enabled(harness, "bob")
-    await bob.send("<presence/>")
-    alice, _ = await enabled(harness, "alice")
-    release, reached = hold_commits(harness.server.storage)
-    await alice.send(message("bob", "early") + f"<r xmlns='{SM}'/>")
-    await bob.read_until(rb"<body>early</body>")
-    await reached.wait()
+    bob, alice, _, release = await delivered_uncommitted(harness, "early", f"<r xmlns='{SM}'/>")
     assert await stored(harness, "bob") == 0  # not committed, yet delivered
-    try:  # alice's <r/> came right behind: an answer would be out by now
-        answer = await alice.read_until(rb"<a xmlns", timeout=0.5)
-    except AssertionError:
-        answer = b""
-    assert answer == b"", "the sender's h passed a message that is not durable"
+    # alice's <r/> came right behind: an answer would be out by now
+    assert await nothing_yet(alice, rb"<a xmlns"), "the sender's h passed what is not durable"
     release.set()
     await alice.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.1.\s*/>")
     assert await stored(harness, "bob") == 1  # durable, bob has not acknowledged it
@@ -411,13 +424,7 @@ async def test_a_message_goes_out_before_its_commit_but_the_senders_h_waits_for_
 async def test_an_ack_before_the_commit_lands_leaves_no_stored_row(harness):
     """bob acknowledges the message while its commit still runs: once it lands the row goes,
     instead of staying to be delivered again at every login."""
-    bob, _ = await enabled(harness, "bob")
-    await bob.send("<presence/>")
-    alice, _ = await enabled(harness, "alice")
-    release, reached = hold_commits(harness.server.storage)
-    await alice.send(message("bob", "acked-early"))
-    await bob.read_until(rb"<body>acked-early</body>")
-    await reached.wait()
+    bob, alice, _, release = await delivered_uncommitted(harness, "acked-early")
     conn = managed(harness, "bob")
     await bob.send(f"<a xmlns='{SM}' h='{conn.sm.sent}'/><r xmlns='{SM}'/>")
     await bob.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=")  # bob's ack was processed
@@ -458,22 +465,12 @@ async def test_a_message_the_full_store_refuses_is_an_error_to_its_sender(harnes
 
 async def test_a_resumption_confirms_the_senders_messages_only_once_committed(harness):
     """The h in <resumed/> passes what the old stream routed: it waits for their commit."""
-    bob, _ = await enabled(harness, "bob")
-    await bob.send("<presence/>")
-    alice, sm_id = await enabled(harness, "alice")
-    release, reached = hold_commits(harness.server.storage)
-    await alice.send(message("bob", "in-flight"))
-    await bob.read_until(rb"<body>in-flight</body>")
-    await reached.wait()
+    bob, alice, sm_id, release = await delivered_uncommitted(harness, "in-flight")
     alice.writer.transport.abort()
     await wait_for(lambda: managed(harness, "alice").detached)
     again, _ = await authenticated(harness, "alice")
     await again.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='0'/>")
-    try:
-        early = await again.read_until(rb"<resumed ", timeout=0.5)
-    except AssertionError:
-        early = b""
-    assert early == b"", "resumed with an h passing a message that is not durable"
+    assert await nothing_yet(again, rb"<resumed "), "resumed with an h passing what is not durable"
     release.set()
     data = await again.read_until(rb"<resumed [^>]*/>")
     assert re.search(rb"h=.1.", data), data
