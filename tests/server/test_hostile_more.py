@@ -25,6 +25,7 @@ from vines_server.xmpp import ns
 from vines_server.xmpp.jid import JID
 from vines_server.xmpp.stanza import make
 
+from tests.server.test_admin_process import wait_for
 from tests.server.test_hostile import (  # noqa: F401 (fixtures)
     ALICE,
     BOB,
@@ -413,25 +414,73 @@ async def test_t08_an_account_still_answers_whom_it_shares_presence_with(server)
 # ---- T-18: a flooding client ----------------------------------------------------------------
 
 
-async def test_t18_a_flood_is_throttled_by_pausing_reads_without_loss_or_error(server, monkeypatch):
-    pauses: list[str] = []
+@pytest.fixture
+def pauses(monkeypatch) -> list[tuple[connection.StreamConnection, str]]:
+    """Every pause of reading, with its connection: the real pause, recorded."""
+    seen: list[tuple[connection.StreamConnection, str]] = []
     original = connection.StreamConnection._pause
 
-    def recording_pause(self, reason: str) -> None:  # the real pause, counted
-        pauses.append(reason)
+    def recording_pause(self, reason: str) -> None:
+        seen.append((self, reason))
         original(self, reason)
 
     monkeypatch.setattr(connection.StreamConnection, "_pause", recording_pause)
-    alice, alice_jid = await login(server, "alice")
-    mallory, _ = await login(server, "mallory")
-    count = 2000
-    sock = mallory.writer.get_extra_info("socket")
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    for i in range(count):  # one TLS record, one TCP segment and so one server read each
-        await mallory.send(f"<message to='{alice_jid}' id='f{i}'><body>{i}</body></message>")
-        await asyncio.sleep(0)  # let the loop flush it: drain() alone does not yield
-    got = await alice.read_until(rf"<message[^>]*id='f{count - 1}'.*?</message>".encode(), 60)
-    ids = [int(i) for i in re.findall(rb"<message[^>]*id='f(\d+)'", got)]
-    assert ids == list(range(count))  # nothing lost, nothing reordered
-    assert "rate" in pauses, pauses  # the server paused reading mallory instead of failing
-    assert b"error" not in await pong(mallory)  # and mallory got no error
+    return seen
+
+
+def paused_for_rate(pauses, local: str) -> bool:
+    return any(
+        reason == "rate" and conn.session is not None and conn.session.jid.local == local
+        for conn, reason in pauses
+    )
+
+
+async def test_t18_a_flood_is_throttled_by_pausing_reads_without_loss_or_error(
+    tmp_path, pki, pauses
+):
+    """Many small reads: each costs READ_COST bytes besides its own, so a peer sending one
+    stanza per segment is paused too, and its segments coalesce while it waits."""
+    async with serve(tmp_path, pki, limits={"read_rate": 64 * 1024, "read_burst": 16 * 1024}) as h:
+        alice, alice_jid = await login(h, "alice")
+        mallory, _ = await login(h, "mallory")
+        count = 2000
+        sock = mallory.writer.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(count):  # one TLS record, one TCP segment and so one server read each
+            await mallory.send(f"<message to='{alice_jid}' id='f{i}'><body>{i}</body></message>")
+            await asyncio.sleep(0)  # let the loop flush it: drain() alone does not yield
+        got = await alice.read_until(rf"<message[^>]*id='f{count - 1}'.*?</message>".encode(), 60)
+        ids = [int(i) for i in re.findall(rb"<message[^>]*id='f(\d+)'", got)]
+        assert ids == list(range(count))  # nothing lost, nothing reordered
+        # the server paused reading mallory instead of failing
+        assert paused_for_rate(pauses, "mallory"), pauses
+        assert b"error" not in await pong(mallory)  # and mallory got no error
+
+
+async def test_t18_a_flood_of_large_stanzas_is_paused_by_its_bytes_while_others_are_served(
+    tmp_path, pki, pauses
+):
+    """A few large reads: counting reads would let them all through at once; the bytes
+    ([limits] read_rate, read_burst) pause mallory, and bob is served meanwhile."""
+    limits = {"read_rate": 256 * 1024, "read_burst": 64 * 1024}
+    async with serve(tmp_path, pki, limits=limits) as h:
+        alice, alice_jid = await login(h, "alice")
+        bob, _ = await login(h, "bob")
+        mallory, _ = await login(h, "mallory")
+        body, count = "x" * 16 * 1024, 24  # 384 KiB
+
+        async def flood() -> None:
+            for i in range(count):
+                await mallory.send(
+                    f"<message to='{alice_jid}' id='f{i}'><body>{body}</body></message>"
+                )
+
+        flooding = asyncio.ensure_future(flood())
+        await wait_for(lambda: paused_for_rate(pauses, "mallory"))
+        assert b"error" not in await pong(bob)  # served while mallory waits
+        got = await alice.read_until(rf"<message[^>]*id='f{count - 1}'.*?</message>".encode(), 60)
+        await flooding
+        ids = [int(i) for i in re.findall(rb"<message[^>]*id='f(\d+)'", got)]
+        assert ids == list(range(count))  # nothing lost, nothing reordered
+        assert b"error" not in await pong(mallory)  # and no error for mallory
+        assert not paused_for_rate(pauses, "bob")
