@@ -123,6 +123,9 @@ class StreamConnection(asyncio.Protocol):
         # may resume with (then a dropped connection detaches its session instead of ending it)
         self.sm: sm.Outbound | None = None
         self.sm_id: str | None = None
+        # stanzas the stream counted (its h) that were not routed yet: a connection that drops
+        # mid-chunk leaves some unrouted, and a resumption's h must not pass them
+        self.unrouted = 0
 
     # ---- asyncio callbacks ---------------------------------------------------------------
 
@@ -365,6 +368,7 @@ class StreamConnection(asyncio.Protocol):
             self._worker = None
 
     async def execute(self, todo: list[actions.Action]) -> None:
+        self.unrouted += sum(isinstance(action, actions.StanzaIn) for action in todo)
         for action in todo:
             if self._closing:
                 return
@@ -672,6 +676,7 @@ class C2SKind:
             case actions.StanzaIn(element):
                 if await conn.output_room():  # a peer that does not read asks no more
                     await server.router.route(element, conn.session)
+                    conn.unrouted -= 1
             case actions.SmEnable(resume):
                 limits = server.config.limits
                 conn.sm = sm.Outbound(limits.sm_unacked, limits.sm_unacked_bytes)
@@ -725,6 +730,8 @@ class C2SKind:
         conn.sm_id, old.sm_id = old.sm_id, None
         inbound = old.stream.sm_in
         assert inbound is not None
+        # what it counted but never routed is not handled: the client sends it again
+        inbound.handled = (inbound.handled - old.unrouted) % sm.WRAP
         old._abort()  # a stale connection of the same client: nothing more goes to it
         session.link = conn
         conn.session = session

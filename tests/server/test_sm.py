@@ -477,3 +477,31 @@ async def test_a_resumption_confirms_the_senders_messages_only_once_committed(ha
     assert await stored(harness, "bob") == 1
     again.close()
     bob.close()
+
+
+async def test_stanzas_a_dropped_stream_never_routed_are_not_in_the_resumed_h(harness):
+    """alice's connection drops while her first message of a pipelined pair awaits the store:
+    the stream had counted both, but neither was stored, so <resumed/> must not pass them
+    (she sends them again) or they would be lost though acknowledged."""
+    alice, sm_id = await enabled(harness, "alice")
+    storage = harness.server.storage
+    release, reached = asyncio.Event(), asyncio.Event()
+    store = storage.store_offline
+
+    async def held(*args):
+        reached.set()
+        await release.wait()
+        return await store(*args)
+
+    storage.store_offline = held
+    await alice.send(message("bob", "one") + message("bob", "two"))  # bob is offline
+    await reached.wait()
+    alice.writer.transport.abort()
+    await wait_for(lambda: managed(harness, "alice").detached)
+    release.set()
+    again, _ = await authenticated(harness, "alice")
+    await again.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='0'/>")
+    data = await again.read_until(rb"<resumed [^>]*/>")
+    h = int(re.search(rb"h=.(\d+).", data).group(1))
+    assert h <= await stored(harness, "bob"), (h, data)
+    again.close()
