@@ -121,6 +121,8 @@ class VinesSide(Side):
             limits["connections_per_ip"] = 1_000_000  # every client comes from 127.0.0.1
         if "auth_failures_per_ip" in known:
             limits["auth_failures_per_ip"] = 1_000_000
+        if "read_rate" in known:  # one client may send as fast as it can: Prosody's default
+            limits["read_rate"] = 1 << 30
         lines = [
             "[server]",
             f'admins = ["admin@{self.domain}"]',

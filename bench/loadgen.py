@@ -459,21 +459,20 @@ async def idle_worker(opts: Options, args: dict, share: list[int], barrier) -> d
         c.send("<presence/>")
     await wait_barrier(barrier)  # 1: all workers logged in; the parent measures RSS
     await wait_barrier(barrier)  # 2: measured; check that every session is still alive
-
-    async def ping(c: Client) -> bool:
-        c.send(
-            f"<iq type='get' id='idleping' to='{opts.domain}'><ping xmlns='urn:xmpp:ping'/></iq>"
-        )
-        try:
-            await asyncio.wait_for(c._read_until(b"idleping"), 10)
-            return True
-        except (LoginError, OSError, TimeoutError, ssl.SSLError):
-            return False
-
-    alive = sum(await asyncio.gather(*(ping(c) for c in clients)))
+    alive = sum(await asyncio.gather(*(still_alive(c) for c in clients)))
     for c in clients:
         c.close()
     return {"opened": len(clients), "alive": alive, "latencies": latencies, "errors": errors}
+
+
+async def still_alive(c: Client, timeout: float = 10) -> bool:
+    """The session answers a ping within `timeout` seconds."""
+    c.send(f"<iq type='get' id='idleping' to='{c.opts.domain}'><ping xmlns='urn:xmpp:ping'/></iq>")
+    try:
+        await asyncio.wait_for(c._read_until(b"idleping"), timeout)
+        return True
+    except (LoginError, OSError, TimeoutError, ssl.SSLError):
+        return False
 
 
 WORKERS = {"logins": logins_worker, "messages": messages_worker, "idle": idle_worker}

@@ -9,11 +9,10 @@ when its receiver got one), for --duration seconds. Printed: messages per second
 and the latency from send to receipt (median, 99th percentile, in ms).
 
 - off: neither side enables XEP-0198: a message goes straight to the receiver's socket.
-- sm:  both enable it; the receiver acknowledges when asked. A message is committed to the
-       store before it goes out (so the sender's h passes only durable messages) and deleted
-       once acknowledged; commits are grouped across connections (`core/pending.py`), which
-       shows as the rate growing with the number of pairs although each sender waits for a
-       commit per message.
+- sm:  both enable it; the receiver acknowledges when asked. A message goes out at once while
+       its commit to the store runs, grouped with others (`core/pending.py`); only the
+       sender's h waits for the commit (design decision 6), and the row is deleted once the
+       receiver acknowledges it.
 """
 
 from __future__ import annotations

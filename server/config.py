@@ -76,6 +76,9 @@ class Limits:
     auth_failures_per_ip: int = 20  # within auth_ban_seconds, then the IP is banned ...
     auth_ban_seconds: int = 3600  # ... for this long (ejabberd mod_fail2ban)
     output_bytes: int = 1024 * 1024  # stanzas queued for a client that is not reading
+    # bytes per second one connection may send, and its burst: past them reading pauses
+    read_rate: int = 256 * 1024
+    read_burst: int = 1024 * 1024
     # XEP-0198: stanzas and bytes sent to a client and not acknowledged, then policy-violation
     sm_unacked: int = 1000
     sm_unacked_bytes: int = 4 * 1024 * 1024

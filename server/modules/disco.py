@@ -3,6 +3,9 @@
 Features and identities come from the modules that implement them (`api.feature`, `api.identity`);
 nodes can be answered by other modules through the `disco/info-node` and `disco/items-node`
 providers registered on `api.disco_nodes`.
+
+An account answers another entity only if it shares its presence with it (XEP-0030 section 8):
+to anyone else it looks like a missing account, `service-unavailable` (RFC 6121 8.5.1; T-08).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ def setup(api: ModuleAPI) -> None:
     api.feature(ns.DISCO_ITEMS, server=True, account=True)
 
     async def info(req: IqRequest) -> Element:
+        await may_see(api, req)
         if req.type != "get":
             raise StanzaError("bad-request")
         node = req.payload.get("node")
@@ -37,7 +41,6 @@ def setup(api: ModuleAPI) -> None:
             identities = sorted(api.features.identities)
             features = sorted(api.features.server)
         else:
-            # An account: its own user, or anyone when it exists (disco reveals no presence).
             identities = [("account", "registered", "")]
             features = sorted(api.features.account)
         for category, type_, name in identities:
@@ -52,6 +55,7 @@ def setup(api: ModuleAPI) -> None:
         return query
 
     async def items(req: IqRequest) -> Element:
+        await may_see(api, req)
         if req.type != "get":
             raise StanzaError("bad-request")
         node = req.payload.get("node")
@@ -91,3 +95,12 @@ def contact_addresses(api: ModuleAPI, domain: str) -> Form:
             Field("admin-addresses", "list-multi", values=[f"xmpp:{a}" for a in admins]),
         ],
     )
+
+
+async def may_see(api: ModuleAPI, req: IqRequest) -> None:
+    """Refuses a request about another's account unless it shares presence with the sender."""
+    if req.to_server or req.own_account:
+        return
+    item = await api.storage.get_roster_item(str(req.target), str(req.sender.bare))
+    if item is None or item.subscription not in ("from", "both"):
+        raise StanzaError("service-unavailable")

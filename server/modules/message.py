@@ -9,9 +9,9 @@ account does not exist. A session whose output is full (its client does not read
 decision 12) gets no more: messages for it are kept offline, and its sender waits until they
 are stored.
 
-With stream management on either side, a chat or normal message goes to a live session only
-once it is stored (`deliver_live`, design decision 6), and leaves the store once the session
-confirms it.
+With stream management on either side, a chat or normal message is stored while it goes to a
+live session (`deliver_live`, design decision 6), and leaves the store once the session
+confirms it; the sender's h passes it only once the commit landed.
 
 Features that take messages first (carbons, stream management, archiving) hook the same event
 with a higher priority (returning True claims the message) instead of patching the router.
@@ -19,10 +19,12 @@ with a higher priority (returning True claims the message) instead of patching t
 
 from __future__ import annotations
 
+from asyncio import Future
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 
 from vines_server.core.api import ModuleAPI
+from vines_server.core.faults import describe, fault_error
 from vines_server.core.routing import keeps_offline
 from vines_server.core.sessions import Session
 from vines_server.xmpp.errors import StanzaError
@@ -81,10 +83,12 @@ async def deliver_live(
 ) -> None:
     """Design decision 6 where stream management makes promises: a chat or normal message
     from a sender whose h will confirm it, or to a session that will acknowledge it, is stored
-    first and deleted once one of its sessions confirms it. A crash or a session that ends
-    before confirming leaves it for the next delivery, with the stamp of its arrival. Between
-    two clients without stream management nothing is confirmed, so nothing is held (no commit
-    per message); headlines, errors and groupchat are never kept."""
+    and deleted once one of its sessions confirms it. It goes out at once while the (grouped)
+    commit runs: what confirms it to the sender waits for the commit (`Pending.durable`), and a
+    session that confirms it first has it deleted when the commit lands. A crash or a session
+    that ends before confirming leaves it for the next delivery, with the stamp of its arrival.
+    Between two clients without stream management nothing is confirmed, so nothing is held (no
+    commit per message); headlines, errors and groupchat are never kept."""
     if not sessions:
         return
     managed = (origin is not None and origin.managed) or any(s.managed for s in sessions)
@@ -92,9 +96,17 @@ async def deliver_live(
         for session in sessions:
             api.deliver(stanza, session)
         return
-    user = str(bare)
     xml = serialize(stanza).decode()
-    id_ = await api.pending.hold(user, xml, datetime.now(UTC))
+    held = api.pending.hold(str(bare), xml, datetime.now(UTC), origin)
+    held.committed.add_done_callback(lambda done: _not_stored(api, stanza, done))
     for session in sessions:
-        # the session may have gone while the store committed: it is stored, not lost
-        api.deliver(stanza, session, api.pending.sending(user, id_, session))
+        api.deliver(stanza, session, api.pending.sending_held(held, session))
+
+
+def _not_stored(api: ModuleAPI, stanza: Element, committed: Future[int]) -> None:
+    """The store refused it (a full disk): the sender hears so, as from the router, and its h
+    passes the message only with that error (the recipient may still have it: twice, not zero)."""
+    exc = None if committed.cancelled() else committed.exception()
+    if exc is not None:
+        api.log.error("could not store a message to %s: %s", stanza.get("to"), describe(exc))
+        api.bounce(stanza, fault_error(exc))

@@ -15,7 +15,8 @@ MAX_PRIVATE = 64 * 1024
 def setup(api: ModuleAPI) -> None:
     async def private(req: IqRequest) -> Element | None:
         if not req.own_account:
-            raise StanzaError("forbidden", "private storage belongs to its owner")
+            # what a missing account answers too (RFC 6121 8.5.1, 8.5.3; T-08): no harvesting
+            raise StanzaError("service-unavailable")
         children = list(req.payload)
         if len(children) != 1 or not children[0].tag.startswith("{"):
             raise StanzaError("not-acceptable", "exactly one namespaced child is required")

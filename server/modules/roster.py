@@ -22,7 +22,8 @@ MAX_GROUPS = 64
 def setup(api: ModuleAPI) -> None:
     async def handle(req: IqRequest) -> Element | None:
         if not req.own_account:
-            raise StanzaError("forbidden", "a roster belongs to its own account")
+            # what a missing account answers too (RFC 6121 8.5.1, 8.5.3; T-08): no harvesting
+            raise StanzaError("service-unavailable")
         user = str(req.target)
         if req.type == "get":
             if req.origin is not None:

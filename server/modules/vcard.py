@@ -1,4 +1,6 @@
-"""vcard-temp (XEP-0054): a user sets their own vCard; anyone may read an existing account's."""
+"""vcard-temp (XEP-0054): a user sets their own vCard; anyone may read one that exists. An
+account without a vCard answers others as a missing account does (XEP-0054 3.1 asks for the
+same error in both cases; T-08): `service-unavailable`, as RFC 6121 8.5.1 gives the latter."""
 
 from xml.etree.ElementTree import Element
 
@@ -16,11 +18,13 @@ def setup(api: ModuleAPI) -> None:
         user = str(req.target)
         if req.type == "get":
             stored = await api.storage.get_vcard(user)
-            return (
-                parse_stored(stored, api.config.limits) if stored else make(ns.q(ns.VCARD, "vCard"))
-            )
+            if stored:
+                return parse_stored(stored, api.config.limits)
+            if not req.own_account:
+                raise StanzaError("service-unavailable")
+            return make(ns.q(ns.VCARD, "vCard"))
         if not req.own_account:
-            raise StanzaError("forbidden", "only the owner may change a vCard")
+            raise StanzaError("service-unavailable")
         data = serialize(req.payload).decode()
         if len(data) > MAX_VCARD:
             raise StanzaError("not-acceptable", f"a vCard is limited to {MAX_VCARD} bytes")

@@ -46,12 +46,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("vines_server.c2s")  # the name operators filter on; shared by kinds
 
 MAX_QUEUED_CHUNKS = 8  # pause reading beyond this many unprocessed reads
-# Reads per second a connection may cause, with a burst. Every read costs a fixed amount of
-# Python work (asyncio callback, TLS record, parser call) whatever its size, so a peer trickling
-# one byte per segment could buy CPU cheaply; pausing instead lets the kernel coalesce the
-# segments into the next read. Delays reading, never loses data (design decision 5).
-READS_PER_SECOND = 200.0
-READ_BURST = 64.0
+# Bytes per second a connection may send, with a burst ([limits] read_rate, read_burst; the
+# stream's bytes, after TLS): past them reading pauses, which delays and never loses data
+# (design decision 5, XEP-0205). Every read also costs a fixed amount of work (asyncio callback,
+# TLS records, parser call) whatever its size, counted as READ_COST bytes: a peer trickling one
+# byte per segment cannot buy CPU cheaply, and while it is paused the kernel coalesces its
+# segments into one read.
+READ_COST = 512
 LINGER = 2.0  # seconds a closed stream waits for the peer's FIN before the socket is dropped
 # The socket write buffer: asyncio calls pause_writing() above WRITE_HIGH bytes and
 # resume_writing() at WRITE_LOW; meanwhile stanzas wait in the (counted) output queue.
@@ -102,7 +103,7 @@ class StreamConnection(asyncio.Protocol):
         self._inbox: deque[bytes] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._pauses: set[str] = set()  # why reading is paused: "backlog", "rate"
-        self._read_tokens = READ_BURST
+        self._read_tokens = float(server.config.limits.read_burst)  # bytes
         self._closing = False
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._last_read = 0.0
@@ -122,6 +123,9 @@ class StreamConnection(asyncio.Protocol):
         # may resume with (then a dropped connection detaches its session instead of ending it)
         self.sm: sm.Outbound | None = None
         self.sm_id: str | None = None
+        # stanzas the stream counted (its h) that were not routed yet: a connection that drops
+        # mid-chunk leaves some unrouted, and a resumption's h must not pass them
+        self.unrouted = 0
 
     # ---- asyncio callbacks ---------------------------------------------------------------
 
@@ -163,17 +167,14 @@ class StreamConnection(asyncio.Protocol):
         if self._closing:  # refused, or lingering after a close: input is discarded
             return
         now = self._now()
+        limits = self.server.config.limits
         self._read_tokens = min(
-            READ_BURST, self._read_tokens + (now - self._last_read) * READS_PER_SECOND
+            limits.read_burst, self._read_tokens + (now - self._last_read) * limits.read_rate
         )
         self._last_read = now
         if "hibernate" not in self._timers:
             self._arm("hibernate", self.server.config.deadlines.hibernate, self._hibernate_check)
-        self._read_tokens -= 1
-        if self._read_tokens < 0 and "rate" not in self._pauses:
-            self._pause("rate")
-            delay = -self._read_tokens / READS_PER_SECOND
-            asyncio.get_running_loop().call_later(delay, self._resume, "rate")
+        self._charge(READ_COST)
         assert self.io is not None
         if self.io.tls_active:
             try:
@@ -189,11 +190,20 @@ class StreamConnection(asyncio.Protocol):
                 return
             if not data:
                 return
+        self._charge(len(data))  # the stream's bytes: TLS framing is in READ_COST
         self._inbox.append(data)
         if len(self._inbox) > MAX_QUEUED_CHUNKS:
             self._pause("backlog")
         if self._worker is None:
             self._worker = asyncio.ensure_future(self._work())
+
+    def _charge(self, cost: int) -> None:
+        """Past the rate, reading pauses as long as repaying the debt takes (no loss)."""
+        self._read_tokens -= cost
+        if self._read_tokens < 0 and "rate" not in self._pauses:
+            self._pause("rate")
+            delay = -self._read_tokens / self.server.config.limits.read_rate
+            asyncio.get_running_loop().call_later(delay, self._resume, "rate")
 
     def eof_received(self) -> bool | None:
         return False  # close our side too
@@ -367,6 +377,7 @@ class StreamConnection(asyncio.Protocol):
             self._worker = None
 
     async def execute(self, todo: list[actions.Action]) -> None:
+        self.unrouted += sum(isinstance(action, actions.StanzaIn) for action in todo)
         for action in todo:
             if self._closing:
                 return
@@ -674,6 +685,7 @@ class C2SKind:
             case actions.StanzaIn(element):
                 if await conn.output_room():  # a peer that does not read asks no more
                     await server.router.route(element, conn.session)
+                    conn.unrouted -= 1
             case actions.SmEnable(resume):
                 limits = server.config.limits
                 conn.sm = sm.Outbound(limits.sm_unacked, limits.sm_unacked_bytes)
@@ -684,6 +696,10 @@ class C2SKind:
                     conn.sm_id = secrets.token_urlsafe(18)
                     server.resumptions.register(conn)
                 conn._write(sm.enabled(conn.sm_id, math.ceil(window)))
+            case actions.SendConfirming(data):
+                # the messages this h covers went out already; their commits may still run
+                await server.router.pending.durable(conn.session)
+                conn._write(data)
             case actions.SmAck(h):
                 try:
                     conn.sm_acked(h)
@@ -705,6 +721,12 @@ class C2SKind:
             )
             await conn.execute(stream.resume_failed(request, "item-not-found"))
             return
+        # the h in <resumed/> covers what the old stream routed: once it is committed
+        while server.router.pending.unlanded(old.session):
+            await server.router.pending.durable(old.session)
+            if server.resumptions.get(request.previd) is not old or old.session is None:
+                await conn.execute(stream.resume_failed(request, "item-not-found"))
+                return
         assert old.sm is not None and isinstance(old.stream, c2s.C2SStream)
         try:
             old.sm_acked(request.h)
@@ -717,6 +739,8 @@ class C2SKind:
         conn.sm_id, old.sm_id = old.sm_id, None
         inbound = old.stream.sm_in
         assert inbound is not None
+        # what it counted but never routed is not handled: the client sends it again
+        inbound.handled = (inbound.handled - old.unrouted) % sm.WRAP
         old._abort()  # a stale connection of the same client: nothing more goes to it
         session.link = conn
         conn.session = session

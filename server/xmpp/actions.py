@@ -86,6 +86,14 @@ class SmAck:
 
 
 @dataclass
+class SendConfirming:
+    """Bytes carrying the server's h (`<a/>`, `<failed h=.../>`): sent once every message
+    they confirm is durable (design decision 6), the commits of its messages may still run."""
+
+    data: bytes
+
+
+@dataclass
 class ResumeRequest:
     """The client asks to resume the session `previd` (XEP-0198), having handled `h` of its
     stanzas; answer with resumed() or resume_failed(), passing this request back."""
@@ -112,6 +120,7 @@ Action = (
     | StanzaIn
     | SmEnable
     | SmAck
+    | SendConfirming
     | ResumeRequest
     | Close
 )

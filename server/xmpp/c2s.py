@@ -35,6 +35,7 @@ from vines_server.xmpp.actions import (
     Request,
     ResumeRequest,
     Send,
+    SendConfirming,
     SmAck,
     SmEnable,
     StanzaIn,
@@ -59,6 +60,7 @@ __all__ = [
     "Request",
     "ResumeRequest",
     "Send",
+    "SendConfirming",
     "SmAck",
     "SmEnable",
     "StanzaIn",
@@ -302,13 +304,14 @@ class C2SStream(Stream):
             return [SmEnable(el.get("resume") in ("true", "1"))]
         if self.sm_in is None or name not in ("r", "a"):
             # enable twice, resume once bound, r or a before enable: XEP-0198 3 and 5
-            return [
-                Send(sm.failed("unexpected-request", self.sm_in.handled if self.sm_in else None))
-            ]
+            if self.sm_in is None:
+                return [Send(sm.failed("unexpected-request"))]
+            return [SendConfirming(sm.failed("unexpected-request", self.sm_in.handled))]
         if name == "r":
             # handled here, after every earlier stanza was routed: the connection runs the
-            # actions in order, so this h only covers stanzas whose routing completed
-            return [Send(sm.answer(self.sm_in.handled))]
+            # actions in order, so this h only covers stanzas whose routing completed, and
+            # sends it once their messages are committed
+            return [SendConfirming(sm.answer(self.sm_in.handled))]
         return [SmAck(sm.parse_h(el.get("h")))]
 
     # ---- SASL ------------------------------------------------------------------------------

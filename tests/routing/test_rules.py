@@ -168,6 +168,8 @@ async def observations(world: World) -> set[str]:
 async def populated(world: World) -> World:
     for name in ("alice", "bob", "carol"):
         await world.account(name)
+    for name in ("bob", "carol"):  # published: the server answers for them (unpublished: T-08)
+        await world.server.storage.set_vcard(f"{name}@{D}", "<vCard xmlns='vcard-temp'/>")
     world.online("alice", "desk")
     world.online("bob", "phone")
     return world

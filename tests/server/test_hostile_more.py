@@ -20,10 +20,12 @@ from pathlib import Path
 import pytest
 from vines_server.modules.presence import SubscribeBudget
 from vines_server.net import connection
+from vines_server.storage.base import RosterItem
 from vines_server.xmpp import ns
 from vines_server.xmpp.jid import JID
 from vines_server.xmpp.stanza import make
 
+from tests.server.test_admin_process import wait_for
 from tests.server.test_hostile import (  # noqa: F401 (fixtures)
     ALICE,
     BOB,
@@ -349,13 +351,17 @@ HARVEST_IQ = [
     ("get", "<time xmlns='urn:xmpp:time'/>"),
     ("set", "<query xmlns='urn:x:unknown'/>"),
 ]
-# Account-scoped handlers answer an existing account (forbidden, a vCard, disco identities)
-# where a missing one gets service-unavailable from the router.
+# Account-scoped handlers: an existing account that shares nothing with the requester answers
+# them as a missing one does.
 ACCOUNT_IQ = [
     ("get", "<query xmlns='jabber:iq:roster'/>"),
+    ("set", "<query xmlns='jabber:iq:roster'><item jid='x@y'/></query>"),
     ("get", "<query xmlns='jabber:iq:private'><x xmlns='a:b'/></query>"),
     ("get", "<query xmlns='http://jabber.org/protocol/disco#info'/>"),
+    ("set", "<query xmlns='http://jabber.org/protocol/disco#info'/>"),
+    ("get", "<query xmlns='http://jabber.org/protocol/disco#items'/>"),
     ("get", "<vCard xmlns='vcard-temp'/>"),
+    ("set", "<vCard xmlns='vcard-temp'/>"),
 ]
 
 
@@ -383,40 +389,98 @@ async def test_t08_a_missing_account_looks_like_one_that_shares_nothing(server):
     await still_open(mallory)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routing answers a missing account's bare JID with service-unavailable before the "
-    "account-scoped handlers run; to be decided with the routing rebuild (see the report)",
-)
 async def test_t08_account_scoped_iqs_do_not_tell_a_missing_account(server):
+    """Every answer is service-unavailable (RFC 6121 8.5.1), for carol as for a ghost."""
     mallory, _ = await login(server, "mallory")
     missing = await harvest(mallory, f"ghost@{DOMAIN}", ACCOUNT_IQ, [])
     existing = await harvest(mallory, f"carol@{DOMAIN}", ACCOUNT_IQ, [])
     assert missing == existing
+    assert all(b"<service-unavailable " in answer for answer in existing), existing
+
+
+async def test_t08_an_account_still_answers_whom_it_shares_presence_with(server):
+    """The gate is presence (XEP-0030 section 8), not a blanket refusal."""
+    await server.server.storage.put_roster_item(
+        f"carol@{DOMAIN}", RosterItem(f"mallory@{DOMAIN}", subscription="from")
+    )
+    mallory, _ = await login(server, "mallory")
+    await mallory.send(
+        f"<iq type='get' id='i' to='carol@{DOMAIN}'><query xmlns='{ns.DISCO_INFO}'/></iq>"
+    )
+    info = await mallory.read_until(rb"<iq[^>]*id='i'.*?</iq>")
+    assert b"type='result'" in info and b"category='account'" in info, info
 
 
 # ---- T-18: a flooding client ----------------------------------------------------------------
 
 
-async def test_t18_a_flood_is_throttled_by_pausing_reads_without_loss_or_error(server, monkeypatch):
-    pauses: list[str] = []
+@pytest.fixture
+def pauses(monkeypatch) -> list[tuple[connection.StreamConnection, str]]:
+    """Every pause of reading, with its connection: the real pause, recorded."""
+    seen: list[tuple[connection.StreamConnection, str]] = []
     original = connection.StreamConnection._pause
 
-    def recording_pause(self, reason: str) -> None:  # the real pause, counted
-        pauses.append(reason)
+    def recording_pause(self, reason: str) -> None:
+        seen.append((self, reason))
         original(self, reason)
 
     monkeypatch.setattr(connection.StreamConnection, "_pause", recording_pause)
-    alice, alice_jid = await login(server, "alice")
-    mallory, _ = await login(server, "mallory")
-    count = 2000
-    sock = mallory.writer.get_extra_info("socket")
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    for i in range(count):  # one TLS record, one TCP segment and so one server read each
-        await mallory.send(f"<message to='{alice_jid}' id='f{i}'><body>{i}</body></message>")
-        await asyncio.sleep(0)  # let the loop flush it: drain() alone does not yield
-    got = await alice.read_until(rf"<message[^>]*id='f{count - 1}'.*?</message>".encode(), 60)
-    ids = [int(i) for i in re.findall(rb"<message[^>]*id='f(\d+)'", got)]
-    assert ids == list(range(count))  # nothing lost, nothing reordered
-    assert "rate" in pauses, pauses  # the server paused reading mallory instead of failing
-    assert b"error" not in await pong(mallory)  # and mallory got no error
+    return seen
+
+
+def paused_for_rate(pauses, local: str) -> bool:
+    return any(
+        reason == "rate" and conn.session is not None and conn.session.jid.local == local
+        for conn, reason in pauses
+    )
+
+
+async def test_t18_a_flood_is_throttled_by_pausing_reads_without_loss_or_error(
+    tmp_path, pki, pauses
+):
+    """Many small reads: each costs READ_COST bytes besides its own, so a peer sending one
+    stanza per segment is paused too, and its segments coalesce while it waits."""
+    async with serve(tmp_path, pki, limits={"read_rate": 64 * 1024, "read_burst": 16 * 1024}) as h:
+        alice, alice_jid = await login(h, "alice")
+        mallory, _ = await login(h, "mallory")
+        count = 2000
+        sock = mallory.writer.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(count):  # one TLS record, one TCP segment and so one server read each
+            await mallory.send(f"<message to='{alice_jid}' id='f{i}'><body>{i}</body></message>")
+            await asyncio.sleep(0)  # let the loop flush it: drain() alone does not yield
+        got = await alice.read_until(rf"<message[^>]*id='f{count - 1}'.*?</message>".encode(), 60)
+        ids = [int(i) for i in re.findall(rb"<message[^>]*id='f(\d+)'", got)]
+        assert ids == list(range(count))  # nothing lost, nothing reordered
+        # the server paused reading mallory instead of failing
+        assert paused_for_rate(pauses, "mallory"), pauses
+        assert b"error" not in await pong(mallory)  # and mallory got no error
+
+
+async def test_t18_a_flood_of_large_stanzas_is_paused_by_its_bytes_while_others_are_served(
+    tmp_path, pki, pauses
+):
+    """A few large reads: counting reads would let them all through at once; the bytes
+    ([limits] read_rate, read_burst) pause mallory, and bob is served meanwhile."""
+    limits = {"read_rate": 256 * 1024, "read_burst": 64 * 1024}
+    async with serve(tmp_path, pki, limits=limits) as h:
+        alice, alice_jid = await login(h, "alice")
+        bob, _ = await login(h, "bob")
+        mallory, _ = await login(h, "mallory")
+        body, count = "x" * 16 * 1024, 24  # 384 KiB
+
+        async def flood() -> None:
+            for i in range(count):
+                await mallory.send(
+                    f"<message to='{alice_jid}' id='f{i}'><body>{body}</body></message>"
+                )
+
+        flooding = asyncio.ensure_future(flood())
+        await wait_for(lambda: paused_for_rate(pauses, "mallory"))
+        assert b"error" not in await pong(bob)  # served while mallory waits
+        got = await alice.read_until(rf"<message[^>]*id='f{count - 1}'.*?</message>".encode(), 60)
+        await flooding
+        ids = [int(i) for i in re.findall(rb"<message[^>]*id='f(\d+)'", got)]
+        assert ids == list(range(count))  # nothing lost, nothing reordered
+        assert b"error" not in await pong(mallory)  # and no error for mallory
+        assert not paused_for_rate(pauses, "bob")

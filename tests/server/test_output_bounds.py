@@ -253,6 +253,8 @@ async def test_memory_per_stalled_client_is_bounded_by_the_limits(tmp_path, pki)
         await storage.create_account(user, derive_all(PASSWORD, TEST_ITERATIONS))
     await storage.close()
     config = write_config(tmp_path, pki)
+    # bob pushes 50 MB as fast as he can: his own read rate is not what this test is about
+    config.write_text(config.read_text() + f"read_rate = {2**30}\n")  # [limits] comes last
     state_file = tmp_path / "vines.state.json"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "vines_server", "--config", str(config),

@@ -368,3 +368,140 @@ async def test_an_unacknowledged_iq_bounces_when_the_session_ends(harness):
     answer = await alice.read_until(rb"<iq[^>]*id=.v.*?</iq>")
     assert b"type='error'" in answer.replace(b'"', b"'") and b"service-unavailable" in answer
     alice.close()
+
+
+async def nothing_yet(client: RawClient, pattern: bytes) -> bool:
+    """`pattern` does not come within half a second (what is awaited already happened)."""
+    try:
+        await client.read_until(pattern, timeout=0.5)
+    except AssertionError:
+        return True
+    return False
+
+
+def hold_commits(storage) -> tuple[asyncio.Event, asyncio.Event]:
+    """The real SQLite store, whose commits of held messages wait until `release` is set;
+    `reached` tells that one is waiting."""
+    release, reached = asyncio.Event(), asyncio.Event()
+    commit = storage.hold_offline
+
+    async def held(rows):
+        reached.set()
+        await release.wait()
+        return await commit(rows)
+
+    storage.hold_offline = held
+    return release, reached
+
+
+async def delivered_uncommitted(harness, text: str, then: str = ""):
+    """alice's message `text` (and `then`) reached bob while its commit is held: bob, alice,
+    alice's SM id, and the event that lets the commit go on."""
+    bob, _ = await enabled(harness, "bob")
+    await bob.send("<presence/>")
+    alice, sm_id = await enabled(harness, "alice")
+    release, reached = hold_commits(harness.server.storage)
+    await alice.send(message("bob", text) + then)
+    await bob.read_until(f"<body>{text}</body>")
+    await reached.wait()
+    return bob, alice, sm_id, release
+
+
+async def test_a_message_goes_out_before_its_commit_but_the_senders_h_waits_for_it(harness):
+    """Design decision 6 without its cost: bob gets alice's message while its commit still
+    runs; alice's <a/> (her h passing it) comes only once the commit landed."""
+    bob, alice, _, release = await delivered_uncommitted(harness, "early", f"<r xmlns='{SM}'/>")
+    assert await stored(harness, "bob") == 0  # not committed, yet delivered
+    # alice's <r/> came right behind: an answer would be out by now
+    assert await nothing_yet(alice, rb"<a xmlns"), "the sender's h passed what is not durable"
+    release.set()
+    await alice.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.1.\s*/>")
+    assert await stored(harness, "bob") == 1  # durable, bob has not acknowledged it
+    alice.close()
+    bob.close()
+
+
+async def test_an_ack_before_the_commit_lands_leaves_no_stored_row(harness):
+    """bob acknowledges the message while its commit still runs: once it lands the row goes,
+    instead of staying to be delivered again at every login."""
+    bob, alice, _, release = await delivered_uncommitted(harness, "acked-early")
+    conn = managed(harness, "bob")
+    await bob.send(f"<a xmlns='{SM}' h='{conn.sm.sent}'/><r xmlns='{SM}'/>")
+    await bob.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=")  # bob's ack was processed
+    assert await stored(harness, "bob") == 0
+    release.set()
+    await alice.send(f"<r xmlns='{SM}'/>")
+    await alice.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.1.\s*/>")  # committed by now
+    await none_stored(harness, "bob")
+    bob.close()
+    later = await bound(harness, "bob", "later")
+    await later.send("<presence/><iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+    got = await later.read_until(rb"<iq[^>]*id=.p.")
+    assert b"acked-early" not in got  # nothing comes again
+    alice.close()
+    later.close()
+
+
+async def test_a_message_the_full_store_refuses_is_an_error_to_its_sender(harness):
+    """Sent at once, then its commit fails (a real SQLITE_FULL): alice hears
+    resource-constraint, and her h passes the message only with that error."""
+    bob, _ = await enabled(harness, "bob")
+    await bob.send("<presence/>")
+    alice, _ = await enabled(harness, "alice")
+    storage = harness.server.storage
+
+    def no_more_pages() -> None:  # on the store's own connection
+        pages = storage._conn.execute("PRAGMA page_count").fetchone()[0]
+        storage._conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    await storage._run(no_more_pages)
+    big = "x" * 20_000
+    await alice.send(message("bob", big) + f"<r xmlns='{SM}'/>")
+    data = await alice.read_until(rb"<a xmlns=.urn:xmpp:sm:3. h=.1.\s*/>")
+    assert b"type='error'" in data.replace(b'"', b"'") and b"resource-constraint" in data
+    alice.close()
+    bob.close()
+
+
+async def test_a_resumption_confirms_the_senders_messages_only_once_committed(harness):
+    """The h in <resumed/> passes what the old stream routed: it waits for their commit."""
+    bob, alice, sm_id, release = await delivered_uncommitted(harness, "in-flight")
+    alice.writer.transport.abort()
+    await wait_for(lambda: managed(harness, "alice").detached)
+    again, _ = await authenticated(harness, "alice")
+    await again.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='0'/>")
+    assert await nothing_yet(again, rb"<resumed "), "resumed with an h passing what is not durable"
+    release.set()
+    data = await again.read_until(rb"<resumed [^>]*/>")
+    assert re.search(rb"h=.1.", data), data
+    assert await stored(harness, "bob") == 1
+    again.close()
+    bob.close()
+
+
+async def test_stanzas_a_dropped_stream_never_routed_are_not_in_the_resumed_h(harness):
+    """alice's connection drops while her first message of a pipelined pair awaits the store:
+    the stream had counted both, but neither was stored, so <resumed/> must not pass them
+    (she sends them again) or they would be lost though acknowledged."""
+    alice, sm_id = await enabled(harness, "alice")
+    storage = harness.server.storage
+    release, reached = asyncio.Event(), asyncio.Event()
+    store = storage.store_offline
+
+    async def held(*args):
+        reached.set()
+        await release.wait()
+        return await store(*args)
+
+    storage.store_offline = held
+    await alice.send(message("bob", "one") + message("bob", "two"))  # bob is offline
+    await reached.wait()
+    alice.writer.transport.abort()
+    await wait_for(lambda: managed(harness, "alice").detached)
+    release.set()
+    again, _ = await authenticated(harness, "alice")
+    await again.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='0'/>")
+    data = await again.read_until(rb"<resumed [^>]*/>")
+    h = int(re.search(rb"h=.(\d+).", data).group(1))
+    assert h <= await stored(harness, "bob"), (h, data)
+    again.close()

@@ -93,7 +93,11 @@ def test_the_stream_counts_stanzas_from_enable_and_answers_r_with_h():
     actions = driver.feed(
         f"<presence/><iq type='get' id='x'><ping xmlns='urn:xmpp:ping'/></iq><r xmlns='{ns.SM}'/>"
     )
-    assert actions[-1] == c2s.Send(sm.answer(2))  # the message before enable does not count
+    assert actions[-1] == c2s.SendConfirming(
+        sm.answer(2)
+    )  # the message before enable does not count
     assert driver.feed(f"<a xmlns='{ns.SM}' h='7'/>") == [c2s.SmAck(7)]
     actions = driver.feed(f"<resume xmlns='{ns.SM}' previd='x' h='0'/>")
-    assert actions == [c2s.Send(sm.failed("unexpected-request", 2))]  # bound: nothing to resume
+    assert actions == [
+        c2s.SendConfirming(sm.failed("unexpected-request", 2))
+    ]  # bound: nothing to resume
