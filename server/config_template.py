@@ -37,7 +37,9 @@ LIMIT_NOTES = {
     "directed_presences": "JIDs one session may send directed presence to",
     "subscriptions_per_minute": "subscribe requests per account per minute, then too-many-stanzas",
     "output_bytes": "bytes queued for a client that does not read, then messages go offline",
-    "read_rate": "bytes per second one connection may send; past it reading pauses (no loss)",
+    "read_rate": (
+        "bytes per second one client or s2s connection may send; past it reading pauses (no loss)"
+    ),
     "read_burst": "bytes one connection may send at once above read_rate, then reading pauses",
     "sm_unacked": "stanzas sent and not acknowledged (XEP-0198), then policy-violation",
     "sm_unacked_bytes": "bytes sent and not acknowledged (XEP-0198), then policy-violation",

@@ -51,6 +51,7 @@ class ComponentKind:
                 refusal = components.claim(domain, conn)
                 if refusal is None:
                     conn.negotiated()
+                    conn.metered = False
                     conn.info["component"] = domain
                 else:
                     log.info("component %s refused from %s: %s", domain, conn.peer, refusal)

@@ -104,6 +104,9 @@ class StreamConnection(asyncio.Protocol):
         self._worker: asyncio.Task[None] | None = None
         self._pauses: set[str] = set()  # why reading is paused: "backlog", "rate"
         self._read_tokens = float(server.config.limits.read_burst)  # bytes
+        # reads count against [limits] read_rate: every peer's, until a component proves its
+        # secret (its traffic is the service's own, not a peer's to ration)
+        self.metered = True
         self._closing = False
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._last_read = 0.0
@@ -166,15 +169,16 @@ class StreamConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:  # refused, or lingering after a close: input is discarded
             return
-        now = self._now()
-        limits = self.server.config.limits
-        self._read_tokens = min(
-            limits.read_burst, self._read_tokens + (now - self._last_read) * limits.read_rate
-        )
-        self._last_read = now
         if "hibernate" not in self._timers:
             self._arm("hibernate", self.server.config.deadlines.hibernate, self._hibernate_check)
-        self._charge(READ_COST)
+        if self.metered:
+            now = self._now()
+            limits = self.server.config.limits
+            self._read_tokens = min(
+                limits.read_burst, self._read_tokens + (now - self._last_read) * limits.read_rate
+            )
+            self._last_read = now
+            self._charge(READ_COST)
         assert self.io is not None
         if self.io.tls_active:
             try:
@@ -190,7 +194,8 @@ class StreamConnection(asyncio.Protocol):
                 return
             if not data:
                 return
-        self._charge(len(data))  # the stream's bytes: TLS framing is in READ_COST
+        if self.metered:
+            self._charge(len(data))  # the stream's bytes: TLS framing is in READ_COST
         self._inbox.append(data)
         if len(self._inbox) > MAX_QUEUED_CHUNKS:
             self._pause("backlog")

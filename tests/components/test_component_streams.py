@@ -206,3 +206,46 @@ async def test_a_component_that_stops_reading_bounces_what_it_never_got(tmp_path
         bounced = await alice.read_until(rb"remote-server-timeout.*?</message>", timeout=10)
         assert b"type='wait'" in bounced
         deaf.close()
+
+
+async def test_a_component_that_proved_its_secret_is_not_held_to_the_read_rate(
+    tmp_path, pki, monkeypatch
+) -> None:
+    """[limits] read_rate rations peers; a component's traffic is the service's own. The same
+    384 KiB that pauses a client (tests/server/test_hostile_more.py, T-18) flows unpaused."""
+    from vines_server.net import connection
+
+    rate_pauses: list[object] = []
+    original = connection.StreamConnection._pause
+
+    def recording_pause(self, reason: str) -> None:
+        if reason == "rate":
+            rate_pauses.append(self)
+        original(self, reason)
+
+    monkeypatch.setattr(connection.StreamConnection, "_pause", recording_pause)
+    sections = component_sections(tmp_path)
+    sections["limits"] = {"read_rate": 64 * 1024, "read_burst": 16 * 1024}
+    async with running_server(tmp_path, pki, **sections) as h:
+        await h.add_user("alice")
+        alice = await slixmpp_client(h, f"alice@{DOMAIN}")
+        got: list[str] = []
+        done = asyncio.Event()
+
+        def on_message(msg) -> None:
+            got.append(msg["id"])
+            if len(got) == 24:
+                done.set()
+
+        alice.add_event_handler("message", on_message)
+        raw = await handshaken(h)
+        body = "x" * 16 * 1024
+        for i in range(24):
+            await raw.send(
+                f"<message from='bot@{WORK}' to='alice@{DOMAIN}' id='c{i}'>"
+                f"<body>{body}</body></message>"
+            )
+        await asyncio.wait_for(done.wait(), 30)
+        assert got == [f"c{i}" for i in range(24)]
+        assert rate_pauses == []
+        await disconnect(alice)
