@@ -200,4 +200,13 @@ allow = []
 # secret = "..."  # the shared secret inline (set one of secret and secret_file); never logged
 # name = "Work queue"  # shown in the server's disco#items
 # conflict = "kick_new"  # a second connection for the domain: refused, or "kick_old" replaces
+
+# Several nodes serving these domains as one service: uncomment the header and its keys. Every
+# node needs the same [domains] and [storage] backend = "postgresql" (a shared store).
+# [cluster]
+# redis = "redis://127.0.0.1:6379/0"  # the directory and node-to-node channel; Valkey works too
+# password_file = "vines.redis-pass"  # Redis's password, one line, mode 0600; never logged
+# node = "n1"  # unique per node; default: this host's name and the c2s port
+# heartbeat = 1.0  # seconds between two refreshes of this node's liveness key
+# ttl = 5.0  # seconds unrefreshed, then the other nodes purge it and its users go unavailable
 """

@@ -1,0 +1,135 @@
+"""Cluster nodes for tests: servers sharing one throw-away PostgreSQL database and one
+redis-server (tests/support/postgres.py, redis.py), in this process (`cluster`) or as a
+separate `vines-server` process that a test can SIGKILL (`node_process`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from vines_server.server import Server
+
+from tests.support.postgres import PostgresInstance
+from tests.support.redis import RedisInstance
+from tests.support.redis import _free_port as free_port
+from tests.support.xmpp import DOMAIN, OTHER, PKI, TEST_ITERATIONS, Harness, server_config
+
+# quick liveness for tests: a killed node is purged within ttl + heartbeat
+HEARTBEAT, TTL = 0.25, 1.0
+
+
+@dataclass
+class Shared:
+    """What every node of one test's cluster shares."""
+
+    pki: PKI
+    tmp: Path
+    dsn: str
+    postgres: PostgresInstance
+    redis: RedisInstance
+
+    def sections(self, node: str, **cluster: Any) -> dict[str, Any]:
+        return {
+            "storage": {"dsn": self.dsn, "dsn_password_file": str(self.postgres.password_file)},
+            "cluster": {
+                "redis": self.redis.url,
+                "password_file": str(self.redis.password_file),
+                "node": node,
+                "heartbeat": HEARTBEAT,
+                "ttl": TTL,
+                **cluster,
+            },
+        }
+
+    def raw(self, node: str) -> dict[str, Any]:
+        """A vines.toml for a node in its own process (fixed ports: given by the caller)."""
+        sections = self.sections(node)
+        return {
+            "server": {"admins": [f"admin@{DOMAIN}"], "log_level": "info"},
+            "domains": {
+                d: {"certificate": str(self.pki.cert), "key": str(self.pki.key)}
+                for d in (DOMAIN, OTHER)
+            },
+            "storage": {"backend": "postgresql", **sections["storage"]},
+            "limits": {"pbkdf2_iterations": TEST_ITERATIONS},
+            "cluster": sections["cluster"],
+        }
+
+
+async def start_node(shared: Shared, node: str, **cluster: Any) -> Harness:
+    directory = shared.tmp / node
+    directory.mkdir(exist_ok=True)
+    config = server_config(shared.pki, directory, "postgresql", **shared.sections(node, **cluster))
+    server = Server(config)
+    await server.start()
+    return Harness(server, shared.pki)
+
+
+@asynccontextmanager
+async def cluster(shared: Shared, *nodes: str):
+    """In-process nodes, started in order, stopped at the end."""
+    async with AsyncExitStack() as stack:
+        harnesses = []
+        for node in nodes:
+            harness = await start_node(shared, node)
+            stack.push_async_callback(harness.server.stop)
+            harnesses.append(harness)
+        yield harnesses
+
+
+@dataclass
+class NodeProcess:
+    process: subprocess.Popen[bytes]
+    port: int  # its c2s STARTTLS port
+    log: Path
+    harness: Harness  # for its port and CA only: its server object lives in the other process
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+async def node_process(shared: Shared, node: str) -> NodeProcess:
+    """A node in its own process (SIGKILL tests); returns once it accepts connections."""
+    directory = shared.tmp / node
+    directory.mkdir(exist_ok=True)
+    raw = shared.raw(node)
+    port = free_port()
+    raw["listeners"] = {"bind": ["127.0.0.1"], "c2s_port": port, "c2s_direct_tls_port": False}
+    path = directory / "vines.toml"
+    path.write_bytes(tomli_w.dumps(raw).encode())
+    log = directory / "node.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vines_server", "--config", str(path), "--log-file", str(log)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while loop.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"node {node} exited: {log.read_text() if log.exists() else ''}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        break
+    else:
+        process.kill()
+        raise RuntimeError(f"node {node} did not listen within 30 s")
+
+    class _Listening:  # what Harness.port() reads
+        def __init__(self) -> None:
+            self.listening = [type("L", (), {"kind": "c2s-starttls", "port": port})()]
+
+    return NodeProcess(process, port, log, Harness(_Listening(), shared.pki))  # type: ignore[arg-type]
