@@ -97,12 +97,11 @@ class ClusterNode:
         hooks.on("session/closed", self._changed)
         hooks.on("presence/changed", lambda session, _stanza: self._changed(session))
         await self.liveness.beat()  # joined now, or logged as unreachable and retried
-        for coro in (
-            self.liveness.beating(),
-            self.channel.sending(),
-            self.channel.receiving(self._received, self.config.heartbeat),
-            self._writing(),
-        ):
+        self.listener = asyncio.create_task(
+            self.channel.receiving(self._received, self.config.heartbeat)
+        )
+        self._tasks.append(self.listener)
+        for coro in (self.liveness.beating(), self.channel.sending(), self._writing()):
             self._tasks.append(asyncio.create_task(coro))
         log.info("cluster node %s on %s", self.node, redacted(self.config.redis or ""))
 

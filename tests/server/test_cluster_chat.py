@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from vines_server.storage.base import RosterItem
 
-from tests.support.cluster import Shared, cluster
+from tests.support.cluster import Shared, cluster, raw_bind, until_registered
 from tests.support.xmpp import DOMAIN, disconnect, slixmpp_client
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
@@ -49,3 +49,86 @@ async def test_users_on_two_nodes_chat_and_see_each_other(shared: Shared) -> Non
             assert all(s.alive for s in statuses.values())
         finally:
             await disconnect(alice, bob)
+
+
+async def test_a_message_crossing_nodes_stays_stored_until_its_node_delivers_it(
+    shared: Shared,
+) -> None:
+    async with cluster(shared, "n1", "n2") as (n1, n2):
+        await n1.add_user("alice")
+        await n1.add_user("bob")
+        storage = n1.server.storage
+        alice = await slixmpp_client(n1, ALICE)
+        inbox: asyncio.Queue = asyncio.Queue()
+        alice.add_event_handler("message", inbox.put_nowait)
+        bob = await slixmpp_client(n2, BOB)
+        try:
+            bob.send_message(mto=ALICE, mbody="delivered and acked")
+            assert (await asyncio.wait_for(inbox.get(), 5))["body"] == "delivered and acked"
+            await until(lambda: storage.count_offline(ALICE), 0)  # n1's ack cleared it
+
+            # n1 stops reading its channel (a node about to vanish): what crosses is stored
+            n1.server.cluster.listener.cancel()
+            bob.send_message(mto=ALICE, mbody="kept for the next login")
+            await until(lambda: storage.count_offline(ALICE), 1)
+            assert inbox.empty()
+            await disconnect(alice)
+            alice = await slixmpp_client(n1, ALICE, handlers={"message": inbox.put_nowait})
+            assert (await asyncio.wait_for(inbox.get(), 5))["body"] == "kept for the next login"
+            await until(lambda: storage.count_offline(ALICE), 0)
+        finally:
+            await disconnect(alice, bob)
+
+
+async def until(probe, expected, timeout: float = 5.0) -> None:
+    """Wait for an async probe to return `expected` (a store written by another task)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (value := await probe()) != expected:
+        assert loop.time() < deadline, f"still {value!r}, expected {expected!r}"
+        await asyncio.sleep(0.02)
+
+
+async def test_subscription_and_iq_between_nodes(shared: Shared) -> None:
+    async with cluster(shared, "n1", "n2") as (n1, n2):
+        await n1.add_user("alice")
+        await n1.add_user("bob")
+        alice = await slixmpp_client(n1, ALICE)
+        online: asyncio.Queue = asyncio.Queue()
+        alice.add_event_handler("got_online", online.put_nowait)
+        bob = await slixmpp_client(n2, BOB)  # slixmpp approves and subscribes back
+        try:
+            alice.send_presence_subscription(pto=BOB)
+            assert (await asyncio.wait_for(online.get(), 5))["from"].bare == BOB
+            storage = n1.server.storage
+
+            async def subscription() -> str | None:
+                item = await storage.get_roster_item(ALICE, BOB)
+                return item.subscription if item else None
+
+            await until(subscription, "both")
+            # an iq to a full JID on the other node, answered by that client
+            assert await alice.plugin["xep_0199"].ping(jid=bob.boundjid.full, timeout=5) >= 0
+        finally:
+            await disconnect(alice, bob)
+
+
+async def test_the_session_cap_and_resource_conflicts_are_cluster_wide(shared: Shared) -> None:
+    shared.limits = {"sessions_per_account": 2}
+    async with cluster(shared, "n1", "n2") as (n1, n2):
+        await n1.add_user("bob")
+        first = await raw_bind(n1, "bob", "desk")
+        second = await raw_bind(n2, "bob", "phone")
+        try:
+            await until_registered(n1, BOB, 2)
+            third = await raw_bind(n1, "bob", "tablet")
+            assert b"resource-constraint" in third.bound
+            third.client.close()
+            # the same resource on the other node replaces the first (decision 4)
+            again = await raw_bind(n2, "bob", "desk")
+            assert b"<jid>" in again.bound
+            await first.client.expect_stream_error("conflict")
+            again.client.close()
+        finally:
+            first.client.close()
+            second.client.close()

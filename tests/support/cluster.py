@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,16 @@ from vines_server.server import Server
 from tests.support.postgres import PostgresInstance
 from tests.support.redis import RedisInstance
 from tests.support.redis import _free_port as free_port
-from tests.support.xmpp import DOMAIN, OTHER, PKI, TEST_ITERATIONS, Harness, server_config
+from tests.support.xmpp import (
+    DOMAIN,
+    OTHER,
+    PASSWORD,
+    PKI,
+    TEST_ITERATIONS,
+    Harness,
+    RawClient,
+    server_config,
+)
 
 # quick liveness for tests: a killed node is purged within ttl + heartbeat
 HEARTBEAT, TTL = 0.25, 1.0
@@ -34,9 +43,11 @@ class Shared:
     dsn: str
     postgres: PostgresInstance
     redis: RedisInstance
+    limits: dict[str, Any] = field(default_factory=dict)  # [limits] of every node
 
     def sections(self, node: str, **cluster: Any) -> dict[str, Any]:
         return {
+            "limits": {"pbkdf2_iterations": TEST_ITERATIONS, **self.limits},
             "storage": {"dsn": self.dsn, "dsn_password_file": str(self.postgres.password_file)},
             "cluster": {
                 "redis": self.redis.url,
@@ -58,7 +69,7 @@ class Shared:
                 for d in (DOMAIN, OTHER)
             },
             "storage": {"backend": "postgresql", **sections["storage"]},
-            "limits": {"pbkdf2_iterations": TEST_ITERATIONS},
+            "limits": sections["limits"],
             "cluster": sections["cluster"],
         }
 
@@ -133,3 +144,33 @@ async def node_process(shared: Shared, node: str) -> NodeProcess:
             self.listening = [type("L", (), {"kind": "c2s-starttls", "port": port})()]
 
     return NodeProcess(process, port, log, Harness(_Listening(), shared.pki))  # type: ignore[arg-type]
+
+
+@dataclass
+class Bound:
+    client: RawClient
+    bound: bytes  # the bind reply
+
+
+async def raw_bind(harness: Harness, local: str, resource: str) -> Bound:
+    """A raw client logged in on `harness`'s node, binding `resource`."""
+    client = await RawClient.connect(harness.port(), harness.pki.ca_file)
+    await client.starttls()
+    await client.auth_plain(local, PASSWORD)
+    await client.read_until(rb"<success[^>]*/>|<success.*?</success>")
+    await client.open_stream()
+    await client.send(
+        "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+        f"<resource>{resource}</resource></bind></iq>"
+    )
+    return Bound(client, await client.read_until(rb"</iq>"))
+
+
+async def until_registered(harness: Harness, bare: str, count: int) -> None:
+    """The directory holds `count` resources of `bare` (written by the nodes' own tasks)."""
+    cluster = harness.server.cluster
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while len((await cluster.directory.resources(bare))[0]) != count:
+        assert loop.time() < deadline, f"{bare} never had {count} resources in the directory"
+        await asyncio.sleep(0.02)

@@ -221,10 +221,12 @@ async def slixmpp_client(
     jid: str,
     password: str = PASSWORD,
     plugins: tuple[str, ...] = (),
+    handlers: dict[str, Any] | None = None,
     **kwargs: Any,
 ):
     """A logged-in slixmpp ClientXMPP (session started, roster fetched, presence sent);
-    `plugins` are registered before it connects (those that take part in the negotiation)."""
+    `plugins` are registered before it connects (those that take part in the negotiation), and
+    so are `handlers` (event -> handler: what arrives at login, offline messages say)."""
     import slixmpp
 
     client = slixmpp.ClientXMPP(jid, password, **kwargs)
@@ -252,6 +254,8 @@ async def slixmpp_client(
         if not started.done():
             started.set_exception(ConnectionError(f"authentication failed for {jid}"))
 
+    for event, handler in (handlers or {}).items():
+        client.add_event_handler(event, handler)
     client.add_event_handler("session_start", on_start)
     client.add_event_handler("failed_auth", on_fail)
     client.connect(host="127.0.0.1", port=harness.port())
