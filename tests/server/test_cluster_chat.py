@@ -6,25 +6,11 @@ cap and resource conflict, and the nodes' records."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
-import pytest
-from vines_server.storage.base import RosterItem
-
-from tests.support.cluster import Shared, cluster, raw_bind, until_registered
+from tests.support.cluster import Shared, befriend, cluster, raw_bind, until, until_registered
 from tests.support.xmpp import DOMAIN, disconnect, slixmpp_client
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
-
-
-@pytest.fixture
-async def shared(postgres, redis, pki, tmp_path: Path) -> Shared:
-    return Shared(pki, tmp_path, await postgres.create_database(), postgres, redis)
-
-
-async def befriend(storage, a: str, b: str) -> None:
-    await storage.put_roster_item(a, RosterItem(b, subscription="both"))
-    await storage.put_roster_item(b, RosterItem(a, subscription="both"))
 
 
 async def test_users_on_two_nodes_chat_and_see_each_other(shared: Shared) -> None:
@@ -78,15 +64,6 @@ async def test_a_message_crossing_nodes_stays_stored_until_its_node_delivers_it(
             await until(lambda: storage.count_offline(ALICE), 0)
         finally:
             await disconnect(alice, bob)
-
-
-async def until(probe, expected, timeout: float = 5.0) -> None:
-    """Wait for an async probe to return `expected` (a store written by another task)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while (value := await probe()) != expected:
-        assert loop.time() < deadline, f"still {value!r}, expected {expected!r}"
-        await asyncio.sleep(0.02)
 
 
 async def test_subscription_and_iq_between_nodes(shared: Shared) -> None:

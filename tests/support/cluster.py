@@ -5,7 +5,6 @@ separate `vines-server` process that a test can SIGKILL (`node_process`)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -15,6 +14,7 @@ from typing import Any
 
 import tomli_w
 from vines_server.server import Server
+from vines_server.storage.base import RosterItem
 
 from tests.support.postgres import PostgresInstance
 from tests.support.redis import RedisInstance
@@ -22,7 +22,6 @@ from tests.support.redis import _free_port as free_port
 from tests.support.xmpp import (
     DOMAIN,
     OTHER,
-    PASSWORD,
     PKI,
     TEST_ITERATIONS,
     Harness,
@@ -59,9 +58,9 @@ class Shared:
             },
         }
 
-    def raw(self, node: str) -> dict[str, Any]:
+    def raw(self, node: str, **cluster: Any) -> dict[str, Any]:
         """A vines.toml for a node in its own process (fixed ports: given by the caller)."""
-        sections = self.sections(node)
+        sections = self.sections(node, **cluster)
         return {
             "server": {"admins": [f"admin@{DOMAIN}"], "log_level": "info"},
             "domains": {
@@ -84,12 +83,12 @@ async def start_node(shared: Shared, node: str, **cluster: Any) -> Harness:
 
 
 @asynccontextmanager
-async def cluster(shared: Shared, *nodes: str):
-    """In-process nodes, started in order, stopped at the end."""
+async def cluster(shared: Shared, *nodes: str, **settings: Any):
+    """In-process nodes, started in order, stopped at the end; `settings`: [cluster] keys."""
     async with AsyncExitStack() as stack:
         harnesses = []
         for node in nodes:
-            harness = await start_node(shared, node)
+            harness = await start_node(shared, node, **settings)
             stack.push_async_callback(harness.server.stop)
             harnesses.append(harness)
         yield harnesses
@@ -97,21 +96,27 @@ async def cluster(shared: Shared, *nodes: str):
 
 @dataclass
 class NodeProcess:
+    """A node in its own process; what the clients need of a harness (`port()`, `pki`)."""
+
     process: subprocess.Popen[bytes]
-    port: int  # its c2s STARTTLS port
+    c2s_port: int
     log: Path
-    harness: Harness  # for its port and CA only: its server object lives in the other process
+    pki: PKI
+
+    def port(self, kind: str = "c2s-starttls") -> int:
+        assert kind == "c2s-starttls"
+        return self.c2s_port
 
     def kill(self) -> None:
         self.process.kill()
         self.process.wait(timeout=10)
 
 
-async def node_process(shared: Shared, node: str) -> NodeProcess:
-    """A node in its own process (SIGKILL tests); returns once it accepts connections."""
+async def node_process(shared: Shared, node: str, **cluster: Any) -> NodeProcess:
+    """Start a node in its own process (the SIGKILL tests); returns once it accepts clients."""
     directory = shared.tmp / node
     directory.mkdir(exist_ok=True)
-    raw = shared.raw(node)
+    raw = shared.raw(node, **cluster)
     port = free_port()
     raw["listeners"] = {"bind": ["127.0.0.1"], "c2s_port": port, "c2s_direct_tls_port": False}
     path = directory / "vines.toml"
@@ -121,29 +126,22 @@ async def node_process(shared: Shared, node: str) -> NodeProcess:
         [sys.executable, "-m", "vines_server", "--config", str(path), "--log-file", str(log)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
-    while loop.time() < deadline:
+    while True:
         if process.poll() is not None:
             raise RuntimeError(f"node {node} exited: {log.read_text() if log.exists() else ''}")
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
+            if loop.time() > deadline:
+                process.kill()
+                raise RuntimeError(f"node {node} did not listen within 30 s") from None
             await asyncio.sleep(0.05)
             continue
         writer.close()
-        break
-    else:
-        process.kill()
-        raise RuntimeError(f"node {node} did not listen within 30 s")
-
-    class _Listening:  # what Harness.port() reads
-        def __init__(self) -> None:
-            self.listening = [type("L", (), {"kind": "c2s-starttls", "port": port})()]
-
-    return NodeProcess(process, port, log, Harness(_Listening(), shared.pki))  # type: ignore[arg-type]
+        return NodeProcess(process, port, log, shared.pki)
 
 
 @dataclass
@@ -155,15 +153,7 @@ class Bound:
 async def raw_bind(harness: Harness, local: str, resource: str) -> Bound:
     """A raw client logged in on `harness`'s node, binding `resource`."""
     client = await RawClient.connect(harness.port(), harness.pki.ca_file)
-    await client.starttls()
-    await client.auth_plain(local, PASSWORD)
-    await client.read_until(rb"<success[^>]*/>|<success.*?</success>")
-    await client.open_stream()
-    await client.send(
-        "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
-        f"<resource>{resource}</resource></bind></iq>"
-    )
-    return Bound(client, await client.read_until(rb"</iq>"))
+    return Bound(client, await client.login(local, resource=resource))
 
 
 async def until_registered(harness: Harness, bare: str, count: int) -> None:
@@ -173,4 +163,19 @@ async def until_registered(harness: Harness, bare: str, count: int) -> None:
     deadline = loop.time() + 5
     while len((await cluster.directory.resources(bare))[0]) != count:
         assert loop.time() < deadline, f"{bare} never had {count} resources in the directory"
+        await asyncio.sleep(0.02)
+
+
+async def befriend(storage: Any, a: str, b: str) -> None:
+    """Mutual subscription, written straight to the shared store."""
+    await storage.put_roster_item(a, RosterItem(b, subscription="both"))
+    await storage.put_roster_item(b, RosterItem(a, subscription="both"))
+
+
+async def until(probe: Any, expected: Any, timeout: float = 5.0) -> None:
+    """Wait for an async probe to return `expected` (state written by another task or node)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (value := await probe()) != expected:
+        assert loop.time() < deadline, f"still {value!r}, expected {expected!r}"
         await asyncio.sleep(0.02)

@@ -178,14 +178,19 @@ class RawClient:
         await self.handshake(to)
         return await self.open_stream(to)
 
-    async def login(self, user: str, password: str = PASSWORD, to: str = DOMAIN) -> bytes:
-        """STARTTLS, SASL PLAIN, restart, bind: ready to send stanzas. Returns the bind reply."""
+    async def login(
+        self, user: str, password: str = PASSWORD, to: str = DOMAIN, resource: str | None = None
+    ) -> bytes:
+        """STARTTLS, SASL PLAIN, restart, bind (`resource`, or one the server picks): ready
+        to send stanzas. Returns the bind reply."""
         await self.starttls(to)
         await self.auth_plain(user, password)
         await self.read_until(rb"<success[^>]*/>|<success.*?</success>")
         await self.open_stream(to)
+        asked = f"<resource>{resource}</resource>" if resource is not None else ""
         await self.send(
-            "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"
+            "<iq type='set' id='b1'>"
+            f"<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>{asked}</bind></iq>"
         )
         return await self.read_until(rb"</iq>")
 
