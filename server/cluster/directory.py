@@ -165,6 +165,13 @@ class Directory:
             out.append(entries)
         return out
 
+    async def online(self) -> list[str]:
+        """The full JIDs bound on any node that joined."""
+        names = await self.redis.smembers(NODES)
+        if not names:
+            return []
+        return sorted(await self.redis.sunion(*(jids_key(n) for n in names)))
+
     # ---- nodes -----------------------------------------------------------------------------
 
     async def beat(self, info: dict[str, Any]) -> bool:

@@ -142,6 +142,21 @@ class ClusterNode:
         for bare, entries in zip(bares, found, strict=True):
             self.sessions.mirror(bare.bare, entries)
 
+    async def online(self) -> list[JID]:
+        """Accounts with a session on any node, their resources mirrored; this node's own
+        while Redis is away."""
+        if self.connected:
+            try:
+                fulls = await self.directory.online()
+            except Exception as exc:
+                log.debug("directory listing failed: %s", exc)
+            else:
+                bares = {JID.parse(f.partition("/")[0]) for f in fulls}
+                bares.update(self.sessions.users())  # bound here, maybe not written yet
+                await self.refresh(*bares)
+                return list(bares)
+        return self.sessions.users()
+
     # ---- this node's entries in the directory ---------------------------------------------
 
     def _changed(self, session: Session) -> None:

@@ -184,6 +184,7 @@ def setup(api: ModuleAPI) -> None:
         kick = StreamError("policy-violation", "your session was ended by an administrator")
         jids = targets(ctx, ctx.values["accountjids"], full=True)
         found, missing = await existing(ctx, jids)  # an unknown account is not "kicked"
+        await api.look_up(*found)  # and its sessions on other cluster nodes
         for jid in found:
             if jid.resource is None:
                 sessions = api.sessions.resources(jid)

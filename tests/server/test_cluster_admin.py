@@ -1,0 +1,61 @@
+"""Administration across a cluster (issue 13): an admin on node 1 lists the users online on
+node 2 (XEP-0133) and ends their sessions; a stream-management resumption that reaches a node
+other than the one holding the detached session is answered item-not-found."""
+
+from __future__ import annotations
+
+import re
+
+from tests.support.adhoc import admin, run
+from tests.support.cluster import Shared, cluster, raw_bind, until_registered
+from tests.support.xmpp import DOMAIN, PASSWORD, RawClient, disconnect, slixmpp_client
+
+ADMIN, BOB = f"admin@{DOMAIN}", f"bob@{DOMAIN}"
+
+
+async def test_an_admin_on_one_node_lists_and_kicks_users_on_the_other(shared: Shared) -> None:
+    async with cluster(shared, "n1", "n2") as (n1, n2):
+        await n1.add_user("admin")
+        await n1.add_user("bob")
+        boss = await slixmpp_client(n1, ADMIN, plugins=("xep_0050",))
+        bob = await raw_bind(n2, "bob", "desk")
+        try:
+            await until_registered(n1, BOB, 1)
+            answer = await run(boss, admin("end-user-session"), {"accountjids": [BOB]})
+            assert answer.notes == [("info", "1 session ended")]
+            await bob.client.expect_stream_error("policy-violation")
+
+            bob = await raw_bind(n2, "bob", "phone")
+            await until_registered(n1, BOB, 1)
+            listed = await run(
+                boss, admin("get-online-users-list"), {"max_items": "none", "details": "1"}
+            )
+            assert BOB in listed.values("onlineuserjids")
+            assert f"{BOB}/phone" in [row["jid"] for row in listed.rows()]
+            number = await run(boss, admin("get-online-users-num"))
+            assert number.value("onlineusersnum") == "2"  # bob on n2, the admin on n1
+        finally:
+            bob.client.close()
+            await disconnect(boss)
+
+
+async def test_resuming_on_another_node_is_item_not_found(shared: Shared) -> None:
+    async with cluster(shared, "n1", "n2") as (n1, n2):
+        await n1.add_user("bob")
+        bob = await raw_bind(n1, "bob", "desk")
+        await bob.client.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+        enabled = await bob.client.read_until(rb"<enabled[^>]*>")
+        token = re.search(rb"id=['\"]([^'\"]+)", enabled)[1].decode()
+        bob.client.writer.transport.abort()  # dropped: the session waits on n1 to be resumed
+
+        raw = await RawClient.connect(n2.port(), n2.pki.ca_file)
+        try:
+            await raw.starttls()
+            await raw.auth_plain("bob", PASSWORD)
+            await raw.read_until(rb"<success[^>]*/>")
+            await raw.open_stream()
+            await raw.send(f"<resume xmlns='urn:xmpp:sm:3' previd='{token}' h='0'/>")
+            failed = await raw.read_until(rb"</failed>|<failed[^>]*/>")
+            assert b"item-not-found" in failed
+        finally:
+            raw.close()
