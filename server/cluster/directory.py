@@ -7,6 +7,7 @@ Keys (one Redis database per cluster):
 - `vines:nodes`         set of the node names that joined
 - `vines:alive:{node}`  a node's liveness key, refreshed by its heartbeat, expiring after `ttl`
 - `vines:info`          hash node -> JSON {address, pid, sessions, load, beat}: its NodeStatus
+- `vines:components`    hash component domain -> the node its component is connected to
 
 Every change that must not interleave with another node's runs as one Lua script (Redis runs a
 script atomically): a node's entry is removed only by that node or by the purge of that node,
@@ -25,6 +26,7 @@ from vines_server.cluster.status import NodeStatus
 PREFIX = "vines:"
 NODES = PREFIX + "nodes"
 INFO = PREFIX + "info"
+COMPONENTS = PREFIX + "components"
 
 
 def user_key(bare: str) -> str:
@@ -96,7 +98,16 @@ end
 return 0
 """
 
-# KEYS[1] alive key, KEYS[2] jid set, KEYS[3] nodes set, KEYS[4] info hash; ARGV[1] node,
+# KEYS[1] the components hash; ARGV: domain, node. Only the node serving it lets it go.
+RELEASE_COMPONENT = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+# KEYS[1] alive key, KEYS[2] jid set, KEYS[3] nodes set, KEYS[4] info hash, KEYS[5] the
+# components hash; ARGV[1] node,
 # ARGV[2] the user-hash prefix. Nothing happens while the node's liveness key exists (it came
 # back) or when another survivor purged it first (no longer in the nodes set): one survivor
 # gets the purged entries, and announces them.
@@ -119,6 +130,10 @@ for _, full in ipairs(redis.call('SMEMBERS', KEYS[2])) do
 end
 redis.call('DEL', KEYS[2])
 redis.call('HDEL', KEYS[4], ARGV[1])
+local components = redis.call('HGETALL', KEYS[5])
+for i = 1, #components, 2 do
+  if components[i + 1] == ARGV[1] then redis.call('HDEL', KEYS[5], components[i]) end
+end
 return gone
 """
 
@@ -133,6 +148,7 @@ class Directory:
         self._register = redis.register_script(REGISTER)
         self._unregister = redis.register_script(UNREGISTER)
         self._purge = redis.register_script(PURGE)
+        self._release_component = redis.register_script(RELEASE_COMPONENT)
 
     # ---- sessions --------------------------------------------------------------------------
 
@@ -174,16 +190,31 @@ class Directory:
 
     # ---- nodes -----------------------------------------------------------------------------
 
-    async def beat(self, info: dict[str, Any]) -> bool:
-        """Refresh this node's liveness key and record; True when the node was not in the
-        cluster before (its first beat, or it was purged, or Redis lost its data)."""
+    async def beat(self, info: dict[str, Any], components: list[str]) -> bool:
+        """Refresh this node's liveness key and record, and the components connected here;
+        True when the node was not in the cluster before (its first beat, or it was purged,
+        or Redis lost its data)."""
         info = {**info, "beat": time.time()}
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(alive_key(self.node), "1", px=int(self.ttl * 1000))
         pipe.sadd(NODES, self.node)
         pipe.hset(INFO, self.node, json.dumps(info, separators=(",", ":")))
-        _, added, _ = await pipe.execute()
+        for domain in components:
+            pipe.hset(COMPONENTS, domain, self.node)
+        _, added, *_ = await pipe.execute()
         return bool(added)
+
+    # ---- components ------------------------------------------------------------------------
+
+    async def claim_component(self, domain: str) -> None:
+        await self.redis.hset(COMPONENTS, domain, self.node)
+
+    async def release_component(self, domain: str) -> None:
+        await self._release_component(keys=[COMPONENTS], args=[domain, self.node])
+
+    async def component(self, domain: str) -> str | None:
+        """The node a component is connected to, if any."""
+        return await self.redis.hget(COMPONENTS, domain)
 
     async def leave(self) -> None:
         """A clean stop: this node's sessions are already unregistered; its records go."""
@@ -206,7 +237,8 @@ class Directory:
         """Remove a dead node atomically; the full JIDs and entries it held. None when another
         survivor purged it first, or it came back."""
         raw = await self._purge(
-            keys=[alive_key(node), jids_key(node), NODES, INFO], args=[node, PREFIX + "user:"]
+            keys=[alive_key(node), jids_key(node), NODES, INFO, COMPONENTS],
+            args=[node, PREFIX + "user:"],
         )
         if raw is None:
             return None

@@ -29,12 +29,14 @@ class Liveness:
         directory: Directory,
         heartbeat: float,
         info: Callable[[], dict[str, Any]],
+        components: Callable[[], list[str]],
         rejoined: Callable[[], None],
         purged: Callable[[str, list[tuple[JID, Entry]]], Coroutine[Any, Any, None]],
     ) -> None:
         self.directory = directory
         self.heartbeat = heartbeat
         self._info = info
+        self._components = components  # the component domains connected to this node
         self._rejoined = rejoined  # register every local session again
         self._purged = purged  # a dead node's sessions, to forget and announce
         self.connected: bool | None = None  # Redis answered the last beat (None: not yet tried)
@@ -55,7 +57,8 @@ class Liveness:
     async def beat(self) -> None:
         node = self.directory.node
         try:
-            added = await self.directory.beat({**self._info(), "pid": os.getpid()})
+            info = {**self._info(), "pid": os.getpid()}
+            added = await self.directory.beat(info, self._components())
         except Exception as exc:
             if self.connected is not False:
                 log.warning(

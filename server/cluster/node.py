@@ -22,6 +22,7 @@ from xml.etree.ElementTree import Element
 
 import redis.asyncio as aioredis
 from vines_server.cluster.channel import Channel, Message
+from vines_server.cluster.components import ClusterComponent, connected_here
 from vines_server.cluster.directory import Directory, Entry
 from vines_server.cluster.liveness import Liveness
 from vines_server.cluster.remote import ClusterSessions
@@ -77,7 +78,12 @@ class ClusterNode:
             self.node, lambda: server.config.limits, self._send, self._kick
         )
         self.liveness = Liveness(
-            self.directory, config.heartbeat, self._info, self._register_all, self._purged
+            self.directory,
+            config.heartbeat,
+            self._info,
+            lambda: connected_here(server.components.routes),
+            self._register_all,
+            self._purged,
         )
         self._acks: dict[str, tuple[float, Confirm]] = {}  # token -> (sent at, confirm)
         self._serial = itertools.count(1)
@@ -96,6 +102,10 @@ class ClusterNode:
         hooks.on("session/bound", self._changed)
         hooks.on("session/closed", self._changed)
         hooks.on("presence/changed", lambda session, _stanza: self._changed(session))
+        hooks.on("component/closed", self._component_closed)
+        router = self.server.router
+        for domain, route in self.server.components.routes.items():
+            router.components[domain] = ClusterComponent(route, self)
         await self.liveness.beat()  # joined now, or logged as unreachable and retried
         self.listener = asyncio.create_task(
             self.channel.receiving(self._received, self.config.heartbeat)
@@ -156,6 +166,10 @@ class ClusterNode:
                 await self.refresh(*bares)
                 return list(bares)
         return self.sessions.users()
+
+    async def _component_closed(self, domain: JID | str) -> None:
+        if self.connected:
+            await self.directory.release_component(str(domain))
 
     # ---- this node's entries in the directory ---------------------------------------------
 
@@ -240,7 +254,7 @@ class ClusterNode:
         """It did not reach `node`. A held message stays stored (its recipient's next login
         gets it); an iq or an unheld message is bounced; an absent subscriber is a hint that
         the node is dead, checked against its liveness key."""
-        if message.get("k") != "stanza":
+        if message.get("k") not in ("stanza", "route"):
             return
         if message.get("ack"):
             self._acks.pop(message["ack"], None)
@@ -268,6 +282,12 @@ class ClusterNode:
 
     async def _received(self, message: Message) -> None:
         kind = message.get("k")
+        if kind == "route":  # for a component connected here
+            stanza = parse_stored(str(message.get("xml")), self.server.config.limits)
+            route = self.server.components.routes.get(JID.parse(stanza.get("to", "")).domain)
+            if route is not None:
+                await route.send(stanza)
+            return
         if kind == "ack":
             _, confirm = self._acks.pop(str(message.get("t")), (0.0, None))
             if confirm is not None:

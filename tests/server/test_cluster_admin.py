@@ -1,16 +1,22 @@
-"""Administration across a cluster (issue 13): an admin on node 1 lists the users online on
-node 2 (XEP-0133) and ends their sessions; a stream-management resumption that reaches a node
-other than the one holding the detached session is answered item-not-found."""
+"""Administration and services across a cluster (issue 13): an admin on node 1 lists the users
+online on node 2 (XEP-0133) and ends their sessions; a component connected to node 1 answers
+users on node 2; a stream-management resumption that reaches a node other than the one holding
+the detached session is answered item-not-found."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import pytest
+from slixmpp.exceptions import IqError
+
+from tests.components.conftest import SPARE, WORK, component_sections, connect_component
 from tests.support.adhoc import admin, run
-from tests.support.cluster import Shared, cluster, raw_bind, until_registered
+from tests.support.cluster import Shared, cluster, raw_bind, until, until_registered
 from tests.support.xmpp import DOMAIN, PASSWORD, RawClient, disconnect, slixmpp_client
 
-ADMIN, BOB = f"admin@{DOMAIN}", f"bob@{DOMAIN}"
+ADMIN, ALICE, BOB = f"admin@{DOMAIN}", f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 
 
 async def test_an_admin_on_one_node_lists_and_kicks_users_on_the_other(shared: Shared) -> None:
@@ -59,3 +65,26 @@ async def test_resuming_on_another_node_is_item_not_found(shared: Shared) -> Non
             assert b"item-not-found" in failed
         finally:
             raw.close()
+
+
+async def test_a_component_on_one_node_is_reachable_from_the_other(
+    shared: Shared, tmp_path: Path
+) -> None:
+    shared.extra = component_sections(tmp_path)
+    shared.extra["components"][SPARE]["secret_file"] = str(tmp_path / "spare.secret")  # any node
+    async with cluster(shared, "n1", "n2") as (n1, n2):
+        await n1.add_user("alice")
+        component = await connect_component(n1)
+        alice = await slixmpp_client(n2, ALICE)
+        try:
+            await until(lambda: n2.server.cluster.directory.component(WORK), "n1")
+            # an iq from a user on n2 to the component on n1, and its answer back
+            version = await alice.plugin["xep_0092"].get_version(WORK, timeout=5)
+            assert version["software_version"]["name"]
+            # a component stream on neither node: remote-server-timeout, as on one node
+            with pytest.raises(IqError) as err:
+                await alice.plugin["xep_0092"].get_version(SPARE, timeout=5)
+            assert err.value.condition == "remote-server-timeout"
+        finally:
+            await disconnect(alice, component)
+        await until(lambda: n2.server.cluster.directory.component(WORK), None)

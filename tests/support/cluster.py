@@ -43,8 +43,15 @@ class Shared:
     postgres: PostgresInstance
     redis: RedisInstance
     limits: dict[str, Any] = field(default_factory=dict)  # [limits] of every node
+    extra: dict[str, Any] = field(default_factory=dict)  # more sections, of every node
 
     def sections(self, node: str, **cluster: Any) -> dict[str, Any]:
+        sections = self._sections(node, **cluster)
+        for name, values in self.extra.items():
+            sections.setdefault(name, {}).update(values)
+        return sections
+
+    def _sections(self, node: str, **cluster: Any) -> dict[str, Any]:
         return {
             "limits": {"pbkdf2_iterations": TEST_ITERATIONS, **self.limits},
             "storage": {"dsn": self.dsn, "dsn_password_file": str(self.postgres.password_file)},
