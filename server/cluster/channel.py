@@ -45,6 +45,11 @@ class Channel:
         self._queue.append((node, {**message, "from": self.node}))
         self._wake.set()
 
+    @property
+    def idle(self) -> bool:
+        """Nothing waits to be published."""
+        return not self._queue
+
     async def sending(self) -> None:
         """The one task that publishes, in queue order."""
         while True:

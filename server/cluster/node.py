@@ -13,6 +13,7 @@ stored: delivered at the recipient's next login.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -116,18 +117,20 @@ class ClusterNode:
         log.info("cluster node %s on %s", self.node, redacted(self.config.redis or ""))
 
     async def stop(self) -> None:
-        """After the streams closed: their entries go, then this node's records."""
-        try:
-            await asyncio.wait_for(self._leave(), self.config.ttl)
-        except Exception as exc:  # the others purge it after ttl anyway
-            log.info("cluster node %s left without cleaning up: %s", self.node, exc)
+        """After the streams closed: their entries go, then this node's records (while
+        Redis is away the others purge it after ttl instead)."""
+        if self.connected:
+            try:
+                await asyncio.wait_for(self._leave(), self.config.ttl)
+            except Exception as exc:
+                log.info("cluster node %s left without cleaning up: %s", self.node, exc)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.redis.aclose()
 
     async def _leave(self) -> None:
-        while self.channel._queue:  # the last presence broadcasts leave first
+        while not self.channel.idle:  # the last presence broadcasts leave first
             await asyncio.sleep(0.01)
         for session in list(self.sessions):
             await self.directory.unregister(str(session.jid))
@@ -161,7 +164,10 @@ class ClusterNode:
             except Exception as exc:
                 log.debug("directory listing failed: %s", exc)
             else:
-                bares = {JID.parse(f.partition("/")[0]) for f in fulls}
+                bares = set()
+                for full in fulls:
+                    with contextlib.suppress(JIDError):
+                        bares.add(JID.parse(full.partition("/")[0]))
                 bares.update(self.sessions.users())  # bound here, maybe not written yet
                 await self.refresh(*bares)
                 return list(bares)
