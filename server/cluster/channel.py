@@ -99,4 +99,4 @@ class Channel:
                 await asyncio.sleep(retry)
             finally:
                 with contextlib.suppress(Exception):  # the connection is gone already
-                    await pubsub.aclose()
+                    await asyncio.wait_for(pubsub.aclose(), retry)

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from vines_server.cluster.channel import Channel, Message
 from vines_server.cluster.components import ClusterComponent, connected_here
 from vines_server.cluster.directory import Directory, Entry
@@ -53,6 +55,8 @@ def redis_client(url: str, password: str | None, timeout: float) -> Any:
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
+        # once more on a new connection: after Redis restarted, pooled ones are dead
+        retry=Retry(NoBackoff(), 1),
         **({"password": password} if password is not None else {}),
     )
 
@@ -126,8 +130,10 @@ class ClusterNode:
                 log.info("cluster node %s left without cleaning up: %s", self.node, exc)
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.redis.aclose()
+        # bounded: a Redis connection that is half gone must not hold up the shutdown
+        await asyncio.wait(self._tasks, timeout=1)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.redis.aclose(), 1)
 
     async def _leave(self) -> None:
         while not self.channel.idle:  # the last presence broadcasts leave first

@@ -6,6 +6,7 @@ cap and resource conflict, and the nodes' records."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 from tests.support.cluster import Shared, befriend, cluster, raw_bind, until, until_registered
 from tests.support.xmpp import DOMAIN, disconnect, slixmpp_client
@@ -30,9 +31,15 @@ async def test_users_on_two_nodes_chat_and_see_each_other(shared: Shared) -> Non
             bob.send_message(mto=ALICE, mbody="hello across nodes")
             msg = await asyncio.wait_for(inbox.get(), 5)
             assert msg["body"] == "hello across nodes"
+
+            async def sessions_by_node() -> dict[str, int]:
+                return {s.name: s.sessions for s in await n1.server.cluster.nodes()}
+
+            await until(sessions_by_node, {"n1": 1, "n2": 1})  # as of their last heartbeat
             statuses = {s.name: s for s in await n1.server.cluster.nodes()}
-            assert set(statuses) == {"n1", "n2"}
-            assert all(s.alive for s in statuses.values())
+            assert statuses["n2"].address == f"127.0.0.1:{n2.port()}"
+            assert statuses["n2"].pid == os.getpid()  # in-process nodes
+            assert all(s.alive and 0 <= s.heartbeat_age < 5 for s in statuses.values())
         finally:
             await disconnect(alice, bob)
 
