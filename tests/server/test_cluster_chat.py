@@ -116,3 +116,24 @@ async def test_the_session_cap_and_resource_conflicts_are_cluster_wide(shared: S
         finally:
             first.client.close()
             second.client.close()
+
+
+async def test_an_accounts_resources_on_two_nodes_share_roster_pushes_and_presence(
+    shared: Shared,
+) -> None:
+    async with cluster(shared, "n1", "n2") as (n1, n2):
+        await n1.add_user("bob")
+        desk = await slixmpp_client(n1, f"{BOB}/desk")
+        seen: asyncio.Queue = asyncio.Queue()
+        desk.add_event_handler("presence_available", seen.put_nowait)
+        pushes: asyncio.Queue = asyncio.Queue()
+        phone = await slixmpp_client(n2, f"{BOB}/phone")
+        phone.add_event_handler("roster_update", pushes.put_nowait)
+        try:
+            available = await asyncio.wait_for(seen.get(), 5)  # its own other resource
+            assert available["from"].full == f"{BOB}/phone"
+            await desk.update_roster(ALICE, name="Alice")  # a roster set on n1
+            push = await asyncio.wait_for(pushes.get(), 5)  # pushed to the resource on n2
+            assert ALICE in push["roster"]["items"]
+        finally:
+            await disconnect(desk, phone)

@@ -95,11 +95,13 @@ async def test_while_redis_is_away_nodes_serve_their_own_users_and_rejoin(
         finally:
             await disconnect(alice, bob, dave)
     lines = [r.getMessage() for r in caplog.records if r.name == "vines_server.cluster"]
-    for node in ("n1", "n2"):
-        assert (
-            len([m for m in lines if m.startswith(f"cluster node {node}: Redis unreachable")]) == 1
-        )
-        assert len([m for m in lines if m.startswith(f"cluster node {node}: Redis reachable")]) == 1
+
+    def logged(node: str, what: str) -> int:
+        return len([m for m in lines if m.startswith(f"cluster node {node}: Redis {what}")])
+
+    assert logged("n1", "unreachable") == logged("n1", "reachable") == 1  # one per change
+    # n2 saw the outage only if one of its heartbeats fell into it
+    assert logged("n2", "unreachable") == logged("n2", "reachable") <= 1
     assert not [m for m in caplog.text.splitlines() if shared.redis.password in m]
 
 
