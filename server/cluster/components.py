@@ -1,7 +1,8 @@
 """Components across the cluster: a component connected to one node is reachable from every
-node. Each node records the components connected to it in the directory (at each heartbeat,
-and at once when one connects or goes); a node whose own stream for a component domain is not
-connected forwards the stanza to the node that has it, which hands it to its component."""
+node. Each node records the components connected to it in the directory at each heartbeat (so
+within one heartbeat of their connecting; a purge removes a dead node's), and removes one at
+once when it goes; a node whose own stream for a component domain is not connected forwards the
+stanza to the node that has it, which hands it to its component."""
 
 from __future__ import annotations
 

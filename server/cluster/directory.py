@@ -206,9 +206,6 @@ class Directory:
 
     # ---- components ------------------------------------------------------------------------
 
-    async def claim_component(self, domain: str) -> None:
-        await self.redis.hset(COMPONENTS, domain, self.node)
-
     async def release_component(self, domain: str) -> None:
         await self._release_component(keys=[COMPONENTS], args=[domain, self.node])
 
