@@ -80,7 +80,12 @@ class ClusterNode:
         self.directory = Directory(self.redis, self.node, config.ttl)
         self.channel = Channel(self.redis, self.node, self._failed)
         self.sessions = ClusterSessions(
-            self.node, lambda: server.config.limits, self._send, self._kick
+            self.node,
+            lambda: server.config.limits,
+            self._send,
+            self._kick,
+            # what it did not confirm stays stored, no longer tracked as on its way
+            lambda proxy: server.router.pending.closed(proxy),
         )
         self.liveness = Liveness(
             self.directory,
@@ -223,15 +228,20 @@ class ClusterNode:
             self._dirty.discard(full)
 
     def _info(self) -> dict[str, Any]:
-        now = time.monotonic()
-        for token, (at, _) in list(self._acks.items()):
-            if now - at > 10 * self.config.ttl:  # its node went: the message stays stored
-                del self._acks[token]
+        """This node's record for NodeStatus, written at each heartbeat."""
+        self._expire_acks()
         address = next(
             (f"{li.host}:{li.port}" for li in self.server.listening if li.kind == "c2s-starttls"),
             "",
         )
         return {"address": address, "sessions": len(self.sessions), "load": self.liveness.load()}
+
+    def _expire_acks(self) -> None:
+        """Acks that never came (their node went): those messages stay stored."""
+        now = time.monotonic()
+        for token, (at, _) in list(self._acks.items()):
+            if now - at > 10 * self.config.ttl:
+                del self._acks[token]
 
     # ---- to other nodes --------------------------------------------------------------------
 

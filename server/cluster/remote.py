@@ -60,12 +60,20 @@ def remote_node(session: Session) -> str | None:
 
 
 class ClusterSessions(SessionRegistry):
-    def __init__(self, node: str, limits: Callable[[], Limits], send: Send, kick: Kick) -> None:
+    def __init__(
+        self,
+        node: str,
+        limits: Callable[[], Limits],
+        send: Send,
+        kick: Kick,
+        dropped: Callable[[Session], object],
+    ) -> None:
         super().__init__()
         self.node = node
         self._limits = limits
         self._send = send
         self._kick = kick
+        self._dropped = dropped  # a proxy that no longer stands for a resource
         self._remote: dict[JID, dict[str, Session]] = {}  # bare -> resource -> proxy
 
     # ---- the mirror ------------------------------------------------------------------------
@@ -98,14 +106,21 @@ class ClusterSessions(SessionRegistry):
                 except StreamError:
                     session.presence = Element("{jabber:client}presence")
             new[resource] = session
+        for resource, session in old.items():
+            if new.get(resource) is not session:
+                self._dropped(session)
         if new:
             self._remote[bare] = new
             while len(self._remote) > MIRRORED:
-                del self._remote[next(iter(self._remote))]
+                for session in self._remote.pop(next(iter(self._remote))).values():
+                    self._dropped(session)
 
     def forget_node(self, node: str) -> None:
         for bare in list(self._remote):
             kept = {r: s for r, s in self._remote[bare].items() if remote_node(s) != node}
+            for session in self._remote[bare].values():
+                if remote_node(session) == node:
+                    self._dropped(session)
             if kept:
                 self._remote[bare] = kept
             else:
