@@ -1,7 +1,7 @@
 """Administration and services across a cluster (issue 13): an admin on node 1 lists the users
-online on node 2 (XEP-0133) and ends their sessions; a component connected to node 1 answers
-users on node 2; a stream-management resumption that reaches a node other than the one holding
-the detached session is answered item-not-found."""
+online on node 2 (XEP-0133), announces to them and ends their sessions; a component connected
+to node 1 answers users on node 2; a stream-management resumption that reaches a node other
+than the one holding the detached session is answered item-not-found."""
 
 from __future__ import annotations
 
@@ -40,6 +40,10 @@ async def test_an_admin_on_one_node_lists_and_kicks_users_on_the_other(shared: S
             assert f"{BOB}/phone" in [row["jid"] for row in listed.rows()]
             number = await run(boss, admin("get-online-users-num"))
             assert number.value("onlineusersnum") == "2"  # bob on n2, the admin on n1
+
+            sent = await run(boss, admin("announce"), {"subject": "Hi", "announcement": ["all"]})
+            assert sent.notes == [("info", "announcement sent to 2 sessions")]
+            await bob.client.read_until(rb"<message[^>]*type=.headline.*?</message>")
         finally:
             bob.client.close()
             await disconnect(boss)
