@@ -44,6 +44,9 @@ async def test_an_admin_on_one_node_lists_and_kicks_users_on_the_other(shared: S
             sent = await run(boss, admin("announce"), {"subject": "Hi", "announcement": ["all"]})
             assert sent.notes == [("info", "announcement sent to 2 sessions")]
             await bob.client.read_until(rb"<message[^>]*type=.headline.*?</message>")
+
+            await run(boss, admin("disable-user"), {"accountjids": [BOB]})
+            await bob.client.expect_stream_error("not-authorized")
         finally:
             bob.client.close()
             await disconnect(boss)
