@@ -71,3 +71,20 @@ print(json.dumps(sorted(sys.modules)))
     modules = json.loads(out.stdout)
     assert not [m for m in modules if m.split(".")[0] == "redis"]
     assert "vines_server.cluster.node" not in modules
+
+
+def test_vines_server_refuses_a_cluster_on_sqlite_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "vines.toml"
+    path.write_text(
+        '[domains.localhost]\ncertificate = "c.pem"\nkey = "k.pem"\n'
+        '[cluster]\nredis = "redis://127.0.0.1:6379/0"\n'
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "vines_server", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "[storage] backend" in run.stderr
+    assert "Traceback" not in run.stderr
