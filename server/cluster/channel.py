@@ -34,6 +34,7 @@ class Channel:
         self.failed = failed
         self._queue: list[tuple[str, Message]] = []
         self._wake = asyncio.Event()
+        self.closed = False  # the loops end (besides being cancelled: a swallowed cancel)
 
     # ---- sending ---------------------------------------------------------------------------
 
@@ -45,6 +46,10 @@ class Channel:
         self._queue.append((node, {**message, "from": self.node}))
         self._wake.set()
 
+    def close(self) -> None:
+        self.closed = True
+        self._wake.set()
+
     @property
     def idle(self) -> bool:
         """Nothing waits to be published."""
@@ -52,7 +57,7 @@ class Channel:
 
     async def sending(self) -> None:
         """The one task that publishes, in queue order."""
-        while True:
+        while not self.closed:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
@@ -75,11 +80,11 @@ class Channel:
     async def receiving(self, handle: Handler, retry: float) -> None:
         """Listen on this node's channel; after a lost connection, subscribe again every
         `retry` seconds until Redis answers (liveness logs the outage)."""
-        while True:
+        while not self.closed:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(channel(self.node))
-                while True:
+                while not self.closed:
                     item = await pubsub.get_message(timeout=retry)
                     if item is None or item.get("type") != "message":
                         continue

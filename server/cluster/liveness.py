@@ -41,6 +41,7 @@ class Liveness:
         self._purged = purged  # a dead node's sessions, to forget and announce
         self.connected: bool | None = None  # Redis answered the last beat (None: not yet tried)
         self.joined = False
+        self.stopped = False  # the heartbeat ends (besides being cancelled)
         self._cpu = (time.monotonic(), time.process_time())
 
     def load(self) -> float:
@@ -50,7 +51,7 @@ class Liveness:
         return round(100.0 * (cpu - cpu0) / max(wall - wall0, 1e-6), 1)
 
     async def beating(self) -> None:
-        while True:
+        while not self.stopped:
             await self.beat()
             await asyncio.sleep(self.heartbeat)
 

@@ -100,6 +100,7 @@ class ClusterNode:
         self._dirty: set[JID] = set()  # full JIDs whose directory entry must be written
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._stopped = False
 
     @property
     def connected(self) -> bool:
@@ -120,22 +121,30 @@ class ClusterNode:
         self.listener = asyncio.create_task(
             self.channel.receiving(self._received, self.config.heartbeat)
         )
-        self._tasks.append(self.listener)
-        for coro in (self.liveness.beating(), self.channel.sending(), self._writing()):
+        self._beating = asyncio.create_task(self.liveness.beating())
+        self._tasks += [self.listener, self._beating]
+        for coro in (self.channel.sending(), self._writing()):
             self._tasks.append(asyncio.create_task(coro))
         log.info("cluster node %s on %s", self.node, redacted(self.config.redis or ""))
 
     async def stop(self) -> None:
-        """After the streams closed: their entries go, then this node's records (while
-        Redis is away the others purge it after ttl instead)."""
+        """After the streams closed: the heartbeat stops (a beat after leaving would join
+        again), this node's entries and records go (while Redis is away the others purge it
+        after ttl instead), then its tasks. Each step bounded: a Redis connection that is half
+        gone must not hold up the shutdown."""
+        self.liveness.stopped = True
+        self._beating.cancel()
+        await asyncio.wait([self._beating], timeout=1)
         if self.connected:
             try:
                 await asyncio.wait_for(self._leave(), self.config.ttl)
             except Exception as exc:
                 log.info("cluster node %s left without cleaning up: %s", self.node, exc)
+        self.channel.close()
+        self._stopped = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
-        # bounded: a Redis connection that is half gone must not hold up the shutdown
         await asyncio.wait(self._tasks, timeout=1)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.redis.aclose(), 1)
@@ -199,7 +208,7 @@ class ClusterNode:
         self._wake.set()
 
     async def _writing(self) -> None:
-        while True:
+        while not self._stopped:
             await self._wake.wait()
             self._wake.clear()
             try:

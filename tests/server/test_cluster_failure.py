@@ -10,7 +10,15 @@ import logging
 
 import pytest
 
-from tests.support.cluster import Shared, befriend, cluster, node_process, until, until_registered
+from tests.support.cluster import (
+    Shared,
+    befriend,
+    cluster,
+    node_process,
+    start_node,
+    until,
+    until_registered,
+)
 from tests.support.xmpp import DOMAIN, disconnect, slixmpp_client
 
 ALICE, BOB, CAROL, DAVE = (f"{u}@{DOMAIN}" for u in ("alice", "bob", "carol", "dave"))
@@ -158,3 +166,28 @@ async def test_redis_restarted_under_load_loses_no_message(shared: Shared) -> No
             assert bounced  # some were refused while Redis was away: the test saw an outage
         finally:
             await disconnect(alice, bob)
+
+
+async def test_a_node_that_stops_leaves_the_cluster_at_once(
+    shared: Shared, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with cluster(shared, "n1") as (n1,):
+        await n1.add_user("alice")
+        await n1.add_user("bob")
+        await befriend(n1.server.storage, ALICE, BOB)
+        n2 = await start_node(shared, "n2")
+        alice = await slixmpp_client(n1, ALICE)
+        online: asyncio.Queue = asyncio.Queue()
+        offline: asyncio.Queue = asyncio.Queue()
+        alice.add_event_handler("got_online", online.put_nowait)
+        alice.add_event_handler("got_offline", offline.put_nowait)
+        bob = await slixmpp_client(n2, BOB)
+        try:
+            assert (await asyncio.wait_for(online.get(), 5))["from"].bare == BOB
+            await n2.server.stop()  # its sessions close as on one node: bob goes unavailable
+            assert (await asyncio.wait_for(offline.get(), 5))["from"].bare == BOB
+            assert [s.name for s in await n1.server.cluster.nodes()] == ["n1"]
+            assert (await n1.server.cluster.directory.resources(BOB)) == [{}]
+        finally:
+            await disconnect(alice, bob)
+    assert "stopped beating" not in caplog.text  # it left; nobody had to purge it
