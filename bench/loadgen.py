@@ -392,15 +392,21 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
     await wait_barrier(barrier)
     rate = args["rate"] * n / max(1, args["total_users"])  # this process's share of the rate
     duration, warmup = args["duration"], args["warmup"]
+    pid = args.get("pid")
+    cpu_window: list[tuple[float, float]] = []  # the server's (user, system) CPU seconds
     t0 = time.monotonic()
     total = 0
     next_sender = 0
     stalled = 0
+    sent_before = 0
     while n:
         now = time.monotonic()
         elapsed = now - t0
         if elapsed >= duration + warmup:
             break
+        if elapsed >= warmup and not measuring and pid:
+            cpu_window.append(cpu_seconds(pid))
+            sent_before = sum(sent)
         measuring = elapsed >= warmup
         due = int(rate * elapsed) - total
         for _ in range(max(0, due)):
@@ -420,6 +426,8 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
         total += max(0, due)
         await asyncio.sleep(0.002)
     send_time = time.monotonic() - t0
+    if cpu_window:
+        cpu_window.append(cpu_seconds(pid))
     # drain: wait until everything sent has arrived, or the drain timeout
     deadline = time.monotonic() + args["drain"]
     while time.monotonic() < deadline and sum(received) < sum(sent):
@@ -437,6 +445,8 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
         "out_of_order": out_of_order,
         "stalled": stalled,
         "send_time": send_time,
+        "cpu_window": cpu_window,
+        "sent_measured": sum(sent) - sent_before,
         "latencies": latencies,
         "errors": errors,
     }
@@ -480,6 +490,14 @@ def _worker_main(scenario, opts, args, share, barrier, queue) -> None:
 
 
 # ---- parent: split the work, collect, report ----------------------------------------------
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a process (all its threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as fh:
+        parts = fh.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(parts[11]) / tick, int(parts[12]) / tick
 
 
 def rss_kib(pid: int) -> int:
@@ -574,6 +592,14 @@ def summarize(scenario: str, opts: Options, args: dict, results: list[dict], ext
             sent_per_s=round(sent / send_time, 1) if send_time else None,
             latency=summary_ms(latencies),
         )
+        windows = [r["cpu_window"] for r in results if len(r.get("cpu_window", ())) == 2]
+        measured = sum(r.get("sent_measured", 0) for r in results)
+        if windows and measured:
+            # the server's CPU while the generator measured, per message sent meanwhile:
+            # meaningful below saturation, where what is sent is also routed
+            for i, name in enumerate(("user", "sys")):
+                cpu = max(w[1][i] for w in windows) - min(w[0][i] for w in windows)
+                out[f"server_{name}_us_per_msg_measured"] = round(cpu * 1e6 / measured, 1)
     else:
         opened = sum(r["opened"] for r in results)
         out.update(opened=opened, alive=sum(r["alive"] for r in results), **extra)
@@ -622,7 +648,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--sessions", type=int, default=1000, help="idle: sessions to open")
     p.add_argument("--settle", type=float, default=3.0, help="idle: seconds before reading RSS")
-    p.add_argument("--pid", type=int, help="idle: the server's pid (its RSS is read from /proc)")
+    p.add_argument(
+        "--pid",
+        type=int,
+        help="the server's pid: idle reads its RSS, messages its CPU time while measuring",
+    )
     ns = p.parse_args(argv)
 
     password = os.environ.get(ns.password_env)
@@ -660,6 +690,7 @@ def main(argv: list[str] | None = None) -> int:
         "drain": ns.drain,
         "settle": ns.settle,
         "total_users": sum(len(s) for s in shares),
+        "pid": ns.pid,
     }
     result = run(ns.scenario, opts, args, shares, ns.pid)
     print(json.dumps(result, indent=2))

@@ -176,25 +176,81 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     components: dict[str, ComponentConfig] = field(default_factory=dict)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    event_loop: str = "asyncio"  # "asyncio", "uvloop", or "auto" (uvloop when installed)
+    # K of `vines-server --node-index K` (one of the nodes `vinesctl server start --nodes N`
+    # runs from this config); None for a server on its own. Not a key of vines.toml.
+    node_index: int | None = field(default=None, metadata={"toml": False})
 
     @property
     def directory(self) -> Path:
         return self.path.parent if self.path else Path.cwd()
 
     def sibling(self, suffix: str) -> Path:
-        return sibling_file(self.path if self.path else Path.cwd() / "vines.toml", suffix)
+        path = self.path if self.path else Path.cwd() / "vines.toml"
+        return sibling_file(path, suffix, self.node_index)
 
 
-def sibling_file(config_path: Path, suffix: str) -> Path:
+def sibling_file(config_path: Path, suffix: str, node_index: int | None = None) -> Path:
     """The one naming rule for the files a server keeps next to its vines.toml (the console reads
-    them too): vines.toml -> vines.pid, vines.state.json, vines.log."""
-    return config_path.with_name(config_path.stem + suffix)
+    them too): vines.toml -> vines.pid, vines.state.json, vines.log; node K of a set started
+    with --nodes N: vines@K.pid, vines@K.state.json, vines@K.log (systemd's instance syntax,
+    which no config stem of ours uses)."""
+    stem = config_path.stem if node_index is None else f"{config_path.stem}@{node_index}"
+    return config_path.with_name(stem + suffix)
+
+
+def as_node(config: Config, index: int) -> Config:
+    """Node `index` (from 1) of the set `vinesctl server start --nodes N` runs from one config:
+    its name is the configured node name plus `-index`, its pid, state and log files carry
+    `@index`, and a fixed metrics port moves by index - 1 (node 1 keeps the configured one, so a
+    scrape target written for one server stays valid). The client, s2s and component ports stay
+    shared (the listeners set SO_REUSEPORT for node sets)."""
+    metrics = config.metrics
+    if metrics.port:  # 0 picks a free port per node anyway
+        metrics = replace(metrics, port=metrics.port + index - 1)
+    node = f"{config.cluster.node}-{index}"
+    return replace(
+        config, node_index=index, metrics=metrics, cluster=replace(config.cluster, node=node)
+    )
+
+
+def check_node_set(config: Config, count: int) -> None:
+    """What a set of `count` > 1 nodes from one config needs, else ConfigError naming the key:
+    [cluster] redis (the nodes share sessions through it), PostgreSQL storage (every node opens
+    the store at once; SQLite is one process's file, memory one process's heap), and fixed
+    listener ports (port 0 would give each node a port of its own, not a shared one)."""
+    if config.cluster.redis is None:
+        raise ConfigError(
+            f"{count} nodes need [cluster] redis, through which they share sessions: add "
+            '[cluster] redis = "redis://127.0.0.1:6379/0" to vines.toml, or start one node'
+        )
+    if config.storage.backend != "postgresql":
+        raise ConfigError(
+            f"{count} nodes need a store they all open: storage.backend is "
+            f'"{config.storage.backend}"; set [storage] backend = "postgresql" and dsn'
+        )
+    lst = config.listeners
+    for name in ("c2s_port", "c2s_direct_tls_port", "s2s_port", "s2s_direct_tls_port"):
+        if getattr(lst, name) == 0:
+            raise ConfigError(
+                f"listeners.{name} is 0 (a free port per process): {count} nodes share their "
+                "ports, so give it a fixed port"
+            )
+    if lst.component_port == 0:
+        raise ConfigError(
+            f"listeners.component_port is 0 (a free port per process): {count} nodes share "
+            "their ports, so give it a fixed port"
+        )
 
 
 #: what `server init` writes and `server add-domain` expects: fragments in conf.d/
 INCLUDE_LINE = 'include = ["conf.d/*.toml"]'
 #: the only tables an included file may add, one sub-table per name
 INCLUDABLE = ("domains", "components")
+# [server] event_loop: asyncio's own loop (the default: uvloop was not clearly better on the
+# benches, see bench/README.md), uvloop (the `uvloop` extra; refused at start when missing), or
+# "auto": uvloop when it is installed, else asyncio's loop.
+EVENT_LOOPS = ("asyncio", "uvloop", "auto")
 
 
 def load(path: str | Path) -> Config:
@@ -274,11 +330,14 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
     _only(raw, "", {*tables, "presence", "metrics", "include", "components", "cluster"})
 
     server = _table(raw, "server")
-    _only(server, "server.", {"admins", "log_level"})
+    _only(server, "server.", {"admins", "log_level", "event_loop"})
     admins = tuple(_str_list(server, "server.admins", server.get("admins", [])))
     log_level = server.get("log_level", "info")
     if log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("server.log_level must be one of debug, info, warning, error")
+    event_loop = server.get("event_loop", "asyncio")
+    if event_loop not in EVENT_LOOPS:
+        raise ConfigError(f"server.event_loop must be one of {', '.join(EVENT_LOOPS)}")
 
     domains_raw = _table(raw, "domains")
     if not domains_raw:
@@ -379,6 +438,7 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         _metrics(_table(raw, "metrics")),
         components,
         _cluster(_table(raw, "cluster"), base, storage, listeners),
+        event_loop,
     )
 
 

@@ -133,6 +133,8 @@ def render_config(
 admins = [{toml_value(admin)}]
 # debug | info | warning | error
 log_level = "info"
+# asyncio | uvloop (pip install 'vinesctl[uvloop]') | auto (uvloop when installed)
+event_loop = "asyncio"
 
 # One [domains.NAME] table per hosted domain: its certificate chain (PEM, leaf first) and key.
 # Clients choose the domain's certificate by SNI. The pair below is self-signed; replace it with

@@ -2,7 +2,12 @@
 
 Once listening it writes `<name>.pid` and `<name>.state.json` (pid, start time, version, domains,
 listeners with their actual ports) next to the config; both are removed at exit. SIGTERM and
-SIGINT shut down in order and exit 0. SIGHUP reopens the log file (after logrotate moved it) and
+SIGINT shut down in order and exit 0.
+
+`--node-index K` runs node K of a set that `vinesctl server start --nodes N` starts from one
+config (config.as_node): its files are `<name>@K.pid`, `.state.json` and `.log`, its node name
+the configured one plus `-K`, and it shares the listening ports with the other nodes
+(SO_REUSEPORT). SIGHUP reopens the log file (after logrotate moved it) and
 reloads vines.toml, as the reload admin command does; a broken file is logged and changes nothing.
 
 The log always goes to `<name>.log` next to the config (or --log-file), and the same lines to
@@ -20,21 +25,37 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from vines_server import __version__, notify
-from vines_server.config import Config, ConfigError, check_files, load
+from vines_server.config import Config, ConfigError, as_node, check_files, check_node_set, load
+
+
+def _node_index(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1024:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a node index from 1 to 1024")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="vines-server", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="vines.toml", help="path of vines.toml")
     parser.add_argument("--log-file", help="append logs here [default: <config>.log beside it]")
+    parser.add_argument(
+        "--node-index",
+        type=_node_index,
+        metavar="K",
+        help="run node K (from 1) of a set started from one config (vinesctl server start --nodes)",
+    )
     parser.add_argument("--version", action="version", version=__version__)
     args = parser.parse_args(argv)
     try:
         config = load(args.config)
+        if args.node_index is not None:
+            check_node_set(config, max(args.node_index, 2))
+            config = as_node(config, args.node_index)
     except ConfigError as exc:
         print(f"vines-server: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -44,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"vines-server: cannot open the log file: {exc}", file=sys.stderr)
         sys.exit(1)
     try:
-        restart = asyncio.run(run(config))
+        with asyncio.Runner(loop_factory=loop_factory(config.event_loop)) as runner:
+            restart = runner.run(run(config))
     except ConfigError as exc:
         print(f"vines-server: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -56,6 +78,23 @@ def main(argv: list[str] | None = None) -> None:
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop `[server] event_loop` names (None: asyncio's default). uvloop runs the
+    loop, sockets and timers in C: less server CPU per routed stanza (bench/README.md)."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError(
+                "server.event_loop is 'uvloop' but uvloop is not installed: "
+                "pip install 'vinesctl[uvloop]', or set event_loop = 'auto'"
+            ) from None
+        return None
+    return uvloop.new_event_loop
+
+
 async def run(config: Config) -> bool:
     """Serve until a signal or an admin's shutdown; True when an admin asked for a restart."""
     from vines_server.server import Server
@@ -63,6 +102,8 @@ async def run(config: Config) -> bool:
     check_files(config)
     server = Server(config)
     await server.start()
+    loop_name = type(asyncio.get_running_loop()).__module__.partition(".")[0]
+    logging.getLogger("vines_server").info("event loop: %s", loop_name)
     stop = server.shutdown_requested  # signals, or the shutdown/restart admin commands
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -118,6 +159,8 @@ def _write_state(server, pid_file: Path, state_file: Path, started: str) -> None
         "started": started,
         "version": __version__,
         "config": str(server.config.path),
+        "node_index": server.config.node_index,
+        "node": server.config.cluster.node or None,
         "domains": sorted(server.domains),
         "listeners": [
             {"kind": li.kind, "host": li.host, "port": li.port} for li in server.listening

@@ -20,6 +20,7 @@ from OpenSSL.SSL import Error as OpenSSLError
 from vines_server.config import Config, ConfigError, check_files, load
 from vines_server.core.api import ModuleHost
 from vines_server.core.components import Components
+from vines_server.core.faults import describe
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
 from vines_server.modules import DEFAULT_MODULES
@@ -242,6 +243,9 @@ class Server:
                 host,
                 port,
                 reuse_address=True,
+                # the nodes of one set share each port (SO_REUSEPORT: the kernel spreads new
+                # connections over them); a server on its own keeps "address in use"
+                reuse_port=self.config.node_index is not None,
             )
             self._servers.append(server)
             for sock in server.sockets:
@@ -439,11 +443,21 @@ class Server:
         self.sessions.add(session)
         if old is not None:
             old.link.close(StreamError("conflict", "replaced by a new session"))
-        from datetime import UTC, datetime
-
-        await self.storage.record_login(str(bare), datetime.now(UTC))
+        # The last-login stamp is bookkeeping (the admin's last-login command): written behind
+        # the bind result, not before it. Awaited, it put a storage round trip (a thread hop and
+        # a commit) on every login's path, and a store locked by another writer held logins.
+        # The store's one writer thread keeps it ahead of this session's record_logout.
+        self.spawn(self._record_login(str(bare)))
         await self.host.hooks.fire("session/bound", session)
         return session
+
+    async def _record_login(self, bare: str) -> None:
+        from datetime import UTC, datetime
+
+        try:
+            await self.storage.record_login(bare, datetime.now(UTC))
+        except Exception as exc:
+            log.warning("could not record the last login of %s: %s", bare, describe(exc))
 
     async def unbind(self, session: Session) -> None:
         self.sessions.remove(session)

@@ -100,6 +100,7 @@ def test_command_name(tmp_path):
     assert complete(tmp_path, "vinesctl us") == ["user"]
     assert complete(tmp_path, "vinesctl pro") == ["profile"]
     assert complete(tmp_path, "vinesctl comp") == ["completion", "components"]
+    assert complete(tmp_path, "vinesctl clu") == ["cluster"]
 
 
 def test_subcommands(tmp_path):

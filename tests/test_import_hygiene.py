@@ -1,5 +1,5 @@
 """`vinesctl --help` stays fast: importing the CLI (and every command module) loads none of
-slixmpp, textual or dnspython; those load inside the commands that use them."""
+slixmpp, textual, dnspython, rich or cryptography; those load inside the commands that use them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("slixmpp", "textual", "dns")
+HEAVY = ("slixmpp", "textual", "dns", "rich", "cryptography")
 
 
 def loaded_after(code: str) -> list[str]:
@@ -44,3 +44,23 @@ def test_server_package_is_not_loaded_for_the_cli():
     modules = loaded_after("import vinesctl.cli")
     assert "vines_server.storage" not in modules
     assert "cryptography" not in {m.split(".")[0] for m in modules}
+
+
+def test_finding_a_bundled_server_does_not_load_its_config_module():
+    """Every remote command with a bundled server's profile reads the listener from the state
+    file; the server's config module (dataclasses, PRECIS) stays unloaded."""
+    code = (
+        "from vinesctl.connection import bundled_listeners\n"
+        "bundled_listeners('/nonexistent/vines.toml')\n"
+    )
+    assert "vines_server.config" not in loaded_after(code)
+
+
+def test_state_file_follows_the_servers_naming_rule(tmp_path):
+    from vines_server.config import sibling_file
+
+    from vinesctl.connection import state_file
+
+    for name in ("vines.toml", "other.toml", "a.b.toml", "noext"):
+        config = tmp_path / "d" / name
+        assert state_file(str(config)) == sibling_file(config, ".state.json")

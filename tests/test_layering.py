@@ -6,6 +6,7 @@ inside a function or behind TYPE_CHECKING counts too."""
 from __future__ import annotations
 
 import ast
+import gc
 from pathlib import Path
 
 import vines_server
@@ -18,7 +19,15 @@ AROUND = {f"vines_server.{p}" for p in ("core", "net", "storage", "modules", "se
 def imports(path: Path, package: str) -> set[str]:
     """Absolute names of what `path` imports (relative imports resolved against `package`)."""
     names = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    # a CPython 3.11 bug: a finalizer that raises during ast.parse (slixmpp's __del__ on a
+    # closed loop, left by earlier CLI tests) fails the parse with "SystemError: AST
+    # constructor recursion depth mismatch"; so no garbage collection while parsing
+    gc.disable()
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    finally:
+        gc.enable()
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):

@@ -1,12 +1,13 @@
 """Root command group and the single error boundary.
 
 Command modules import only click and the standard library at top level; slixmpp, textual and
-dnspython load inside the commands that need them, so `vinesctl --help` stays fast.
+dnspython load inside the commands that need them, and a command's module loads only when that
+command is used (`COMMANDS`), so `vinesctl --help` stays fast and `vinesctl user add` pays for
+the user commands alone.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from typing import NoReturn
@@ -15,40 +16,76 @@ import click
 
 from vinesctl import __version__
 from vinesctl.errors import CheckFailed, VinesctlError
+from vinesctl.lazy_group import LazyGroup
 
 # the variable through which a shell asks vinesctl for completions (Click's convention)
 COMPLETE_VAR = "_VINESCTL_COMPLETE"
 
-# one module per command group in vinesctl/commands/, each exposing `command` (a click command)
-COMMAND_MODULES = (
-    "server",
-    "user",
-    "profile",
-    "dns",
-    "tls",
-    "check",
-    "disco",
-    "completion",
-    "dashboard",
-    "presence",
-    "load",
-    "online",
-    "sessions",
-    "components",
-    "stats",
-    "announce",
-    "motd",
-    "welcome",
-    "admins",
-    "allowlist",
-    "blocklist",
-    "adhoc",
-    "unban",
-    "cert",
-    "s2s",
-    "send",
-    "roster",
-)
+# every command: its module vinesctl/commands/<name>.py (exposing `command`) and its summary, the
+# first sentence of its help. The root group imports a module only when its command is used, so
+# `vinesctl --help` lists them from here (tests/cli/test_lazy_commands.py keeps both in step).
+COMMANDS = {
+    "adhoc": "List and run any server's ad-hoc commands (XEP-0050).",
+    "admins": (
+        "Show the service's administrators, or add/remove accounts of the profile's domain "
+        "(XEP-0133 edit-admin)."
+    ),
+    "allowlist": (
+        "Show the federation allowlist (the domains users may exchange stanzas with), or add/remove"
+        " domains (XEP-0133 edit-whitelist)."
+    ),
+    "announce": (
+        "Send TEXT (or standard input, or '-') to every user online on the profile's domain."
+    ),
+    "blocklist": (
+        "Show the federation blocklist (domains refused outright), or add/remove domains (XEP-0133 "
+        "edit-blacklist)."
+    ),
+    "cert": "Show, generate and import the bundled server's certificates.",
+    "check": "Check everything about DOMAIN's XMPP service and print one table of findings.",
+    "cluster": "List the server's cluster nodes: address, heartbeat age, alive, sessions, load.",
+    "completion": "Print the completion script for SHELL.",
+    "components": "List the server's components: connected, address, since, traffic, load.",
+    "dashboard": (
+        "Watch who is online, live: a table of users (JID, resources, show, status, client, since),"
+        " the server's load with sparklines, and an event log."
+    ),
+    "disco": (
+        "Show the identities, features, extended info and items of JID (default: your domain)."
+    ),
+    "dns": "Check the XMPP DNS records of DOMAIN and connect to every target.",
+    "load": (
+        "Print the server's current load: users online, stanza rates, CPU, memory, uptime, capacity"
+        " and connections per listener (needs an administrator's account)."
+    ),
+    "motd": "The message of the day, sent to users when they log in.",
+    "online": "List the users online on the profile's domain.",
+    "presence": "Show who is online (every session, with show, status, priority and client).",
+    "profile": "Manage connection profiles.",
+    "roster": (
+        "Show USER's roster (a localpart takes the profile's domain); 'add CONTACT' adds or updates"
+        " an item, 'remove CONTACT' removes it and cancels the subscriptions (both need an admin of"
+        " USER's domain)."
+    ),
+    "s2s": (
+        "List the server's server-to-server streams with their TLS, authentication and certificate "
+        "verdict (needs an operator: an admin listed in the server's vines.toml)."
+    ),
+    "send": "Send TEXT (or standard input, '-') to JID as a chat message.",
+    "server": "Set up, start, stop and inspect the bundled server.",
+    "sessions": "List the server's sessions with their TLS, SASL and address details.",
+    "stats": "Show the server's statistics and user counts.",
+    "tls": "Check the TLS of DOMAIN's XMPP service, target by target.",
+    "unban": (
+        "Let IP log in again after the server banned it for failed logins (needs an operator: an "
+        "admin listed in the server's vines.toml)."
+    ),
+    "user": (
+        "Manage accounts: over XMPP by default (XEP-0133; the profile's account must be an "
+        "administrator), or on a bundled server's store with --config PATH."
+    ),
+    "welcome": "The welcome message, sent to each new account.",
+}
 
 
 def _complete_profile(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
@@ -57,7 +94,12 @@ def _complete_profile(ctx: click.Context, param: click.Parameter, incomplete: st
     return profile_names(ctx, param, incomplete)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    package="vinesctl.commands",
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--profile",
     envvar="VINESCTL_PROFILE",
@@ -77,16 +119,6 @@ def cli(ctx: click.Context, profile: str | None, debug: bool) -> None:
         from vinesctl import trace
 
         trace.enable()
-
-
-for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"vinesctl.commands.{_name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"vinesctl.commands.{_name}":
-            raise
-        continue
-    cli.add_command(_module.command)
 
 
 def main(argv: list[str] | None = None) -> None:

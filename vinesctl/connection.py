@@ -142,10 +142,8 @@ def bundled_listener(config: str) -> tuple[str, int] | None:
 def bundled_listeners(config: str) -> list[tuple[str, str, int]]:
     """(kind, host to connect to, port) of each listener of the running bundled server of
     `config` ("c2s-starttls", "c2s-direct-tls"); [] when it does not run."""
-    from vines_server.config import sibling_file
-
     try:
-        state = json.loads(sibling_file(Path(config).expanduser(), ".state.json").read_text())
+        state = json.loads(state_file(config).read_text())
         listeners = list(state["listeners"])
     except (OSError, ValueError, KeyError, TypeError):
         return []
@@ -158,6 +156,14 @@ def bundled_listeners(config: str) -> list[tuple[str, str, int]]:
             connect = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
             found.append((kind, connect, port))
     return found
+
+
+def state_file(config: str) -> Path:
+    """vines.toml -> vines.state.json, by the naming rule of `vines_server.config.sibling_file`,
+    repeated here because importing that module (dataclasses, PRECIS) costs every remote command
+    about 10 ms; tests/test_import_hygiene.py checks that the two agree."""
+    path = Path(config).expanduser()
+    return path.with_name(path.stem + ".state.json")
 
 
 def login_password(profile: Profile | None, jid: str) -> str:

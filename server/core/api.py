@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from vines_server.core.pending import Pending
     from vines_server.core.routing import Router
     from vines_server.core.sessions import Confirm, Session, SessionRegistry
-    from vines_server.server import Reloaded, Server
+    from vines_server.server import Listening, Reloaded, Server
     from vines_server.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -207,6 +207,16 @@ class ModuleAPI:
 
     def uptime(self) -> float:
         return time.monotonic() - self._host.server.started_monotonic
+
+    def listening(self) -> list[Listening]:
+        """Where the server listens (kind, host, port of each socket)."""
+        return list(self._host.server.listening)
+
+    @property
+    def cluster(self) -> Any:
+        """The cluster this server is a node of (`nodes()`), None for a server on its own.
+        (getattr: `Server.cluster` comes with the cluster core.)"""
+        return getattr(self._host.server, "cluster", None)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run `coro` in the background; the server waits for it at shutdown."""

@@ -24,4 +24,5 @@ DEFAULT_MODULES = (
     "federation",  # our s2s admin nodes (vinesctl s2s)
     "presence_feed",
     "components",  # XEP-0114: disco items, their presence, the admin listing
+    "cluster_admin",  # the nodes of the service (vinesctl cluster)
 )

@@ -27,7 +27,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 from xml.etree.ElementTree import Element
 
 from vines_server.core.routing import keeps_offline
@@ -126,7 +126,8 @@ class StreamConnection(asyncio.Protocol):
     # ---- asyncio callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # a stream transport (uvloop's does not subclass asyncio.Transport: no isinstance)
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         self.io = StreamTLS(transport)
         transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
@@ -229,8 +230,16 @@ class StreamConnection(asyncio.Protocol):
             if keep and self._unsent_owner is not None:
                 self.server.router.keep_offline(element, self._unsent_owner)
             return
+        data = serialize(element)
+        if (
+            not (self._output or self._writing_paused or self._unwritten or confirm)
+            and not self.transport.is_closing()
+        ):
+            # nothing waits and the socket buffer has room: what push() + _pump() would do
+            self.io.write(data)
+            return
         self._output.push(
-            serialize(element),
+            data,
             message=element if keep else None,
             key=presence_key(element) if element.tag == PRESENCE else None,
             confirm=confirm,

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from xml.etree.ElementTree import Element
 
 from vines_server.net import resolve
@@ -132,7 +132,8 @@ class OutboundLink(asyncio.Protocol):
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # a stream transport (uvloop's does not subclass asyncio.Transport: no isinstance)
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         self.io = StreamTLS(transport)
         peer = transport.get_extra_info("peername")

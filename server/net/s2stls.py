@@ -167,6 +167,12 @@ class _PyOpenSSLObject:
     def unwrap(self) -> None:
         self._call(self._conn.shutdown)
 
+    def pending(self) -> int:
+        """Never 0: TLSSession stops reading early when its BIO and this are empty, but the
+        ciphertext moved into pyOpenSSL's own BIO is not counted anywhere; reading on until
+        WantRead is what finds the records still in it."""
+        return 1
+
     @property
     def context(self) -> SSL.Context:
         return self._conn.get_context()  # TLSInfo.server_name reads its `domain`

@@ -315,6 +315,8 @@ class TLSSession:
                 self._peer_closed = True
                 break
             chunks.append(chunk)
+            if not self._incoming.pending and not self._obj.pending():
+                break  # all read: one more read() would only raise SSLWantReadError (costly)
         if len(chunks) == 1:
             return chunks[0]
         return b"".join(chunks)

@@ -220,14 +220,54 @@ def _offline_from_rows(rows: list[asyncpg.Record]) -> list[OfflineMessage]:
 
 
 def _find_pg_dump() -> str | None:
-    """pg_dump on PATH (Debian's wrapper picks the newest client), else the newest one installed
-    under /usr/lib/postgresql/N/bin."""
-    found = shutil.which("pg_dump")
+    return _find_pg_client("pg_dump")
+
+
+def _find_pg_client(name: str) -> str | None:
+    """A PostgreSQL client program (pg_dump, pg_restore) on PATH (Debian's wrapper picks the
+    newest client), else the newest one installed under /usr/lib/postgresql/N/bin."""
+    found = shutil.which(name)
     if found:
         return found
-    candidates = glob.glob("/usr/lib/postgresql/*/bin/pg_dump")
+    candidates = glob.glob(f"/usr/lib/postgresql/*/bin/{name}")
     candidates.sort(key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
     return candidates[-1] if candidates else None
+
+
+async def archive_accounts(path: str | os.PathLike[str]) -> int:
+    """How many accounts a restore of the pg_dump archive at `path` (what `backup` writes)
+    brings back: pg_restore reads the archive's data of the accounts table, so this also proves
+    the file is a readable archive of a store. StorageError naming the cause otherwise."""
+    pg_restore = _find_pg_client("pg_restore")
+    if pg_restore is None:
+        raise StorageError(
+            "reading a PostgreSQL backup needs pg_restore: install postgresql-client"
+        )
+    proc = await asyncio.create_subprocess_exec(
+        pg_restore,
+        "--data-only",
+        "--table=accounts",
+        "--file=-",
+        str(path),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        lines = err.decode("utf-8", "replace").strip().splitlines() or ["no output"]
+        raise StorageError(f"{path} is not a readable pg_dump archive: {lines[-1]}")
+    rows, copying = 0, False
+    for line in out.decode("utf-8", "replace").splitlines():  # COPY ... FROM stdin; rows; \.
+        if copying:
+            if line == "\\.":
+                break
+            rows += 1
+        elif line.startswith("COPY ") and line.endswith("FROM stdin;"):
+            copying = True
+    if not copying:
+        raise StorageError(f"{path} holds no accounts table: not a backup of a vines store")
+    return rows
 
 
 class PostgreSQLStorage:

@@ -169,7 +169,8 @@ class JID:
 
     @property
     def bare(self) -> JID:
-        return replace(self, resource=None) if self.resource is not None else self
+        # on every routed stanza: the constructor directly, dataclasses.replace() costs 3x
+        return JID(self.local, self.domain) if self.resource is not None else self
 
     @property
     def is_bare(self) -> bool:

@@ -120,6 +120,10 @@ def _clark(name: str) -> str:
 _TEXT, _LT, _BANG, _TAG, _SQ, _DQ, _REF, _CDATA = range(8)
 _TEXT_STOP = re.compile(rb"[<&]")
 _TAG_STOP = re.compile(rb"['\">]")
+# A whole start, end or empty-element tag (quoted values may hold '>'), not a comment, CDATA,
+# DOCTYPE or PI: in the text state the scanner takes such a tag in one step instead of one
+# state change per quote. Anything else (a tag cut by the end of a read) takes the slow path.
+_WHOLE_TAG = re.compile(rb"<(/?)[^!?<>'\"][^<>'\"]*(?:(?:'[^'<]*'|\"[^\"<]*\")[^<>'\"]*)*>")
 _LT_B, _GT_B, _SLASH_B = ord("<"), ord(">"), ord("/")
 
 
@@ -157,6 +161,14 @@ class _Scanner:
                 if m is None:
                     break
                 j = m.start()
+                if data[j] == _LT_B and (tag := _WHOLE_TAG.match(data, j)) is not None:
+                    self.tag_at = base + j  # the fast path: the tag is complete in `data`
+                    if self.depth == 1:
+                        self.unit_open, self.unit_start = True, self.tag_at
+                    self.kind = "end" if tag.group(1) else "start"
+                    i = tag.end()
+                    self._close_tag(empty=data[i - 2] == _SLASH_B, end=base + i, limit=limit)
+                    continue
                 if data[j] == _LT_B:
                     self.state, self.tag_at = _LT, base + j
                     if self.depth == 1:  # a stanza (or the stream close) begins

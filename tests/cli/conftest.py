@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.cli.test_server_cli import vinesctl
+from tests.server.conftest import postgres, redis  # noqa: F401  (the same throw-away servers)
 from tests.support.xmpp import DOMAIN, OTHER, PKI, Harness, make_pki, running_server
 
 
@@ -88,16 +89,21 @@ def cli_env(tmp_path) -> dict:
     return env
 
 
-@pytest.fixture
-def running_bundled(tmp_path, cli_env) -> Iterator[Path]:
-    """A detached server started by `vinesctl server start`; yields its vines.toml."""
+def init_server(tmp_path: Path, env: dict) -> Path:
+    """`vinesctl server init` in tmp_path/srv (free ports); its vines.toml."""
     directory = tmp_path / "srv"
     r = vinesctl(
         "server", "init", "--dir", str(directory), "--port", "0", "--direct-tls-port", "0",
-        env=cli_env,
+        env=env,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    config = directory / "vines.toml"
+    return directory / "vines.toml"
+
+
+@pytest.fixture
+def running_bundled(tmp_path, cli_env) -> Iterator[Path]:
+    """A detached server started by `vinesctl server start`; yields its vines.toml."""
+    config = init_server(tmp_path, cli_env)
     r = vinesctl("server", "start", "--config", str(config), env=cli_env)
     assert r.returncode == 0, r.stderr
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from contextlib import suppress
 from typing import Any
@@ -233,10 +234,25 @@ def test_online_sessions_stats(live: LiveServer, run_cli: Any) -> None:
         assert values["uptime"] >= 0 and values["accounts"] == 3  # server-wide, as numbers
         assert stats["counts"]["registered"] == 2 and stats["counts"]["online"] == 2
         assert stats["counts"]["disabled"] == 0 and stats["unsupported"] == []
+        [node] = stats["nodes"]  # the per-node breakdown: this server alone
+        assert node["sessions"] == 2 and node["alive"] is True
         r = run_cli("stats", env=ENV)
-        assert r.exit_code == 0 and "registered users" in r.stdout
+        assert r.exit_code == 0 and "registered users" in r.stdout and "alive" in r.stdout
     finally:
         alice.close()
+
+
+def test_cluster_of_one_server(live: LiveServer, run_cli: Any) -> None:
+    """Without [cluster], `vinesctl cluster` lists the server it talks to as the one node."""
+    r = run_cli("cluster", "--json", env=ENV)
+    assert r.exit_code == 0, r.stderr
+    [node] = json.loads(r.stdout)["nodes"]
+    assert node["address"] == f"127.0.0.1:{live.port}" and node["alive"] is True
+    assert node["pid"] == os.getpid()  # the live server runs in this process's thread
+    assert node["sessions"] == 1 and node["heartbeat_age"] == 0.0  # the console itself
+    assert isinstance(node["load"], float)
+    r = run_cli("cluster", env=ENV)
+    assert r.exit_code == 0 and "alive" in r.stdout and f"127.0.0.1:{live.port}" in r.stdout
 
 
 # ---- messages: announce, MOTD, welcome -------------------------------------------------------
@@ -447,6 +463,7 @@ def test_non_admin_is_refused_and_nothing_changes(live: LiveServer, run_cli: Any
         ("announce", "pwned"),
         ("allowlist", "add", "evil.example"),
         ("stats",),
+        ("cluster",),
         ("sessions",),
         ("online",),
     ):

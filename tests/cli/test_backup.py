@@ -10,10 +10,15 @@ import os
 import sqlite3
 import stat
 import sys
+from pathlib import Path
 
+import pytest
 from vines_server.storage import SQLiteStorage
+from vines_server.storage.base import StorageError
+from vines_server.storage.postgresql import archive_accounts
 
 from tests.server.test_admin_process import Live, create_accounts, wait_for, write_config
+from tests.support.postgres import PASSWORD as PG_PASSWORD
 from tests.support.xmpp import DOMAIN, PASSWORD, disconnect, make_pki, slixmpp_client
 
 CAROL = f"carol@{DOMAIN}"
@@ -96,3 +101,39 @@ def test_backup_refuses_to_overwrite(run_cli, tmp_path):
     assert r.exit_code == 0, r.stderr
     r = run_cli("server", "backup", "--config", config, str(tmp_path / "nodir" / "x.sqlite"))
     assert r.exit_code == 2 and "no directory" in r.stderr
+
+
+def test_backup_of_a_postgresql_store(run_cli, tmp_path, postgres):
+    """pg_dump's archive, named after the database in a directory DEST; what it holds is read
+    back from it (pg_restore), and no password shows."""
+    r = run_cli(
+        "server", "init", "--dir", str(tmp_path / "srv"), env={"VINESCTL_NEW_PASSWORD": "a"}
+    )
+    assert r.exit_code == 0, r.stderr
+    config = tmp_path / "srv" / "vines.toml"
+    dsn = asyncio.run(postgres.create_database())
+    text = config.read_text().replace(
+        'backend = "sqlite"',
+        f'backend = "postgresql"\ndsn = "{dsn}"\ndsn_password_file = "{postgres.password_file}"',
+    )
+    config.write_text(text)
+    for local in ("alice", "bob"):
+        r = run_cli(
+            "user", "add", local, "--config", str(config), env={"VINESCTL_NEW_PASSWORD": "p"}
+        )
+        assert r.exit_code == 0, r.stderr
+    dest = tmp_path / "backups"
+    dest.mkdir()
+    r = run_cli("server", "backup", "--config", str(config), str(dest), "--json")
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    copy = Path(data["backup"])
+    assert copy.parent == dest and copy.name.startswith(dsn.rsplit("/", 1)[1] + "-")
+    assert copy.suffix == ".pgdump" and stat.S_IMODE(copy.stat().st_mode) == 0o600
+    assert data["accounts"] == 2 and data["bytes"] == copy.stat().st_size
+    assert data["store"] == dsn and PG_PASSWORD not in r.stdout + r.stderr
+    # a file that is no archive is refused, in one line
+    bogus = tmp_path / "bogus.pgdump"
+    bogus.write_text("not an archive\n")
+    with pytest.raises(StorageError, match="not a readable pg_dump archive"):
+        asyncio.run(archive_accounts(bogus))

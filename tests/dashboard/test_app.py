@@ -71,6 +71,10 @@ async def test_table_follows_logins_status_changes_and_logouts(live):
         text = screen_text(app)
         assert "online   " in text and "stanzas  " in text
         assert "pushed as presence" in text
+        # each node of the service: this server on its own is one
+        await until(lambda: app.history.nodes, 5, "the nodes")
+        [node] = app.history.nodes
+        assert node.alive and f"node {node.name}: " in screen_text(app)
 
 
 async def test_polling_fallback_says_so(live):

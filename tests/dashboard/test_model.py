@@ -252,3 +252,16 @@ def test_online_users_list_lines():
     ]
     # users already known from a reported table are skipped
     assert [e.jid for e in parse_online_lines([prosody], skip={"alice@x"})] == ["bob@x"]
+
+
+def test_load_text_has_a_line_per_node_even_before_the_load():
+    from vinesctl.dashboard.widgets.server_panel import load_text
+    from vinesctl.xmpp.admin import ClusterNode
+
+    nodes = [
+        ClusterNode("n1-1", "127.0.0.1:5222", 0.4, True, 12, 3.5, 100),
+        ClusterNode("n1-2", "127.0.0.1:5222", 9.0, False, 0, None, 101),
+    ]
+    lines = load_text(None, "waiting", nodes).splitlines()
+    assert lines[-2:] == ["node n1-1: 12 sessions, 3.5% cpu", "node n1-2: gone"]
+    assert load_text(None, "none", []).splitlines()[0] == "load unavailable:"

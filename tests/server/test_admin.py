@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 
 import pytest
 from vines_server.storage.base import RosterItem
@@ -29,7 +30,7 @@ get-registered-users-num get-disabled-users-num get-online-users-num get-active-
 get-idle-users-num get-registered-users-list get-disabled-users-list get-online-users-list
 get-active-users get-idle-users announce set-motd edit-motd delete-motd set-welcome
 delete-welcome edit-admin restart shutdown""".split()
-OUR_NODES = ["stats", "sessions", "reload"]
+OUR_NODES = ["stats", "sessions", "reload", "cluster"]
 ALL_NODES = {admin(n) for n in XEP_NODES} | {ours(n) for n in OUR_NODES}
 
 
@@ -605,6 +606,20 @@ async def test_stats(harness, boss):
         assert float(answer.value("stanzas_in_per_second")) > 0
         assert int(answer.value("memory_rss")) > 10_000_000
         assert int(answer.value("store_size")) > 0
+    finally:
+        await disconnect(alice)
+
+
+async def test_cluster_of_one_node_is_this_server(harness, boss):
+    """Without [cluster] the node list is this server alone, from its own figures."""
+    alice = await connect(harness, f"alice@{DOMAIN}")
+    try:
+        answer = await run(boss, ours("cluster"))
+        [row] = answer.rows()
+        assert row["address"] == f"127.0.0.1:{harness.port()}"
+        assert row["alive"] == "true" and row["heartbeat_age"] == "0.0"
+        assert row["sessions"] == "2" and row["pid"] == str(os.getpid())
+        assert float(row["load"]) >= 0 and row["name"]
     finally:
         await disconnect(alice)
 

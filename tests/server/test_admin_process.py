@@ -55,6 +55,14 @@ pbkdf2_iterations = {TEST_ITERATIONS}
     return config
 
 
+async def start_logged(config: Path, log: Path) -> asyncio.subprocess.Process:
+    """`python -m vines_server` logging to `log` (the tests read it), its output discarded."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vines_server", "--config", str(config), "--log-file", str(log),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 async def create_accounts(tmp: Path, password: str, *jids: str) -> None:
     """Accounts in the store a `write_config(tmp, ...)` server will open."""
     storage = SQLiteStorage(tmp / "vines.sqlite")

@@ -23,6 +23,8 @@ def schema_keys() -> dict[str, set[str]]:
     sections: dict[str, set[str]] = {"server": set()}
     for f in dataclasses.fields(schema.Config):
         kind = hints[f.name]
+        if f.metadata.get("toml") is False:  # set at run time (--node-index), not in the file
+            continue
         if dataclasses.is_dataclass(kind):
             sections[f.name] = {g.name for g in dataclasses.fields(kind)}
         elif f.name in ("domains", "components"):

@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 
-from tests.server.test_admin_process import ADMIN, Live, create_accounts, wait_for, write_config
+from tests.server.test_admin_process import (
+    ADMIN,
+    Live,
+    create_accounts,
+    start_logged,
+    wait_for,
+    write_config,
+)
 from tests.support.adhoc import admin, listed
 from tests.support.xmpp import DOMAIN, PASSWORD, disconnect, slixmpp_client
 
@@ -19,10 +25,7 @@ async def test_sighup_reopens_the_log_and_reloads_the_config(tmp_path, pki):
     await create_accounts(tmp_path, PASSWORD, ADMIN, CAROL)
     config = write_config(tmp_path, pki)
     state_file, log = tmp_path / "vines.state.json", tmp_path / "vines.log"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vines_server", "--config", str(config), "--log-file", str(log),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = await start_logged(config, log)
     try:
         await wait_for(state_file.exists)
         live = Live(pki, state_file)

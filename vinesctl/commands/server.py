@@ -2,6 +2,10 @@
 
 The pid, state and log files live next to `vines.toml` (`<stem>.pid`, `<stem>.state.json`,
 `<stem>.log`), so several servers run side by side. `vines_server` is imported lazily.
+
+`server start --nodes N` runs N nodes from one config, node K with `<stem>@K.pid`, `.state.json`
+and `.log` (vines_server.config.as_node), and records N in `<stem>.nodes`; status, stop,
+restart, reload and logs then cover every node of the set.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,10 +78,36 @@ def config_option(f: Any) -> Any:
     )(f)
 
 
-def sibling(config: Path, suffix: str) -> Path:
+def sibling(config: Path, suffix: str, node: int | None = None) -> Path:
     from vines_server.config import sibling_file
 
-    return sibling_file(config, suffix)
+    return sibling_file(config, suffix, node)
+
+
+def node_indexes(config: Path) -> list[int]:
+    """The indexes of the node set of `config`: the count `server start --nodes N` recorded,
+    and any node whose pid or state file is there (started by hand, or left by a crash). Empty
+    for a server on its own."""
+    import re
+
+    found: set[int] = set()
+    with contextlib.suppress(OSError, ValueError):
+        found.update(range(1, int(sibling(config, ".nodes").read_text()) + 1))
+    pattern = re.compile(re.escape(config.stem) + r"@([1-9][0-9]*)\.(pid|state\.json)")
+    with contextlib.suppress(OSError):
+        for entry in config.parent.iterdir():
+            match = pattern.fullmatch(entry.name)
+            if match:
+                found.add(int(match.group(1)))
+    return sorted(found)
+
+
+def instances(config: Path) -> list[int | None]:
+    """What runs (or ran) from `config`: its nodes' indexes, or [None] for one server (both
+    when files of each are there, say a set that crashed before a server on its own ran)."""
+    nodes: list[int | None] = list(node_indexes(config))
+    alone = any(sibling(config, suffix).exists() for suffix in (".pid", ".state.json"))
+    return [None, *nodes] if alone or not nodes else nodes
 
 
 def _proc_state(pid: int) -> str | None:
@@ -118,38 +148,38 @@ def is_vines_server(pid: int) -> bool:
     return b"vines_server" in cmdline or b"vines-server" in cmdline
 
 
-def read_pid(config: Path) -> int | None:
+def read_pid(config: Path, node: int | None = None) -> int | None:
     try:
-        text = sibling(config, ".pid").read_text().strip()
+        text = sibling(config, ".pid", node).read_text().strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None
 
 
-def read_state(config: Path) -> dict[str, Any] | None:
+def read_state(config: Path, node: int | None = None) -> dict[str, Any] | None:
     try:
-        state = json.loads(sibling(config, ".state.json").read_text())
+        state = json.loads(sibling(config, ".state.json", node).read_text())
     except (OSError, ValueError):
         return None
     return state if isinstance(state, dict) else None
 
 
-def running_pid(config: Path) -> int | None:
-    """The pid of the server of `config` when it runs, else None."""
-    pid = read_pid(config)
+def running_pid(config: Path, node: int | None = None) -> int | None:
+    """The pid of the server of `config` (its node `node`) when it runs, else None."""
+    pid = read_pid(config, node)
     if pid is None:
-        state = read_state(config)
+        state = read_state(config, node)
         pid = state.get("pid") if state else None
     if isinstance(pid, int) and pid > 0 and pid_alive(pid) and is_vines_server(pid):
         return pid
     return None
 
 
-def clean_stale(config: Path) -> bool:
+def clean_stale(config: Path, node: int | None = None) -> bool:
     """Removes pid and state files left by a server that is gone; True when it removed any."""
     removed = False
     for suffix in (".pid", ".state.json"):
-        path = sibling(config, suffix)
+        path = sibling(config, suffix, node)
         if path.exists():
             path.unlink(missing_ok=True)
             removed = True
@@ -157,21 +187,29 @@ def clean_stale(config: Path) -> bool:
 
 
 def signal_reload(config: Path) -> int | None:
-    """SIGHUP to the running server of `config` (it reloads vines.toml and its certificates);
-    its pid, or None when it does not run."""
-    pid = running_pid(config)
-    if pid is None:
-        return None
-    try:
-        os.kill(pid, signal.SIGHUP)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        raise VinesctlError(
-            f"not allowed to signal vines-server (pid {pid})",
-            "run as the user that started the server",
-        ) from None
-    return pid
+    """SIGHUP to the running server of `config`, every node of a set (each reloads vines.toml
+    and its certificates); the first pid signalled, or None when none runs."""
+    return next(iter(signal_nodes(config).values()), None)
+
+
+def signal_nodes(config: Path) -> dict[int | None, int]:
+    """SIGHUP to every running process of `config`: index -> pid of each one signalled."""
+    signalled: dict[int | None, int] = {}
+    for node in instances(config):
+        pid = running_pid(config, node)
+        if pid is None:
+            continue
+        try:
+            os.kill(pid, signal.SIGHUP)
+        except ProcessLookupError:
+            continue
+        except PermissionError:
+            raise VinesctlError(
+                f"not allowed to signal vines-server (pid {pid})",
+                "run as the user that started the server",
+            ) from None
+        signalled[node] = pid
+    return signalled
 
 
 def last_log_line(log: Path) -> str | None:
@@ -200,27 +238,77 @@ def _uptime(started: Any) -> float | None:
     return max(0.0, (datetime.now(UTC) - when).total_seconds())
 
 
+@dataclass
+class NodeProcess:
+    """One server process of a config: the server on its own (index None) or node K of a set."""
+
+    index: int | None
+    node: str | None  # its cluster node name, when it has one
+    running: bool
+    pid: int | None
+    started: str | None
+    uptime: float | None  # seconds
+    version: str | None
+    domains: list[str] = field(default_factory=list)
+    listeners: list[dict[str, Any]] = field(default_factory=list)
+    log: str = ""
+
+
+def node_process(config: Path, index: int | None) -> NodeProcess:
+    pid = running_pid(config, index)
+    state = read_state(config, index) or {}
+    node = state.get("node")  # a crashed node's name, too, from the file it left
+    if state.get("pid") not in (None, pid):
+        state = {}  # a state file from an earlier run
+    return NodeProcess(
+        index=index,
+        node=node,
+        running=pid is not None,
+        pid=pid,
+        started=state.get("started"),
+        uptime=_uptime(state.get("started")) if state else None,
+        version=state.get("version"),
+        domains=list(state.get("domains") or []),
+        listeners=list(state.get("listeners") or []),
+        log=str(sibling(config, ".log", index)),
+    )
+
+
+def storage_summary(cfg: Any) -> dict[str, Any]:
+    """The backend and where it keeps the data: the SQLite file, or the PostgreSQL DSN as
+    the server's own logs show it (vines_server's describe_dsn: never a password)."""
+    storage = cfg.storage
+    if storage.backend == "postgresql":
+        from vines_server.storage.postgresql import describe_dsn
+
+        return {"backend": "postgresql", "path": None, "dsn": describe_dsn(storage.dsn)}
+    path = str(storage.path) if storage.backend == "sqlite" else None
+    return {"backend": storage.backend, "path": path, "dsn": None}
+
+
 def status_data(config: Path) -> dict[str, Any]:
-    pid = running_pid(config)
-    state = read_state(config) if pid else None
-    if state is not None and state.get("pid") not in (None, pid):
-        state = None  # a state file from an earlier run
+    """The status of every process of `config`. The top-level fields are the first running
+    node's (the only one's, for a server on its own); `nodes` lists each process."""
+    nodes = [node_process(config, index) for index in instances(config)]
+    first = next((n for n in nodes if n.running), nodes[0])
     data: dict[str, Any] = {
-        "running": pid is not None,
-        "pid": pid,
-        "started": state.get("started") if state else None,
-        "uptime": _uptime(state.get("started")) if state else None,
-        "version": state.get("version") if state else None,
-        "domains": list(state.get("domains") or []) if state else [],
-        "listeners": list(state.get("listeners") or []) if state else [],
+        "running": first.running,
+        "pid": first.pid,
+        "started": first.started,
+        "uptime": first.uptime,
+        "version": first.version,
+        "domains": first.domains,
+        "listeners": first.listeners,
         "config": str(config),
-        "log": str(sibling(config, ".log")),
+        "log": first.log,
+        "nodes": [asdict(n) for n in nodes],
     }
     cfg = None
     with contextlib.suppress(VinesctlError):
         cfg = load_config(config)
     if not data["domains"] and cfg is not None:
         data["domains"] = sorted(cfg.domains)
+    data["storage"] = storage_summary(cfg) if cfg is not None else None
     data["certificates"] = certificate_expiry(cfg) if cfg is not None else []
     return data
 
@@ -453,32 +541,110 @@ async def _put_account(cfg: Any, jid: str, credentials: Any, reset: bool) -> boo
     show_default=True,
     help="Seconds to wait for the server to listen.",
 )
+@click.option(
+    "--nodes",
+    type=click.IntRange(min=1, max=1024),
+    default=1,
+    show_default=True,
+    help="Run this many nodes of a cluster from the config, one process each (one per core); "
+    "more than one needs [cluster] redis and PostgreSQL storage.",
+)
 @json_option
 @click.pass_context
 def start(
-    ctx: click.Context, config: str | None, detach: bool, timeout: float, as_json: bool
+    ctx: click.Context,
+    config: str | None,
+    detach: bool,
+    timeout: float,
+    nodes: int,
+    as_json: bool,
 ) -> None:
-    """Start the server of --config (default: the profile's)."""
+    """Start the server of --config (default: the profile's), or --nodes N of it."""
     path = config_path(ctx, config)
-    load_config(path)  # config errors as one line, before anything runs
-    log = sibling(path, ".log")
-    pid = running_pid(path)
-    if pid is not None:
+    cfg = load_config(path)  # config errors as one line, before anything runs
+    wanted: list[int | None] = [None] if nodes == 1 else list(range(1, nodes + 1))
+    if nodes > 1:
+        from vines_server.config import ConfigError, check_node_set
+
+        try:
+            check_node_set(cfg, nodes)
+        except ConfigError as exc:
+            raise UsageError(f"--nodes {nodes}: {exc}") from None
+        if not detach:
+            raise UsageError("--foreground runs one server", "leave it out to run --nodes N")
+    running = {i: pid for i in instances(path) if (pid := running_pid(path, i)) is not None}
+    if running and set(running) - set(wanted):
+        what = "one server" if None in running else f"{len(node_indexes(path))} nodes"
+        raise UsageError(
+            f"vines-server already runs {what} for {path}",
+            "stop it first ('vinesctl server stop'), then start it again with --nodes",
+        )
+    if len(running) == len(wanted):
         if as_json:
             emit(status_data(path), True)
         else:
-            click.echo(f"vines-server is already running (pid {pid}) for {path}")
+            pids = ", ".join(str(p) for p in running.values())
+            click.echo(f"vines-server is already running (pid {pids}) for {path}")
         return
-    clean_stale(path)
+    for index in {*instances(path), *wanted} - set(running):  # what crashed, or will run
+        clean_stale(path, index)
     argv = [sys.executable, "-m", "vines_server", "--config", str(path)]
     if not detach:
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(sys.executable, argv)  # signals go straight to the server
-    argv += ["--log-file", str(log)]
+    _record_nodes(path, nodes)
+    # all processes start at once (a node takes about a second: its store, TLS contexts,
+    # modules), then each is waited for
+    started = {index: _spawn(path, index) for index in wanted if index not in running}
+    try:
+        states = {i: _wait_ready(p, path, i, timeout) for i, p in started.items()}
+    except VinesctlError:
+        for proc in started.values():  # all of the set or none of it
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in started.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(STOP_TIMEOUT)
+        if not running:
+            _record_nodes(path, 1)
+        raise
+    data = status_data(path)
+    state = states.get(None)
+    if state is not None and not data["running"]:  # it stopped right after starting
+        proc = started[None]
+        data = dict(data, running=True, pid=proc.pid, listeners=state.get("listeners", []))
+    if as_json:
+        emit(data, True)
+        return
+    from vinesctl.render.servers import listener_line
+
+    listeners = ", ".join(listener_line(x) for x in data["listeners"]) or "-"
+    if nodes == 1:
+        click.echo(
+            f"vines-server running (pid {started[None].pid}) for {', '.join(data['domains'])}"
+        )
+        click.echo(f"  listening  {listeners}")
+        click.echo(f"  log        {sibling(path, '.log')}")
+        return
+    shared = [x for x in data["listeners"] if x["kind"] != "metrics"]  # metrics: one per node
+    click.echo(f"vines-server running {nodes} nodes for {', '.join(data['domains'])}")
+    click.echo(f"  listening  {', '.join(listener_line(x) for x in shared) or '-'} (shared)")
+    for node in data["nodes"]:
+        own = "".join(f"  {listener_line(x)}" for x in node["listeners"] if x["kind"] == "metrics")
+        name = node["node"] or f"@{node['index']}"
+        click.echo(f"  {name}  pid {node['pid']}{own}  log {node['log']}")
+
+
+def _spawn(path: Path, index: int | None) -> subprocess.Popen:
+    """vines-server for `path` (node `index` of a set), detached, its output in its log."""
+    log = sibling(path, ".log", index)
+    argv = [sys.executable, "-m", "vines_server", "--config", str(path), "--log-file", str(log)]
+    if index is not None:
+        argv += ["--node-index", str(index)]
     try:
         with open(log, "ab") as err:
-            proc = subprocess.Popen(
+            return subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -489,29 +655,29 @@ def start(
     except OSError as exc:
         raise VinesctlError(f"cannot start vines-server ({exc.strerror})", f"see {log}") from None
 
-    state = _wait_ready(proc, path, log, timeout)
-    data = status_data(path)
-    if state is not None and not data["running"]:  # it stopped right after starting
-        data = dict(data, running=True, pid=proc.pid, listeners=state.get("listeners", []))
-    if as_json:
-        emit(data, True)
-        return
-    from vinesctl.render.servers import listener_line
 
-    listeners = ", ".join(listener_line(x) for x in data["listeners"]) or "-"
-    click.echo(f"vines-server running (pid {proc.pid}) for {', '.join(data['domains'])}")
-    click.echo(f"  listening  {listeners}")
-    click.echo(f"  log        {log}")
+def _record_nodes(path: Path, count: int) -> None:
+    """`<stem>.nodes` holds N while a set of N nodes runs: status then names a node that is
+    gone without leaving a file (one stopped by an admin command) as not running."""
+    record = sibling(path, ".nodes")
+    if count == 1:
+        record.unlink(missing_ok=True)
+        return
+    try:
+        record.write_text(f"{count}\n")
+    except OSError as exc:
+        raise VinesctlError(f"cannot write {record} ({exc.strerror})") from None
 
 
 def _wait_ready(
-    proc: subprocess.Popen, config: Path, log: Path, timeout: float
+    proc: subprocess.Popen, config: Path, node: int | None, timeout: float
 ) -> dict[str, Any] | None:
     deadline = time.monotonic() + timeout
+    log = sibling(config, ".log", node)
     console = _stderr_console()
     with console.status("starting vines-server...", spinner="dots"):
         while True:
-            state = read_state(config)
+            state = read_state(config, node)
             if state is not None and state.get("pid") == proc.pid:
                 return state
             code = proc.poll()
@@ -549,41 +715,48 @@ def _wait_ready(
 )
 @click.pass_context
 def stop(ctx: click.Context, config: str | None, timeout: float) -> None:
-    """Stop the server of --config (SIGTERM; it closes every stream cleanly)."""
+    """Stop the server of --config, every node of it (SIGTERM; each closes its streams
+    cleanly)."""
     path = config_path(ctx, config)
-    pid, stale = _stop(path, timeout)
-    if pid is None:
+    pids, stale = _stop(path, timeout)
+    if not pids:
         note = " (removed stale pid files)" if stale else ""
         click.echo(f"vines-server is not running for {path}{note}")
-        return
-    click.echo(f"vines-server stopped (pid {pid})")
+    elif len(pids) == 1:
+        click.echo(f"vines-server stopped (pid {pids[0]})")
+    else:
+        click.echo(f"vines-server stopped {len(pids)} nodes (pids {', '.join(map(str, pids))})")
 
 
-def _stop(path: Path, timeout: float) -> tuple[int | None, bool]:
-    """SIGTERM (every stream gets <system-shutdown/>) and wait for the exit: (the pid it had,
-    or None when it was not running; whether stale pid files were removed)."""
-    pid = running_pid(path)
-    if pid is None:
-        return None, clean_stale(path)
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        raise VinesctlError(
-            f"not allowed to stop pid {pid}", "run as the user that started the server"
-        ) from None
+def _stop(path: Path, timeout: float) -> tuple[list[int], bool]:
+    """SIGTERM to every process of `path` (every stream gets <system-shutdown/>) and wait for
+    them all: (the pids they had, none when nothing ran; whether stale pid files went)."""
+    processes = {i: running_pid(path, i) for i in instances(path)}
+    stale = any(clean_stale(path, i) for i, pid in processes.items() if pid is None)
+    pids = {i: pid for i, pid in processes.items() if pid is not None}
+    for pid in pids.values():
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            raise VinesctlError(
+                f"not allowed to stop pid {pid}", "run as the user that started the server"
+            ) from None
     deadline = time.monotonic() + timeout
-    with _stderr_console().status(f"stopping vines-server (pid {pid})...", spinner="dots"):
-        while pid_alive(pid):
-            if time.monotonic() > deadline:
-                raise VinesctlError(
-                    f"vines-server (pid {pid}) did not exit within {timeout:g} s",
-                    f"see {sibling(path, '.log')}; force it with 'kill -9 {pid}'",
-                )
-            time.sleep(0.05)
-    clean_stale(path)
-    return pid, False
+    shown = ", ".join(map(str, pids.values()))
+    with _stderr_console().status(f"stopping vines-server (pid {shown})...", spinner="dots"):
+        for index, pid in pids.items():
+            while pid_alive(pid):
+                if time.monotonic() > deadline:
+                    raise VinesctlError(
+                        f"vines-server (pid {pid}) did not exit within {timeout:g} s",
+                        f"see {sibling(path, '.log', index)}; force it with 'kill -9 {pid}'",
+                    )
+                time.sleep(0.05)
+            clean_stale(path, index)
+    _record_nodes(path, 1)
+    return list(pids.values()), stale
 
 
 @command.command("restart")
@@ -602,10 +775,11 @@ def restart(ctx: click.Context, config: str | None, timeout: float, as_json: boo
     it starts again and this waits until it listens (a stopped server is just started)."""
     path = config_path(ctx, config)
     load_config(path)  # a broken vines.toml would stop the server for good: refuse first
-    pid, _ = _stop(path, timeout)
-    if pid is not None and not as_json:
-        click.echo(f"vines-server stopped (pid {pid})")
-    ctx.invoke(start, config=str(path), detach=True, timeout=timeout, as_json=as_json)
+    nodes = len(node_indexes(path)) or 1  # a set starts again as a set
+    pids, _ = _stop(path, timeout)
+    if pids and not as_json:
+        click.echo(f"vines-server stopped (pid {', '.join(map(str, pids))})")
+    ctx.invoke(start, config=str(path), detach=True, timeout=timeout, nodes=nodes, as_json=as_json)
 
 
 @command.command("reload")
@@ -632,8 +806,13 @@ def reload(
 ) -> None:
     """Re-read vines.toml and the certificates without a restart: limits, admins, federation,
     log level, hosted domains (the others need 'vinesctl server restart'). Through the reload
-    admin command when the profile can log in (it reports what applied), else by SIGHUP."""
-    if not by_signal and _can_log_in(ctx, server):
+    admin command when the profile can log in (it reports what applied), else by SIGHUP; the
+    nodes of a set (server start --nodes) always by SIGHUP, each of them (the command would
+    reach one)."""
+    nodes: list[int] = []
+    with contextlib.suppress(UsageError):
+        nodes = node_indexes(config_path(ctx, config))
+    if not by_signal and not nodes and _can_log_in(ctx, server):
         from vinesctl.commands.remote import run_remote, warn_notes
 
         async def work(client: Any, conn: Any, _s: Any) -> Any:
@@ -652,16 +831,26 @@ def reload(
         return
     path = config_path(ctx, config)
     load_config(path)  # the server would refuse it: say why here, in one line
-    pid = signal_reload(path)
-    if pid is None:
+    pids = signal_nodes(path)
+    if not pids:
         raise VinesctlError(
             f"vines-server is not running for {path}", "start it with 'vinesctl server start'"
         )
-    log = sibling(path, ".log")
+    logs = [str(sibling(path, ".log", i)) for i in pids]
     if as_json:
-        emit({"method": "signal", "pid": pid, "log": str(log)}, True)
+        data = {"method": "signal", "pid": next(iter(pids.values())), "log": logs[0]}
+        if len(pids) > 1:  # a set of nodes: each of them
+            data |= {"pids": list(pids.values()), "logs": logs}
+        emit(data, True)
+    elif len(pids) == 1:
+        click.echo(
+            f"sent SIGHUP to vines-server (pid {pids[None]}); what it applied is in {logs[0]}"
+        )
     else:
-        click.echo(f"sent SIGHUP to vines-server (pid {pid}); what it applied is in {log}")
+        click.echo(
+            f"sent SIGHUP to {len(pids)} nodes (pids {', '.join(map(str, pids.values()))}); "
+            f"what each applied is in its log ({', '.join(logs)})"
+        )
 
 
 def _can_log_in(ctx: click.Context, server: str | None) -> bool:
@@ -680,8 +869,8 @@ def _can_log_in(ctx: click.Context, server: str | None) -> bool:
 @json_option
 @click.pass_context
 def status(ctx: click.Context, config: str | None, as_json: bool) -> None:
-    """Show whether the server runs, its pid, uptime, domains and listeners (exit 1 when it
-    does not run)."""
+    """Show whether the server runs, its pid, uptime, domains, listeners and storage, each
+    node of a set (exit 1 when it, or one of its nodes, does not run)."""
     path = config_path(ctx, config)
     data = status_data(path)
     if not data["running"]:
@@ -692,12 +881,20 @@ def status(ctx: click.Context, config: str | None, as_json: bool) -> None:
         from vinesctl.render.servers import status_view
 
         emit(data, False, status_view)
+    down = [n for n in data["nodes"] if not n["running"]]
+    if not down:
+        return
+    if as_json:
+        ctx.exit(1)
     if not data["running"]:
-        if as_json:
-            ctx.exit(1)
         raise VinesctlError(
             f"vines-server is not running for {path}", "start it with 'vinesctl server start'"
         )
+    names = ", ".join(n["node"] or f"@{n['index']}" for n in down)
+    raise VinesctlError(
+        f"{len(down)} of {len(data['nodes'])} nodes do not run for {path} ({names})",
+        f"see their logs; 'vinesctl server start --nodes {len(data['nodes'])}' starts them",
+    )
 
 
 @command.command("check-config")
@@ -735,6 +932,13 @@ def check_config(ctx: click.Context, config: str | None) -> None:
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     help="Only records at this level or above.",
 )
+@click.option(
+    "--node",
+    "node",
+    type=click.IntRange(min=1),
+    metavar="K",
+    help="Node K's log, of a set started with --nodes [default: all of them, merged].",
+)
 @json_option
 @click.pass_context
 def logs(
@@ -743,26 +947,44 @@ def logs(
     follow: bool,
     count: int,
     level: str | None,
+    node: int | None,
     as_json: bool,
 ) -> None:
-    """Show the server's log file (<config>.log beside vines.toml), like 'tail [-f]'. Under
-    systemd the journal has the same lines: 'journalctl -u vines-DOMAIN'."""
+    """Show the server's log file (<config>.log beside vines.toml), like 'tail [-f]'; of a set
+    of nodes, every node's records merged in time order (or --node K's). Under systemd the
+    journal has the same lines: 'journalctl -u vines-DOMAIN'."""
     from vinesctl.logfile import follow as follow_records
-    from vinesctl.logfile import tail
 
     path = config_path(ctx, config)
-    log = sibling(path, ".log")
     minimum = level.lower() if level else None
-    try:
-        with open(log, "rb") as f:
-            end = f.seek(0, os.SEEK_END)
-        shown = tail(log, count, minimum) if count else []
-    except FileNotFoundError:
-        raise VinesctlError(
-            f"no log file {log}", "the server writes it once started: 'vinesctl server start'"
-        ) from None
-    except OSError as exc:
-        raise VinesctlError(f"cannot read {log} ({exc.strerror})", "check its permissions") from exc
+    nodes = [node] if node is not None else instances(path)
+    if len(nodes) > 1:
+        if follow:
+            raise UsageError(
+                f"{path} runs {len(nodes)} nodes, each with its own log",
+                "pass --node K to follow one of them",
+            )
+        merged = (
+            sorted(
+                (
+                    (index, record)
+                    for index in nodes
+                    for record in _tail(path, index, count, minimum)[1]
+                ),
+                key=lambda pair: pair[1].text[:23],  # the time stamp each record starts with
+            )[-count:]
+            if count
+            else []
+        )
+        if as_json:
+            records = [dict(r.to_json(), node=i) for i, r in merged]
+            emit({"logs": [str(sibling(path, ".log", i)) for i in nodes], "records": records}, True)
+            return
+        for index, record in merged:
+            click.echo(f"@{index} {record.text}")
+        return
+    log = sibling(path, ".log", nodes[0])
+    end, shown = _tail(path, nodes[0], count, minimum)
     if as_json and not follow:
         emit({"log": str(log), "records": shown}, True)
         return
@@ -780,6 +1002,24 @@ def logs(
             for record in follow_records(log, minimum, start=end):
                 show(record)
                 sys.stdout.flush()
+
+
+def _tail(path: Path, node: int | None, count: int, minimum: str | None) -> tuple[int, list]:
+    """The size of the log of `path` (node `node`), and its last `count` records at `minimum`
+    or above."""
+    from vinesctl.logfile import tail
+
+    log = sibling(path, ".log", node)
+    try:
+        with open(log, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+        return end, tail(log, count, minimum) if count else []
+    except FileNotFoundError:
+        raise VinesctlError(
+            f"no log file {log}", "the server writes it once started: 'vinesctl server start'"
+        ) from None
+    except OSError as exc:
+        raise VinesctlError(f"cannot read {log} ({exc.strerror})", "check its permissions") from exc
 
 
 @command.command("install-service")
@@ -844,36 +1084,61 @@ def install_service(
 @click.pass_context
 def backup(ctx: click.Context, config: str | None, dest: str, force: bool, as_json: bool) -> None:
     """Copy the store to DEST (a file, or a directory for a dated name), consistent even while
-    the server runs and writes (SQLite's online backup API). Restore: stop the server and put
-    the copy where [storage] path points."""
+    the server runs and writes. SQLite: its online backup API; restore: stop the server and put
+    the copy where [storage] path points. PostgreSQL: pg_dump's custom format (one snapshot);
+    restore: stop the server, then 'pg_restore --clean --if-exists --no-owner --dbname=DSN
+    DEST'. 'server export' writes a portable copy instead (XEP-0227, for 'server import')."""
     path = config_path(ctx, config)
     cfg = load_config(path)
+    backend = cfg.storage.backend
+    if backend == "memory":
+        raise UsageError("the memory backend keeps nothing on disk", "nothing to back up")
     target = Path(dest).expanduser().resolve()
     if target.is_dir():
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        target = target / f"{Path(cfg.storage.path).stem}-{stamp}.sqlite"
+        if backend == "postgresql":
+            from urllib.parse import urlsplit
+
+            name = urlsplit(cfg.storage.dsn).path.strip("/") or "vines"
+            target = target / f"{name}-{stamp}.pgdump"
+        else:
+            target = target / f"{Path(cfg.storage.path).stem}-{stamp}.sqlite"
     if target.exists() and not force:
         raise UsageError(f"{target} exists", "pass --force to replace it, or another DEST")
     if not target.parent.is_dir():
         raise UsageError(f"no directory {target.parent}", "create it first")
-    if cfg.storage.backend != "sqlite":
-        raise UsageError(
-            f"the {cfg.storage.backend} backend keeps nothing on disk", "nothing to back up"
-        )
 
+    from vinesctl.commands.user import _run as in_store
+
+    store = storage_summary(cfg)
+    size = in_store(cfg, lambda storage: storage.backup(target))
+    # what a restore brings back, read from the copy itself: it opens as a store of its own
+    # (SQLite), or pg_restore reads its accounts (PostgreSQL)
+    result = {"accounts": _accounts_in_backup(cfg, target), "bytes": size}
+    data = {"store": store["dsn"] or store["path"], "backup": str(target), **result}
+    if as_json:
+        emit(data, True)
+        return
+    click.echo(f"backed up {data['store']} to {target} ({result['bytes']} bytes)")
+
+
+def _accounts_in_backup(cfg: Any, target: Path) -> int:
     from vines_server.config import StorageConfig
 
     from vinesctl.commands.user import _run as in_store
 
-    size = in_store(cfg, lambda storage: storage.backup(target))
-    # the copy opens as a store of its own: what it holds is what a restore brings back
+    if cfg.storage.backend == "postgresql":
+        import asyncio
+
+        from vines_server.storage.base import StorageError
+        from vines_server.storage.postgresql import archive_accounts
+
+        try:
+            return asyncio.run(archive_accounts(target))
+        except StorageError as exc:
+            raise VinesctlError(str(exc), "the backup may be unusable: run it again") from None
     copy = replace(cfg, storage=StorageConfig("sqlite", target))
-    result = {"accounts": in_store(copy, lambda storage: storage.count_accounts()), "bytes": size}
-    data = {"store": str(cfg.storage.path), "backup": str(target), **result}
-    if as_json:
-        emit(data, True)
-        return
-    click.echo(f"backed up {cfg.storage.path} to {target} ({result['bytes']} bytes)")
+    return in_store(copy, lambda storage: storage.count_accounts())
 
 
 @command.command("export")

@@ -26,7 +26,6 @@ from vinesctl.commands.remote import (
     user_jid,
     warn_notes,
 )
-from vinesctl.commands.server import load_config
 from vinesctl.connection import connect_options
 from vinesctl.durations import AGE
 from vinesctl.errors import UsageError, VinesctlError
@@ -54,6 +53,8 @@ def _inactive_since(account: Any, cutoff: datetime) -> bool:
 
 
 def _local_config(config: str) -> Any:
+    from vinesctl.commands.server import load_config  # local mode only: keeps remote start-up light
+
     cfg = load_config(config)
     if cfg.storage.backend == "memory":
         raise UsageError(
@@ -105,6 +106,8 @@ def _run(cfg: Any, action: Any) -> Any:
     except (AccountExists, NoSuchAccount):
         raise
     except StorageError as exc:
+        if cfg.storage.backend == "postgresql":  # its errors name the database already
+            raise VinesctlError(str(exc), "check [storage] dsn and the role's password") from None
         raise VinesctlError(
             f"store {cfg.storage.path}: {exc}", "check the file and its permissions"
         ) from None
@@ -153,7 +156,8 @@ def _remote_password(
 
         return await getattr(admin, verb)(client, conn.domain, jid, password)
 
-    warn_notes(run_with(conn, False, work, timeout))
+    # raw XEP-0050 IQs only: no disco plugin to load
+    warn_notes(run_with(conn, False, work, timeout, plugins=()))
     click.echo(f"created {jid}" if adding else f"password of {jid} changed")
     if not adding:
         _offer_profile_update(ctx, jid, password, update_profile)

@@ -8,6 +8,8 @@
   instead: the XEP-0133 online users list every `poll_interval` seconds, and the status says so.
 - load: subscribes to the domain and reads the `<load xmlns='urn:vinesctl:load:0'/>` its
   presence carries; if no presence comes, polls the load iq; a server without it has no load.
+  Besides, the nodes serving the service (our `urn:vinesctl:admin#cluster`), polled, for the
+  load panel's per-node lines; a server without that command shows none.
 - connection loss: reconnects with exponential backoff (1, 2, 4 ... 30 s), saying so.
 
 It runs on the caller's event loop (Textual's, in the dashboard), creates the slixmpp client
@@ -196,6 +198,7 @@ class Watcher:
         self._spawn(self._presence(client))
         if self.want_load:
             self._spawn(self._load(client))
+            self._spawn(self._nodes(client))
         if self.keepalive > 0:
             self._spawn(self._ping(client))
         return await lost
@@ -355,6 +358,21 @@ class Watcher:
                 self.history.source = "none"
                 self.listener.load(None)
                 return
+            await asyncio.sleep(self.load_poll_interval)
+
+    async def _nodes(self, client: Any) -> None:
+        """The cluster's nodes, every `load_poll_interval` seconds (nodes are not pushed); ends
+        quietly when the server has no such command or refuses it."""
+        from vinesctl.xmpp import admin
+
+        while True:
+            try:
+                nodes = (await admin.cluster(client, self.domain)).nodes
+            except VinesctlError as exc:
+                log.debug("no cluster nodes: %s", exc.line())
+                return
+            self.history.nodes = nodes
+            self.listener.load(self.history.current)
             await asyncio.sleep(self.load_poll_interval)
 
 

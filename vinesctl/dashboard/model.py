@@ -465,6 +465,9 @@ class LoadHistory:
         self.online: deque[float] = deque(maxlen=length)
         self.rate: deque[float] = deque(maxlen=length)
         self.source = "none"  # push | poll | none (the server publishes no load)
+        # the nodes serving the service (our cluster admin node, polled), each with its own
+        # sessions and load; empty when the server does not say
+        self.nodes: list[Any] = []
 
     def record(self, sample: LoadSample, when: datetime | None = None) -> None:
         first = self.current is None

@@ -197,9 +197,38 @@ def stats_view(stats: Any) -> Group:
     parts: list[Any] = [table]
     for t in stats.tables:
         parts += [Text(""), table_view(t)]
+    if stats.nodes:
+        parts += [Text(""), nodes_table(stats.nodes)]
     if not stats.values and not stats.counts:
         parts.append(Text(f"{stats.domain} offers no statistics commands", style="yellow"))
     return Group(*parts)
+
+
+NODE_TITLES = ("node", "address", "state", "heartbeat", "sessions", "load", "pid")
+
+
+def nodes_table(nodes: list[Any]) -> Table:
+    """The nodes serving the service, one row each (`vinesctl cluster`, stats, dashboard)."""
+    table = Table(box=None, pad_edge=False)
+    for title in NODE_TITLES:
+        table.add_column(title, no_wrap=True, justify="right" if title == "sessions" else "left")
+    for node in nodes:
+        table.add_row(*node_cells(node))
+    return table
+
+
+def node_cells(node: Any) -> list[str]:
+    state = "[green]alive[/]" if node.alive else "[red]gone[/]"
+    beat = f"{node.heartbeat_age:.1f} s ago" if node.heartbeat_age is not None else "-"
+    load = f"{node.load:.0f}% CPU" if node.load is not None else "-"
+    pid = str(node.pid) if node.pid is not None else "-"
+    return [node.name, node.address or "-", state, beat, str(node.sessions), load, pid]
+
+
+def cluster_view(result: Any) -> Any:
+    if not result.nodes:
+        return Text("the server lists no nodes", style="dim")
+    return nodes_table(result.nodes)
 
 
 def jid_list(data: dict[str, Any]) -> Any:

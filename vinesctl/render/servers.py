@@ -18,8 +18,11 @@ def status_view(data: dict[str, Any]) -> Table:
     if data.get("version"):
         table.add_row("version", data["version"])
     table.add_row("domains", ", ".join(data.get("domains") or []) or "-")
+    nodes = data.get("nodes") or []
+    node_set = len(nodes) > 1 or (nodes and nodes[0].get("index") is not None)
     for listener in data.get("listeners") or []:
-        table.add_row("listener", listener_line(listener))
+        if not (node_set and listener.get("kind") == "metrics"):  # a set's: on each node's line
+            table.add_row("listener", listener_line(listener))
     for cert in data.get("certificates") or []:
         if cert.get("not_after") is None:
             table.add_row("certificate", f"{cert['domain']}: [red]{cert.get('error')}[/]")
@@ -30,10 +33,29 @@ def status_view(data: dict[str, Any]) -> Table:
             left = f"[yellow]{left}[/]"
         until = f"{cert['not_after']:%Y-%m-%d}"
         table.add_row("certificate", f"{cert['domain']}: until {until} ({left})")
+    storage = data.get("storage")
+    if storage:
+        where = storage.get("dsn") or storage.get("path")
+        table.add_row("storage", f"{storage['backend']} {where}" if where else storage["backend"])
     table.add_row("config", data.get("config") or "")
-    if data.get("log"):
+    if node_set:
+        for node in nodes:  # a set started with --nodes: each process and its log
+            table.add_row(f"node @{node['index']}", node_line(node))
+    elif data.get("log"):
         table.add_row("log", data["log"])
     return table
+
+
+def node_line(node: dict[str, Any]) -> str:
+    """One process of a set: name, state, pid, uptime, log."""
+    name = node.get("node") or "-"
+    if not node.get("running"):
+        return f"{name}  [red]not running[/]  log {node.get('log')}"
+    uptime = human_duration(node["uptime"]) if node.get("uptime") is not None else "-"
+    own = "".join(  # a node's own port; the others are shared by the set
+        f"  {listener_line(x)}" for x in node.get("listeners") or [] if x.get("kind") == "metrics"
+    )
+    return f"{name}  [green]running[/]  pid {node['pid']}  up {uptime}{own}  log {node.get('log')}"
 
 
 def listener_line(listener: dict[str, Any]) -> str:

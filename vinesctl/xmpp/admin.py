@@ -150,6 +150,27 @@ class Components:
 
 
 @dataclass
+class ClusterNode:
+    """One node serving the service (our cluster node; a server on its own is one node)."""
+
+    name: str
+    address: str | None  # its c2s listener, host:port
+    heartbeat_age: float | None  # seconds since its liveness key was refreshed
+    alive: bool
+    sessions: int
+    load: float | None  # percent of one core
+    pid: int | None
+
+
+@dataclass
+class Cluster:
+    nodes: list[ClusterNode] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"nodes": [asdict(n) for n in self.nodes]}
+
+
+@dataclass
 class Value:
     var: str
     label: str
@@ -163,6 +184,7 @@ class Stats:
     tables: list[Table] = field(default_factory=list)  # per-listener tables and such
     counts: dict[str, int] = field(default_factory=dict)  # registered/online/... users
     unsupported: list[str] = field(default_factory=list)  # nodes the server lacks
+    nodes: list[ClusterNode] = field(default_factory=list)  # per node, when it says (ours)
 
 
 # ---- running a node --------------------------------------------------------------------------
@@ -567,6 +589,8 @@ async def stats(client: Any, domain: str, timeout: float = 15.0) -> Stats:
         result.tables = _tables(stage)
     else:
         result.unsupported.append(f"{OURS}#stats")
+    if f"{OURS}#cluster" in offered:  # the per-node breakdown
+        result.nodes = (await cluster(client, domain)).nodes
     for kind in USER_KINDS:
         node = f"{ADMIN}#get-{kind}-users-num"
         if node not in offered:
@@ -634,6 +658,31 @@ async def components(client: Any, domain: str) -> Components:
             )
         )
     return out
+
+
+async def cluster(client: Any, domain: str) -> Cluster:
+    """The nodes serving `domain` (our cluster node), each with its figures."""
+    stage = await perform(client, domain, f"{OURS}#cluster")
+    tables = _tables(stage)
+    out = Cluster()
+    for row in tables[0].rows if tables else []:
+        out.nodes.append(
+            ClusterNode(
+                name=row.get("name") or "",
+                address=row.get("address") or None,
+                heartbeat_age=_number([row.get("heartbeat_age") or ""]),
+                alive=row.get("alive") == "true",
+                sessions=_integer(row.get("sessions")) or 0,
+                load=_number([row.get("load") or ""]),
+                pid=_integer(row.get("pid")),
+            )
+        )
+    return out
+
+
+def _integer(text: str | None) -> int | None:
+    value = typed(text)
+    return value if isinstance(value, int) else None
 
 
 async def unban(client: Any, domain: str, ip: str) -> Outcome:

@@ -14,8 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import re
 import secrets
 import ssl
+import sys
+import types
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any, TypeVar
 
@@ -115,11 +119,85 @@ def _fast_scram() -> None:
     SCRAM.Hi = hi
 
 
+# Most of `import slixmpp` (~75 ms) is modules a console session does not use: pygments, for a
+# highlighter slixmpp defines but never calls (~8 ms); aiodns, for DNS lookups slixmpp skips
+# when it is given the address (~15 ms); importlib.metadata, to read slixmpp's own version
+# (~15 ms, see `_slixmpp_version`).
+_UNUSED_BY_SLIXMPP = ("pygments",)
+_UNUSED_WITH_ADDRESS = ("aiodns",)
+
+
+def _import_slixmpp(with_address: bool) -> Any:
+    """slixmpp, imported with the modules it will not use hidden (it falls back without them);
+    aiodns comes back as soon as a session in this process needs DNS."""
+    if "slixmpp" not in sys.modules:
+        hide = _UNUSED_BY_SLIXMPP + (_UNUSED_WITH_ADDRESS if with_address else ())
+        hidden = [name for name in hide if name not in sys.modules]
+        for name in hidden:
+            sys.modules[name] = None  # type: ignore[assignment]  # `import name` fails
+        version = _slixmpp_version()
+        if version is not None:
+            sys.modules[version.__name__] = version
+        try:
+            import slixmpp
+        finally:
+            for name in hidden:
+                if sys.modules.get(name, False) is None:
+                    del sys.modules[name]
+        if version is not None:  # as an import would have bound it
+            slixmpp.version = version
+    if not with_address:
+        _restore_aiodns()
+    import slixmpp
+
+    return slixmpp
+
+
+def _slixmpp_version() -> types.ModuleType | None:
+    """A ready `slixmpp.version`: slixmpp's module asks importlib.metadata for the version, which
+    imports zipfile, email and csv; the answer is the name of the .dist-info directory beside
+    the package. None (the real module runs) when the name is not a plain X.Y.Z."""
+    for entry in sys.path:
+        folder = entry or "."
+        if not os.path.isfile(os.path.join(folder, "slixmpp", "__init__.py")):
+            continue
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return None
+        infos = [n for n in names if re.fullmatch(r"slixmpp-[^-]+\.dist-info", n)]
+        if len(infos) != 1:
+            return None
+        version = infos[0][len("slixmpp-") : -len(".dist-info")]
+        if not re.fullmatch(r"\d+\.\d+\.\d+", version):
+            return None
+        module = types.ModuleType("slixmpp.version")
+        module.__version__ = version  # type: ignore[attr-defined]
+        module.__version_info__ = tuple(map(int, version.split(".")))  # type: ignore[attr-defined]
+        return module
+    return None
+
+
+def _restore_aiodns() -> None:
+    """SRV and host lookups through aiodns, as slixmpp does when it finds aiodns at import."""
+    from slixmpp.xmlstream import resolver
+
+    if resolver.AIODNS_AVAILABLE:
+        return
+    try:
+        import aiodns
+    except ImportError:
+        return
+    resolver.aiodns = aiodns
+    resolver.AIODNS_AVAILABLE = True
+
+
 @contextlib.asynccontextmanager
 async def open_session(
     settings: Any, plugins: Iterable[str] = ("xep_0030",), timeout: float = 20.0
 ) -> AsyncIterator[Any]:
-    import slixmpp
+    # slixmpp skips DNS with both host and port (XMLStream.custom_address)
+    slixmpp = _import_slixmpp(with_address=bool(settings.host and settings.port))
     from slixmpp.xmlstream.handler import Callback
 
     # slixmpp logs connection trouble itself; the error we raise says it once (--debug shows all)

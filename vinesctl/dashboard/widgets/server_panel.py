@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -21,12 +24,14 @@ def human_duration(seconds: int) -> str:
     return f"{minutes}m {secs}s"
 
 
-def load_text(sample: LoadSample | None, source: str) -> str:
-    """The panel's figures as markup-free lines."""
+def load_text(sample: LoadSample | None, source: str, nodes: Sequence[Any] = ()) -> str:
+    """The panel's figures as markup-free lines; then one line per node of the service."""
+    each = [node_line(n) for n in nodes]
     if sample is None:
         if source == "none":
-            return "load unavailable:\nthe server does not publish it\n(urn:vinesctl:load:0)"
-        return "waiting for the server's load..."
+            lines = ["load unavailable:", "the server does not publish it", "(urn:vinesctl:load:0)"]
+            return "\n".join([*lines, *each])
+        return "\n".join(["waiting for the server's load...", *each])
     capacity = f" / {sample.capacity}" if sample.capacity else ""
     lines = [
         f"online   {sample.online}{capacity} sessions",
@@ -41,7 +46,15 @@ def load_text(sample: LoadSample | None, source: str) -> str:
     how = {"push": "pushed as presence", "poll": "polled"}.get(source, source)
     state = sample.show or "available"
     lines.append(f"presence {state} ({how})")
-    return "\n".join(lines)
+    return "\n".join([*lines, *each])
+
+
+def node_line(node: Any) -> str:
+    """One node of the service: name, alive, sessions, load (fits the side panel)."""
+    if not node.alive:
+        return f"node {node.name}: gone"
+    load = f", {node.load:g}% cpu" if node.load is not None else ""
+    return f"node {node.name}: {node.sessions} sessions{load}"
 
 
 class ServerPanel(Vertical):
@@ -63,7 +76,7 @@ class ServerPanel(Vertical):
         if not self.is_mounted or not self.query("#load-figures"):
             return  # not composed yet: on_mount draws the history as it is then
         history = self.history
-        figures = Text(load_text(history.current, history.source))
+        figures = Text(load_text(history.current, history.source, history.nodes))
         self.query_one("#load-figures", Static).update(figures)
         self.query_one("#spark-online", Sparkline).data = list(history.online)
         self.query_one("#spark-rate", Sparkline).data = list(history.rate)
