@@ -152,11 +152,17 @@ class ComponentConfig:
 @dataclass(frozen=True)
 class ClusterConfig:
     """`[cluster]`: several nodes serving one set of domains over Redis (issue 13). Without a
-    `redis` URL there is one node. (The keys the node set needs; the cluster core adds its own.)"""
+    `redis` URL there is one node and nothing of Redis is imported."""
 
     redis: str | None = field(default=None, repr=False)  # may hold the password: never shown
     password_file: Path | None = None  # one line, Redis's password (AUTH); else from the URL
     node: str = ""  # unique per node; default: this host's name and the c2s port
+    heartbeat: float = 1.0  # seconds between two refreshes of this node's liveness key
+    ttl: float = 5.0  # seconds a node's liveness key lives unrefreshed, then it is purged
+
+    @property
+    def enabled(self) -> bool:
+        return self.redis is not None
 
 
 @dataclass(frozen=True)
@@ -426,25 +432,9 @@ def parse(raw: dict[str, Any], path: Path | None = None) -> Config:
         presence,
         _metrics(_table(raw, "metrics")),
         components,
-        _cluster(_table(raw, "cluster"), base, listeners),
+        _cluster(_table(raw, "cluster"), base, storage, listeners),
         event_loop,
     )
-
-
-def _cluster(table: dict, base: Path, listeners: ListenerConfig) -> ClusterConfig:
-    _only(table, "cluster.", {"redis", "password_file", "node"})
-    if not table:
-        return ClusterConfig()
-    url = table.get("redis")
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError('cluster.redis must be a URL such as "redis://127.0.0.1:6379/0"')
-    node = table.get("node", f"{socket.gethostname()}-{listeners.c2s_port}")
-    if not isinstance(node, str) or not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", node):
-        raise ConfigError("cluster.node must be 1-64 letters, digits, '.', '_' or '-'")
-    password_file = None
-    if "password_file" in table:
-        password_file = _path(table, "cluster.password_file", base)
-    return ClusterConfig(url, password_file, node)
 
 
 def _metrics(table: dict) -> MetricsConfig:
@@ -718,6 +708,37 @@ def _storage(st: dict, base: Path) -> StorageConfig:
     if "dsn_password_file" in st:
         password_file = _path(st, "storage.dsn_password_file", base)
     return StorageConfig(backend, path, dsn, password_file)
+
+
+def _cluster(
+    table: dict, base: Path, storage: StorageConfig, listeners: ListenerConfig
+) -> ClusterConfig:
+    _only(table, "cluster.", {"redis", "password_file", "node", "heartbeat", "ttl"})
+    if not table:
+        return ClusterConfig()
+    url = table.get("redis")
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError('cluster.redis must be a URL such as "redis://127.0.0.1:6379/0"')
+    if storage.backend != "postgresql":
+        # one node's storage cannot be shared: every node must read what the others wrote
+        raise ConfigError(
+            f'[cluster] needs storage shared by every node: set [storage] backend = "postgresql" '
+            f"(not {storage.backend!r})"
+        )
+    node = table.get("node", f"{socket.gethostname()}-{listeners.c2s_port}")
+    if not isinstance(node, str) or not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", node):
+        raise ConfigError("cluster.node must be 1-64 letters, digits, '.', '_' or '-'")
+    heartbeat = _positive(table, "cluster.heartbeat", ClusterConfig.heartbeat)
+    ttl = _positive(table, "cluster.ttl", ClusterConfig.ttl)
+    if ttl < 2 * heartbeat:
+        raise ConfigError(
+            "cluster.ttl must be at least twice cluster.heartbeat: "
+            "a late heartbeat would get a live node purged"
+        )
+    password_file = None
+    if "password_file" in table:
+        password_file = _path(table, "cluster.password_file", base)
+    return ClusterConfig(url, password_file, node, heartbeat, ttl)
 
 
 def _check_dsn(dsn: str) -> None:

@@ -213,4 +213,6 @@ allow = []
 # redis = "redis://127.0.0.1:6379/0"  # the directory and node-to-node channel; Valkey works too
 # password_file = "vines.redis-pass"  # Redis's password, one line, mode 0600; never logged
 # node = "n1"  # unique per node; default: this host's name and the c2s port
+# heartbeat = 1.0  # seconds between two refreshes of this node's liveness key
+# ttl = 5.0  # seconds unrefreshed, then the other nodes purge it and its users go unavailable
 """

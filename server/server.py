@@ -14,7 +14,7 @@ from collections import Counter, deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from OpenSSL.SSL import Error as OpenSSLError
 from vines_server.config import Config, ConfigError, check_files, load
@@ -36,6 +36,9 @@ from vines_server.xmpp import ns
 from vines_server.xmpp.c2s import C2SSettings
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.parser import ParserLimits
+
+if TYPE_CHECKING:
+    from vines_server.cluster.node import ClusterNode
 
 log = logging.getLogger("vines_server")
 
@@ -83,7 +86,15 @@ class Server:
         self.domains = frozenset(config.domains)
         limits = config.limits
         self.c2s_settings = c2s_settings(config)
-        self.sessions = SessionRegistry()
+        # one node, or this node of a cluster (imported only then: startup stays light)
+        self.cluster: ClusterNode | None = None
+        if config.cluster.enabled:
+            from vines_server.cluster.node import ClusterNode
+
+            self.cluster = ClusterNode(self)
+            self.sessions: SessionRegistry = self.cluster.sessions
+        else:
+            self.sessions = SessionRegistry()
         self.connections: set[StreamConnection] = set()
         self.resumptions = Resumptions(lambda: self.config.deadlines.resume)  # XEP-0198
         self._per_ip: Counter[str] = Counter()  # open connections per source IP
@@ -105,6 +116,7 @@ class Server:
             limits.offline_quota,
             limits.offline_bytes,
         )
+        self.router.cluster = self.cluster
         # federation only while configured (allowlist or peers): a closed domain otherwise
         self.federation: Federation | None = None
         if federation_configured(config):
@@ -174,6 +186,8 @@ class Server:
         for name in DEFAULT_MODULES:
             module = importlib.import_module(f"vines_server.modules.{name}")
             module.setup(self.host.api(name))
+        if self.cluster is not None:
+            await self.cluster.start()
 
     async def _fake_secret(self) -> bytes:
         """Unknown users get fake SCRAM salts derived from this; it must outlive restarts,
@@ -258,6 +272,8 @@ class Server:
         # presence broadcasts and logout records of closing sessions finish before storage closes
         while self._tasks and time.monotonic() < deadline + 1:
             await asyncio.wait(set(self._tasks), timeout=deadline + 1 - time.monotonic())
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self.metrics is not None:
             await self.metrics.stop()
         await self.storage.close()
@@ -413,6 +429,8 @@ class Server:
             full = JID.parse(f"{bare}/{resource}")
         except JIDError:
             raise StanzaError("bad-request", "that resource is not valid") from None
+        if self.cluster is not None:  # the cap and conflicts are the cluster's (decision 4)
+            await self.cluster.refresh(bare)
         old = self.sessions.get(full)
         if old is None and self.sessions.count(bare) >= self.config.limits.sessions_per_account:
             raise StanzaError(

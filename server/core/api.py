@@ -151,6 +151,19 @@ class ModuleAPI:
     def sessions(self) -> SessionRegistry:
         return self._host.server.sessions
 
+    async def look_up(self, *bares: JID) -> None:
+        """In a cluster, the accounts' resources on other nodes join `sessions` (as sessions
+        whose link reaches their node); on one node there is nothing to look up."""
+        cluster = self._host.server.cluster
+        if cluster is not None and bares:
+            await cluster.refresh(*bares)
+
+    async def online_users(self) -> list[JID]:
+        """Accounts with a bound session: on every node of a cluster, their resources looked
+        up (`sessions.resources` lists them all)."""
+        cluster = self._host.server.cluster
+        return self.sessions.users() if cluster is None else await cluster.online()
+
     @property
     def domains(self) -> frozenset[str]:
         return self._host.server.domains

@@ -62,6 +62,14 @@ class Destination(Protocol):
     async def send(self, stanza: Element) -> None: ...
 
 
+class Directory(Protocol):
+    """Where an account's resources on other cluster nodes are (server/cluster/): refreshed
+    for the accounts a stanza concerns before it is routed; those resources then are sessions
+    like local ones, each one more destination, reached over its node's channel."""
+
+    async def refresh(self, *bares: JID) -> None: ...
+
+
 class Router:
     def __init__(
         self,
@@ -83,6 +91,7 @@ class Router:
         # component domain -> its destination, for every configured component (core/components.py)
         self.components: dict[str, Destination] = {}
         self.remote: Destination | None = None  # the federation seam; None = closed domain
+        self.cluster: Directory | None = None  # other cluster nodes' sessions; None = one node
         # stanzas routed in and delivered out, by qualified tag (the metrics' kinds)
         self.kinds_in: Counter[str] = Counter()
         self.kinds_out: Counter[str] = Counter()
@@ -131,6 +140,8 @@ class Router:
             if stanza.tag != PRESENCE:  # presence to a malformed JID is dropped (T-03)
                 self.bounce(stanza, StanzaError("jid-malformed"))
             return
+        if self.cluster is not None:
+            await self._look_up(to, origin)
         if to is not None and to.domain not in self.domains:
             if stanza.tag == PRESENCE and origin is not None:
                 # a user's outbound presence (subscription states, directed presence) is the
@@ -145,6 +156,16 @@ class Router:
             await self._route_message(stanza, to, origin)
         elif stanza.tag == IQ:
             await self._route_iq(stanza, to, origin)
+
+    async def _look_up(self, to: JID | None, origin: Session | None) -> None:
+        """The recipient's and the sender's resources on other nodes (the sender's own other
+        resources get its presence and roster pushes)."""
+        assert self.cluster is not None
+        bares = [] if origin is None else [origin.jid.bare]
+        if to is not None and to.local is not None and to.domain in self.domains:
+            bares.append(to.bare)
+        if bares:
+            await self.cluster.refresh(*dict.fromkeys(bares))
 
     async def _route_beyond(self, stanza: Element, to: JID) -> None:
         """A domain this server does not host: a component, or a remote domain."""

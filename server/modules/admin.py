@@ -157,6 +157,7 @@ def setup(api: ModuleAPI) -> None:
 
     async def delete_user(ctx: Context) -> Result:
         jids, missing = await existing(ctx, targets(ctx, ctx.values["accountjids"]))
+        await api.look_up(*jids)  # their sessions on other cluster nodes end too
         for jid in jids:
             await storage.delete_account(str(jid))
             await state.forget(str(jid))
@@ -167,6 +168,7 @@ def setup(api: ModuleAPI) -> None:
 
     async def disable_user(ctx: Context) -> Result:
         jids, missing = await existing(ctx, targets(ctx, ctx.values["accountjids"]))
+        await api.look_up(*jids)  # their sessions on other cluster nodes end too
         for jid in jids:
             await storage.set_disabled(str(jid), True)
             off = StreamError("not-authorized", "this account was disabled")
@@ -184,6 +186,7 @@ def setup(api: ModuleAPI) -> None:
         kick = StreamError("policy-violation", "your session was ended by an administrator")
         jids = targets(ctx, ctx.values["accountjids"], full=True)
         found, missing = await existing(ctx, jids)  # an unknown account is not "kicked"
+        await api.look_up(*found)  # and its sessions on other cluster nodes
         for jid in found:
             if jid.resource is None:
                 sessions = api.sessions.resources(jid)
@@ -236,6 +239,7 @@ def setup(api: ModuleAPI) -> None:
         creds = await asyncio.to_thread(derive_all, ctx.values["password"], iterations)
         await storage.set_credentials(str(jid), creds)
         # other sessions authenticated with the old password must log in again (Prosody: reset)
+        await api.look_up(jid)
         others = [s for s in api.sessions.resources(jid) if s.jid != ctx.requester]
         close_sessions(others, StreamError("reset", "the password was changed"), ctx.requester)
         return Result.info(f"the password of {jid} was changed")
@@ -279,6 +283,7 @@ def setup(api: ModuleAPI) -> None:
 
     async def user_stats(ctx: Context) -> Result:
         jid = await the_account(ctx)
+        await api.look_up(jid)
         sessions = api.sessions.resources(jid)
         ips = sorted({str(s.info.get("ip")) for s in sessions if s.info.get("ip")})
         roster = await storage.get_roster(str(jid))

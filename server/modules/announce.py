@@ -1,6 +1,7 @@
 """Service administration (XEP-0133): announcements, the message of the day, the welcome message.
 
-- announce: a headline from the domain to every session of the domain's users now online.
+- announce: a headline from the domain to every session of the domain's users now online (on
+  every node of a cluster).
 - set-motd / edit-motd / delete-motd: the MOTD is kept in the store; it goes at once to the
   sessions online when it is set, and to each later session at its initial presence (once per
   session).
@@ -58,8 +59,16 @@ def text(value: list[str] | None) -> str:
     return "\n".join(value or []).strip("\n")
 
 
-def broadcast(api: ModuleAPI, domain: str, body: str, subject: str | None) -> int:
-    sessions = [s for s in api.sessions if s.jid.domain == domain]
+def broadcast(
+    api: ModuleAPI,
+    domain: str,
+    body: str,
+    subject: str | None,
+    sessions: list[Session] | None = None,
+) -> int:
+    """A headline to `sessions`, by default this node's sessions of the domain's users."""
+    if sessions is None:
+        sessions = [s for s in api.sessions if s.jid.domain == domain]
     for session in sessions:
         api.deliver(message(domain, session.jid, body, subject, "headline"), session)
     return len(sessions)
@@ -87,7 +96,10 @@ def setup(api: ModuleAPI) -> None:
 
     async def announce(ctx: Context) -> Result:
         domain = ctx.service.domain
-        count = broadcast(api, domain, text(ctx.values["announcement"]), ctx.values["subject"])
+        users = [u for u in await api.online_users() if u.domain == domain]  # every node's
+        sessions = [s for user in users for s in api.sessions.resources(user)]
+        body = text(ctx.values["announcement"])
+        count = broadcast(api, domain, body, ctx.values["subject"], sessions)
         return Result.info(f"announcement sent to {count} session{'s' if count != 1 else ''}")
 
     add("announce", "Send Announcement to Online Users", announce, announce_form)

@@ -43,8 +43,9 @@ def setup(api: ModuleAPI) -> None:
     registry = api.use("adhoc")
     storage = api.storage
 
-    def online(domain: str) -> list[JID]:
-        return sorted((j for j in api.sessions.users() if j.domain == domain), key=str)
+    async def online(domain: str) -> list[JID]:
+        users = await api.online_users()  # every node's, in a cluster
+        return sorted((j for j in users if j.domain == domain), key=str)
 
     async def registered(domain: str) -> list[str]:
         return await storage.list_accounts(domain)
@@ -58,15 +59,15 @@ def setup(api: ModuleAPI) -> None:
         return found
 
     async def online_list(domain: str) -> list[str]:
-        return [str(j) for j in online(domain)]
+        return [str(j) for j in await online(domain)]
 
     async def active(domain: str) -> list[str]:
-        return [str(j) for j in online(domain) if any(map(is_active, api.sessions.resources(j)))]
+        users = await online(domain)
+        return [str(j) for j in users if any(map(is_active, api.sessions.resources(j)))]
 
     async def idle(domain: str) -> list[str]:
-        return [
-            str(j) for j in online(domain) if not any(map(is_active, api.sessions.resources(j)))
-        ]
+        users = await online(domain)
+        return [str(j) for j in users if not any(map(is_active, api.sessions.resources(j)))]
 
     # (what, lister, num var, list node, list var, titles)
     kinds: list[tuple[str, Lister, str, str, str, str]] = [
@@ -146,9 +147,9 @@ def listing(lister: Lister, var: str, title: str):
     return run
 
 
-def online_details(api: ModuleAPI, online: Callable[[str], list[JID]]):
+def online_details(api: ModuleAPI, online: Callable[[str], Awaitable[list[JID]]]):
     async def run(ctx: Context) -> Result:
-        users = limit([str(j) for j in online(ctx.service.domain)], ctx)
+        users = limit([str(j) for j in await online(ctx.service.domain)], ctx)
         field = Field("onlineuserjids", "jid-multi", "The list of online users", values=users)
         form = result_form("List of online users", field)
         if ctx.values.get("details"):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cluster import Shared
 from tests.support.postgres import PostgresInstance, postgres_unavailable
 from tests.support.redis import RedisInstance, redis_unavailable
 from tests.support.xmpp import PKI, make_pki, running_server
@@ -55,3 +56,9 @@ def redis() -> Iterator[RedisInstance]:
         yield instance
     finally:
         instance.close()
+
+
+@pytest.fixture
+async def shared(postgres, redis, pki: PKI, tmp_path: Path) -> Shared:
+    """What the nodes of one cluster test share: a new database and a Redis."""
+    return Shared(pki, tmp_path, await postgres.create_database(), postgres, redis)

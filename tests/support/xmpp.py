@@ -178,14 +178,19 @@ class RawClient:
         await self.handshake(to)
         return await self.open_stream(to)
 
-    async def login(self, user: str, password: str = PASSWORD, to: str = DOMAIN) -> bytes:
-        """STARTTLS, SASL PLAIN, restart, bind: ready to send stanzas. Returns the bind reply."""
+    async def login(
+        self, user: str, password: str = PASSWORD, to: str = DOMAIN, resource: str | None = None
+    ) -> bytes:
+        """STARTTLS, SASL PLAIN, restart, bind (`resource`, or one the server picks): ready
+        to send stanzas. Returns the bind reply."""
         await self.starttls(to)
         await self.auth_plain(user, password)
         await self.read_until(rb"<success[^>]*/>|<success.*?</success>")
         await self.open_stream(to)
+        asked = f"<resource>{resource}</resource>" if resource is not None else ""
         await self.send(
-            "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"
+            "<iq type='set' id='b1'>"
+            f"<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>{asked}</bind></iq>"
         )
         return await self.read_until(rb"</iq>")
 
@@ -221,10 +226,12 @@ async def slixmpp_client(
     jid: str,
     password: str = PASSWORD,
     plugins: tuple[str, ...] = (),
+    handlers: dict[str, Any] | None = None,
     **kwargs: Any,
 ):
     """A logged-in slixmpp ClientXMPP (session started, roster fetched, presence sent);
-    `plugins` are registered before it connects (those that take part in the negotiation)."""
+    `plugins` are registered before it connects (those that take part in the negotiation), and
+    so are `handlers` (event -> handler: what arrives at login, offline messages say)."""
     import slixmpp
 
     client = slixmpp.ClientXMPP(jid, password, **kwargs)
@@ -252,6 +259,8 @@ async def slixmpp_client(
         if not started.done():
             started.set_exception(ConnectionError(f"authentication failed for {jid}"))
 
+    for event, handler in (handlers or {}).items():
+        client.add_event_handler(event, handler)
     client.add_event_handler("session_start", on_start)
     client.add_event_handler("failed_auth", on_fail)
     client.connect(host="127.0.0.1", port=harness.port())

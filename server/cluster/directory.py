@@ -1,0 +1,272 @@
+"""The cluster's directory in Redis: which node holds each resource of an account, and the nodes.
+
+Keys (one Redis database per cluster):
+- `vines:user:{bare}`   hash resource -> JSON entry {node, available, priority, interested,
+                        presence}: what routing needs to send to a resource on another node
+- `vines:jids:{node}`   set of the full JIDs a node registered (what a purge removes)
+- `vines:nodes`         set of the node names that joined
+- `vines:alive:{node}`  a node's liveness key, refreshed by its heartbeat, expiring after `ttl`
+- `vines:info`          hash node -> JSON {address, pid, sessions, load, beat}: its NodeStatus
+- `vines:components`    hash component domain -> the node its component is connected to
+
+Every change that must not interleave with another node's runs as one Lua script (Redis runs a
+script atomically): a node's entry is removed only by that node or by the purge of that node,
+so a session that moved to another node (resource conflict) keeps its new entry.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from vines_server.cluster.status import NodeStatus
+
+PREFIX = "vines:"
+NODES = PREFIX + "nodes"
+INFO = PREFIX + "info"
+COMPONENTS = PREFIX + "components"
+
+
+def user_key(bare: str) -> str:
+    return f"{PREFIX}user:{bare}"
+
+
+def jids_key(node: str) -> str:
+    return f"{PREFIX}jids:{node}"
+
+
+def alive_key(node: str) -> str:
+    return f"{PREFIX}alive:{node}"
+
+
+def channel(node: str) -> str:
+    """The pub/sub channel a node listens on for stanzas and acks (channel.py)."""
+    return f"{PREFIX}node:{node}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One resource as the directory knows it."""
+
+    node: str
+    available: bool = False
+    priority: int = 0
+    interested: bool = False
+    presence: str | None = None  # its last available presence, serialized
+
+    def dump(self) -> str:
+        return json.dumps(
+            {
+                "node": self.node,
+                "available": self.available,
+                "priority": self.priority,
+                "interested": self.interested,
+                "presence": self.presence,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def load(cls, raw: str) -> Entry:
+        d = json.loads(raw)
+        return cls(
+            str(d["node"]),
+            bool(d.get("available")),
+            int(d.get("priority", 0)),
+            bool(d.get("interested")),
+            d.get("presence"),
+        )
+
+
+# KEYS[1] user hash, KEYS[2] node's jid set; ARGV: resource, full JID, node, entry
+REGISTER = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+"""
+
+# the same keys; removes the entry only while it is still this node's
+UNREGISTER = """
+redis.call('SREM', KEYS[2], ARGV[2])
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if raw and cjson.decode(raw)['node'] == ARGV[3] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+# KEYS[1] the components hash; ARGV: domain, node. Only the node serving it lets it go.
+RELEASE_COMPONENT = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+# KEYS[1] alive key, KEYS[2] jid set, KEYS[3] nodes set, KEYS[4] info hash, KEYS[5] the
+# components hash; ARGV[1] node,
+# ARGV[2] the user-hash prefix. Nothing happens while the node's liveness key exists (it came
+# back) or when another survivor purged it first (no longer in the nodes set): one survivor
+# gets the purged entries, and announces them.
+PURGE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+if redis.call('SREM', KEYS[3], ARGV[1]) == 0 then return false end
+local gone = {}
+for _, full in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local slash = string.find(full, '/', 1, true)
+  if slash then
+    local key = ARGV[2] .. string.sub(full, 1, slash - 1)
+    local resource = string.sub(full, slash + 1)
+    local raw = redis.call('HGET', key, resource)
+    if raw and cjson.decode(raw)['node'] == ARGV[1] then
+      redis.call('HDEL', key, resource)
+      table.insert(gone, full)
+      table.insert(gone, raw)
+    end
+  end
+end
+redis.call('DEL', KEYS[2])
+redis.call('HDEL', KEYS[4], ARGV[1])
+local components = redis.call('HGETALL', KEYS[5])
+for i = 1, #components, 2 do
+  if components[i + 1] == ARGV[1] then redis.call('HDEL', KEYS[5], components[i]) end
+end
+return gone
+"""
+
+
+class Directory:
+    """The directory's operations over one `redis.asyncio.Redis` client (decoded responses)."""
+
+    def __init__(self, redis: Any, node: str, ttl: float) -> None:
+        self.redis = redis
+        self.node = node
+        self.ttl = ttl
+        self._register = redis.register_script(REGISTER)
+        self._unregister = redis.register_script(UNREGISTER)
+        self._purge = redis.register_script(PURGE)
+        self._release_component = redis.register_script(RELEASE_COMPONENT)
+
+    # ---- sessions --------------------------------------------------------------------------
+
+    async def register(self, full: str, entry: Entry) -> None:
+        bare, _, resource = full.partition("/")
+        await self._register(
+            keys=[user_key(bare), jids_key(self.node)],
+            args=[resource, full, self.node, entry.dump()],
+        )
+
+    async def unregister(self, full: str) -> None:
+        bare, _, resource = full.partition("/")
+        await self._unregister(
+            keys=[user_key(bare), jids_key(self.node)], args=[resource, full, self.node]
+        )
+
+    async def resources(self, *bares: str) -> list[dict[str, Entry]]:
+        """Each account's resources on every node (this one's included)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for bare in bares:
+            pipe.hgetall(user_key(bare))
+        out = []
+        for raw in await pipe.execute():
+            entries = {}
+            for resource, value in raw.items():
+                try:
+                    entries[resource] = Entry.load(value)
+                except (ValueError, KeyError, TypeError):
+                    continue  # not ours to read: ignored rather than routed to
+            out.append(entries)
+        return out
+
+    async def online(self) -> list[str]:
+        """The full JIDs bound on any node that joined."""
+        names = await self.redis.smembers(NODES)
+        if not names:
+            return []
+        return sorted(await self.redis.sunion(*(jids_key(n) for n in names)))
+
+    # ---- nodes -----------------------------------------------------------------------------
+
+    async def beat(self, info: dict[str, Any], components: list[str]) -> bool:
+        """Refresh this node's liveness key and record, and the components connected here;
+        True when the node was not in the cluster before (its first beat, or it was purged,
+        or Redis lost its data)."""
+        info = {**info, "beat": time.time()}
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(alive_key(self.node), "1", px=int(self.ttl * 1000))
+        pipe.sadd(NODES, self.node)
+        pipe.hset(INFO, self.node, json.dumps(info, separators=(",", ":")))
+        for domain in components:
+            pipe.hset(COMPONENTS, domain, self.node)
+        _, added, *_ = await pipe.execute()
+        return bool(added)
+
+    # ---- components ------------------------------------------------------------------------
+
+    async def release_component(self, domain: str) -> None:
+        await self._release_component(keys=[COMPONENTS], args=[domain, self.node])
+
+    async def component(self, domain: str) -> str | None:
+        """The node a component is connected to, if any."""
+        return await self.redis.hget(COMPONENTS, domain)
+
+    async def leave(self) -> None:
+        """A clean stop: this node's sessions are already unregistered; its records go."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(alive_key(self.node), jids_key(self.node))
+        pipe.srem(NODES, self.node)
+        pipe.hdel(INFO, self.node)
+        await pipe.execute()
+
+    async def dead(self) -> list[str]:
+        """Nodes that joined and whose liveness key expired."""
+        names = sorted(await self.redis.smembers(NODES))
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.exists(alive_key(name))
+        alive = await pipe.execute()
+        return [n for n, a in zip(names, alive, strict=True) if not a and n != self.node]
+
+    async def purge(self, node: str) -> list[tuple[str, Entry]] | None:
+        """Remove a dead node atomically; the full JIDs and entries it held. None when another
+        survivor purged it first, or it came back."""
+        raw = await self._purge(
+            keys=[alive_key(node), jids_key(node), NODES, INFO, COMPONENTS],
+            args=[node, PREFIX + "user:"],
+        )
+        if raw is None:
+            return None
+        return [(raw[i], Entry.load(raw[i + 1])) for i in range(0, len(raw), 2)]
+
+    async def alive(self, node: str) -> bool:
+        return bool(await self.redis.exists(alive_key(node)))
+
+    async def nodes(self) -> list[NodeStatus]:
+        names = sorted(await self.redis.smembers(NODES))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(INFO)
+        for name in names:
+            pipe.exists(alive_key(name))
+        info, *alive = await pipe.execute()
+        now = time.time()
+        out = []
+        for name, is_alive in zip(names, alive, strict=True):
+            try:
+                d = json.loads(info.get(name) or "{}")
+            except ValueError:
+                d = {}
+            out.append(
+                NodeStatus(
+                    name=name,
+                    address=str(d.get("address", "")),
+                    heartbeat_age=max(0.0, now - float(d.get("beat", now))),
+                    alive=bool(is_alive),
+                    sessions=int(d.get("sessions", 0)),
+                    load=float(d.get("load", 0.0)),
+                    pid=int(d.get("pid", 0)),
+                )
+            )
+        return out
