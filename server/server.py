@@ -14,9 +14,8 @@ from collections import Counter, deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from OpenSSL.SSL import Error as OpenSSLError
 from vines_server.config import Config, ConfigError, check_files, load
 from vines_server.core.api import ModuleHost
 from vines_server.core.components import Components
@@ -25,9 +24,6 @@ from vines_server.core.sessions import Session, SessionRegistry
 from vines_server.modules import DEFAULT_MODULES
 from vines_server.net.component import COMPONENT, component_settings
 from vines_server.net.connection import C2S, Resumptions, StreamConnection, StreamKind
-from vines_server.net.s2s import S2S_IN
-from vines_server.net.s2s_federation import Federation, federation_configured
-from vines_server.net.s2stls import s2s_server_context
 from vines_server.net.tls import server_context
 from vines_server.storage import open_storage
 from vines_server.storage.base import Storage
@@ -35,6 +31,9 @@ from vines_server.xmpp import ns
 from vines_server.xmpp.c2s import C2SSettings
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.parser import ParserLimits
+
+if TYPE_CHECKING:
+    from vines_server.net.s2s_federation import Federation
 
 log = logging.getLogger("vines_server")
 
@@ -106,7 +105,9 @@ class Server:
         )
         # federation only while configured (allowlist or peers): a closed domain otherwise
         self.federation: Federation | None = None
-        if federation_configured(config):
+        if config.federation.configured:  # imported only then: dnspython, pyOpenSSL
+            from vines_server.net.s2s_federation import Federation
+
             self.federation = Federation(self)
             self.router.remote = self.federation
         # every configured component is a destination, connected or not (XEP-0114)
@@ -134,6 +135,8 @@ class Server:
                 C2S, "c2s-direct-tls", lst.bind, lst.c2s_direct_tls_port, direct=True
             )
         if self.federation is not None:
+            from vines_server.net.s2s import S2S_IN
+
             await self._listen(S2S_IN, "s2s", lst.bind, lst.s2s_port, direct=False)  # type: ignore[arg-type]
             if lst.s2s_direct_tls_port is not None:
                 await self._listen(
@@ -196,6 +199,8 @@ class Server:
             "component-tls": starttls,
         }
         if self.federation is not None:
+            from vines_server.net.s2stls import s2s_server_context
+
             contexts["s2s"] = s2s_server_context(certs)
             contexts["s2s-direct-tls"] = s2s_server_context(certs, alpn=["xmpp-server"])
         return contexts
@@ -203,10 +208,15 @@ class Server:
     def reload_tls(self) -> bool:
         """Rebuild the TLS contexts for new connections (open ones keep theirs); True when a
         certificate changed. A broken pair is logged and the old contexts stay."""
+        errors: tuple[type[Exception], ...] = (OSError, ssl.SSLError, ValueError)
+        if self.federation is not None:  # pyOpenSSL builds the s2s contexts
+            from OpenSSL.SSL import Error as OpenSSLError
+
+            errors += (OpenSSLError,)
         try:
             served = self._certificate_files()
             contexts = self._build_tls_contexts()
-        except (OSError, ssl.SSLError, ValueError, OpenSSLError) as exc:
+        except errors as exc:
             log.error("certificates not reloaded, the old ones stay in use: %s", exc)
             return False
         changed, self._served = served != self._served, served
