@@ -21,6 +21,7 @@ from vines_server.core.api import ModuleHost
 from vines_server.core.components import Components
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
+from vines_server.memory import Trimmer
 from vines_server.modules import DEFAULT_MODULES
 from vines_server.net.component import COMPONENT, component_settings
 from vines_server.net.connection import C2S, Resumptions, StreamConnection, StreamKind
@@ -88,6 +89,7 @@ class Server:
         self._auth_failures: dict[str, deque[float]] = {}  # IP -> failure times (monotonic)
         self._bans: dict[str, float] = {}  # IP -> wall-clock end of the ban
         self.host = ModuleHost(self)
+        self.trimmer = Trimmer()  # freed heap back to the system once connections go quiet
         self.metrics = None
         if config.metrics.port is not None:  # imported only when asked for
             from vines_server.metrics import Metrics
@@ -160,6 +162,7 @@ class Server:
             for host, port in await self.metrics.serve(metrics.bind, metrics.port or 0):
                 self.listening.append(Listening("metrics", host, port))
         self.started_monotonic = time.monotonic()
+        self.trimmer.request()  # what parsing the config and starting up freed
         log.info(
             "serving %s on %s",
             ", ".join(sorted(self.domains)),
@@ -267,6 +270,7 @@ class Server:
         if self.metrics is not None:
             await self.metrics.stop()
         await self.storage.close()
+        self.trimmer.cancel()
         log.info("stopped")
 
     async def reload(self) -> Reloaded:

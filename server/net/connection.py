@@ -222,6 +222,7 @@ class StreamConnection(asyncio.Protocol):
         self._unwritten.clear()  # never confirmed: those stay in the store
         self._keep_unsent()
         self.server.connections.discard(self)
+        self.server.trimmer.request()
         if self._worker is not None and self._worker is not asyncio.current_task():
             self._worker.cancel()
         self.kind.lost(self)
@@ -612,8 +613,8 @@ class StreamConnection(asyncio.Protocol):
             self._arm("hibernate", remaining, self._hibernate_check)
             return
         self._timers.pop("hibernate", None)
-        if self._worker is None and not self._inbox:
-            self.stream.hibernate()
+        if self._worker is None and not self._inbox and self.stream.hibernate():
+            self.server.trimmer.request()
 
     def _stanza_deadline(self) -> None:
         """A stanza must complete within the deadline once its first byte arrived (X-12)."""
