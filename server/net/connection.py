@@ -110,7 +110,9 @@ class StreamConnection(asyncio.Protocol):
         self.info: dict[str, object] = {"listener": kind.listener(direct_tls)}
         self._inbox: list[bytes] = []  # a few reads (MAX_QUEUED_CHUNKS): smaller than a deque
         self._worker: asyncio.Task[None] | None = None
-        self._pauses: set[str] = set()  # why reading is paused: "backlog", "rate"
+        # why reading is paused ("backlog", "rate"...): a tuple, rebound on change, so that
+        # the usual empty one is the shared () rather than a 216-byte set per connection
+        self._pauses: tuple[str, ...] = ()
         self._read_tokens = READ_BURST
         self._closing = False
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -572,12 +574,13 @@ class StreamConnection(asyncio.Protocol):
     def _pause(self, reason: str) -> None:
         if not self._pauses and self.transport is not None and not self._closing:
             self.transport.pause_reading()
-        self._pauses.add(reason)
+        if reason not in self._pauses:
+            self._pauses += (reason,)
 
     def _resume(self, reason: str) -> None:
         if reason not in self._pauses:
             return
-        self._pauses.discard(reason)
+        self._pauses = tuple(r for r in self._pauses if r != reason)
         if not self._pauses and self.transport is not None and not self._closing:
             self.transport.resume_reading()
 
