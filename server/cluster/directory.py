@@ -2,7 +2,8 @@
 
 Keys (one Redis database per cluster):
 - `vines:user:{bare}`   hash resource -> JSON entry {node, available, priority, interested,
-                        presence}: what routing needs to send to a resource on another node
+                        presence, since, info}: what routing needs to send to a resource on
+                        another node, and what the admin listings show of it
 - `vines:jids:{node}`   set of the full JIDs a node registered (what a purge removes)
 - `vines:nodes`         set of the node names that joined
 - `vines:alive:{node}`  a node's liveness key, refreshed by its heartbeat, expiring after `ttl`
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vines_server.cluster.status import NodeStatus
@@ -48,6 +49,10 @@ def alive_key(node: str) -> str:
     return f"{PREFIX}alive:{node}"
 
 
+# what the admin listings show of a session's connection (Session.info): its entry carries them
+LISTED_INFO = ("ip", "listener", "tls_version", "cipher", "mechanism")
+
+
 def channel(node: str) -> str:
     """The pub/sub channel a node listens on for stanzas and acks (channel.py)."""
     return f"{PREFIX}node:{node}"
@@ -62,6 +67,8 @@ class Entry:
     priority: int = 0
     interested: bool = False
     presence: str | None = None  # its last available presence, serialized
+    since: float = 0.0  # bound at, epoch seconds (0: not known)
+    info: dict[str, str] = field(default_factory=dict)  # its LISTED_INFO
 
     def dump(self) -> str:
         return json.dumps(
@@ -71,6 +78,8 @@ class Entry:
                 "priority": self.priority,
                 "interested": self.interested,
                 "presence": self.presence,
+                "since": self.since,
+                "info": self.info,
             },
             separators=(",", ":"),
         )
@@ -84,6 +93,8 @@ class Entry:
             int(d.get("priority", 0)),
             bool(d.get("interested")),
             d.get("presence"),
+            float(d.get("since") or 0.0),
+            {k: str(v) for k, v in (d.get("info") or {}).items() if k in LISTED_INFO},
         )
 
 

@@ -28,7 +28,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from vines_server.cluster.channel import Channel, Message
 from vines_server.cluster.components import ClusterComponent, connected_here
-from vines_server.cluster.directory import Directory, Entry
+from vines_server.cluster.directory import LISTED_INFO, Directory, Entry
 from vines_server.cluster.liveness import Liveness
 from vines_server.cluster.remote import ClusterSessions, remote_node
 from vines_server.cluster.status import NodeStatus
@@ -289,6 +289,8 @@ class ClusterNode:
                         session.priority,
                         session.interested,
                         serialize(presence).decode() if presence is not None else None,
+                        session.since.timestamp(),
+                        {k: str(v) for k in LISTED_INFO if (v := session.info.get(k)) is not None},
                     )
                     await self.directory.register(str(full), entry, announce)
             except BaseException:  # not written: again at the next try
