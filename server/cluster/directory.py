@@ -16,8 +16,11 @@ Keys (one Redis database per cluster):
                         `vines:feeds` misses nothing: an older change is in what it reads)
 
 Every change that must not interleave with another node's runs as one Lua script (Redis runs a
-script atomically): a node's entry is removed only by that node or by the purge of that node,
-so a session that moved to another node (resource conflict) keeps its new entry.
+script atomically): a bind's check of the per-account session cap and its entry are one step
+(`claim`), so two binds on two nodes at once cannot both take the last place; a node's entry is
+removed only by that node or by the purge of that node, so a session that moved to another node
+(resource conflict) keeps its new entry. The cap counts a dead node's sessions until it is
+purged (at most `ttl` after its last heartbeat).
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ def alive_key(node: str) -> str:
 
 # what the admin listings show of a session's connection (Session.info): its entry carries them
 LISTED_INFO = ("ip", "listener", "tls_version", "cipher", "mechanism")
+
+
+def listed_info(info: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k in LISTED_INFO if (v := info.get(k)) is not None}
 
 
 def channel(node: str) -> str:
@@ -112,6 +119,29 @@ end
 return 1
 """
 )
+
+# A bind (design decision 4, cluster-wide). KEYS as REGISTER; ARGV: resource, full JID, node,
+# entry, the cap, how many other resources of the account this node holds (its own registry is
+# exact, its entries may lag), '1' when one of them is this resource. The entry of a resource
+# bound on another node is replaced (that node's name is returned: it closes the session with
+# conflict); otherwise, with `cap` resources already bound, nothing is written (false).
+CLAIM = """
+local count, same, replaced = tonumber(ARGV[6]), ARGV[7] == '1', ''
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local node = cjson.decode(all[i + 1])['node']
+  if all[i] == ARGV[1] then
+    same = true
+    if node ~= ARGV[3] then replaced = node end
+  elseif node ~= ARGV[3] then
+    count = count + 1
+  end
+end
+if not same and count >= tonumber(ARGV[5]) then return false end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[2])
+return replaced
+"""
 
 # the same keys and ARGV; removes the entry only while it is still this node's (a resource that
 # moved to another node is not announced unavailable: that node announces it)
@@ -197,6 +227,7 @@ class Directory:
         self.node = node
         self.ttl = ttl
         self._register = redis.register_script(REGISTER)
+        self._claim = redis.register_script(CLAIM)
         self._unregister = redis.register_script(UNREGISTER)
         self._purge = redis.register_script(PURGE)
         self._release_component = redis.register_script(RELEASE_COMPONENT)
@@ -210,6 +241,17 @@ class Directory:
         await self._register(
             keys=[user_key(bare), jids_key(self.node), FEEDS],
             args=[resource, full, self.node, entry.dump(), said if announce else ""],
+        )
+
+    async def claim(
+        self, full: str, entry: Entry, cap: int, own: int, own_same: bool
+    ) -> str | None:
+        """A bind's place, taken atomically (CLAIM): None when `cap` resources are bound
+        already; else the node whose session of `full` it replaces ('' for none)."""
+        bare, _, resource = full.partition("/")
+        return await self._claim(
+            keys=[user_key(bare), jids_key(self.node)],
+            args=[resource, full, self.node, entry.dump(), cap, own, "1" if own_same else "0"],
         )
 
     async def unregister(self, full: str, announce: bool = False) -> None:

@@ -28,7 +28,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from vines_server.cluster.channel import Channel, Message
 from vines_server.cluster.components import ClusterComponent, connected_here
-from vines_server.cluster.directory import LISTED_INFO, Directory, Entry
+from vines_server.cluster.directory import Directory, Entry, listed_info
 from vines_server.cluster.liveness import Liveness
 from vines_server.cluster.remote import ClusterSessions, remote_node
 from vines_server.cluster.status import NodeStatus
@@ -103,6 +103,8 @@ class ClusterNode:
         self._announce: set[JID] = set()  # ... and whose presence changed (for the feeds)
         self._feeds: Callable[[], bool] = lambda: False  # a presence feed runs here
         self._feeds_lock = asyncio.Lock()
+        self._claims: dict[JID, tuple[asyncio.Lock, list[int]]] = {}  # bare -> lock, waiting
+        self._claiming: set[JID] = set()  # full JIDs whose bind is claiming their entry
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopped = False
@@ -198,6 +200,45 @@ class ClusterNode:
                 return list(bares)
         return self.sessions.users()
 
+    async def claim(self, full: JID, info: dict[str, Any], cap: int) -> bool:
+        """A bind's place in the account's `cap` sessions, decided in the directory in one
+        step (design decision 4, cluster-wide); a session of `full` on another node is closed
+        with conflict. False: the cap is reached. This node's binds of one account take turns
+        (its own registry counts the previous one, added as soon as this returns)."""
+        bare = full.bare
+        lock, waiting = self._claims.setdefault(bare, (asyncio.Lock(), [0]))
+        waiting[0] += 1
+        try:
+            async with lock:
+                return await self._claim(full, info, cap)
+        finally:
+            waiting[0] -= 1
+            if not waiting[0]:
+                del self._claims[bare]
+
+    async def _claim(self, full: JID, info: dict[str, Any], cap: int) -> bool:
+        own = self.sessions.own(full.bare)
+        others = sum(1 for s in own if s.jid != full)
+        entry = Entry(self.node, since=time.time(), info=listed_info(info))
+        if self.connected:
+            self._claiming.add(full)
+            try:
+                replaced = await self.directory.claim(
+                    str(full), entry, cap, others, others < len(own)
+                )
+            except Exception as exc:  # Redis went: this node decides, the writer reconciles
+                log.debug("directory claim of %s failed: %s", full, exc)
+                self._changed_jid(full)
+            else:
+                if replaced:
+                    self._kick(replaced, full, StreamError("conflict", "replaced by a new session"))
+                await self.refresh(full.bare)
+                return replaced is not None
+            finally:
+                self._claiming.discard(full)
+        # Redis away: this node's view (its mirror as last refreshed), not atomic
+        return self.sessions.get(full) is not None or self.sessions.count(full.bare) < cap
+
     async def watch_presence(self, wanted: Callable[[], bool]) -> None:
         """Have the other nodes announce their users' presence changes to this one while
         `wanted()` (a presence feed runs here). Evaluated under a lock, so that the last call
@@ -248,9 +289,12 @@ class ClusterNode:
     # ---- this node's entries in the directory ---------------------------------------------
 
     def _changed(self, session: Session, presence: bool = False) -> None:
-        self._dirty.add(session.jid)
+        self._changed_jid(session.jid, presence)
+
+    def _changed_jid(self, full: JID, presence: bool = False) -> None:
+        self._dirty.add(full)
         if presence:
-            self._announce.add(session.jid)
+            self._announce.add(full)
         self._wake.set()
 
     def _register_all(self) -> None:
@@ -278,6 +322,8 @@ class ClusterNode:
             announce = full in self._announce
             self._announce.discard(full)
             session = self.sessions.local(full)
+            if session is None and full in self._claiming:
+                continue  # bound again here: the claim overwrites the entry
             try:
                 if session is None:
                     await self.directory.unregister(str(full), announce)
@@ -290,7 +336,7 @@ class ClusterNode:
                         session.interested,
                         serialize(presence).decode() if presence is not None else None,
                         session.since.timestamp(),
-                        {k: str(v) for k in LISTED_INFO if (v := session.info.get(k)) is not None},
+                        listed_info(session.info),
                     )
                     await self.directory.register(str(full), entry, announce)
             except BaseException:  # not written: again at the next try

@@ -131,6 +131,10 @@ class ClusterSessions(SessionRegistry):
             else:
                 del self._remote[bare]
 
+    def own(self, bare: JID) -> list[Session]:
+        """This node's own sessions of `bare`."""
+        return super().resources(bare)
+
     def local(self, full: JID) -> Session | None:
         """This node's own session for `full`."""
         return super().get(full)
