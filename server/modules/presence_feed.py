@@ -1,4 +1,4 @@
-"""A live feed of every local user's presence, for administrators.
+"""A live feed of every user's presence (every node's, in a cluster), for administrators.
 
 An admin runs the ad-hoc command `urn:vinesctl:presence-feed` on a domain. The answer carries the
 feed id; then the server sends messages from the domain to the admin's full JID:
@@ -32,8 +32,9 @@ nodes, and how:
   the same Redis script that writes the change into the directory, while any node runs a feed
   (`vines:feeds`, which this node joins before it reads the directory for the snapshot). So a
   change is either in the snapshot (written before the read) or arrives as a delta: none is
-  lost while this node's Redis connection holds. One may be both in the snapshot and in the
-  first deltas (the same state twice, never an older one after a newer one).
+  lost while this node's Redis connection holds. A change may be both in the snapshot and
+  among the deltas that follow it, so a delta can briefly repeat a state older than the one the
+  snapshot showed; for each remote user, the last state the feed gives is its current one.
 - Deltas of one remote user come in the order their node wrote them (one script per change,
   one channel); a node coalesces a user's changes between two of its directory writes (the
   latest wins, as the feed does for a slow admin). Between users of different nodes there is
