@@ -441,13 +441,17 @@ class Server:
             full = JID.parse(f"{bare}/{resource}")
         except JIDError:
             raise StanzaError("bad-request", "that resource is not valid") from None
+        cap = self.config.limits.sessions_per_account
         if self.cluster is not None:  # the cap and conflicts are the cluster's (decision 4)
-            await self.cluster.refresh(bare)
-        old = self.sessions.get(full)
-        if old is None and self.sessions.count(bare) >= self.config.limits.sessions_per_account:
+            over = not await self.cluster.claim(full, conn.info, cap)
+            old = self.cluster.sessions.local(full)  # one on another node: closed by claim()
+        else:
+            old = self.sessions.get(full)
+            over = old is None and self.sessions.count(bare) >= cap
+        if over:
             raise StanzaError(
                 "resource-constraint",
-                f"at most {self.config.limits.sessions_per_account} sessions per account",
+                f"at most {cap} sessions per account",
                 type="cancel",
                 app=(ns.XMPP_ERRORS, "resource-limit-exceeded"),
             )

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from vines_server.cluster.directory import channel
+from vines_server.cluster.directory import PRESENCE, channel
 from vines_server.core.faults import describe
 
 log = logging.getLogger(__name__)
@@ -78,12 +78,13 @@ class Channel:
     # ---- receiving -------------------------------------------------------------------------
 
     async def receiving(self, handle: Handler, retry: float) -> None:
-        """Listen on this node's channel; after a lost connection, subscribe again every
-        `retry` seconds until Redis answers (liveness logs the outage)."""
+        """Listen on this node's channel and on the cluster's presence announcements (for the
+        admin presence feed; published only while a node runs one); after a lost connection,
+        subscribe again every `retry` seconds until Redis answers (liveness logs the outage)."""
         while not self.closed:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(channel(self.node))
+                await pubsub.subscribe(channel(self.node), PRESENCE)
                 while not self.closed:
                     item = await pubsub.get_message(timeout=retry)
                     if item is None or item.get("type") != "message":

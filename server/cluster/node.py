@@ -17,6 +17,8 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element
@@ -26,9 +28,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from vines_server.cluster.channel import Channel, Message
 from vines_server.cluster.components import ClusterComponent, connected_here
-from vines_server.cluster.directory import Directory, Entry
+from vines_server.cluster.directory import Directory, Entry, listed_info
 from vines_server.cluster.liveness import Liveness
-from vines_server.cluster.remote import ClusterSessions
+from vines_server.cluster.remote import ClusterSessions, remote_node
 from vines_server.cluster.status import NodeStatus
 from vines_server.core.sessions import Confirm, Session
 from vines_server.storage.stanzas import parse_stored
@@ -98,6 +100,11 @@ class ClusterNode:
         self._acks: dict[str, tuple[float, Confirm]] = {}  # token -> (sent at, confirm)
         self._serial = itertools.count(1)
         self._dirty: set[JID] = set()  # full JIDs whose directory entry must be written
+        self._announce: set[JID] = set()  # ... and whose presence changed (for the feeds)
+        self._feeds: Callable[[], bool] = lambda: False  # a presence feed runs here
+        self._feeds_lock = asyncio.Lock()
+        self._claims: dict[JID, tuple[asyncio.Lock, list[int]]] = {}  # bare -> lock, waiting
+        self._claiming: set[JID] = set()  # full JIDs whose bind is claiming their entry
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopped = False
@@ -112,7 +119,7 @@ class ClusterNode:
         hooks = self.server.host.hooks
         hooks.on("session/bound", self._changed)
         hooks.on("session/closed", self._changed)
-        hooks.on("presence/changed", lambda session, _stanza: self._changed(session))
+        hooks.on("presence/changed", lambda session, _stanza: self._changed(session, True))
         hooks.on("component/closed", self._component_closed)
         router = self.server.router
         for domain, route in self.server.components.routes.items():
@@ -193,19 +200,107 @@ class ClusterNode:
                 return list(bares)
         return self.sessions.users()
 
+    async def claim(self, full: JID, info: dict[str, Any], cap: int) -> bool:
+        """A bind's place in the account's `cap` sessions, decided in the directory in one
+        step (design decision 4, cluster-wide); a session of `full` on another node is closed
+        with conflict. False: the cap is reached. This node's binds of one account take turns
+        (its own registry counts the previous one, added as soon as this returns)."""
+        bare = full.bare
+        lock, waiting = self._claims.setdefault(bare, (asyncio.Lock(), [0]))
+        waiting[0] += 1
+        try:
+            async with lock:
+                return await self._claim(full, info, cap)
+        finally:
+            waiting[0] -= 1
+            if not waiting[0]:
+                del self._claims[bare]
+
+    async def _claim(self, full: JID, info: dict[str, Any], cap: int) -> bool:
+        own = self.sessions.own(full.bare)
+        others = sum(1 for s in own if s.jid != full)
+        entry = Entry(self.node, since=time.time(), info=listed_info(info))
+        if self.connected:
+            self._claiming.add(full)
+            try:
+                replaced = await self.directory.claim(
+                    str(full), entry, cap, others, others < len(own)
+                )
+            except Exception as exc:  # Redis went: this node decides, the writer reconciles
+                log.debug("directory claim of %s failed: %s", full, exc)
+                self._changed_jid(full)
+            else:
+                if replaced:
+                    self._kick(replaced, full, StreamError("conflict", "replaced by a new session"))
+                await self.refresh(full.bare)
+                return replaced is not None
+            finally:
+                self._claiming.discard(full)
+        # Redis away: this node's view (its mirror as last refreshed), not atomic
+        return self.sessions.get(full) is not None or self.sessions.count(full.bare) < cap
+
+    async def watch_presence(self, wanted: Callable[[], bool]) -> None:
+        """Have the other nodes announce their users' presence changes to this one while
+        `wanted()` (a presence feed runs here). Evaluated under a lock, so that the last call
+        to reach Redis says what holds now, whichever order starts and stops came in."""
+        self._feeds = wanted
+        async with self._feeds_lock:
+            try:
+                await self.directory.watch_presence(wanted())
+            except Exception as exc:  # Redis away: the rejoin calls this again
+                log.debug("presence announcements not (un)subscribed: %s", exc)
+
+    async def presences(self, domain: str) -> list[tuple[JID, Element, datetime]]:
+        """The available resources of `domain`'s users on other nodes, as the directory holds
+        them: (full JID, presence, bound since)."""
+        out = []
+        for bare in await self.online():
+            if bare.domain != domain:
+                continue
+            for session in self.sessions.resources(bare):
+                if remote_node(session) is not None and session.presence is not None:
+                    out.append((session.jid, session.presence, session.since))
+        return out
+
+    def _announced(self, message: Message) -> None:
+        """Another node's user changed presence (directory.py, `vines:presence`): the feeds
+        here learn it (`cluster/presence`); this node's own are observed where they happen."""
+        if message.get("node") == self.node:
+            return
+        try:
+            full = JID.parse(str(message.get("full")))
+        except JIDError:
+            return
+        xml = message.get("xml")
+        stanza = None
+        if xml is not None:
+            try:
+                stanza = parse_stored(str(xml), self.server.config.limits)
+            except StreamError:
+                stanza = None
+        if stanza is None:
+            stanza = make(PRESENCE, {"type": "unavailable"})
+        self.server.host.hooks.emit("cluster/presence", full, stanza)
+
     async def _component_closed(self, domain: JID | str) -> None:
         if self.connected:
             await self.directory.release_component(str(domain))
 
     # ---- this node's entries in the directory ---------------------------------------------
 
-    def _changed(self, session: Session) -> None:
-        self._dirty.add(session.jid)
+    def _changed(self, session: Session, presence: bool = False) -> None:
+        self._changed_jid(session.jid, presence)
+
+    def _changed_jid(self, full: JID, presence: bool = False) -> None:
+        self._dirty.add(full)
+        if presence:
+            self._announce.add(full)
         self._wake.set()
 
     def _register_all(self) -> None:
         self._dirty.update(s.jid for s in self.sessions)
         self._wake.set()
+        self.server.spawn(self.watch_presence(self._feeds))  # the purge forgot it
 
     async def _writing(self) -> None:
         while not self._stopped:
@@ -218,23 +313,37 @@ class ClusterNode:
                 self._wake.set()
 
     async def _write(self) -> None:
-        """The current state of each changed session, whatever happened in between."""
+        """The current state of each changed session, whatever happened in between. A session
+        leaves the sets before its write is awaited: a change during the write marks it again
+        (discarded after the await, that change was never written)."""
         while self._dirty:
             full = next(iter(self._dirty))
-            session = self.sessions.local(full)
-            if session is None:
-                await self.directory.unregister(str(full))
-            else:
-                presence = session.presence
-                entry = Entry(
-                    self.node,
-                    session.available,
-                    session.priority,
-                    session.interested,
-                    serialize(presence).decode() if presence is not None else None,
-                )
-                await self.directory.register(str(full), entry)
             self._dirty.discard(full)
+            announce = full in self._announce
+            self._announce.discard(full)
+            session = self.sessions.local(full)
+            if session is None and full in self._claiming:
+                continue  # bound again here: the claim overwrites the entry
+            try:
+                if session is None:
+                    await self.directory.unregister(str(full), announce)
+                else:
+                    presence = session.presence
+                    entry = Entry(
+                        self.node,
+                        session.available,
+                        session.priority,
+                        session.interested,
+                        serialize(presence).decode() if presence is not None else None,
+                        session.since.timestamp(),
+                        listed_info(session.info),
+                    )
+                    await self.directory.register(str(full), entry, announce)
+            except BaseException:  # not written: again at the next try
+                self._dirty.add(full)
+                if announce:
+                    self._announce.add(full)
+                raise
 
     def _info(self) -> dict[str, Any]:
         """This node's record for NodeStatus, written at each heartbeat."""
@@ -337,6 +446,9 @@ class ClusterNode:
 
     async def _received(self, message: Message) -> None:
         kind = message.get("k")
+        if kind == "presence":
+            self._announced(message)
+            return
         if kind == "route":  # for a component connected here
             stanza = parse_stored(str(message.get("xml")), self.server.config.limits)
             route = self.server.components.routes.get(JID.parse(stanza.get("to", "")).domain)

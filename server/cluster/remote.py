@@ -11,6 +11,7 @@ own sessions (`len`, iteration, `users`) stay local: figures and metrics are per
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
@@ -96,7 +97,11 @@ class ClusterSessions(SessionRegistry):
             if session is None or remote_node(session) != entry.node:
                 link = RemoteLink(entry.node, full, self._send, self._kick)
                 # managed: a message to it is held in the store until its node confirms it
-                session = Session(full, link, info={"node": entry.node}, managed=True)
+                session = Session(full, link, managed=True)
+            # what the admin listings show of it (its address, TLS, SASL, since when)
+            session.info = {"node": entry.node, **entry.info}
+            if entry.since:
+                session.since = datetime.fromtimestamp(entry.since, UTC)
             session.priority = entry.priority
             session.interested = entry.interested
             session.presence = None
@@ -125,6 +130,10 @@ class ClusterSessions(SessionRegistry):
                 self._remote[bare] = kept
             else:
                 del self._remote[bare]
+
+    def own(self, bare: JID) -> list[Session]:
+        """This node's own sessions of `bare`."""
+        return super().resources(bare)
 
     def local(self, full: JID) -> Session | None:
         """This node's own session for `full`."""

@@ -1,4 +1,4 @@
-"""A live feed of every local user's presence, for administrators.
+"""A live feed of every user's presence (every node's, in a cluster), for administrators.
 
 An admin runs the ad-hoc command `urn:vinesctl:presence-feed` on a domain. The answer carries the
 feed id; then the server sends messages from the domain to the admin's full JID:
@@ -25,6 +25,25 @@ the feed's messages to offline storage). Connected components' presence to the s
 load, `modules/components.py`) is part of every feed: components serve all hosted domains.
 The feed ends with the admin's
 session, or with the command `urn:vinesctl:presence-feed#stop`.
+
+In a cluster (cluster/), the feed covers every node's users of the domain. What holds across
+nodes, and how:
+- Another node's user's change reaches this node on the `vines:presence` channel, published by
+  the same Redis script that writes the change into the directory, while any node runs a feed
+  (`vines:feeds`, which this node joins before it reads the directory for the snapshot). So a
+  change is either in the snapshot (written before the read) or arrives as a delta: none is
+  lost while this node's Redis connection holds. A change may be both in the snapshot and
+  among the deltas that follow it, so a delta can briefly repeat a state older than the one the
+  snapshot showed; for each remote user, the last state the feed gives is its current one.
+- Deltas of one remote user come in the order their node wrote them (one script per change,
+  one channel); a node coalesces a user's changes between two of its directory writes (the
+  latest wins, as the feed does for a slow admin). Between users of different nodes there is
+  no order, and the delay stamp is when this node learned of the change.
+- A node that dies is purged by a survivor after its liveness key expired: each of its available
+  users then comes as an unavailable delta (the purge script publishes them).
+- Redis pub/sub is at most once: a delta published while this node was disconnected from Redis
+  is lost (the log says when Redis went and came back); restarting the feed resynchronises.
+- `seq` and coalescing are per feed, on this node, as on one node.
 """
 
 from __future__ import annotations
@@ -78,6 +97,14 @@ class Feed:
         self.pending: dict[JID, Element] = {}  # full JID -> latest forwarded presence
         self._scheduled = False
         self.closed = False
+        self.ready = True  # False while the other nodes' part of the snapshot is read
+
+    def add_to_snapshot(self, found: list[tuple[JID, Element, datetime]]) -> None:
+        """Other nodes' available sessions (the cluster's directory)."""
+        assert self.snapshot is not None
+        self.snapshot.extend(
+            (presence, jid, since) for jid, presence, since in found if jid.domain == self.domain
+        )
 
     def take_snapshot(self) -> None:
         for session in self.api.sessions:
@@ -110,7 +137,7 @@ class Feed:
         """Send one message, then yield to the loop: a snapshot of 10 000 sessions must not
         hold everyone else up while it is serialized."""
         self._scheduled = False
-        if self.closed:
+        if self.closed or not self.ready:  # deltas coalesce meanwhile; start() schedules
             return
         if self._congested():
             self.schedule(RETRY)  # deltas keep coalescing in `pending` meanwhile
@@ -154,6 +181,17 @@ def setup(api: ModuleAPI) -> None:
         # Snapshot and registration in one step: no await may come between these two lines.
         feed.take_snapshot()
         feeds[ctx.requester] = feed
+        cluster = api.cluster
+        if cluster is not None:
+            # other nodes announce their changes from now on, then the directory is read:
+            # an older change is in what it holds, a newer one arrives as a delta
+            feed.ready = False
+            await cluster.watch_presence(lambda: bool(feeds))
+            try:
+                feed.add_to_snapshot(await cluster.presences(feed.domain))
+            except Exception as exc:  # Redis away: this node's part only
+                api.log.warning("presence feed without the other nodes' users: %s", exc)
+            feed.ready = True
         feed.schedule()
         form = Form(
             "result",
@@ -167,11 +205,22 @@ def setup(api: ModuleAPI) -> None:
         if feed is None:
             return Result.info("no presence feed was running for this session")
         feed.closed = True
+        unwatch()
         return Result.info(f"presence feed {feed.id} stopped")
 
     def changed(session: Session, stanza: Element) -> None:
         for feed in feeds.values():
             feed.observe(session, stanza)
+
+    def remote_changed(sender: JID, stanza: Element) -> None:
+        for feed in feeds.values():
+            if sender.domain == feed.domain:
+                feed.note(sender, stanza)
+
+    def unwatch() -> None:
+        cluster = api.cluster
+        if cluster is not None and not feeds:
+            api.spawn(cluster.watch_presence(lambda: bool(feeds)))
 
     def component_changed(sender: JID, stanza: Element) -> None:
         for feed in feeds.values():
@@ -181,10 +230,12 @@ def setup(api: ModuleAPI) -> None:
         feed = feeds.pop(session.jid, None)
         if feed is not None:
             feed.closed = True
+            unwatch()
 
     registry.add(Command(NODE, "Start a live feed of presence", start, (), admins.allow_admin))
     registry.add(Command(NODE_STOP, "Stop the presence feed", stop, (), admins.allow_admin))
     api.on("presence/changed", changed)
     api.on("component/presence", component_changed)
+    api.on("cluster/presence", remote_changed)  # another node's user (cluster/node.py)
     api.on("session/closed", closed, priority=100)
     api.feature(NS_FEED)

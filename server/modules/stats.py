@@ -1,6 +1,8 @@
 """Our own admin nodes: `urn:vinesctl:admin#stats` (server statistics) and `#sessions` (the
 sessions of the domain's users with their details). Both are for the domain's admins; the
-statistics are server-wide aggregates, the session list shows only that domain's users.
+statistics are server-wide aggregates, the session list shows only that domain's users: in a
+cluster, on every node, with a `node` column (another node's session has no stream state here;
+its address, TLS and SASL details come from the directory, cluster/directory.py).
 
 Stanza rates are given two ways: the average since start, and the rate since the previous
 statistics request (since start for the first one).
@@ -101,9 +103,15 @@ def setup(api: ModuleAPI) -> None:
             ("state", "Stream state"),
             ("presence", "Presence"),
         ]
+        here = api.config.cluster.node if api.cluster is not None else None
+        if here is not None:
+            columns.append(("node", "Node"))
         form = result_form("Sessions", namespace=ns.VINES_ADMIN)
         form.reported = [Field(var, "text-single", label) for var, label in columns]
-        mine = sorted((s for s in api.sessions if s.jid.domain == domain), key=lambda s: str(s.jid))
+        users = [u for u in await api.online_users() if u.domain == domain]  # every node's
+        mine = sorted(
+            (s for user in users for s in api.sessions.resources(user)), key=lambda s: str(s.jid)
+        )
         for s in mine:
             link_state = getattr(getattr(s.link, "stream", None), "state", None)
             presence = "unavailable"
@@ -120,6 +128,8 @@ def setup(api: ModuleAPI) -> None:
                 "state": getattr(link_state, "name", link_state),
                 "presence": presence,
             }
+            if here is not None:
+                cells["node"] = s.info.get("node") or here
             form.items.append(
                 [Field(k, None, values=[str(v) if v is not None else ""]) for k, v in cells.items()]
             )

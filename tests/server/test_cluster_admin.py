@@ -6,20 +6,24 @@ than the one holding the detached session is answered item-not-found."""
 from __future__ import annotations
 
 import re
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from slixmpp.exceptions import IqError
+from vines_server.xmpp.jid import JID
 
 from tests.components.conftest import SPARE, WORK, component_sections, connect_component
-from tests.support.adhoc import admin, run
+from tests.support.adhoc import admin, ours, run
 from tests.support.cluster import Shared, cluster, raw_bind, until, until_registered
 from tests.support.xmpp import DOMAIN, PASSWORD, RawClient, disconnect, slixmpp_client
 
 ADMIN, ALICE, BOB = f"admin@{DOMAIN}", f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 
 
-async def test_an_admin_on_one_node_lists_and_kicks_users_on_the_other(shared: Shared) -> None:
+@asynccontextmanager
+async def admin_and_bob(shared: Shared):
+    """Two nodes; an admin on n1 and bob bound as bob/desk on n2, in the directory."""
     async with cluster(shared, "n1", "n2") as (n1, n2):
         await n1.add_user("admin")
         await n1.add_user("bob")
@@ -27,6 +31,14 @@ async def test_an_admin_on_one_node_lists_and_kicks_users_on_the_other(shared: S
         bob = await raw_bind(n2, "bob", "desk")
         try:
             await until_registered(n1, BOB, 1)
+            yield n1, n2, boss, bob
+        finally:
+            await disconnect(boss)
+
+
+async def test_an_admin_on_one_node_lists_and_kicks_users_on_the_other(shared: Shared) -> None:
+    async with admin_and_bob(shared) as (n1, n2, boss, bob):
+        try:
             answer = await run(boss, admin("end-user-session"), {"accountjids": [BOB]})
             assert answer.notes == [("info", "1 session ended")]
             await bob.client.expect_stream_error("policy-violation")
@@ -49,7 +61,35 @@ async def test_an_admin_on_one_node_lists_and_kicks_users_on_the_other(shared: S
             await bob.client.expect_stream_error("not-authorized")
         finally:
             bob.client.close()
-            await disconnect(boss)
+
+
+async def test_an_admin_sees_the_address_and_details_of_sessions_on_the_other_node(
+    shared: Shared,
+) -> None:
+    async with admin_and_bob(shared) as (_, n2, boss, bob):
+        try:
+            there = n2.server.sessions.local(JID.parse(f"{BOB}/desk"))
+            assert there is not None and there.info["ip"] == "127.0.0.1"
+            since = there.since.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+            stats = await run(boss, admin("user-stats"), {"accountjid": BOB})
+            assert stats.values("ipaddresses") == ["127.0.0.1"]
+
+            listed = await run(
+                boss, admin("get-online-users-list"), {"max_items": "none", "details": "1"}
+            )
+            row = next(r for r in listed.rows() if r["jid"] == f"{BOB}/desk")
+            assert (row["ip"], row["since"]) == ("127.0.0.1", since)
+
+            sessions = await run(boss, ours("sessions"))
+            rows = {r["jid"]: r for r in sessions.rows()}
+            row = rows[f"{BOB}/desk"]
+            for var in ("ip", "listener", "tls_version", "cipher", "mechanism"):
+                assert row[var] == str(there.info[var]), var
+            assert (row["since"], row["node"]) == (since, "n2")
+            assert rows[str(boss.boundjid)]["node"] == "n1"
+        finally:
+            bob.client.close()
 
 
 async def test_resuming_on_another_node_is_item_not_found(shared: Shared) -> None:

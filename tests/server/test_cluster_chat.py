@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import os
 
+from vines_server.xmpp.jid import JID
+
 from tests.support.cluster import Shared, befriend, cluster, raw_bind, until, until_registered
-from tests.support.xmpp import DOMAIN, disconnect, slixmpp_client
+from tests.support.xmpp import DOMAIN, PASSWORD, RawClient, disconnect, slixmpp_client
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 
@@ -116,6 +118,44 @@ async def test_the_session_cap_and_resource_conflicts_are_cluster_wide(shared: S
         finally:
             first.client.close()
             second.client.close()
+
+
+async def test_binds_at_the_same_instant_on_two_nodes_never_exceed_the_session_cap(
+    shared: Shared,
+) -> None:
+    cap, per_node = 3, 4
+    shared.limits = {"sessions_per_account": cap}
+    async with cluster(shared, "n1", "n2") as (n1, n2):
+        await n1.add_user("bob")
+        clients = []
+        try:
+            # authenticated first, so that only the binds race
+            for harness in (n1, n2):
+                for _ in range(per_node):
+                    client = await RawClient.connect(harness.port(), harness.pki.ca_file)
+                    clients.append(client)
+                    await client.starttls()
+                    await client.auth_plain("bob", PASSWORD)
+                    await client.read_until(rb"<success[^>]*/>")
+                    await client.open_stream()
+
+            async def bind(client: RawClient, resource: str) -> bytes:
+                await client.send(
+                    "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                    f"<resource>r{resource}</resource></bind></iq>"
+                )
+                return await client.read_until(rb"</iq>")
+
+            replies = await asyncio.gather(*(bind(c, str(i)) for i, c in enumerate(clients)))
+            bound = [r for r in replies if b"<jid>" in r]
+            refused = [r for r in replies if b"resource-constraint" in r]
+            assert (len(bound), len(refused)) == (cap, len(clients) - cap)
+            sessions = n1.server.cluster.sessions, n2.server.cluster.sessions
+            assert sum(len(s.own(JID.parse(BOB))) for s in sessions) == cap
+            await until_registered(n1, BOB, cap)
+        finally:
+            for client in clients:
+                client.close()
 
 
 async def test_an_accounts_resources_on_two_nodes_share_roster_pushes_and_presence(
