@@ -47,13 +47,21 @@ log = logging.getLogger("vines_server.cluster")
 MESSAGE = ns.q(ns.CLIENT, "message")
 PRESENCE = ns.q(ns.CLIENT, "presence")
 IQ = ns.q(ns.CLIENT, "iq")
+REDIS_CONNECTIONS = 32  # per node, its channel listener's subscription among them
 
 
 def redis_client(url: str, password: str | None, timeout: float) -> Any:
     """The client; the password from the file wins over the URL's. Neither is ever logged:
-    errors name the host, not the URL."""
-    return aioredis.Redis.from_url(
+    errors name the host, not the URL.
+
+    A burst (hundreds of logins, each refreshing the directory) needs more commands in flight
+    than connections are worth opening: they wait up to `timeout` for one of REDIS_CONNECTIONS
+    (redis-py's default pool raises at its limit instead, which looked like Redis going away
+    and refused cross-node stanzas for a heartbeat)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=timeout,
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
@@ -61,6 +69,7 @@ def redis_client(url: str, password: str | None, timeout: float) -> Any:
         retry=Retry(NoBackoff(), 1),
         **({"password": password} if password is not None else {}),
     )
+    return aioredis.Redis.from_pool(pool)  # closing the client closes its pool
 
 
 def redacted(url: str) -> str:

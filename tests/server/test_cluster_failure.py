@@ -234,3 +234,22 @@ async def test_a_message_to_a_live_node_between_two_subscriptions_is_published_a
             await pubsub.aclose()
             await client.aclose()
             await disconnect(alice)
+
+
+async def test_a_burst_of_directory_calls_waits_for_connections_instead_of_an_outage(
+    shared: Shared, caplog: pytest.LogCaptureFixture
+) -> None:
+    """More commands in flight than the node's Redis connections (a login storm) wait their
+    turn: none fails, and the node does not take the burst for Redis going away."""
+    from vines_server.cluster.node import REDIS_CONNECTIONS
+
+    caplog.set_level(logging.INFO, logger="vines_server.cluster")
+    async with cluster(shared, "n1") as (n1,):
+        node = n1.server.cluster
+        answers = await asyncio.gather(
+            *(node.directory.alive("n1") for _ in range(20 * REDIS_CONNECTIONS))
+        )
+        assert all(answers)
+        await node.liveness.beat()
+        assert node.connected
+    assert not [r for r in caplog.records if "unreachable" in r.getMessage()]
