@@ -106,7 +106,7 @@ class VinesSide(Side):
         from vines_server import certs
         from vines_server.config import Limits
 
-        self.root = directory / "vines"
+        self.root = directory / self.name
         self.root.mkdir(parents=True)
         self.domain = "vines.test"
         self.iterations = iterations
@@ -135,8 +135,7 @@ class VinesSide(Side):
             "c2s_port = 0",
             "c2s_direct_tls_port = 0",
             "[storage]",
-            'backend = "sqlite"',
-            'path = "vines.sqlite"',
+            *self.storage_lines(),
             "[limits]",
             *(f"{k} = {v}" for k, v in limits.items()),
             "",
@@ -145,7 +144,12 @@ class VinesSide(Side):
         self.config_file.write_text("\n".join(lines))
         self.state_file = self.root / "vines.state.json"
         self.process: subprocess.Popen[bytes] | None = None
-        asyncio.run(self._provision(users, password))
+        if users:
+            asyncio.run(self._provision(users, password))
+
+    def storage_lines(self) -> list[str]:
+        """The [storage] keys, and any section after it (bench/cluster.py's nodes add theirs)."""
+        return ['backend = "sqlite"', 'path = "vines.sqlite"']
 
     async def _provision(self, users: int, password: str) -> None:
         from vines_server.config import load

@@ -136,6 +136,21 @@ class Options:
     ca: str | None = None
     direct_tls: bool = False
     timeout: float = 30.0
+    ports: tuple[int, ...] = ()  # several nodes of one service: each user on one of them
+    placement: str = "cross"
+
+    def port_for(self, index: int) -> int:
+        """The port client `index` connects to: with several --ports, its node's."""
+        if not self.ports:
+            return self.port
+        return self.ports[node_of(index, len(self.ports), self.placement)]
+
+
+def node_of(index: int, nodes: int, placement: str) -> int:
+    """Which of `nodes` nodes the user at `index` logs in to. Message partners are the pairs
+    (2k, 2k+1): "cross" puts the two of a pair on different nodes (round-robin by user), "same"
+    on one node (round-robin by pair)."""
+    return (index if placement == "cross" else index // 2) % nodes
 
 
 def client_context(opts: Options) -> ssl.SSLContext:
@@ -199,11 +214,13 @@ class Client:
         opts = self.opts
         if opts.direct_tls:
             self.reader, self.writer = await asyncio.open_connection(
-                opts.host, opts.port, ssl=self.ctx, server_hostname=opts.domain
+                opts.host, opts.port_for(self.index), ssl=self.ctx, server_hostname=opts.domain
             )
             features = await self._open_stream()
         else:
-            self.reader, self.writer = await asyncio.open_connection(opts.host, opts.port)
+            self.reader, self.writer = await asyncio.open_connection(
+                opts.host, opts.port_for(self.index)
+            )
             features = await self._open_stream()
             if b"starttls" not in features:
                 raise LoginError("server offers no STARTTLS")
@@ -558,6 +575,8 @@ def summarize(scenario: str, opts: Options, args: dict, results: list[dict], ext
         "scenario": scenario,
         "host": opts.host,
         "port": opts.port,
+        "ports": list(opts.ports) or None,
+        "placement": opts.placement if opts.ports else None,
         "domain": opts.domain,
         "mechanism": opts.mechanism,
         "procs": len(results),
@@ -624,6 +643,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("scenario", choices=sorted(WORKERS))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5222)
+    p.add_argument(
+        "--ports",
+        type=lambda v: tuple(int(x) for x in v.split(",")),
+        default=(),
+        help="several nodes of one service, e.g. 5222,5223: each user logs in to one of them"
+        " (overrides --port)",
+    )
+    p.add_argument(
+        "--placement",
+        choices=["cross", "same"],
+        default="cross",
+        help="with --ports: message partners on different nodes (cross) or on one (same)",
+    )
     p.add_argument("--domain", required=True)
     p.add_argument("--users-prefix", default="bench")
     p.add_argument("--users", type=int, default=1000, help="accounts PREFIX0..PREFIX{N-1}")
@@ -668,6 +700,8 @@ def main(argv: list[str] | None = None) -> int:
         ca=ns.ca,
         direct_tls=ns.direct_tls,
         timeout=ns.timeout,
+        ports=ns.ports,
+        placement=ns.placement,
     )
     procs = max(1, ns.procs)
     if ns.scenario == "logins":
