@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -366,6 +367,32 @@ def _fmt(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def ratio_cell(ours, theirs, higher: bool | None) -> str:
+    """ours / theirs, marked "better" or "worse" by the figure's direction; "-" without both."""
+    if not (isinstance(ours, int | float) and isinstance(theirs, int | float) and theirs):
+        return "-"
+    ratio = ours / theirs
+    mark = ""
+    if higher is not None and abs(ratio - 1) >= 0.02:  # within 2 %: noise
+        mark = " (better)" if (ratio > 1) == higher else " (worse)"
+    return f"{ratio:.2f}{mark}"
+
+
+def align(rows: list[list[str]]) -> list[str]:
+    """Rows of cells as text columns: the first left-aligned, the others right; a rule under
+    the header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
 def table(results: dict) -> str:
     for res in results["sides"].values():
         if "error" in res:
@@ -384,28 +411,15 @@ def table(results: dict) -> str:
         values = [_get(results["sides"][s], path) for s in sides]
         row = [label, *(_fmt(v) for v in values)]
         if both:
-            ours, theirs = (
-                _get(results["sides"]["vines"], path),
-                _get(results["sides"]["prosody"], path),
+            row.append(
+                ratio_cell(
+                    _get(results["sides"]["vines"], path),
+                    _get(results["sides"]["prosody"], path),
+                    higher,
+                )
             )
-            if isinstance(ours, int | float) and isinstance(theirs, int | float) and theirs:
-                ratio = ours / theirs
-                mark = ""
-                if higher is not None and abs(ratio - 1) >= 0.02:  # within 2 %: noise
-                    mark = " (better)" if (ratio > 1) == higher else " (worse)"
-                row.append(f"{ratio:.2f}{mark}")
-            else:
-                row.append("-")
         rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = align(rows)
     errors = [
         f"{s}: {results['sides'][s]['error']}" for s in sides if "error" in results["sides"][s]
     ]
@@ -483,20 +497,29 @@ def main(argv: list[str] | None = None) -> int:
                 )
             else:
                 side = VinesSide(tmp, accounts, password, ns.iterations)
-            try:
-                results["sides"][name] = run_side(side, ns, password)
-            except Exception as exc:
-                results["sides"][name] = {"error": f"{type(exc).__name__}: {exc}"}
-                say(f"{name}: failed: {exc}")
+            run_guarded(results, name, lambda side=side: run_side(side, ns, password))
     finally:
         if ns.keep:
             say(f"files kept in {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(table(results))
-    if ns.json:
-        Path(ns.json).write_text(json.dumps(results, indent=2))
+    report(results, table(results), ns.json)
     return 0
+
+
+def run_guarded(results: dict, name: str, work: Callable[[], dict]) -> None:
+    """results["sides"][name] = work(), or the error that stopped it: the other sides go on."""
+    try:
+        results["sides"][name] = work()
+    except Exception as exc:
+        results["sides"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+        say(f"{name}: failed: {exc}")
+
+
+def report(results: dict, text: str, json_file: str | None) -> None:
+    print(text)
+    if json_file:
+        Path(json_file).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

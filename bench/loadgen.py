@@ -13,7 +13,8 @@ Scenarios (each prints one JSON object on stdout):
   messages  U users (--users) log in, then exchange chat messages in pairs at a total target rate
             (--rate msg/s) for --duration seconds. Each body carries the sender, a per-sender
             sequence number and a send timestamp; receivers compute latency and count lost,
-            duplicated and out-of-order messages.
+            duplicated and out-of-order messages (a jump ahead: out_of_order; a message that
+            arrives after a later one of its sender: late, still received, not lost).
   idle      K authenticated sessions (--sessions) are opened and kept idle; the server's RSS
             (/proc/PID/status VmRSS, --pid) is read before and after: KiB per idle session.
 
@@ -371,13 +372,14 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
     partner = [clients[i ^ 1].jid for i in range(n)]
     sent = [0] * n
     received = [0] * n  # by sender index
-    last_seq = [-1] * n  # last sequence number received from each sender
-    duplicated = out_of_order = 0
+    last_seq = [-1] * n  # highest sequence number received from each sender
+    seen: list[set[int]] = [set() for _ in range(n)]  # every one received, for duplicates
+    duplicated = out_of_order = late = 0
     latencies: list[int] = []
     measuring = False
 
     async def reader(i: int) -> None:
-        nonlocal duplicated, out_of_order
+        nonlocal duplicated, out_of_order, late
         c = clients[i]
         buf = c.buf
         assert c.reader is not None
@@ -391,12 +393,16 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
             for m in BODY.finditer(buf):
                 last = m.end()
                 sender, seq, stamp = int(m.group(1)), int(m.group(2)), int(m.group(3))
-                if seq <= last_seq[sender]:
+                if seq in seen[sender]:
                     duplicated += 1
                     continue
-                if seq != last_seq[sender] + 1:
-                    out_of_order += 1
-                last_seq[sender] = seq
+                seen[sender].add(seq)
+                if seq < last_seq[sender]:
+                    late += 1
+                else:
+                    if seq != last_seq[sender] + 1:
+                        out_of_order += 1
+                    last_seq[sender] = seq
                 received[sender] += 1
                 if measuring:
                     latencies.append(t - stamp)
@@ -460,6 +466,7 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
         "lost": sum(sent) - sum(received),
         "duplicated": duplicated,
         "out_of_order": out_of_order,
+        "late": late,
         "stalled": stalled,
         "send_time": send_time,
         "cpu_window": cpu_window,
@@ -606,6 +613,7 @@ def summarize(scenario: str, opts: Options, args: dict, results: list[dict], ext
             lost=sent - received,
             duplicated=sum(r["duplicated"] for r in results),
             out_of_order=sum(r["out_of_order"] for r in results),
+            late=sum(r["late"] for r in results),
             stalled_sends=sum(r["stalled"] for r in results),
             sent_per_s=round(sent / send_time, 1) if send_time else None,
             latency=summary_ms(latencies),
