@@ -14,7 +14,8 @@ Scenarios (each prints one JSON object on stdout):
             (--rate msg/s) for --duration seconds. Each body carries the sender, a per-sender
             sequence number and a send timestamp; receivers compute latency and count lost,
             duplicated and out-of-order messages (a jump ahead: out_of_order; a message that
-            arrives after a later one of its sender: late, still received, not lost).
+            arrives after a later one of its sender: late, still received, not lost; one sent
+            by an earlier run, kept by the server and delivered at this run's login: stale).
   idle      K authenticated sessions (--sessions) are opened and kept idle; the server's RSS
             (/proc/PID/status VmRSS, --pid) is read before and after: KiB per idle session.
 
@@ -374,12 +375,14 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
     received = [0] * n  # by sender index
     last_seq = [-1] * n  # highest sequence number received from each sender
     seen: list[set[int]] = [set() for _ in range(n)]  # every one received, for duplicates
-    duplicated = out_of_order = late = 0
+    duplicated = out_of_order = late = stale = 0
+    started = now_ns()  # a body stamped earlier was sent by an earlier run (stored, then
+    # delivered at this run's login): its sequence numbers are not this run's
     latencies: list[int] = []
     measuring = False
 
     async def reader(i: int) -> None:
-        nonlocal duplicated, out_of_order, late
+        nonlocal duplicated, out_of_order, late, stale
         c = clients[i]
         buf = c.buf
         assert c.reader is not None
@@ -393,6 +396,9 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
             for m in BODY.finditer(buf):
                 last = m.end()
                 sender, seq, stamp = int(m.group(1)), int(m.group(2)), int(m.group(3))
+                if stamp < started:
+                    stale += 1
+                    continue
                 if seq in seen[sender]:
                     duplicated += 1
                     continue
@@ -467,6 +473,7 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
         "duplicated": duplicated,
         "out_of_order": out_of_order,
         "late": late,
+        "stale": stale,
         "stalled": stalled,
         "send_time": send_time,
         "cpu_window": cpu_window,
@@ -614,6 +621,7 @@ def summarize(scenario: str, opts: Options, args: dict, results: list[dict], ext
             duplicated=sum(r["duplicated"] for r in results),
             out_of_order=sum(r["out_of_order"] for r in results),
             late=sum(r["late"] for r in results),
+            stale=sum(r["stale"] for r in results),
             stalled_sends=sum(r["stalled"] for r in results),
             sent_per_s=round(sent / send_time, 1) if send_time else None,
             latency=summary_ms(latencies),
