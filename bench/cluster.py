@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ns = p.parse_args(argv)
 
-    sys.path.insert(0, str(compare.ROOT))  # tests.support
+    # tests.support: importing compare put the repository's root on the path
     from tests.support.postgres import PostgresInstance, postgres_unavailable
     from tests.support.redis import RedisInstance, redis_unavailable
 
