@@ -1,21 +1,28 @@
 #!/usr/bin/env python3
 """Run the same load against our bundled server and against Prosody in one go; print ratios.
 
-    python bench/compare.py                      # both servers, default sizes
+    python bench/compare.py                      # both servers, default sizes (~10 minutes)
     python bench/compare.py --only prosody       # the baseline alone
-    python bench/compare.py --users 2000 --sessions 2000 --rate 4000 --json results.json
+    python bench/compare.py --sessions 2000 --no-sweep --no-console   # a quicker look
 
 For each server, in turn (never both at once, so each has the whole machine): write its own config
 in a temporary directory, provision --users accounts (Prosody: its internal_hashed account files;
 ours: the SQLite store through vines_server.storage), start it fresh, then run bench/loadgen.py:
 
   1. warm-up: a few logins (first-use costs such as lazy imports stay out of the memory figure);
-  2. idle: --sessions authenticated idle sessions, server RSS before/after (fresh server);
-     then the server is restarted and warmed up again, so the rest starts from a clean state;
+  2. idle: --sessions authenticated idle sessions (10 000), server RSS before/after (fresh
+     server), read --settle seconds after the last login; then the server is restarted and
+     warmed up again, so the rest starts from a clean state; ours again with stream
+     management (XEP-0198) enabled on every session, and a restart;
   3. logins with SASL PLAIN (the server runs PBKDF2 on every login), 20 concurrent;
   4. logins with SCRAM-SHA-1 (the server only checks a proof; the client does the PBKDF2);
   5. messages: --users users (logged in with SCRAM-SHA-1) in pairs at --rate msg/s for
-     --duration seconds after --warmup seconds; optionally a --sweep of increasing rates.
+     --duration seconds after --warmup seconds; then the --sweep of increasing rates (up to
+     24 000 msg/s, --sweep-procs generator processes), stopping at the first that fails.
+
+Then the console's targets, each by its own script: bench/cli_startup.py (`vinesctl --help`
+against `import click`) and bench/user_add.py (`vinesctl user add` against the bundled server).
+Last, a table of issue 14's targets: our figure, Prosody's, the ratio, the target, met or not.
 
 Both servers get the same certificate set-up (a generated test CA, an ECDSA P-256 leaf) and the
 same PBKDF2 iteration count unless --iterations says otherwise (Prosody's default is 10 000).
@@ -47,10 +54,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.support.prosody
 
 PREFIX = "bench"
+# up to past issue 14's 20 000 msg/s; a side stops at its first failing rate
+DEFAULT_SWEEP = [2000.0, 6000.0, 10_000.0, 14_000.0, 18_000.0, 20_000.0, 24_000.0]
 
 
 class Side:
     name = ""
+    stream_management = False  # XEP-0198 offered (idle is measured with it too)
     domain = ""
     host = "127.0.0.1"
     port = 0
@@ -101,6 +111,7 @@ class ProsodySide(Side):
 
 class VinesSide(Side):
     name = "vines"
+    stream_management = True
 
     def __init__(self, directory: Path, users: int, password: str, iterations: int) -> None:
         from cryptography.hazmat.primitives import serialization
@@ -264,15 +275,22 @@ def run_side(side: Side, ns: argparse.Namespace, password: str) -> dict:
         out["version"] = side.version()
         say(f"{side.name}: warm-up")
         loadgen(side, password, "logins", *common, "--logins", "20")
+        idle = [
+            "--users", str(max(ns.users, ns.sessions)), "--procs", str(ns.procs),
+            "--sessions", str(ns.sessions), "--concurrency", str(ns.concurrency),
+            "--settle", str(ns.settle),
+        ]  # fmt: skip
         say(f"{side.name}: idle, {ns.sessions} sessions")
-        out["idle"] = loadgen(
-            side, password, "idle", "--users", str(max(ns.users, ns.sessions)),
-            "--procs", str(ns.procs), "--sessions", str(ns.sessions),
-            "--concurrency", str(ns.concurrency), "--pid", str(side.pid),
-        )  # fmt: skip
+        out["idle"] = loadgen(side, password, "idle", *idle, "--pid", str(side.pid))
         say(f"{side.name}: restart (thousands of closed sessions must not weigh on the rest)")
         side.stop()
         side.start()
+        if side.stream_management and not ns.no_sm_idle:
+            loadgen(side, password, "logins", *common, "--logins", "20")
+            say(f"{side.name}: idle with stream management, {ns.sessions} sessions")
+            out["idle_sm"] = loadgen(side, password, "idle", *idle, "--sm", "--pid", str(side.pid))
+            side.stop()
+            side.start()
         loadgen(side, password, "logins", *common, "--logins", "20")
         for mech in ("PLAIN", "SCRAM-SHA-1"):
             say(f"{side.name}: {ns.logins} logins, {mech}")
@@ -301,7 +319,8 @@ def run_side(side: Side, ns: argparse.Namespace, password: str) -> dict:
             for rate in ns.sweep:
                 say(f"{side.name}: sweep, {ns.users} users at {rate:g} msg/s")
                 res = loadgen(
-                    side, password, "messages", *common, "--rate", str(rate),
+                    side, password, "messages", "--users", str(ns.users),
+                    "--procs", str(ns.sweep_procs), "--rate", str(rate),
                     "--duration", str(ns.sweep_duration), "--warmup", str(ns.warmup),
                     *message_login,
                 )  # fmt: skip
@@ -347,6 +366,8 @@ ROWS = [
     ("KiB per idle session", ("idle", "kib_per_session"), False),
     ("server RSS fresh KiB", ("idle", "rss_before_kib"), False),
     ("server RSS + sessions KiB", ("idle", "rss_after_kib"), False),
+    ("KiB per idle session, with SM", ("idle_sm", "kib_per_session"), False),
+    ("idle sessions alive, with SM", ("idle_sm", "alive"), True),
     ("login errors (all runs)", ("errors",), False),
 ]
 
@@ -399,7 +420,7 @@ def table(results: dict) -> str:
             continue
         res["errors"] = sum(
             int(_get(res, (k, "errors")) or 0)
-            for k in ("idle", "logins_PLAIN", "logins_SCRAM-SHA-1", "messages")
+            for k in ("idle", "idle_sm", "logins_PLAIN", "logins_SCRAM-SHA-1", "messages")
         )
     sides = list(results["sides"])
     header = ["figure", *sides]
@@ -431,10 +452,141 @@ def table(results: dict) -> str:
     errors += [
         f"{s} {k}: {_get(results['sides'][s], (k, 'error'))}"
         for s in sides
-        for k in ("idle", "logins_PLAIN", "logins_SCRAM-SHA-1", "messages")
+        for k in ("idle", "idle_sm", "logins_PLAIN", "logins_SCRAM-SHA-1", "messages")
         if _get(results["sides"][s], (k, "error"))
     ]
     return "\n".join([results["machine"], "", *lines, *errors])
+
+
+# ---- issue 14's targets ---------------------------------------------------------------------
+
+
+def run_tools(ns: argparse.Namespace, tmp: Path) -> dict:
+    """The console's two targets, each measured by its own bench script (JSON out)."""
+    out: dict = {}
+    scripts = [
+        ("cli_startup", ROOT / "bench" / "cli_startup.py", []),
+        (
+            "user_add",
+            ROOT / "bench" / "user_add.py",
+            [] if ns.only != "vines" else ["--no-prosody"],
+        ),
+    ]
+    for name, script, extra in scripts:
+        if not script.exists():  # not on this branch yet
+            continue
+        say(f"console: {script.name}")
+        target = tmp / f"{name}.json"
+        done = subprocess.run(
+            [sys.executable, str(script), "--json", str(target), *extra],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        if done.returncode == 0 and target.exists():
+            out[name] = json.loads(target.read_text())
+        else:
+            out[name] = {"error": f"exited {done.returncode}: {done.stderr.strip()[-300:]}"}
+    return out
+
+
+def _user_add_ms(data: dict, key: str, label: str) -> float | None:
+    """A median from bench/user_add.py's JSON (flat keys, or the older per-command form)."""
+    value = data.get(key)
+    return value if value is not None else _get(data, (label, "median_ms"))
+
+
+def target_rows(results: dict, ns: argparse.Namespace) -> list[tuple]:
+    """(target, ours, prosody's or None, ratio or None, goal text, met) for each target."""
+    vines = results["sides"].get("vines", {})
+    prosody = results["sides"].get("prosody", {})
+    tools = results.get("tools", {})
+    mib = 1 / 1024
+    rows: list[tuple] = []
+
+    def row(label, ours, theirs, goal, met, ratio=None):
+        if ratio is None and isinstance(ours, int | float) and isinstance(theirs, int | float):
+            ratio = ours / theirs if theirs else None
+        rows.append((label, ours, theirs, ratio, goal, None if ours is None else met(ours, ratio)))
+
+    max_rate = vines.get("max_rate")
+    capped = " (every rate passed)" if vines.get("max_rate_capped") else ""
+    row(
+        f"max msg/s, p99 < 250 ms, 0 lost{capped}",
+        max_rate,
+        prosody.get("max_rate"),
+        ">= 20 000",
+        lambda v, r: v >= 20_000,
+    )
+    row(
+        f"msg latency p95 ms at {ns.rate:g} msg/s",
+        _get(vines, ("messages", "latency", "p95_ms")),
+        _get(prosody, ("messages", "latency", "p95_ms")),
+        "<= 1 ms (at 2000 msg/s)",
+        lambda v, r: v <= 1.0 and ns.rate >= 2000,
+    )
+    for key, label in (("idle", ""), ("idle_sm", ", SM on")):
+        row(
+            f"KiB per idle session ({ns.sessions:,} sessions{label})",
+            _get(vines, (key, "kib_per_session")),
+            _get(prosody, (key, "kib_per_session")),
+            "<= 32 (at 10 000 sessions)",
+            lambda v, r: v <= 32 and ns.sessions >= 10_000,
+        )
+    fresh = [_get(side, ("idle", "rss_before_kib")) for side in (vines, prosody)]
+    row(
+        "fresh server RSS MB (after warm-up)",
+        *(None if v is None else v * mib for v in fresh),
+        "<= 30 MB",
+        lambda v, r: v <= 30,
+    )
+    row(
+        "logins/s, PLAIN (PBKDF2, one node)",
+        _get(vines, ("logins_PLAIN", "logins_per_s")),
+        _get(prosody, ("logins_PLAIN", "logins_per_s")),
+        ">= 2x Prosody",
+        lambda v, r: None if r is None else r >= 2,  # needs Prosody's figure
+    )
+    cli = tools.get("cli_startup", {})
+    rows.append(
+        (
+            "vinesctl --help / import click",
+            cli.get("vinesctl_help_ms"),
+            cli.get("import_click_ms"),
+            cli.get("ratio"),
+            "<= 1.5x",
+            None if cli.get("ratio") is None else cli["ratio"] <= 1.5,
+        )
+    )
+    add = tools.get("user_add", {})
+    ours = _user_add_ms(add, "vines_median_ms", "vinesctl -> bundled")
+    theirs = _user_add_ms(add, "prosody_median_ms", "prosodyctl register")
+    row("vinesctl user add median ms", ours, theirs, "<= 150 ms", lambda v, r: v <= 150)
+    return rows
+
+
+def targets_table(results: dict, ns: argparse.Namespace) -> str:
+    header = ["target (issue 14)", "vines", "prosody", "ratio", "target", "met"]
+    lines = [header]
+    for label, ours, theirs, ratio, goal, met in target_rows(results, ns):
+        lines.append([
+            label,
+            "not measured" if ours is None else _fmt(ours),
+            _fmt(theirs),
+            "-" if ratio is None else f"{ratio:.2f}",
+            goal,
+            "-" if met is None else ("met" if met else "NOT met"),
+        ])  # fmt: skip
+    widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
+    text = [
+        "  ".join(
+            c.ljust(w) if i in (0, 4, 5) else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in lines
+    ]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in text)
 
 
 def machine() -> str:
@@ -459,7 +611,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", choices=["vines", "prosody"], help="run one side only")
     p.add_argument("--users", type=int, default=1000)
-    p.add_argument("--sessions", type=int, default=1000, help="idle sessions")
+    p.add_argument("--sessions", type=int, default=10_000, help="idle sessions")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=16.0,
+        help="idle: seconds before reading RSS (past our server's 10 s [deadlines] hibernate"
+        " and the heap trim after it)",
+    )
+    p.add_argument("--no-sm-idle", action="store_true", help="skip the idle run with SM on")
+    p.add_argument(
+        "--no-console",
+        action="store_true",
+        help="skip the console's targets (cli_startup, user_add)",
+    )
     p.add_argument("--logins", type=int, default=400)
     p.add_argument("--concurrency", type=int, default=20)
     p.add_argument("--rate", type=float, default=2000.0, help="messages: total msg/s")
@@ -467,10 +632,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--sweep",
         type=lambda v: [float(x) for x in v.split(",")],
-        help="messages at increasing rates, e.g. 2000,4000,6000,8000: the highest with p99 < 250 ms"
-        " and nothing lost",
+        default=DEFAULT_SWEEP,
+        help="messages at increasing rates: the highest with p99 < 250 ms and nothing lost"
+        f" (default {','.join(f'{r:g}' for r in DEFAULT_SWEEP)})",
     )
+    p.add_argument("--no-sweep", action="store_true", help="skip the sweep (faster)")
     p.add_argument("--sweep-duration", type=float, default=6.0, help="seconds per sweep step")
+    p.add_argument(
+        "--sweep-procs", type=int, default=4, help="load generator processes for the sweep"
+    )
     p.add_argument("--warmup", type=float, default=3.0, help="messages: unmeasured seconds first")
     p.add_argument("--procs", type=int, default=2, help="load generator processes")
     p.add_argument("--iterations", type=int, default=10_000, help="PBKDF2 iterations, both sides")
@@ -478,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="FILE", help="also write all results as JSON")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ns = p.parse_args(argv)
+    if ns.no_sweep:
+        ns.sweep = None
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = ns.sessions * 2 + 1024
@@ -498,12 +670,14 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 side = VinesSide(tmp, accounts, password, ns.iterations)
             run_guarded(results, name, lambda side=side: run_side(side, ns, password))
+        if not ns.no_console:
+            results["tools"] = run_tools(ns, tmp)
     finally:
         if ns.keep:
             say(f"files kept in {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    report(results, table(results), ns.json)
+    report(results, f"{table(results)}\n\n{targets_table(results, ns)}", ns.json)
     return 0
 
 

@@ -50,6 +50,7 @@ FEATURES_END = re.compile(rb"</(?:[\w-]+:)?features>|<(?:[\w-]+:)?features\s*/>"
 STREAM_ERROR = re.compile(rb"<(?:[\w-]+:)?error[\s>].*?</(?:[\w-]+:)?error>", re.S)
 BODY = re.compile(rb"<body>(\d+) (\d+) (\d+)</body>")
 JID = re.compile(rb"<jid>([^<]+)</jid>")
+SM_ENABLED = re.compile(rb"<enabled[^>]*>|<failed.*?(?:/>|</failed>)", re.S)
 
 
 class LoginError(Exception):
@@ -483,9 +484,27 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
     }
 
 
+async def enable_sm(c: Client) -> None:
+    """XEP-0198 with resumption on a logged-in client; LoginError if the server refuses."""
+    c.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+    reply = await c._read_until(SM_ENABLED)
+    if b"<enabled" not in reply:
+        raise LoginError("stream management refused: " + reply.decode()[:200])
+
+
 async def idle_worker(opts: Options, args: dict, share: list[int], barrier) -> dict:
     ctx = client_context(opts)
     clients, latencies, errors = await login_many(opts, ctx, share, args["concurrency"])
+    if args.get("sm"):  # XEP-0198 on every session: its state is part of what idle costs
+        results = await asyncio.gather(
+            *(asyncio.wait_for(enable_sm(c), opts.timeout) for c in clients),
+            return_exceptions=True,
+        )
+        for c, result in zip(clients, results, strict=True):
+            if isinstance(result, BaseException):
+                errors.append(f"{type(result).__name__}: {result}")
+                c.close()
+        clients = [c for c in clients if c.writer is not None]
     for c in clients:
         c.send("<presence/>")
     await wait_barrier(barrier)  # 1: all workers logged in; the parent measures RSS
@@ -636,7 +655,9 @@ def summarize(scenario: str, opts: Options, args: dict, results: list[dict], ext
                 out[f"server_{name}_us_per_msg_measured"] = round(cpu * 1e6 / measured, 1)
     else:
         opened = sum(r["opened"] for r in results)
-        out.update(opened=opened, alive=sum(r["alive"] for r in results), **extra)
+        out.update(
+            opened=opened, alive=sum(r["alive"] for r in results), sm=bool(args["sm"]), **extra
+        )
         if "rss_before_kib" in extra and "rss_after_kib" in extra and opened:
             delta = extra["rss_after_kib"] - extra["rss_before_kib"]
             out["kib_per_session"] = round(delta / opened, 1)
@@ -700,6 +721,9 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="the server's pid: idle reads its RSS, messages its CPU time while measuring",
     )
+    p.add_argument(
+        "--sm", action="store_true", help="idle: enable stream management (XEP-0198) per session"
+    )
     ns = p.parse_args(argv)
 
     password = os.environ.get(ns.password_env)
@@ -738,6 +762,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup": ns.warmup,
         "drain": ns.drain,
         "settle": ns.settle,
+        "sm": ns.sm,
         "total_users": sum(len(s) for s in shares),
         "pid": ns.pid,
     }

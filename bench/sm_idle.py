@@ -33,13 +33,13 @@ from loadgen import (
     LoginError,
     Options,
     client_context,
+    enable_sm,
     login_many,
     rss_kib,
     split,
     still_alive,
     wait_barrier,
 )
-from sm_kill_loop import enable
 
 PASSWORD = "idle-password"
 ITERATIONS = 4096  # logins cost PBKDF2; the memory of a session does not depend on it
@@ -52,7 +52,7 @@ async def hold_sessions(opts: Options, share: list[int], concurrency: int, barri
         c.send("<presence/>")
     for c in clients:
         try:
-            await enable(c)
+            await enable_sm(c)
             managed.append(c)
         except (LoginError, OSError, ssl.SSLError) as exc:
             errors.append(f"enable: {exc}")

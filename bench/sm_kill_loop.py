@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from compare import PREFIX, VinesSide
-from loadgen import Client, Options, client_context
+from loadgen import Client, Options, client_context, enable_sm
 
 PASSWORD = "kill-loop-password"
 SM = "urn:xmpp:sm:3"
@@ -49,18 +49,13 @@ ONLINE, OFFLINE = 0, 1  # account indices of the two recipients; senders follow
 ASK_EVERY = 5
 
 
-async def enable(client: Client) -> None:
-    client.send(f"<enable xmlns='{SM}' resume='true'/>")
-    await client._read_until(re.compile(rb"<enabled[^>]*/>"))
-
-
 async def sender(
     client: Client, run: int, index: int, online_jid: str, acked: list[str], bounced: set[str]
 ):
     """Sends until the connection dies; `acked` gets the ids the server's h passed, `bounced`
     those that came back as errors (the offline quota was full, say): h passes a bounced
     message too, but its sender was told it was not kept, so it is not counted as lost."""
-    await enable(client)
+    await enable_sm(client)
     sent: list[str] = []
     offline_jid = f"{PREFIX}{OFFLINE}@{client.opts.domain}"
 
@@ -96,7 +91,7 @@ async def sender(
 
 async def online_recipient(client: Client, delivered: Counter) -> None:
     """Acknowledges every message it received whenever the server asks."""
-    await enable(client)
+    await enable_sm(client)
     handled = 0
     buf = b""
     assert client.reader is not None

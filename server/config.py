@@ -130,6 +130,12 @@ class FederationConfig:
         """The settings for a prepared peer domain (the defaults when it has none)."""
         return self.peers.get(domain) or PeerConfig(domain)
 
+    @property
+    def configured(self) -> bool:
+        """Federation runs only while it names someone (allowlist or peers): a closed domain
+        otherwise, and the s2s code (dnspython, pyOpenSSL, cryptography) is never imported."""
+        return bool(self.allow or self.peers)
+
 
 @dataclass(frozen=True)
 class MetricsConfig:

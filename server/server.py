@@ -16,19 +16,16 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from OpenSSL.SSL import Error as OpenSSLError
 from vines_server.config import Config, ConfigError, check_files, load
 from vines_server.core.api import ModuleHost
 from vines_server.core.components import Components
 from vines_server.core.faults import describe
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
+from vines_server.memory import Trimmer
 from vines_server.modules import DEFAULT_MODULES
 from vines_server.net.component import COMPONENT, component_settings
 from vines_server.net.connection import C2S, Resumptions, StreamConnection, StreamKind
-from vines_server.net.s2s import S2S_IN
-from vines_server.net.s2s_federation import Federation, federation_configured
-from vines_server.net.s2stls import s2s_server_context
 from vines_server.net.tls import server_context
 from vines_server.storage import open_storage
 from vines_server.storage.base import Storage
@@ -39,6 +36,7 @@ from vines_server.xmpp.parser import ParserLimits
 
 if TYPE_CHECKING:
     from vines_server.cluster.node import ClusterNode
+    from vines_server.net.s2s_federation import Federation
 
 log = logging.getLogger("vines_server")
 
@@ -101,6 +99,7 @@ class Server:
         self._auth_failures: dict[str, deque[float]] = {}  # IP -> failure times (monotonic)
         self._bans: dict[str, float] = {}  # IP -> wall-clock end of the ban
         self.host = ModuleHost(self)
+        self.trimmer = Trimmer()  # freed heap back to the system once connections go quiet
         self.metrics = None
         if config.metrics.port is not None:  # imported only when asked for
             from vines_server.metrics import Metrics
@@ -119,7 +118,9 @@ class Server:
         self.router.cluster = self.cluster
         # federation only while configured (allowlist or peers): a closed domain otherwise
         self.federation: Federation | None = None
-        if federation_configured(config):
+        if config.federation.configured:  # imported only then: dnspython, pyOpenSSL
+            from vines_server.net.s2s_federation import Federation
+
             self.federation = Federation(self)
             self.router.remote = self.federation
         # every configured component is a destination, connected or not (XEP-0114)
@@ -147,6 +148,8 @@ class Server:
                 C2S, "c2s-direct-tls", lst.bind, lst.c2s_direct_tls_port, direct=True
             )
         if self.federation is not None:
+            from vines_server.net.s2s import S2S_IN
+
             await self._listen(S2S_IN, "s2s", lst.bind, lst.s2s_port, direct=False)  # type: ignore[arg-type]
             if lst.s2s_direct_tls_port is not None:
                 await self._listen(
@@ -170,6 +173,7 @@ class Server:
             for host, port in await self.metrics.serve(metrics.bind, metrics.port or 0):
                 self.listening.append(Listening("metrics", host, port))
         self.started_monotonic = time.monotonic()
+        self.trimmer.request()  # what parsing the config and starting up freed
         log.info(
             "serving %s on %s",
             ", ".join(sorted(self.domains)),
@@ -211,6 +215,8 @@ class Server:
             "component-tls": starttls,
         }
         if self.federation is not None:
+            from vines_server.net.s2stls import s2s_server_context
+
             contexts["s2s"] = s2s_server_context(certs)
             contexts["s2s-direct-tls"] = s2s_server_context(certs, alpn=["xmpp-server"])
         return contexts
@@ -218,10 +224,15 @@ class Server:
     def reload_tls(self) -> bool:
         """Rebuild the TLS contexts for new connections (open ones keep theirs); True when a
         certificate changed. A broken pair is logged and the old contexts stay."""
+        errors: tuple[type[Exception], ...] = (OSError, ssl.SSLError, ValueError)
+        if self.federation is not None:  # pyOpenSSL builds the s2s contexts
+            from OpenSSL.SSL import Error as OpenSSLError
+
+            errors += (OpenSSLError,)
         try:
             served = self._certificate_files()
             contexts = self._build_tls_contexts()
-        except (OSError, ssl.SSLError, ValueError, OpenSSLError) as exc:
+        except errors as exc:
             log.error("certificates not reloaded, the old ones stay in use: %s", exc)
             return False
         changed, self._served = served != self._served, served
@@ -277,6 +288,7 @@ class Server:
         if self.metrics is not None:
             await self.metrics.stop()
         await self.storage.close()
+        self.trimmer.cancel()
         log.info("stopped")
 
     async def reload(self) -> Reloaded:

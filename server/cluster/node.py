@@ -288,6 +288,11 @@ class ClusterNode:
         if message.get("k") not in ("stanza", "route"):
             return
         if message.get("ack"):
+            if why == "no subscriber" and message["ack"] in self._acks:
+                # its node may be alive and between two subscriptions (Redis came back, the
+                # node's listener reconnects within a heartbeat): publish again while it lives
+                self.server.spawn(self._republish(node, message))
+                return
             self._acks.pop(message["ack"], None)
         else:
             try:
@@ -301,6 +306,25 @@ class ClusterNode:
                 self.server.router.bounce(stanza, StanzaError(condition, type="wait"))
         if why == "no subscriber":
             self.server.spawn(self._check(node))
+
+    async def _republish(self, node: str, message: Message) -> None:
+        """A held message that found no subscriber: again each heartbeat while its node is
+        alive, for at most a ttl; then (or once the node is dead, and purged) it waits in the
+        store for its recipient's next login, as for a node that vanished. It may arrive after
+        messages sent later than it (order holds only while the channel does)."""
+        tries = int(message.get("tries", 0)) + 1
+        await asyncio.sleep(self.config.heartbeat)
+        try:
+            alive = await self.directory.alive(node)
+        except Exception as exc:
+            log.debug("liveness check of %s failed: %s", node, exc)
+            alive = False
+        if alive and tries * self.config.heartbeat <= self.config.ttl:
+            self.channel.publish(node, {**message, "tries": tries})
+            return
+        self._acks.pop(message["ack"], None)
+        if not alive:
+            await self._check(node)
 
     async def _check(self, node: str) -> None:
         try:

@@ -24,7 +24,6 @@ import math
 import secrets
 import socket
 import ssl
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, cast
@@ -85,6 +84,16 @@ class StreamKind(Protocol):
 
 
 class StreamConnection(asyncio.Protocol):
+    # one per connection, 10 000 at a time: slots instead of a per-instance dict, which
+    # outgrows the shared-key form past 30 attributes (1.5 KiB per idle session; issue 14)
+    __slots__ = (
+        *("server", "kind", "tls_context", "direct_tls", "stream", "io", "transport"),
+        *("session", "peer", "info", "detached", "sm", "sm_id"),
+        *("_inbox", "_worker", "_pauses", "_read_tokens", "_closing", "_timers", "_last_read"),
+        *("_refused", "_ip", "_ban_pending", "_lingering", "_output", "_writing_paused"),
+        *("_seen_full", "_output_room", "_unsent_owner", "_unwritten", "metered", "unrouted"),
+    )
+
     def __init__(
         self, server: Server, kind: StreamKind, tls_context: ssl.SSLContext, direct_tls: bool
     ) -> None:
@@ -100,9 +109,11 @@ class StreamConnection(asyncio.Protocol):
         self.session: Session | None = None
         self.peer = "?"
         self.info: dict[str, object] = {"listener": kind.listener(direct_tls)}
-        self._inbox: deque[bytes] = deque()
+        self._inbox: list[bytes] = []  # a few reads (MAX_QUEUED_CHUNKS): smaller than a deque
         self._worker: asyncio.Task[None] | None = None
-        self._pauses: set[str] = set()  # why reading is paused: "backlog", "rate"
+        # why reading is paused ("backlog", "rate"...): a tuple, rebound on change, so that
+        # the usual empty one is the shared () rather than a 216-byte set per connection
+        self._pauses: tuple[str, ...] = ()
         self._read_tokens = float(server.config.limits.read_burst)  # bytes
         # reads count against [limits] read_rate: every peer's, until a component proves its
         # secret (its traffic is the service's own, not a peer's to ration)
@@ -117,8 +128,9 @@ class StreamConnection(asyncio.Protocol):
         self._output = OutputQueue(server.config.limits.output_bytes)
         self._writing_paused = False  # the socket buffer is above WRITE_HIGH
         self._seen_full = False  # the queue's state the connection last acted on
-        self._output_room = asyncio.Event()  # set while the output queue is not full
-        self._output_room.set()
+        # cleared while the output queue is full; None (not an Event) while there is room,
+        # as nearly always: an idle connection holds no Event and no waiter deque
+        self._output_room: asyncio.Event | None = None
         self._unsent_owner: Session | None = None  # whose messages are kept once closing
         self.detached = False  # lost while resumable: its session waits for a resumption
         self._unwritten: list[Callable[[], None]] = []  # confirms of bytes not in the kernel
@@ -228,6 +240,7 @@ class StreamConnection(asyncio.Protocol):
         self._unwritten.clear()  # never confirmed: those stay in the store
         self._keep_unsent()
         self.server.connections.discard(self)
+        self.server.trimmer.request()
         if self._worker is not None and self._worker is not asyncio.current_task():
             self._worker.cancel()
         self.kind.lost(self)
@@ -366,7 +379,7 @@ class StreamConnection(asyncio.Protocol):
     async def _work(self) -> None:
         try:
             while self._inbox and not self._closing:
-                chunk = self._inbox.popleft()
+                chunk = self._inbox.pop(0)
                 await self.execute(self.stream.receive(chunk))
                 if self._ban_pending:
                     self._refuse_if_banned()
@@ -405,7 +418,9 @@ class StreamConnection(asyncio.Protocol):
     async def output_room(self) -> bool:
         """Wait while the peer does not read its output (it asks no more meanwhile); False
         when the stream closed in the meantime."""
-        await self._output_room.wait()
+        room = self._output_room
+        if room is not None:
+            await room.wait()
         return not self._closing
 
     def negotiated(self) -> None:
@@ -497,16 +512,22 @@ class StreamConnection(asyncio.Protocol):
     def _output_full_changed(self) -> None:
         self._seen_full = self._output.full
         if self._output.full:
-            self._output_room.clear()
+            if self._output_room is None:
+                self._output_room = asyncio.Event()
             self._pause("output")
             if "output" not in self._timers:
                 self._arm("output", self.server.config.deadlines.output_stall, self._stalled)
             return
-        self._output_room.set()
+        self._open_room()
         self._cancel("output")
         self._resume("output")
         if self.session is not None:
             self.server.router.drained(self.session)
+
+    def _open_room(self) -> None:
+        room, self._output_room = self._output_room, None
+        if room is not None:
+            room.set()
 
     def _stalled(self) -> None:
         self._timers.pop("output", None)
@@ -521,7 +542,7 @@ class StreamConnection(asyncio.Protocol):
         messages, raw = self._output.clear()
         self._seen_full = False
         self._cancel("output")
-        self._output_room.set()  # a worker waiting for room wakes up and sees the close
+        self._open_room()  # a worker waiting for room wakes up and sees the close
         self._unsent_owner = self._unsent_owner or self.session
         if self._unsent_owner is not None:
             for message in messages:
@@ -578,12 +599,13 @@ class StreamConnection(asyncio.Protocol):
     def _pause(self, reason: str) -> None:
         if not self._pauses and self.transport is not None and not self._closing:
             self.transport.pause_reading()
-        self._pauses.add(reason)
+        if reason not in self._pauses:
+            self._pauses += (reason,)
 
     def _resume(self, reason: str) -> None:
         if reason not in self._pauses:
             return
-        self._pauses.discard(reason)
+        self._pauses = tuple(r for r in self._pauses if r != reason)
         if not self._pauses and self.transport is not None and not self._closing:
             self.transport.resume_reading()
 
@@ -619,8 +641,8 @@ class StreamConnection(asyncio.Protocol):
             self._arm("hibernate", remaining, self._hibernate_check)
             return
         self._timers.pop("hibernate", None)
-        if self._worker is None and not self._inbox:
-            self.stream.hibernate()
+        if self._worker is None and not self._inbox and self.stream.hibernate():
+            self.server.trimmer.request()
 
     def _stanza_deadline(self) -> None:
         """A stanza must complete within the deadline once its first byte arrived (X-12)."""
@@ -822,6 +844,8 @@ C2S = C2SKind()
 
 class C2SConnection(StreamConnection):
     """A client connection."""
+
+    __slots__ = ()
 
     def __init__(self, server: Server, tls_context: ssl.SSLContext, direct_tls: bool) -> None:
         super().__init__(server, C2S, tls_context, direct_tls)

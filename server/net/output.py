@@ -42,7 +42,9 @@ class OutputQueue:
         self.limit = limit
         self.size = 0  # bytes queued
         self.full = False
-        self._entries: deque[_Entry] = deque()
+        # () while empty, as an idle session's queue is: an empty deque still holds a
+        # 760-byte block, 7 MiB over 10 000 idle sessions
+        self._entries: deque[_Entry] | tuple[()] = ()
         self._presences: dict[PresenceKey, _Entry] = {}
 
     def __len__(self) -> int:
@@ -66,6 +68,8 @@ class OutputQueue:
             old.data = data
         else:
             entry = _Entry(data, message, key, stream_level, confirm)
+            if not self._entries:
+                self._entries = deque()
             self._entries.append(entry)
             self.size += len(data)
             if key is not None:
@@ -78,6 +82,8 @@ class OutputQueue:
     def pop_confirmed(self) -> tuple[bytes, Callable[[], None] | None]:
         """The next bytes, with what to tell once they are written."""
         entry = self._entries.popleft()
+        if not self._entries:
+            self._entries = ()
         self.size -= len(entry.data)
         if entry.key is not None and self._presences.get(entry.key) is entry:
             del self._presences[entry.key]
@@ -89,7 +95,7 @@ class OutputQueue:
         (to write before the stream closes); queued presences and iqs are dropped."""
         messages = [e.message for e in self._entries if e.message is not None]
         raw = [e.data for e in self._entries if e.stream_level]
-        self._entries.clear()
+        self._entries = ()
         self._presences.clear()
         self.size = 0
         self._update()

@@ -49,10 +49,6 @@ CONNECT_TIMEOUT = 10.0  # seconds per target
 BOUNCE_PERIOD = (5.0, 15.0)  # seconds, randomised: after a failure new stanzas bounce at once
 
 
-def federation_configured(config: Config) -> bool:
-    return bool(config.federation.allow or config.federation.peers)
-
-
 class FederationPolicy:
     """Who federates with whom, read synchronously by every s2s stream: vines.toml's allowlist
     and per-peer dialback, plus the run-time lists (`set_lists`)."""

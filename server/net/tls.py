@@ -16,7 +16,6 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
 from vines_server.xmpp.jid import JIDError, domain_to_ascii, normalize_domainpart
 
 __all__ = [
@@ -48,6 +47,55 @@ READ_CHUNK = 16 * 1024
 CertKeyPaths = tuple[str | os.PathLike[str], str | os.PathLike[str]]
 
 
+# The hash of the usual signature algorithms by their DER-encoded OID, so that a server
+# start (which computes the binding of each certificate) does not import cryptography (10 MB).
+_SIGNATURE_HASHES = {
+    bytes.fromhex("2a864886f70d010104"): "md5",  # md5WithRSAEncryption
+    bytes.fromhex("2a864886f70d010105"): "sha1",  # sha1WithRSAEncryption
+    bytes.fromhex("2a864886f70d01010b"): "sha256",  # sha256WithRSAEncryption
+    bytes.fromhex("2a864886f70d01010c"): "sha384",
+    bytes.fromhex("2a864886f70d01010d"): "sha512",
+    bytes.fromhex("2a864886f70d01010e"): "sha224",
+    bytes.fromhex("2a8648ce3d0401"): "sha1",  # ecdsa-with-SHA1
+    bytes.fromhex("2a8648ce3d040301"): "sha224",  # ecdsa-with-SHA224
+    bytes.fromhex("2a8648ce3d040302"): "sha256",
+    bytes.fromhex("2a8648ce3d040303"): "sha384",
+    bytes.fromhex("2a8648ce3d040304"): "sha512",
+}
+
+
+def _der_item(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, start of contents, end of contents) of the DER item at pos; ValueError if cut."""
+    if pos + 2 > len(data):
+        raise ValueError("truncated DER")
+    tag, length, pos = data[pos], data[pos + 1], pos + 2
+    if length & 0x80:
+        count = length & 0x7F
+        if not 0 < count <= 4 or pos + count > len(data):
+            raise ValueError("bad DER length")
+        length, pos = int.from_bytes(data[pos : pos + count], "big"), pos + count
+    if pos + length > len(data):
+        raise ValueError("truncated DER")
+    return tag, pos, pos + length
+
+
+def _signature_oid(cert_der: bytes) -> bytes | None:
+    """The OID of Certificate.signatureAlgorithm (RFC 5280 4.1.1.2) as DER bytes, or None
+    when the certificate is not laid out as expected (the caller then parses it properly)."""
+    try:
+        tag, start, end = _der_item(cert_der, 0)  # Certificate ::= SEQUENCE
+        if tag != 0x30:
+            return None
+        tag, _, after_tbs = _der_item(cert_der, start)  # tbsCertificate
+        tag2, alg_start, alg_end = _der_item(cert_der, after_tbs)  # AlgorithmIdentifier
+        if tag != 0x30 or tag2 != 0x30 or alg_end > end:
+            return None
+        tag, oid_start, oid_end = _der_item(cert_der, alg_start)
+        return cert_der[oid_start:oid_end] if tag == 0x06 and oid_end <= alg_end else None
+    except ValueError:
+        return None
+
+
 def tls_server_end_point(cert_der: bytes) -> bytes:
     """RFC 5929 `tls-server-end-point` for a DER certificate.
 
@@ -55,11 +103,14 @@ def tls_server_end_point(cert_der: bytes) -> bytes:
     Raises ValueError for certificates without one (Ed25519/Ed448), where the binding is
     undefined.
     """
-    cert = x509.load_der_x509_certificate(cert_der)
-    algorithm = cert.signature_hash_algorithm
-    if algorithm is None:
-        raise ValueError("tls-server-end-point is undefined for this certificate's signature")
-    name = algorithm.name
+    name = _SIGNATURE_HASHES.get(_signature_oid(cert_der) or b"", "")
+    if not name:  # anything rarer (RSA-PSS, DSA, Ed25519...): ask cryptography, imported now
+        from cryptography import x509
+
+        algorithm = x509.load_der_x509_certificate(cert_der).signature_hash_algorithm
+        if algorithm is None:
+            raise ValueError("tls-server-end-point is undefined for this certificate's signature")
+        name = algorithm.name
     if name in ("md5", "sha1"):
         name = "sha256"
     return hashlib.new(name, cert_der).digest()

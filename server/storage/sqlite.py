@@ -16,7 +16,6 @@ import logging
 import os
 import sqlite3
 import stat
-import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -592,6 +591,8 @@ class SQLiteStorage:
 
 
 def _temporary_beside(target: Path) -> tuple[int, str]:
+    import tempfile  # only for a backup: with shutil, bz2 and lzma it is 1 MB of every server
+
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     os.fchmod(fd, 0o600)
     return fd, tmp

@@ -16,17 +16,16 @@ import ipaddress
 import re
 import unicodedata
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-import idna
-import precis_i18n
+if TYPE_CHECKING:
+    import precis_i18n.profile
 
 _MAX_PART = 1023  # bytes of UTF-8, per part (RFC 7622 section 3.1)
 # No prepared part of 1023 bytes comes from more characters than this (NFC composes at most
 # three characters into one); longer input is refused before any table lookup.
 _MAX_INPUT_CHARS = 4 * _MAX_PART
 _LOCAL_EXCLUDED = frozenset("\"&'/:<>@")  # RFC 7622 section 3.3.1, beyond the PRECIS profile
-_USERNAME = precis_i18n.get_profile("UsernameCaseMapped")
-_OPAQUE = precis_i18n.get_profile("OpaqueString")
 # Printable ASCII is left as it is by both profiles (apart from case): no table lookup needed.
 _ASCII_LOCAL = re.compile(r"[!#-%(-.0-9;=?A-~]+")
 _ASCII_RESOURCE = re.compile(r"[ -~]+")
@@ -53,11 +52,20 @@ def _check_len(part: str, what: str) -> str:
     return part
 
 
-def _precis(profile: precis_i18n.profile.Profile, s: str, what: str) -> str:
+@functools.cache
+def _profile(name: str) -> precis_i18n.profile.Profile:
+    """A PRECIS profile, loaded at the first non-ASCII part: its tables take memory that a
+    server whose addresses are all ASCII never needs."""
+    import precis_i18n
+
+    return precis_i18n.get_profile(name)
+
+
+def _precis(profile: str, s: str, what: str) -> str:
     if len(s) > _MAX_INPUT_CHARS:
         raise JIDError(f"{what} longer than {_MAX_PART} bytes")
     try:
-        return profile.enforce(s)
+        return _profile(profile).enforce(s)
     except UnicodeEncodeError as exc:
         reason = exc.reason.removeprefix("DISALLOWED/").replace("_", " ")
         if reason == "empty":
@@ -78,7 +86,7 @@ def normalize_localpart(s: str) -> str:
     for c in s:  # named as typed, also when width mapping would turn it into ASCII
         if c in _LOCAL_EXCLUDED or unicodedata.normalize("NFKC", c) in _LOCAL_EXCLUDED:
             raise JIDError(f"{describe(c)} is not allowed in a localpart (RFC 7622 3.3.1)")
-    return _check_len(_precis(_USERNAME, s, "localpart"), "localpart")
+    return _check_len(_precis("UsernameCaseMapped", s, "localpart"), "localpart")
 
 
 @functools.lru_cache(maxsize=_CACHE)
@@ -86,7 +94,7 @@ def normalize_resourcepart(s: str) -> str:
     """The prepared resourcepart (OpaqueString), or JIDError."""
     if _ASCII_RESOURCE.fullmatch(s):
         return _check_len(s, "resourcepart")
-    return _check_len(_precis(_OPAQUE, s, "resourcepart"), "resourcepart")
+    return _check_len(_precis("OpaqueString", s, "resourcepart"), "resourcepart")
 
 
 def _idna_error(exc: Exception, s: str) -> JIDError:
@@ -110,6 +118,8 @@ def _domain_labels(s: str) -> tuple[str, str]:
     lowered = s.lower()
     if len(lowered) <= 253 and all(_LDH_LABEL.fullmatch(x) for x in lowered.split(".")):
         return lowered, lowered
+    import idna  # only for names beyond plain ASCII labels
+
     try:
         ascii_form = idna.encode(s, uts46=True, transitional=False).decode("ascii")
         unicode_form = idna.decode(ascii_form)

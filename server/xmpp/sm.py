@@ -70,7 +70,8 @@ class Outbound:
         self.max_bytes = max_bytes
         self.sent = 0  # stanzas sent, modulo 2^32
         self.size = 0  # bytes of the unacknowledged ones
-        self._queue: deque[Unacked] = deque()
+        # () while everything is acknowledged, as on an idle session: no 760-byte deque block
+        self._queue: deque[Unacked] | tuple[()] = ()
         self._since_request = 0
 
     def __len__(self) -> int:
@@ -78,6 +79,8 @@ class Outbound:
 
     def push(self, entry: Unacked) -> bool:
         """One more stanza sent; True when it is time to ask the client for an ack."""
+        if not self._queue:
+            self._queue = deque()
         self._queue.append(entry)
         self.sent = (self.sent + 1) % WRAP
         self.size += len(entry.data)
@@ -99,6 +102,8 @@ class Outbound:
         if newly > len(self._queue):
             raise HandledCountTooHigh(h, self.sent)
         out = [self._queue.popleft() for _ in range(newly)]
+        if not self._queue:
+            self._queue = ()
         self.size -= sum(len(e.data) for e in out)
         return out
 
@@ -108,7 +113,7 @@ class Outbound:
     def take_all(self) -> list[Unacked]:
         """Empty the queue (the session ends): what was never acknowledged."""
         out = list(self._queue)
-        self._queue.clear()
+        self._queue = ()
         self.size = 0
         return out
 

@@ -77,7 +77,8 @@ class Stream:
     _restarts: int = 0
     _exchanges: int = 0  # numbers each request, so an answer names the one it answers
     _awaiting: Request | None = None  # the request whose answer must come before anything else
-    _events: deque[Event] = field(default_factory=deque)  # parsed, not handled yet
+    # parsed, not handled yet; () while there are none (an idle stream holds no deque block)
+    _events: deque[Event] | tuple[()] = ()
     _unparsed: bytearray = field(default_factory=bytearray)  # received, not parsed yet
 
     DEFAULT_NS: ClassVar[str] = ns.CLIENT
@@ -158,8 +159,9 @@ class Stream:
                     step = parser.limits.stanza_size
                     chunk = bytes(self._unparsed[:step])
                     del self._unparsed[:step]
-                    self._events.extend(parser.feed(chunk))
+                    self._events = deque(parser.feed(chunk))
                 else:
+                    self._events = ()
                     return out
         except StreamError as err:
             return out + self.fail(err)
@@ -209,7 +211,7 @@ class Stream:
         return self.fail(StreamError("policy-violation", text))
 
     def _drop_pipelined(self) -> None:
-        self._events.clear()
+        self._events = ()
         self._unparsed.clear()
 
     # ---- stream header ---------------------------------------------------------------------

@@ -504,7 +504,7 @@ def test_connection_errors_are_one_line_with_the_fix(
     assert r.exit_code == 1 and "authentication failed for admin@vines.test" in r.stderr
     assert one_line(r)
 
-    from tests.support.prosody import free_port
+    from tests.support.ports import free_port
 
     r = run_cli("online", "--server", f"127.0.0.1:{free_port()}", env=ENV)
     assert r.exit_code == 1 and "cannot reach" in r.stderr and one_line(r), r.stderr

@@ -13,7 +13,7 @@ import tomli_w
 from vines_server import certs
 
 from tests.cli.conftest import LiveServer
-from tests.support.prosody import free_port
+from tests.support.ports import free_port
 from tests.support.xmpp import DOMAIN, OTHER, PKI
 
 CHECKER = "checker.test"

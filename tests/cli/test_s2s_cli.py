@@ -14,7 +14,7 @@ from vines_server.xmpp import ns
 from vines_server.xmpp.stanza import make
 
 from tests.cli.conftest import LiveServer
-from tests.support.prosody import free_port
+from tests.support.ports import free_port
 from tests.support.xmpp import DOMAIN, OTHER, PASSWORD, PKI, TEST_ITERATIONS
 
 PEER = "peer.test"

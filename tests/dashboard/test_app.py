@@ -5,11 +5,11 @@ after the server goes away; the load panel."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from slixmpp.xmlstream import ET
 
 from tests.dashboard.conftest import admin_settings, screen_text, until
+from tests.support.ports import free_port
 from tests.support.xmpp import DOMAIN, disconnect, running_server, slixmpp_client
 from vinesctl.dashboard.app import Dashboard
 
@@ -163,12 +163,6 @@ async def test_message_announce_and_kick_keys(live):
         await disconnect(bob)
         if not kicked.done():
             await disconnect(alice)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_reconnects_with_backoff_after_connection_loss(tmp_path, pki):

@@ -148,7 +148,7 @@ async def test_admin_commands_leave_nothing_on_stderr(live, tmp_path):
 
 
 async def test_presence_watch_says_each_disconnect_once(tmp_path, pki):
-    from tests.dashboard.test_app import free_port
+    from tests.support.ports import free_port
     from tests.support.xmpp import running_server
 
     port = free_port()

@@ -18,7 +18,8 @@ from vines_server.xmpp.sasl.credentials import derive_all
 
 from tests.interop.conftest import _missing
 from tests.support.dnsmasq import DNSMASQ, Dnsmasq
-from tests.support.prosody import ProsodyInstance, free_port, prosody_available
+from tests.support.ports import free_port
+from tests.support.prosody import ProsodyInstance, prosody_available
 from tests.support.xmpp import PASSWORD, TEST_ITERATIONS, RawClient
 
 pytestmark = pytest.mark.interop

@@ -26,15 +26,20 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path, pki: PKI):
         yield h
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresInstance]:
-    """One throw-away PostgreSQL for the session (tests/support/postgres.py); each test creates
-    its own database in it. Without the binaries or root: skipped locally, a failure under CI."""
-    reason = postgres_unavailable()
+def require(reason: str | None) -> None:
+    """A daemon the tests start is missing: skipped locally, a failure under CI (.ci/run must
+    install it)."""
     if reason:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(reason + "; CI must install it (.ci/run)")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresInstance]:
+    """One throw-away PostgreSQL for the session (tests/support/postgres.py); each test creates
+    its own database in it. Without the binaries or root: skipped locally, a failure under CI."""
+    require(postgres_unavailable())
     instance = PostgresInstance.start()
     try:
         yield instance
@@ -46,11 +51,7 @@ def postgres() -> Iterator[PostgresInstance]:
 def redis() -> Iterator[RedisInstance]:
     """A throw-away redis-server per test (tests/support/redis.py): cluster tests stop and restart
     it. Without the binary: skipped locally, a failure under CI."""
-    reason = redis_unavailable()
-    if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason + "; CI must install it (.ci/run)")
-        pytest.skip(reason)
+    require(redis_unavailable())
     instance = RedisInstance.create()
     try:
         yield instance

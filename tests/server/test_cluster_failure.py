@@ -6,6 +6,7 @@ its own users and refuses cross-node stanzas with remote-server-timeout, then re
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import pytest
@@ -191,3 +192,45 @@ async def test_a_node_that_stops_leaves_the_cluster_at_once(
         finally:
             await disconnect(alice, bob)
     assert "stopped beating" not in caplog.text  # it left; nobody had to purge it
+
+
+async def test_a_message_to_a_live_node_between_two_subscriptions_is_published_again(
+    shared: Shared,
+) -> None:
+    """Redis drops a subscriber it finds slow, and a node's listener subscribes again up to a
+    heartbeat after an outage: meanwhile a publish reaches nobody. Its node is alive, so the
+    stored message is published again instead of waiting for the recipient's next login. The
+    node n3 is played here by a plain Redis client: alive, bob bound there, listening late."""
+    import redis.asyncio as aioredis
+    from vines_server.cluster.directory import Directory, Entry, channel
+
+    async with cluster(shared, "n1", heartbeat=0.5) as (n1,):
+        await n1.add_user("alice")
+        await n1.add_user("bob")
+        client = aioredis.Redis(
+            port=shared.redis.port, password=shared.redis.password, decode_responses=True
+        )
+        n3 = Directory(client, "n3", ttl=30)
+        await n3.beat({"address": "", "sessions": 1, "load": 0.0, "pid": 0}, [])
+        presence = f"<presence xmlns='jabber:client' from='{BOB}/phone'/>"
+        await n3.register(f"{BOB}/phone", Entry("n3", True, 0, True, presence))
+        alice = await slixmpp_client(n1, ALICE)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            alice.send_message(mto=BOB, mbody="published while nobody listened")
+            await until(lambda: n1.server.storage.count_offline(BOB), 1)  # held, then published
+            await pubsub.subscribe(channel("n3"))  # late: the first publish found nobody
+
+            async def next_message() -> dict:
+                while (item := await pubsub.get_message(timeout=5)) is None:
+                    pass
+                return json.loads(item["data"])
+
+            message = await asyncio.wait_for(next_message(), 10)
+            assert message["to"] == f"{BOB}/phone"
+            assert "published while nobody listened" in message["xml"]
+            assert message["ack"]  # still held: n3's ack would clear the stored copy
+        finally:
+            await pubsub.aclose()
+            await client.aclose()
+            await disconnect(alice)

@@ -22,7 +22,7 @@ from vines_server.xmpp.sasl.credentials import derive_all
 
 from tests.server.test_hostile import LAUGHS
 from tests.support.adhoc import admin, run
-from tests.support.prosody import free_port
+from tests.support.ports import free_port
 from tests.support.xmpp import (
     PASSWORD,
     PKI,

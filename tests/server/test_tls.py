@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from vines_server import certs
 from vines_server.net.tls import (
@@ -342,6 +342,21 @@ def test_end_point_hash_follows_signature_hash() -> None:
     ed = builder.public_key(ed_key.public_key()).sign(ed_key, None).public_bytes(Encoding.DER)
     with pytest.raises(ValueError):
         tls_server_end_point(ed)
+
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    rsa_512 = builder.public_key(rsa_key.public_key()).sign(rsa_key, hashes.SHA512())
+    der = rsa_512.public_bytes(Encoding.DER)
+    assert tls_server_end_point(der) == hashlib.sha512(der).digest()
+    # RSA-PSS names its hash in the parameters: the end point follows it there too
+    pss = padding.PSS(padding.MGF1(hashes.SHA384()), padding.PSS.DIGEST_LENGTH)
+    rsa_pss = builder.public_key(rsa_key.public_key()).sign(
+        rsa_key, hashes.SHA384(), rsa_padding=pss
+    )
+    der = rsa_pss.public_bytes(Encoding.DER)
+    assert tls_server_end_point(der) == hashlib.sha384(der).digest()
+    for broken in (b"", b"\x30\x82", sha384[:-40], b"\x30\x03\x30\x01\x00"):
+        with pytest.raises(ValueError):
+            tls_server_end_point(broken)
 
 
 def test_end_point_of_sha1_certificate_uses_sha256(tmp_path: Path) -> None:

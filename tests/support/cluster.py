@@ -16,9 +16,9 @@ import tomli_w
 from vines_server.server import Server
 from vines_server.storage.base import RosterItem
 
+from tests.support.ports import free_port
 from tests.support.postgres import PostgresInstance
 from tests.support.redis import RedisInstance
-from tests.support.redis import _free_port as free_port
 from tests.support.xmpp import (
     DOMAIN,
     OTHER,

@@ -9,13 +9,14 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+
+from tests.support.ports import free_port
 
 ROLE = "vines"
 PASSWORD = "pg-secret-Zq8wX"  # a test secret: the no-leak tests look for it in every output
@@ -38,12 +39,6 @@ def postgres_unavailable() -> str | None:
         except KeyError:
             return "running as root and there is no postgres user to run PostgreSQL as"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -79,7 +74,7 @@ class PostgresInstance:
         password_file = Path(tempfile.mkdtemp(prefix="vines-pgpw-")) / "password"
         password_file.write_text(PASSWORD + "\n")
         password_file.chmod(0o600)
-        instance = cls(root, _free_port(), password_file, bindir)
+        instance = cls(root, free_port(), password_file, bindir)
         instance._as_postgres(
             str(bindir / "initdb"),
             "--pgdata",

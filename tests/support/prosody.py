@@ -38,6 +38,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from vines_server import certs
 
+from tests.support.ports import free_port
+
 PROSODY = shutil.which("prosody") or (
     "/usr/bin/prosody" if os.path.exists("/usr/bin/prosody") else None
 )
@@ -72,12 +74,6 @@ def prosody_available() -> str | None:
     if PROSODY is None or PROSODYCTL is None:
         return "prosody is not installed (Debian package prosody)"
     return None
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _lua(value: object) -> str:

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.ports import free_port
+
 PASSWORD = "redis-secret-Hq3vT"  # a test secret: the no-leak tests look for it in every output
 
 
@@ -21,12 +23,6 @@ def redis_unavailable() -> str | None:
     if shutil.which("redis-server") is None:
         return "redis-server (Debian package redis-server) is not installed"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -38,7 +34,7 @@ class RedisInstance:
 
     @classmethod
     def create(cls) -> RedisInstance:
-        instance = cls(Path(tempfile.mkdtemp(prefix="vines-redis-")), _free_port())
+        instance = cls(Path(tempfile.mkdtemp(prefix="vines-redis-")), free_port())
         instance.password_file.write_text(PASSWORD + "\n")
         instance.password_file.chmod(0o600)
         instance.start()

@@ -1,0 +1,81 @@
+"""A fresh server with the default vines.toml (the one `vinesctl server init` writes) imports
+none of the heavy libraries it does not use: they cost resident memory in every process
+(issue 14: fresh RSS). Federation loads dnspython, pyOpenSSL and cryptography; [metrics] loads
+prometheus_client; PRECIS and IDNA tables load at the first non-ASCII address."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from vines_server import certs
+from vines_server.config_template import render_config
+
+pytestmark = pytest.mark.timeout(120)
+
+LAZY = ("cryptography", "OpenSSL", "dns", "prometheus_client", "precis_i18n", "idna", "asyncpg")
+
+# starts and stops the server in a process of its own, then lists what got imported, before and
+# after one non-ASCII address is parsed
+PROBE = """
+import asyncio, json, sys
+from vines_server.config import load
+from vines_server.server import Server
+
+async def run():
+    server = Server(load(sys.argv[1]))
+    await server.start()
+    await server.stop()
+
+asyncio.run(run())
+started = sorted({m.split(".")[0] for m in sys.modules})
+from vines_server.xmpp.jid import JID
+JID.parse("żółw@bücher.example/ü")
+parsed = sorted({m.split(".")[0] for m in sys.modules})
+print(json.dumps({"started": started, "parsed": parsed}))
+"""
+
+
+def loaded(config: Path) -> dict[str, list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(config)],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=True,
+        cwd=config.parent,
+    )
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.fixture
+def default_config(tmp_path: Path) -> Path:
+    cert_file, key_file = tmp_path / "localhost.crt", tmp_path / "localhost.key"
+    cert, key = certs.make_certificate(["localhost"])
+    certs.write_pem(cert, key, cert_file, key_file)
+    config = tmp_path / "vines.toml"
+    config.write_text(
+        render_config("localhost", "admin@localhost", "127.0.0.1", 0, 0, cert_file, key_file)
+    )
+    return config
+
+
+def test_default_server_imports_no_heavy_library(default_config: Path) -> None:
+    modules = loaded(default_config)
+    assert [m for m in LAZY if m in modules["started"]] == []
+    # the lazy parts still load when needed
+    assert {"precis_i18n", "idna"} <= set(modules["parsed"])
+
+
+def test_federation_loads_the_s2s_libraries(default_config: Path) -> None:
+    """The other side of the coin: with [federation] on, the s2s code (and what it needs) is
+    there from the start."""
+    text = default_config.read_text()
+    assert "\n[federation]\n" in text
+    text = text.replace("\n[federation]\n", '\n[federation]\nallow = ["example.org"]\n', 1)
+    default_config.write_text(text.replace("\nallow = []\n", "\n", 1))
+    started = set(loaded(default_config)["started"])
+    assert {"dns", "OpenSSL", "cryptography"} <= started
