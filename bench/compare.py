@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -117,7 +118,7 @@ class VinesSide(Side):
         from vines_server import certs
         from vines_server.config import Limits
 
-        self.root = directory / "vines"
+        self.root = directory / self.name
         self.root.mkdir(parents=True)
         self.domain = "vines.test"
         self.iterations = iterations
@@ -146,8 +147,7 @@ class VinesSide(Side):
             "c2s_port = 0",
             "c2s_direct_tls_port = 0",
             "[storage]",
-            'backend = "sqlite"',
-            'path = "vines.sqlite"',
+            *self.storage_lines(),
             "[limits]",
             *(f"{k} = {v}" for k, v in limits.items()),
             "",
@@ -156,7 +156,12 @@ class VinesSide(Side):
         self.config_file.write_text("\n".join(lines))
         self.state_file = self.root / "vines.state.json"
         self.process: subprocess.Popen[bytes] | None = None
-        asyncio.run(self._provision(users, password))
+        if users:
+            asyncio.run(self._provision(users, password))
+
+    def storage_lines(self) -> list[str]:
+        """The [storage] keys, and any section after it (bench/cluster.py's nodes add theirs)."""
+        return ['backend = "sqlite"', 'path = "vines.sqlite"']
 
     async def _provision(self, users: int, password: str) -> None:
         from vines_server.config import load
@@ -383,6 +388,32 @@ def _fmt(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def ratio_cell(ours, theirs, higher: bool | None) -> str:
+    """ours / theirs, marked "better" or "worse" by the figure's direction; "-" without both."""
+    if not (isinstance(ours, int | float) and isinstance(theirs, int | float) and theirs):
+        return "-"
+    ratio = ours / theirs
+    mark = ""
+    if higher is not None and abs(ratio - 1) >= 0.02:  # within 2 %: noise
+        mark = " (better)" if (ratio > 1) == higher else " (worse)"
+    return f"{ratio:.2f}{mark}"
+
+
+def align(rows: list[list[str]]) -> list[str]:
+    """Rows of cells as text columns: the first left-aligned, the others right; a rule under
+    the header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
 def table(results: dict) -> str:
     for res in results["sides"].values():
         if "error" in res:
@@ -401,28 +432,15 @@ def table(results: dict) -> str:
         values = [_get(results["sides"][s], path) for s in sides]
         row = [label, *(_fmt(v) for v in values)]
         if both:
-            ours, theirs = (
-                _get(results["sides"]["vines"], path),
-                _get(results["sides"]["prosody"], path),
+            row.append(
+                ratio_cell(
+                    _get(results["sides"]["vines"], path),
+                    _get(results["sides"]["prosody"], path),
+                    higher,
+                )
             )
-            if isinstance(ours, int | float) and isinstance(theirs, int | float) and theirs:
-                ratio = ours / theirs
-                mark = ""
-                if higher is not None and abs(ratio - 1) >= 0.02:  # within 2 %: noise
-                    mark = " (better)" if (ratio > 1) == higher else " (worse)"
-                row.append(f"{ratio:.2f}{mark}")
-            else:
-                row.append("-")
         rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = align(rows)
     errors = [
         f"{s}: {results['sides'][s]['error']}" for s in sides if "error" in results["sides"][s]
     ]
@@ -651,11 +669,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             else:
                 side = VinesSide(tmp, accounts, password, ns.iterations)
-            try:
-                results["sides"][name] = run_side(side, ns, password)
-            except Exception as exc:
-                results["sides"][name] = {"error": f"{type(exc).__name__}: {exc}"}
-                say(f"{name}: failed: {exc}")
+            run_guarded(results, name, lambda side=side: run_side(side, ns, password))
         if not ns.no_console:
             results["tools"] = run_tools(ns, tmp)
     finally:
@@ -663,12 +677,23 @@ def main(argv: list[str] | None = None) -> int:
             say(f"files kept in {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(table(results))
-    print()
-    print(targets_table(results, ns))
-    if ns.json:
-        Path(ns.json).write_text(json.dumps(results, indent=2))
+    report(results, f"{table(results)}\n\n{targets_table(results, ns)}", ns.json)
     return 0
+
+
+def run_guarded(results: dict, name: str, work: Callable[[], dict]) -> None:
+    """results["sides"][name] = work(), or the error that stopped it: the other sides go on."""
+    try:
+        results["sides"][name] = work()
+    except Exception as exc:
+        results["sides"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+        say(f"{name}: failed: {exc}")
+
+
+def report(results: dict, text: str, json_file: str | None) -> None:
+    print(text)
+    if json_file:
+        Path(json_file).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ Scenarios (each prints one JSON object on stdout):
   messages  U users (--users) log in, then exchange chat messages in pairs at a total target rate
             (--rate msg/s) for --duration seconds. Each body carries the sender, a per-sender
             sequence number and a send timestamp; receivers compute latency and count lost,
-            duplicated and out-of-order messages.
+            duplicated and out-of-order messages (a jump ahead: out_of_order; a message that
+            arrives after a later one of its sender: late, still received, not lost; one sent
+            by an earlier run, kept by the server and delivered at this run's login: stale).
   idle      K authenticated sessions (--sessions) are opened and kept idle; the server's RSS
             (/proc/PID/status VmRSS, --pid) is read before and after: KiB per idle session.
 
@@ -137,6 +139,21 @@ class Options:
     ca: str | None = None
     direct_tls: bool = False
     timeout: float = 30.0
+    ports: tuple[int, ...] = ()  # several nodes of one service: each user on one of them
+    placement: str = "cross"
+
+    def port_for(self, index: int) -> int:
+        """The port client `index` connects to: with several --ports, its node's."""
+        if not self.ports:
+            return self.port
+        return self.ports[node_of(index, len(self.ports), self.placement)]
+
+
+def node_of(index: int, nodes: int, placement: str) -> int:
+    """Which of `nodes` nodes the user at `index` logs in to. Message partners are the pairs
+    (2k, 2k+1): "cross" puts the two of a pair on different nodes (round-robin by user), "same"
+    on one node (round-robin by pair)."""
+    return (index if placement == "cross" else index // 2) % nodes
 
 
 def client_context(opts: Options) -> ssl.SSLContext:
@@ -200,11 +217,13 @@ class Client:
         opts = self.opts
         if opts.direct_tls:
             self.reader, self.writer = await asyncio.open_connection(
-                opts.host, opts.port, ssl=self.ctx, server_hostname=opts.domain
+                opts.host, opts.port_for(self.index), ssl=self.ctx, server_hostname=opts.domain
             )
             features = await self._open_stream()
         else:
-            self.reader, self.writer = await asyncio.open_connection(opts.host, opts.port)
+            self.reader, self.writer = await asyncio.open_connection(
+                opts.host, opts.port_for(self.index)
+            )
             features = await self._open_stream()
             if b"starttls" not in features:
                 raise LoginError("server offers no STARTTLS")
@@ -355,13 +374,16 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
     partner = [clients[i ^ 1].jid for i in range(n)]
     sent = [0] * n
     received = [0] * n  # by sender index
-    last_seq = [-1] * n  # last sequence number received from each sender
-    duplicated = out_of_order = 0
+    last_seq = [-1] * n  # highest sequence number received from each sender
+    seen: list[set[int]] = [set() for _ in range(n)]  # every one received, for duplicates
+    duplicated = out_of_order = late = stale = 0
+    started = now_ns()  # a body stamped earlier was sent by an earlier run (stored, then
+    # delivered at this run's login): its sequence numbers are not this run's
     latencies: list[int] = []
     measuring = False
 
     async def reader(i: int) -> None:
-        nonlocal duplicated, out_of_order
+        nonlocal duplicated, out_of_order, late, stale
         c = clients[i]
         buf = c.buf
         assert c.reader is not None
@@ -375,12 +397,19 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
             for m in BODY.finditer(buf):
                 last = m.end()
                 sender, seq, stamp = int(m.group(1)), int(m.group(2)), int(m.group(3))
-                if seq <= last_seq[sender]:
+                if stamp < started:
+                    stale += 1
+                    continue
+                if seq in seen[sender]:
                     duplicated += 1
                     continue
-                if seq != last_seq[sender] + 1:
-                    out_of_order += 1
-                last_seq[sender] = seq
+                seen[sender].add(seq)
+                if seq < last_seq[sender]:
+                    late += 1
+                else:
+                    if seq != last_seq[sender] + 1:
+                        out_of_order += 1
+                    last_seq[sender] = seq
                 received[sender] += 1
                 if measuring:
                     latencies.append(t - stamp)
@@ -444,6 +473,8 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
         "lost": sum(sent) - sum(received),
         "duplicated": duplicated,
         "out_of_order": out_of_order,
+        "late": late,
+        "stale": stale,
         "stalled": stalled,
         "send_time": send_time,
         "cpu_window": cpu_window,
@@ -577,6 +608,8 @@ def summarize(scenario: str, opts: Options, args: dict, results: list[dict], ext
         "scenario": scenario,
         "host": opts.host,
         "port": opts.port,
+        "ports": list(opts.ports) or None,
+        "placement": opts.placement if opts.ports else None,
         "domain": opts.domain,
         "mechanism": opts.mechanism,
         "procs": len(results),
@@ -606,6 +639,8 @@ def summarize(scenario: str, opts: Options, args: dict, results: list[dict], ext
             lost=sent - received,
             duplicated=sum(r["duplicated"] for r in results),
             out_of_order=sum(r["out_of_order"] for r in results),
+            late=sum(r["late"] for r in results),
+            stale=sum(r["stale"] for r in results),
             stalled_sends=sum(r["stalled"] for r in results),
             sent_per_s=round(sent / send_time, 1) if send_time else None,
             latency=summary_ms(latencies),
@@ -645,6 +680,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("scenario", choices=sorted(WORKERS))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5222)
+    p.add_argument(
+        "--ports",
+        type=lambda v: tuple(int(x) for x in v.split(",")),
+        default=(),
+        help="several nodes of one service, e.g. 5222,5223: each user logs in to one of them"
+        " (overrides --port)",
+    )
+    p.add_argument(
+        "--placement",
+        choices=["cross", "same"],
+        default="cross",
+        help="with --ports: message partners on different nodes (cross) or on one (same)",
+    )
     p.add_argument("--domain", required=True)
     p.add_argument("--users-prefix", default="bench")
     p.add_argument("--users", type=int, default=1000, help="accounts PREFIX0..PREFIX{N-1}")
@@ -692,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
         ca=ns.ca,
         direct_tls=ns.direct_tls,
         timeout=ns.timeout,
+        ports=ns.ports,
+        placement=ns.placement,
     )
     procs = max(1, ns.procs)
     if ns.scenario == "logins":
