@@ -50,18 +50,18 @@ IQ = ns.q(ns.CLIENT, "iq")
 REDIS_CONNECTIONS = 32  # per node, its channel listener's subscription among them
 
 
-def redis_client(url: str, password: str | None, timeout: float) -> Any:
+def redis_client(url: str, password: str | None, timeout: float, wait: float) -> Any:
     """The client; the password from the file wins over the URL's. Neither is ever logged:
     errors name the host, not the URL.
 
     A burst (hundreds of logins, each refreshing the directory) needs more commands in flight
-    than connections are worth opening: they wait up to `timeout` for one of REDIS_CONNECTIONS
+    than connections are worth opening: they wait up to `wait` for one of REDIS_CONNECTIONS
     (redis-py's default pool raises at its limit instead, which looked like Redis going away
     and refused cross-node stanzas for a heartbeat)."""
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=REDIS_CONNECTIONS,
-        timeout=timeout,
+        timeout=wait,
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
@@ -87,7 +87,7 @@ class ClusterNode:
         password = None
         if config.password_file is not None:
             password = config.password_file.read_text().strip()
-        self.redis = redis_client(config.redis, password, max(config.heartbeat, 0.5))
+        self.redis = redis_client(config.redis, password, max(config.heartbeat, 0.5), config.ttl)
         self.directory = Directory(self.redis, self.node, config.ttl)
         self.channel = Channel(self.redis, self.node, self._failed)
         self.sessions = ClusterSessions(

@@ -247,7 +247,7 @@ async def test_a_burst_of_directory_calls_waits_for_connections_instead_of_an_ou
     async with cluster(shared, "n1") as (n1,):
         node = n1.server.cluster
         answers = await asyncio.gather(
-            *(node.directory.alive("n1") for _ in range(20 * REDIS_CONNECTIONS))
+            *(node.directory.alive("n1") for _ in range(8 * REDIS_CONNECTIONS))
         )
         assert all(answers)
         await node.liveness.beat()
