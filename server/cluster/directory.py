@@ -107,17 +107,21 @@ class Entry:
 
 # KEYS[1] user hash, KEYS[2] node's jid set, KEYS[3] the feeds set; ARGV: resource, full JID,
 # node, entry, presence announcement ('' for none: its presence did not change)
+# A presence announcement to the nodes running a feed (ARGV[5]; '' when the presence did not
+# change), only while some node runs one: KEYS[3] is the feeds set
+_ANNOUNCE = f"""
+if ARGV[5] ~= '' and redis.call('SCARD', KEYS[3]) > 0 then
+  redis.call('PUBLISH', '{PRESENCE}', ARGV[5])
+end
+"""
+
 REGISTER = (
     """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[2])
-if ARGV[5] ~= '' and redis.call('SCARD', KEYS[3]) > 0 then
-  redis.call('PUBLISH', '"""
-    + PRESENCE
-    + """', ARGV[5])
-end
-return 1
 """
+    + _ANNOUNCE
+    + "return 1\n"
 )
 
 # A bind (design decision 4, cluster-wide). KEYS as REGISTER; ARGV: resource, full JID, node,
@@ -151,11 +155,9 @@ redis.call('SREM', KEYS[2], ARGV[2])
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if raw and cjson.decode(raw)['node'] == ARGV[3] then
   redis.call('HDEL', KEYS[1], ARGV[1])
-  if ARGV[5] ~= '' and redis.call('SCARD', KEYS[3]) > 0 then
-    redis.call('PUBLISH', '"""
-    + PRESENCE
-    + """', ARGV[5])
-  end
+"""
+    + _ANNOUNCE
+    + """
   return 1
 end
 return 0

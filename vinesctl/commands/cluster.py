@@ -4,13 +4,11 @@ server on its own answers one node. Exit 1 when a node listed is not alive."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from vinesctl.commands.remote import run_remote, timeout_option
+from vinesctl.commands.remote import show_listing, timeout_option
 from vinesctl.connection import connect_options
-from vinesctl.output import emit, json_option
+from vinesctl.output import json_option
 
 
 @click.command("cluster")
@@ -27,15 +25,6 @@ def command(
     as_json: bool,
 ) -> None:
     """List the server's cluster nodes: address, heartbeat age, alive, sessions, load."""
-
-    async def work(client: Any, conn: Any, _s: Any) -> Any:
-        from vinesctl.xmpp import admin
-
-        return await admin.cluster(client, conn.domain)
-
-    from vinesctl.render.admin import cluster_view
-
-    result = run_remote(ctx, server, ca, insecure, as_json, work, timeout)
-    emit(result, as_json, cluster_view)
+    result = show_listing(ctx, server, ca, insecure, as_json, timeout, "cluster", "cluster_view")
     if any(not node.alive for node in result.nodes):
         ctx.exit(1)

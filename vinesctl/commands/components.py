@@ -4,13 +4,11 @@ last presence and load."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from vinesctl.commands.remote import run_remote, timeout_option
+from vinesctl.commands.remote import show_listing, timeout_option
 from vinesctl.connection import connect_options
-from vinesctl.output import emit, json_option
+from vinesctl.output import json_option
 
 
 @click.command("components")
@@ -27,12 +25,4 @@ def command(
     as_json: bool,
 ) -> None:
     """List the server's components: connected, address, since, traffic, load."""
-
-    async def work(client: Any, conn: Any, _s: Any) -> Any:
-        from vinesctl.xmpp import admin
-
-        return await admin.components(client, conn.domain)
-
-    from vinesctl.render.admin import components_view
-
-    emit(run_remote(ctx, server, ca, insecure, as_json, work, timeout), as_json, components_view)
+    show_listing(ctx, server, ca, insecure, as_json, timeout, "components", "components_view")

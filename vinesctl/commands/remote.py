@@ -110,6 +110,33 @@ def run_remote(
     return run_with(settings(ctx, server, ca, insecure), as_json, work, timeout)
 
 
+def show_listing(
+    ctx: click.Context,
+    server: str | None,
+    ca: str | None,
+    insecure: bool,
+    as_json: bool,
+    timeout: float,
+    query: str,
+    view: str,
+) -> Any:
+    """One of the server's admin listings: `vinesctl.xmpp.admin.<query>(client, domain)` as the
+    profile's account, printed by `vinesctl.render.admin.<view>` (a table, or --json); returns
+    the result. Named rather than passed so that both modules load only when a command runs."""
+    from vinesctl.output import emit
+
+    async def work(client: Any, conn: Any, _s: Any) -> Any:
+        from vinesctl.xmpp import admin
+
+        return await getattr(admin, query)(client, conn.domain)
+
+    from vinesctl.render import admin as views
+
+    result = run_remote(ctx, server, ca, insecure, as_json, work, timeout)
+    emit(result, as_json, getattr(views, view))
+    return result
+
+
 def run_with(
     conn: Any,
     as_json: bool,

@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from vinesctl.commands.remote import run_remote, timeout_option, warn_notes
+from vinesctl.commands.remote import run_remote, show_listing, timeout_option, warn_notes
 from vinesctl.connection import connect_options
-from vinesctl.output import emit, json_option
+from vinesctl.output import json_option
 
 
 @click.group("s2s", invoke_without_command=True)
@@ -32,14 +32,7 @@ def command(
     if ctx.invoked_subcommand is not None:
         return
 
-    async def work(client: Any, conn: Any, _s: Any) -> Any:
-        from vinesctl.xmpp import admin
-
-        return await admin.s2s_streams(client, conn.domain)
-
-    from vinesctl.render.admin import s2s_view
-
-    emit(run_remote(ctx, server, ca, insecure, as_json, work, timeout), as_json, s2s_view)
+    show_listing(ctx, server, ca, insecure, as_json, timeout, "s2s_streams", "s2s_view")
 
 
 @command.command("close")
