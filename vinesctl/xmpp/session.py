@@ -182,7 +182,8 @@ def _restore_aiodns() -> None:
     """SRV and host lookups through aiodns, as slixmpp does when it finds aiodns at import."""
     from slixmpp.xmlstream import resolver
 
-    if resolver.AIODNS_AVAILABLE:
+    # a slixmpp without this switch (a later release) resolves as it decides: leave it be
+    if getattr(resolver, "AIODNS_AVAILABLE", True):
         return
     try:
         import aiodns
