@@ -14,9 +14,8 @@ import ctypes
 from collections.abc import Callable
 
 DELAY = 1.0  # seconds of quiet after a request before trimming: a burst asks once
-INTERVAL = (
-    5.0  # at most one trim per this many seconds (it walks the heap: ~1 ms per 2000 sessions)
-)
+# at most one trim per this many seconds (it walks the heap: ~1 ms per 2000 sessions)
+INTERVAL = 5.0
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
