@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -184,35 +185,18 @@ class C2SStream(Stream):
             return StreamError("not-authorized", "domain changed")
         return None
 
-    def _features(self) -> Element:
-        features = make(ns.q(ns.STREAM, "features"))
+    def _offer(self) -> bytes:
+        """The features for this stage, from `_offer_bytes`: three headers a login, each offer
+        serialized once per process rather than rebuilt from elements every time (issue 14)."""
         if not self.tls:
-            features.append(
-                make(ns.q(ns.TLS, "starttls"), children=[make(ns.q(ns.TLS, "required"))])
-            )
             self.state = State.TLS
-        elif self.jid is None:
+            return _offer_bytes("starttls")
+        if self.jid is None:
             self._end_exchange()  # a restart in the middle of an exchange abandons it
-            cb_types = sorted(self._cb_data)
-            mechs = make(ns.q(ns.SASL, "mechanisms"))
-            for name in sasl.offered(True, cb_types):
-                mechs.append(make(ns.q(ns.SASL, "mechanism"), text=name))
-            features.append(mechs)
-            if cb_types:
-                cb = make(ns.q(ns.SASL_CB, "sasl-channel-binding"))
-                for t in cb_types:
-                    cb.append(make(ns.q(ns.SASL_CB, "channel-binding"), {"type": t}))
-                features.append(cb)
             self.state = State.AUTH
-        else:
-            features.append(make(ns.q(ns.BIND, "bind")))
-            session = make(
-                ns.q(ns.SESSION, "session"), children=[make(ns.q(ns.SESSION, "optional"))]
-            )
-            features.append(session)
-            features.append(sm.feature())
-            self.state = State.BIND
-        return features
+            return _offer_bytes(tuple(sorted(self._cb_data)))
+        self.state = State.BIND
+        return _offer_bytes("bound")
 
     # ---- first-level elements --------------------------------------------------------------
 
@@ -443,6 +427,30 @@ _HANDLERS: dict[State, Callable[[C2SStream, Element], list[Action]]] = {
     State.BIND: C2SStream._in_bind,
     State.READY: C2SStream._in_ready,
 }
+
+
+@lru_cache(maxsize=8)  # keys: the stages, and SASL's with each set of binding types TLS gives
+def _offer_bytes(stage: str | tuple[str, ...]) -> bytes:
+    """The serialized <stream:features/> children of a stage: "starttls" before TLS (required),
+    "bound" once authenticated (bind, session, stream management), else SASL with this tuple
+    of channel-binding types (sorted; -PLUS mechanisms only when there are some)."""
+    if stage == "starttls":
+        features = [make(ns.q(ns.TLS, "starttls"), children=[make(ns.q(ns.TLS, "required"))])]
+    elif stage == "bound":
+        session = make(ns.q(ns.SESSION, "session"), children=[make(ns.q(ns.SESSION, "optional"))])
+        features = [make(ns.q(ns.BIND, "bind")), session, sm.feature()]
+    else:
+        mechs = make(ns.q(ns.SASL, "mechanisms"))
+        assert isinstance(stage, tuple)
+        for name in sasl.offered(True, stage):
+            mechs.append(make(ns.q(ns.SASL, "mechanism"), text=name))
+        features = [mechs]
+        if stage:
+            cb = make(ns.q(ns.SASL_CB, "sasl-channel-binding"))
+            for t in stage:
+                cb.append(make(ns.q(ns.SASL_CB, "channel-binding"), {"type": t}))
+            features.append(cb)
+    return b"".join(serialize(child) for child in features)
 
 
 def _keyless(account: Any, mechanism: str | None) -> bool:

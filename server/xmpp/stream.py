@@ -237,11 +237,18 @@ class Stream:
         if self._restarts > self.settings.stream_restarts:
             return [Send(header), *self.fail(StreamError("policy-violation", "too many restarts"))]
         self.domain = domain
-        offered = self._features()
-        if offered is None:  # a kind without features (XEP-0114 component streams)
+        features = self._offer()
+        if features is None:  # a kind without features (XEP-0114 component streams)
             return [Send(header)]
-        features = b"".join(serialize(child) for child in offered)
         return [Send(header + b"<stream:features>" + features + b"</stream:features>")]
+
+    def _offer(self) -> bytes | None:
+        """The serialized children of `_features()` (None: no features element). A kind whose
+        offer depends on a few inputs may serve it from a cache instead."""
+        offered = self._features()
+        if offered is None:
+            return None
+        return b"".join(serialize(child) for child in offered)
 
     def _reply_from(self, domain: str | None) -> str:
         """Our header's `from`: the domain asked for when we host it, else one we host."""

@@ -150,6 +150,37 @@ def test_sasl_features_advertise_channel_binding_and_plain_inside_tls():
     assert b"xmlns='urn:xmpp:sasl-cb:0'" in out
 
 
+def sasl_offer(cb: dict[str, bytes]) -> bytes:
+    stream = C2SStream(SETTINGS)
+    stream.receive(header())
+    stream.receive(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    stream.tls_established(cb)
+    return sent(stream.receive(header()))
+
+
+def test_each_stream_is_offered_what_its_own_tls_session_binds():
+    """The offers are serialized once per process: one connection's channel-binding types
+    must never reach another's (a -PLUS offer without binding data, or one missing)."""
+    both = {"tls-server-end-point": b"\x01" * 32, "tls-unique": b"\x02" * 12}
+    for cb in (CB, {}, both, CB, {}):
+        out = sasl_offer(cb)
+        assert (b"SCRAM-SHA-256-PLUS" in out) == bool(cb)
+        assert (b"<sasl-channel-binding" in out) == bool(cb)
+        for cb_type in ("tls-server-end-point", "tls-unique"):
+            assert (f"type='{cb_type}'".encode() in out) == (cb_type in cb)
+        assert b"<mechanism>PLAIN</mechanism>" in out
+
+
+def test_the_bound_offer_follows_authentication_on_every_stream():
+    for _ in range(2):
+        stream = encrypted()
+        authenticate(stream)
+        out = sent(stream.receive(header()))
+        assert b"<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>" in out
+        assert b"<mechanisms" not in out and b"<starttls" not in out
+        assert stream.state is State.BIND
+
+
 def test_stanza_after_tls_before_auth_is_not_authorized():
     stream = encrypted()
     stream.receive(header())
