@@ -245,23 +245,39 @@ def loadgen(side: Side, password: str, scenario: str, *args: str, timeout: float
         *args,
     ]
     env = dict(os.environ, LOADGEN_PASSWORD=password)
-    cpu_before = cpu_seconds(side.pid)
+    cpu_before, loop_before = cpu_seconds(side.pid), cpu_seconds(side.pid, side.pid)
+    generator_before = children_cpu_seconds()
     done = subprocess.run(cmd, capture_output=True, env=env, timeout=timeout, text=True)
     try:
         result = json.loads(done.stdout)
     except json.JSONDecodeError:
         return {"error": f"loadgen exited {done.returncode}: {done.stderr.strip()[-500:]}"}
     result["server_cpu_s"] = round(cpu_seconds(side.pid) - cpu_before, 3)
+    # the main thread (the event loop) apart from the others (PBKDF2, storage): what the
+    # second core does; and the generator's own CPU, on the same cores
+    result["server_loop_cpu_s"] = round(cpu_seconds(side.pid, side.pid) - loop_before, 3)
+    result["loadgen_cpu_s"] = round(children_cpu_seconds() - generator_before, 3)
     return result
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process (all its threads), from /proc/PID/stat."""
+def cpu_seconds(pid: int | None, thread: int | None = None) -> float:
+    """User + system CPU time of a process (all its threads), from /proc/PID/stat; of one of
+    its threads with `thread` (the main thread's id is the pid)."""
     if not pid:
         return 0.0
-    with open(f"/proc/{pid}/stat") as fh:
-        parts = fh.read().rsplit(")", 1)[1].split()
+    path = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
+    try:
+        with open(path) as fh:
+            parts = fh.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # the server exited
+        return 0.0
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU time of the finished children (the load generator and its workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_side(side: Side, ns: argparse.Namespace, password: str) -> dict:
@@ -300,7 +316,14 @@ def run_side(side: Side, ns: argparse.Namespace, password: str) -> dict:
             )  # fmt: skip
             res = out[f"logins_{mech}"]
             if res.get("logins"):
-                res["server_cpu_ms_per_login"] = round(res["server_cpu_s"] * 1e3 / res["logins"], 2)
+                per_login = 1e3 / res["logins"]
+                res["server_cpu_ms_per_login"] = round(res["server_cpu_s"] * per_login, 2)
+                loop = res["server_loop_cpu_s"]
+                res["server_loop_cpu_ms_per_login"] = round(loop * per_login, 2)
+                res["server_threads_cpu_ms_per_login"] = round(
+                    (res["server_cpu_s"] - loop) * per_login, 2
+                )
+                res["loadgen_cpu_ms_per_login"] = round(res["loadgen_cpu_s"] * per_login, 2)
         say(f"{side.name}: messages, {ns.users} users at {ns.rate:g} msg/s")
         out["messages"] = loadgen(
             side, password, "messages", *common, "--rate", str(ns.rate),
@@ -353,6 +376,13 @@ ROWS = [
     ("login p95 ms, SCRAM-SHA-1", ("logins_SCRAM-SHA-1", "latency", "p95_ms"), False),
     ("server CPU ms/login, PLAIN", ("logins_PLAIN", "server_cpu_ms_per_login"), False),
     ("server CPU ms/login, SCRAM-SHA-1", ("logins_SCRAM-SHA-1", "server_cpu_ms_per_login"), False),
+    ("  main thread (event loop), PLAIN", ("logins_PLAIN", "server_loop_cpu_ms_per_login"), False),
+    (
+        "  other threads (PBKDF2, storage), PLAIN",
+        ("logins_PLAIN", "server_threads_cpu_ms_per_login"),
+        False,
+    ),
+    ("load generator CPU ms/login, PLAIN", ("logins_PLAIN", "loadgen_cpu_ms_per_login"), False),
     ("msg/s sent", ("messages", "sent_per_s"), True),
     ("msgs lost", ("messages", "lost"), False),
     ("msgs duplicated", ("messages", "duplicated"), False),
