@@ -5,9 +5,11 @@ needs is here (TLS, reading in order, flow control, bounded output, deadlines, l
 per-IP caps and bans); what one kind does with its own actions is its `StreamKind` (`C2S`:
 account lookups, authentication, binding, stanzas to the router).
 
-Input is processed strictly in order by at most one worker task per connection, because some
-actions await (account lookup, routing that touches storage). Reading pauses while the worker
-is behind, so a fast sender is slowed, not buffered without bound.
+Input is processed strictly in order by at most one worker per connection, because some
+actions await (account lookup, routing that touches storage). The worker runs at once in the
+read's callback and becomes a task only when it has to wait (`eager`): most reads never do.
+Reading pauses while the worker is behind, so a fast sender is slowed, not buffered without
+bound.
 
 Output is bounded the same way (design decision 12): stanzas for the peer wait in an
 `OutputQueue` (a byte limit, `[limits] output_bytes`) until the socket buffer, itself bounded by
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 from xml.etree.ElementTree import Element
 
 from vines_server.core.routing import keeps_offline
+from vines_server.net import eager
 from vines_server.net.output import OutputQueue, presence_key
 from vines_server.net.tls import TLSSession
 from vines_server.net.transport import StreamTLS
@@ -212,7 +215,8 @@ class StreamConnection(asyncio.Protocol):
         if len(self._inbox) > MAX_QUEUED_CHUNKS:
             self._pause("backlog")
         if self._worker is None:
-            self._worker = asyncio.ensure_future(self._work())
+            # handled here and now; a task carries on only from an await that really waits
+            self._worker = eager.start(self._work())
 
     def _charge(self, cost: int) -> None:
         """Past the rate, reading pauses as long as repaying the debt takes (no loss)."""
