@@ -14,7 +14,6 @@ async def test_a_coroutine_that_never_waits_finishes_in_place():
     done: list[str] = []
 
     async def work() -> None:
-        await asyncio.sleep(0) if False else None  # an await that is not reached
         done.append("all")
 
     assert eager.start(work()) is None
@@ -54,7 +53,10 @@ async def test_from_its_first_wait_a_task_carries_it_on_with_the_futures_outcome
     assert seen == ["before", 1, "failed gone", "after"]
 
 
-async def test_cancelling_the_task_cancels_the_future_it_waits_for_and_the_coroutine_sees_it():
+@pytest.mark.parametrize("done_first", [False, True])
+async def test_cancelling_the_task_cancels_the_coroutine_at_its_wait(done_first: bool):
+    """Through the future it waits for, or (that future already done, its waiter not run yet)
+    at the wait itself: either way the coroutine sees CancelledError and is not resumed."""
     loop = asyncio.get_running_loop()
     waited = loop.create_future()
     seen: list[str] = []
@@ -62,6 +64,7 @@ async def test_cancelling_the_task_cancels_the_future_it_waits_for_and_the_corou
     async def work() -> None:
         try:
             await waited
+            seen.append("resumed")
         except asyncio.CancelledError:
             seen.append("cancelled")
             raise
@@ -69,33 +72,13 @@ async def test_cancelling_the_task_cancels_the_future_it_waits_for_and_the_corou
     task = eager.start(work())
     assert task is not None
     await asyncio.sleep(0)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert waited.cancelled() and seen == ["cancelled"]
-
-
-async def test_cancelled_at_a_future_that_is_already_done_the_coroutine_is_still_cancelled():
-    loop = asyncio.get_running_loop()
-    waited = loop.create_future()
-    seen: list[str] = []
-
-    async def work() -> None:
-        try:
-            await waited
-            seen.append("resumed")  # must not happen: the task was cancelled
-        except asyncio.CancelledError:
-            seen.append("cancelled")
-            raise
-
-    task = eager.start(work())
-    assert task is not None
-    await asyncio.sleep(0)
-    waited.set_result(None)  # done, but its waiter has not run yet
+    if done_first:
+        waited.set_result(None)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert seen == ["cancelled"]
+    assert waited.cancelled() is not done_first
 
 
 async def test_the_task_is_the_current_task_once_it_carries_the_coroutine():
