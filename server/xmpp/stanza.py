@@ -7,6 +7,7 @@ prefixes; XMPP wants default-namespace elements and exact bytes, so we write our
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import islice
 from xml.etree.ElementTree import Element
 
 from . import ns
@@ -59,6 +60,35 @@ class Prewritten(Element):
     and serialize() then only copies it."""
 
     content: str = ""
+
+
+class Received(Element):
+    """A stanza as parsed from a stream, which may keep its content as it arrived: the bytes
+    after its start tag through its end tag. serialize() then writes a start tag from its
+    attributes as they are now (a stamped `from`, a changed `to`) followed by those bytes,
+    instead of writing its children out again, as long as nothing under the start tag changed
+    since: the same tag and text, and the same children, each with the same tag, text, tail,
+    attributes and children. The parser keeps them only when they mean the same in any stream
+    (`StreamParser._keep_content`). Copies (copy.copy, deepcopy) are plain Elements."""
+
+    __slots__ = ("_content", "_shape")
+
+    def keep_content(self, content: bytes) -> None:
+        self._content = content
+        self._shape = _content_shape(self)
+
+    def content_as_parsed(self) -> bytes | None:
+        """The content's bytes as they arrived, if it is still what they say."""
+        content = getattr(self, "_content", None)
+        if content is None or _content_shape(self) != self._shape:
+            return None
+        return content
+
+
+def _content_shape(el: Element) -> tuple:
+    """What the bytes after `el`'s start tag stand for (its attributes are not in them)."""
+    inside = [(n, n.tag, n.text, n.tail, len(n), n.items()) for n in islice(el.iter(), 1, None)]
+    return el.tag, el.text, len(el), inside
 
 
 # The plain form declares a namespace on each element whose parent is in another one (and on
@@ -140,6 +170,12 @@ def serialize(el: Element, default_ns: str | None = ns.CLIENT) -> bytes:
     declared again: once per element at most, and the first two are short.
     """
     scope = default_ns or ""
+    if type(el) is Received and (content := el.content_as_parsed()) is not None:
+        uri, local = tag_name(el)
+        if uri == scope:  # its content's default namespace, as where it came from
+            out = ["<" + local]
+            _attrs(el, out, None, None)
+            return ("".join(out) + ">").encode("utf-8") + content
     out = _write(el, scope, None)
     if out is None:
         out = _write(el, scope, _repeated_namespaces(el, scope))
