@@ -6,6 +6,7 @@ prefixes; XMPP wants default-namespace elements and exact bytes, so we write our
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from itertools import islice
 from xml.etree.ElementTree import Element
@@ -30,6 +31,20 @@ _ATTR_ESC = str.maketrans(
         "\t": "&#x9;",
     }
 )
+
+
+# str.translate looks every character up in its table (a few µs for a JID): most values have
+# nothing to escape, which one regex scan tells (issue 14: a fifth of a message's serializing)
+_ATTR_SPECIAL = re.compile("[&<>'\"\r\n\t]").search
+_TEXT_SPECIAL = re.compile("[&<>\r]").search
+
+
+def _attr_escape(value: str) -> str:
+    return value.translate(_ATTR_ESC) if _ATTR_SPECIAL(value) else value
+
+
+def _text_escape(value: str) -> str:
+    return value.translate(_TEXT_ESC) if _TEXT_SPECIAL(value) else value
 
 
 def tag_name(el: Element) -> tuple[str, str]:
@@ -135,7 +150,7 @@ def _attrs(
                         repeats += len(uri) + 12
                     seen.add(uri)
             name = f"{prefix}:{local}"
-        out.append(f" {name}='{value.translate(_ATTR_ESC)}'")
+        out.append(f" {name}='{_attr_escape(value)}'")
     return repeats
 
 
@@ -222,7 +237,7 @@ def _write(el: Element, default_ns: str, prefixes: dict[str, str] | None) -> lis
             if spare < 0:
                 return None
         # The top element's tail is not part of it.
-        tail = node.tail.translate(_TEXT_ESC) if node.tail and node is not el else ""
+        tail = _text_escape(node.tail) if node.tail and node is not el else ""
         if isinstance(node, Prewritten) and node.content:
             out.append(f">{node.content}</{name}>{tail}")
             continue
@@ -231,7 +246,7 @@ def _write(el: Element, default_ns: str, prefixes: dict[str, str] | None) -> lis
             continue
         out.append(">")
         if node.text:
-            out.append(node.text.translate(_TEXT_ESC))
+            out.append(_text_escape(node.text))
         todo.append(f"</{name}>{tail}")
         todo.extend((child, scope) for child in reversed(node))
     return out

@@ -9,9 +9,12 @@ from __future__ import annotations
 import copy
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 from vines_server.xmpp import ns
 from vines_server.xmpp.parser import ParserLimits, StreamParser, parse_fragment
 from vines_server.xmpp.stanza import Received, make, serialize
+
+from tests.server.test_stanza import reparse, same, trees
 
 HEADER = (
     "<?xml version='1.0'?><stream:stream to='vines.test' version='1.0' xmlns='jabber:client' "
@@ -126,3 +129,12 @@ def test_a_copy_is_a_plain_element_and_stored_stanzas_keep_their_bytes_too():
 def test_written_into_another_default_namespace_the_element_is_written_anew():
     (el,) = parsed(MESSAGE)
     assert serialize(el, ns.COMPONENT) == serialize(copy.deepcopy(el), ns.COMPONENT)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tree=trees())
+def test_whatever_the_tree_its_kept_bytes_read_back_as_the_same_tree(tree):
+    (el,) = parsed(serialize(tree).decode())
+    el.set("from", "a@vines.test/r")  # stamped, as the server does
+    tree.set("from", "a@vines.test/r")
+    assert same(reparse(serialize(el)), tree)
