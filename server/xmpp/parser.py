@@ -293,6 +293,8 @@ class StreamParser:
         self._head = b""  # first bytes of the stream, to spot UTF-16
         self._chunk = b""  # what Expat parses now (only during Parse)
         self._stanza_at = 0  # Expat's offset of the current stanza's start tag
+        # the header binds no prefix but `stream`: a stanza's bytes may keep their meaning alone
+        self._header_plain = False
 
     def _new_expat(self) -> pyexpat.XMLParserType:
         # Forced UTF-8: a declared encoding is checked. No interning (intern=None): Expat's
@@ -460,6 +462,7 @@ class StreamParser:
                 )
             self._depth = 1
             self._root = _clark(name)
+            self._header_plain = self._header_ns.keys() <= {None, "stream"}
             self._events.append(StreamOpen(_clark(name), self._attrs(attrs), self._default_ns))
             return
         limits = self.limits
@@ -505,7 +508,7 @@ class StreamParser:
         chunk = self._chunk
         base = self._fed - len(chunk)
         start, end = self._stanza_at - base, self._expat.CurrentByteIndex - base
-        if start < 0 or end > len(chunk) or any(p not in (None, "stream") for p in self._header_ns):
+        if start < 0 or end > len(chunk) or not self._header_plain:
             return
         tag = _WHOLE_TAG.match(chunk, start)
         if tag is None or tag.end() > end or chunk[tag.end() - 2] == _SLASH_B:
