@@ -86,6 +86,14 @@ class StreamKind(Protocol):
         """The connection is gone: undo what the kind registered for it."""
 
 
+def runs_eagerly(server: Server) -> bool:
+    """Whether a read may be handled before a task exists for it (net/eager.py): only where
+    nothing a stanza's routing calls looks at asyncio's current task. Not in a cluster (the
+    Redis client's timeouts bind the current task, and every stanza asks the directory first),
+    and only on a storage that says so (`task_free`: SQLite's thread, memory)."""
+    return server.cluster is None and getattr(server.storage, "task_free", False)
+
+
 class StreamConnection(asyncio.Protocol):
     # one per connection, 10 000 at a time: slots instead of a per-instance dict, which
     # outgrows the shared-key form past 30 attributes (1.5 KiB per idle session; issue 14)
@@ -95,6 +103,7 @@ class StreamConnection(asyncio.Protocol):
         *("_inbox", "_worker", "_pauses", "_read_tokens", "_closing", "_timers", "_last_read"),
         *("_refused", "_ip", "_ban_pending", "_lingering", "_output", "_writing_paused"),
         *("_seen_full", "_output_room", "_unsent_owner", "_unwritten", "metered", "unrouted"),
+        "_eager",
     )
 
     def __init__(
@@ -113,6 +122,7 @@ class StreamConnection(asyncio.Protocol):
         self.peer = "?"
         self.info: dict[str, object] = {"listener": kind.listener(direct_tls)}
         self._inbox: list[bytes] = []  # a few reads (MAX_QUEUED_CHUNKS): smaller than a deque
+        self._eager = runs_eagerly(server)
         self._worker: asyncio.Task[None] | None = None
         # why reading is paused ("backlog", "rate"...): a tuple, rebound on change, so that
         # the usual empty one is the shared () rather than a 216-byte set per connection
@@ -216,7 +226,8 @@ class StreamConnection(asyncio.Protocol):
             self._pause("backlog")
         if self._worker is None:
             # handled here and now; a task carries on only from an await that really waits
-            self._worker = eager.start(self._work())
+            work = self._work()
+            self._worker = eager.start(work) if self._eager else asyncio.ensure_future(work)
 
     def _charge(self, cost: int) -> None:
         """Past the rate, reading pauses as long as repaying the debt takes (no loss)."""

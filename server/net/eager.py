@@ -9,7 +9,8 @@ future raises CancelledError inside it), and cancelling that task cancels the fu
 for. (Python 3.12's eager tasks do the same; this server supports 3.11.)
 
 While the coroutine runs in place there is no current task: code that needs one
-(`asyncio.timeout`) must not run before its first wait.
+(`asyncio.timeout`, clients that bind their timeouts to it) must not run before its first wait;
+`connection.runs_eagerly` says where that holds.
 """
 
 from __future__ import annotations
