@@ -8,14 +8,16 @@ had: it resumes when the future is done and takes the future's outcome itself (a
 future raises CancelledError inside it), and cancelling that task cancels the future it waits
 for. (Python 3.12's eager tasks do the same; this server supports 3.11.)
 
-While the coroutine runs in place there is no current task: code that needs one
-(`asyncio.timeout`, clients that bind their timeouts to it) must not run before its first wait;
-`connection.runs_eagerly` says where that holds.
+On Python 3.12 and later asyncio does this itself (a Task with `eager_start`), and the
+coroutine has its task from the start. On 3.11, while it runs in place there is no current task:
+code that needs one (`asyncio.timeout`, clients that bind their timeouts to it) must not run
+before its first wait; `connection.runs_eagerly` says where that holds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Coroutine
 from typing import Any
 
@@ -23,6 +25,12 @@ from typing import Any
 def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
     """None if `coro` finished in place (its exceptions propagate), else the task that carries
     it on from its first wait."""
+    if sys.version_info >= (3, 12):
+        task = asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
+        if not task.done():
+            return task
+        task.result()  # raises what the coroutine raised, as stepping it here would
+        return None
     try:
         waiting = coro.send(None)
     except StopIteration:
