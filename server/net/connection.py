@@ -5,9 +5,11 @@ needs is here (TLS, reading in order, flow control, bounded output, deadlines, l
 per-IP caps and bans); what one kind does with its own actions is its `StreamKind` (`C2S`:
 account lookups, authentication, binding, stanzas to the router).
 
-Input is processed strictly in order by at most one worker task per connection, because some
-actions await (account lookup, routing that touches storage). Reading pauses while the worker
-is behind, so a fast sender is slowed, not buffered without bound.
+Input is processed strictly in order by at most one worker per connection, because some
+actions await (account lookup, routing that touches storage). The worker runs at once in the
+read's callback and becomes a task only when it has to wait (`eager`): most reads never do.
+Reading pauses while the worker is behind, so a fast sender is slowed, not buffered without
+bound.
 
 Output is bounded the same way (design decision 12): stanzas for the peer wait in an
 `OutputQueue` (a byte limit, `[limits] output_bytes`) until the socket buffer, itself bounded by
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 from xml.etree.ElementTree import Element
 
 from vines_server.core.routing import keeps_offline
+from vines_server.net import eager
 from vines_server.net.output import OutputQueue, presence_key
 from vines_server.net.tls import TLSSession
 from vines_server.net.transport import StreamTLS
@@ -83,6 +86,14 @@ class StreamKind(Protocol):
         """The connection is gone: undo what the kind registered for it."""
 
 
+def runs_eagerly(server: Server) -> bool:
+    """Whether a read may be handled before a task exists for it (net/eager.py): only where
+    nothing a stanza's routing calls looks at asyncio's current task. Not in a cluster (the
+    Redis client's timeouts bind the current task, and every stanza asks the directory first),
+    and only on a storage that says so (`task_free`: SQLite's thread, memory)."""
+    return server.cluster is None and getattr(server.storage, "task_free", False)
+
+
 class StreamConnection(asyncio.Protocol):
     # one per connection, 10 000 at a time: slots instead of a per-instance dict, which
     # outgrows the shared-key form past 30 attributes (1.5 KiB per idle session; issue 14)
@@ -92,6 +103,7 @@ class StreamConnection(asyncio.Protocol):
         *("_inbox", "_worker", "_pauses", "_read_tokens", "_closing", "_timers", "_last_read"),
         *("_refused", "_ip", "_ban_pending", "_lingering", "_output", "_writing_paused"),
         *("_seen_full", "_output_room", "_unsent_owner", "_unwritten", "metered", "unrouted"),
+        "_eager",
     )
 
     def __init__(
@@ -110,6 +122,7 @@ class StreamConnection(asyncio.Protocol):
         self.peer = "?"
         self.info: dict[str, object] = {"listener": kind.listener(direct_tls)}
         self._inbox: list[bytes] = []  # a few reads (MAX_QUEUED_CHUNKS): smaller than a deque
+        self._eager = runs_eagerly(server)
         self._worker: asyncio.Task[None] | None = None
         # why reading is paused ("backlog", "rate"...): a tuple, rebound on change, so that
         # the usual empty one is the shared () rather than a 216-byte set per connection
@@ -212,7 +225,9 @@ class StreamConnection(asyncio.Protocol):
         if len(self._inbox) > MAX_QUEUED_CHUNKS:
             self._pause("backlog")
         if self._worker is None:
-            self._worker = asyncio.ensure_future(self._work())
+            # handled here and now; a task carries on only from an await that really waits
+            work = self._work()
+            self._worker = eager.start(work) if self._eager else asyncio.ensure_future(work)
 
     def _charge(self, cost: int) -> None:
         """Past the rate, reading pauses as long as repaying the debt takes (no loss)."""

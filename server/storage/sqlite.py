@@ -107,6 +107,9 @@ def _is_foreign_key_error(exc: sqlite3.IntegrityError) -> bool:
 
 
 class SQLiteStorage:
+    # no call looks at asyncio's current task: a connection may route before it has a task
+    task_free = True
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._executor: ThreadPoolExecutor | None = None

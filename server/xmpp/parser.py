@@ -26,6 +26,7 @@ from xml.etree.ElementTree import Element
 
 from . import ns
 from .errors import StreamError
+from .stanza import Received
 
 # '}' can never be in a namespace name: Expat rejects a URI holding the separator unless it is a
 # legal URI character (it is not), and it makes Clark notation a single prefix: "{" + name.
@@ -125,6 +126,7 @@ _TAG_STOP = re.compile(rb"['\">]")
 # state change per quote. Anything else (a tag cut by the end of a read) takes the slow path.
 _WHOLE_TAG = re.compile(rb"<(/?)[^!?<>'\"][^<>'\"]*(?:(?:'[^'<]*'|\"[^\"<]*\")[^<>'\"]*)*>")
 _LT_B, _GT_B, _SLASH_B = ord("<"), ord(">"), ord("/")
+_NAME_END = b" \t\r\n>"  # what may follow an element's name in its start tag ('/': empty)
 
 
 class _Scanner:
@@ -289,6 +291,10 @@ class StreamParser:
         self._root: str | None = None  # the stream element, Clark notation
         self._error: StreamError | None = None
         self._head = b""  # first bytes of the stream, to spot UTF-16
+        self._chunk = b""  # what Expat parses now (only during Parse)
+        self._stanza_at = 0  # Expat's offset of the current stanza's start tag
+        # the header binds no prefix but `stream`: a stanza's bytes may keep their meaning alone
+        self._header_plain = False
 
     def _new_expat(self) -> pyexpat.XMLParserType:
         # Forced UTF-8: a declared encoding is checked. No interning (intern=None): Expat's
@@ -392,10 +398,13 @@ class StreamParser:
             self._wake()
         self._fed += len(chunk)
         self._events = []
+        self._chunk = chunk
         try:
             self._expat.Parse(chunk, False)
         except pyexpat.ExpatError as e:
             raise _expat_error(e) from None
+        finally:
+            self._chunk = b""
         events, self._events = self._events, []
         return events
 
@@ -453,6 +462,7 @@ class StreamParser:
                 )
             self._depth = 1
             self._root = _clark(name)
+            self._header_plain = self._header_ns.keys() <= {None, "stream"}
             self._events.append(StreamOpen(_clark(name), self._attrs(attrs), self._default_ns))
             return
         limits = self.limits
@@ -464,7 +474,8 @@ class StreamParser:
             raise _too_big()
         if depth == 1:
             self._count = 1
-            el = Element(_clark(name), self._attrs(attrs))
+            self._stanza_at = self._expat.CurrentByteIndex
+            el = Received(_clark(name), self._attrs(attrs))
         else:
             self._count += 1
             if self._count > limits.elements:
@@ -484,7 +495,35 @@ class StreamParser:
         self._flush_text()
         el = self._stack.pop()
         if self._depth == 1:
+            self._keep_content(el)
             self._events.append(Stanza(el))
+
+    def _keep_content(self, el: Received) -> None:
+        """Let `el` keep its content's bytes (serialized again, they would say the same) when
+        they are in the chunk being parsed and mean the same in any stream: no namespace
+        declaration on its start tag and no prefix on its name (its children inherit exactly
+        the stream's default namespace), and no prefix the stream header declared (only
+        `stream` is allowed there, and the bytes may not say 'stream:'). Otherwise serialize()
+        writes the element as usual."""
+        chunk = self._chunk
+        base = self._fed - len(chunk)
+        start, end = self._stanza_at - base, self._expat.CurrentByteIndex - base
+        if start < 0 or end > len(chunk) or not self._header_plain:
+            return
+        tag = _WHOLE_TAG.match(chunk, start)
+        if tag is None or tag.end() > end or chunk[tag.end() - 2] == _SLASH_B:
+            return  # cut across reads, or empty (`<message/>`: nothing to keep)
+        head = tag.group()
+        local = el.tag.rpartition("}")[2].encode()
+        if (
+            b"xmlns" in head
+            or not head.startswith(local, 1)
+            or head[len(local) + 1] not in _NAME_END
+        ):
+            return
+        content = chunk[tag.end() : chunk.find(b">", end) + 1]
+        if b"stream:" not in content:
+            el.keep_content(content)
 
     def _chars(self, data: str) -> None:
         self._fired()
