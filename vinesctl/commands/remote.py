@@ -145,15 +145,36 @@ def run_with(
     plugins: tuple[str, ...] = ("xep_0030",),
 ) -> T:
     """`run_remote` with settings already resolved (when a prompt must come first)."""
+    from vinesctl import collector
+
+    # importing asyncio and slixmpp and logging in: no automatic collection (see collector)
+    resume_collection = collector.pause()
+    try:
+        return _run_session(conn, as_json, work, timeout, plugins, resume_collection)
+    finally:
+        resume_collection()
+
+
+def _run_session(
+    conn: Any,
+    as_json: bool,
+    work: Callable[[Any, Any, Spinner], Awaitable[T]],
+    timeout: float,
+    plugins: tuple[str, ...],
+    logged_in: Callable[[], None],
+) -> T:
+    """The session of `run_with`; `logged_in()` is called as soon as the login succeeded."""
     import asyncio
     import gc
     import traceback
 
+    from vinesctl import collector
     from vinesctl.xmpp.session import guarded, open_session
 
     async def session() -> T:
         with spinner(not as_json, f"connecting to {conn.address} as {conn.jid}...") as s:
             async with open_session(conn, plugins, timeout) as client:
+                logged_in()
                 s.update(f"working on {conn.domain}...")
                 return await guarded(client, work(client, conn, s))
 
@@ -171,20 +192,9 @@ def run_with(
         finally:
             gc.collect()
             gc.unfreeze()
-            _freeze_at_exit()
+            collector.freeze_at_exit()  # the session's garbage is gone: the rest is live
 
     return asyncio.run(go())
-
-
-def _freeze_at_exit() -> None:
-    """At exit, freeze what is left before the interpreter's own collections: the session's
-    garbage is collected (`run_with`), what remains is live data the exit frees anyway, and
-    walking it costs a command's process ~9 ms (atexit runs before those collections)."""
-    import atexit
-    import gc
-
-    atexit.unregister(gc.freeze)  # once per process, however many sessions it ran
-    atexit.register(gc.freeze)
 
 
 def user_jid(conn: Any, user: str) -> str:
