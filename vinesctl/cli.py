@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from vinesctl import __version__, collector
 
-with collector.paused():  # Click's import: ~3 ms of collections over objects kept until exit
+with collector.loading():  # Click's import: ~3 ms of collections over objects kept until exit
     import click
 
     from vinesctl.errors import CheckFailed, VinesctlError

@@ -3,7 +3,8 @@
 Importing modules and logging in allocate objects that live until the process ends: the
 collector's automatic passes over them find nothing (~7 ms of `vinesctl user add`), and so do
 the interpreter's final collections at exit (~9 ms). A pause ends before a command's own work
-runs, which may last (watches, the dashboard).
+runs, which may last (watches, the dashboard); what a module import allocated is frozen after
+it (otherwise the first pass after the pause walks it all at once, and again as it ages).
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ def pause() -> Callable[[], None]:
 
 
 @contextlib.contextmanager
-def paused() -> Iterator[None]:
+def loading() -> Iterator[None]:
+    """Around imports: no collection inside, and what they allocated frozen after (a module's
+    objects live until exit; its few cycles of garbage stay with them)."""
     resume = pause()
     try:
         yield
     finally:
+        gc.freeze()
         resume()
 
 

@@ -51,11 +51,27 @@ def test_a_failed_login_resumes_collection(live_server: LiveServer):
 def test_a_pause_leaves_a_disabled_collector_disabled():
     gc.disable()
     try:
-        with collector.paused():
-            assert not gc.isenabled()
+        resume = collector.pause()
+        assert not gc.isenabled()
+        resume()
         assert not gc.isenabled()
     finally:
         gc.enable()
-    with collector.paused():
-        assert not gc.isenabled()
+    resume = collector.pause()
+    assert not gc.isenabled()
+    resume()
+    resume()
     assert gc.isenabled()
+
+
+def test_what_an_import_allocated_is_frozen_after_it():
+    """The first pass after the pause would otherwise walk every object the import made."""
+    gc.unfreeze()
+    try:
+        with collector.loading():
+            assert not gc.isenabled()
+            made = [[n] for n in range(1000)]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= len(made)
+    finally:
+        gc.unfreeze()

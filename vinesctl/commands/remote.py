@@ -169,7 +169,9 @@ def _run_session(
     import traceback
 
     from vinesctl import collector
-    from vinesctl.xmpp.session import guarded, open_session
+    from vinesctl.xmpp.session import guarded, load_slixmpp, open_session
+
+    load_slixmpp(conn)  # before the freeze below: its modules live until exit
 
     async def session() -> T:
         with spinner(not as_json, f"connecting to {conn.address} as {conn.jid}...") as s:
