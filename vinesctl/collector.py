@@ -27,7 +27,9 @@ def pause() -> Callable[[], None]:
 @contextlib.contextmanager
 def loading() -> Iterator[None]:
     """Around imports: no collection inside, and what they allocated frozen after (a module's
-    objects live until exit; its few cycles of garbage stay with them)."""
+    objects live until exit; its few cycles of garbage stay with them). Only before any session
+    ran in the process (the CLI's own import): a freeze would also keep an earlier session's
+    garbage, to be collected later outside its event loop."""
     resume = pause()
     try:
         yield

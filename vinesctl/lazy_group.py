@@ -13,8 +13,6 @@ from collections.abc import Mapping
 
 import click
 
-from vinesctl import collector
-
 
 class LazyGroup(click.Group):
     """`lazy_commands` maps a command name to its summary (the first sentence of its help): the
@@ -35,8 +33,7 @@ class LazyGroup(click.Group):
         if cmd_name not in self.commands and cmd_name in self.lazy_commands:
             if self._listing:  # a stand-in is enough to print a summary
                 return click.Command(cmd_name, help=self.lazy_commands[cmd_name])
-            with collector.loading():  # a module's objects live until exit: nothing to collect
-                module = importlib.import_module(f"{self.package}.{cmd_name}")
+            module = importlib.import_module(f"{self.package}.{cmd_name}")
             self.add_command(module.command, cmd_name)
         return self.commands.get(cmd_name)
 
