@@ -19,6 +19,7 @@ NOT_FOR_USER_ADD = (
     "vines_server.config",
     "vinesctl.commands.server",
     "slixmpp.plugins.xep_0030",
+    "vinesctl.xmpp.admin_results",  # the reports' types: a change builds none
 )
 
 RUN_AND_LIST_MODULES = """
@@ -32,16 +33,21 @@ finally:
 """
 
 
-def test_user_add_loads_only_what_its_session_uses(running_bundled, cli_env, tmp_path):
-    listing = tmp_path / "modules.json"
-    done = subprocess.run(
-        [sys.executable, "-c", RUN_AND_LIST_MODULES, str(listing), "user", "add", "light"],
+def run_script(cli_env: dict, script: str, *args: str) -> subprocess.CompletedProcess:
+    """`script` in a fresh interpreter (what an administrator's shell starts), with `args`."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
         env=cli_env | {"VINESCTL_NEW_PASSWORD": "a new pass phrase"},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_user_add_loads_only_what_its_session_uses(running_bundled, cli_env, tmp_path):
+    listing = tmp_path / "modules.json"
+    done = run_script(cli_env, RUN_AND_LIST_MODULES, str(listing), "user", "add", "light")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("created light@")
     assert any(jid.startswith("light@") for jid in accounts(running_bundled))
@@ -87,3 +93,24 @@ def test_slixmpp_imported_light_keeps_its_version_and_dns():
     assert seen["dns_after"] is True
     assert seen["version"] == seen["module_version"] == seen["installed"]
     assert seen["version_info"] == [int(p) for p in seen["installed"].split(".")[:3]]
+
+
+# registered first, so it runs after every exit handler the command registers (last in, first
+# out): what it sees is what the interpreter's final collections will meet
+RUN_AND_REPORT_FREEZE_AT_EXIT = """
+import atexit, gc, sys
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0))
+from vinesctl.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_session_command_leaves_nothing_for_the_exit_collections(running_bundled, cli_env):
+    """After the session's own collection, what is left at exit is live data: frozen, the
+    interpreter's final collections skip it instead of walking every object once more."""
+    done = run_script(cli_env, RUN_AND_REPORT_FREEZE_AT_EXIT, "user", "add", "frozen")
+    assert done.returncode == 0, done.stderr
+    created, frozen = done.stdout.splitlines()
+    assert created.startswith("created frozen@")
+    assert frozen == "frozen at exit: True"
+    assert any(jid.startswith("frozen@") for jid in accounts(running_bundled))

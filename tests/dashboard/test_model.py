@@ -256,7 +256,7 @@ def test_online_users_list_lines():
 
 def test_load_text_has_a_line_per_node_even_before_the_load():
     from vinesctl.dashboard.widgets.server_panel import load_text
-    from vinesctl.xmpp.admin import ClusterNode
+    from vinesctl.xmpp.admin_results import ClusterNode
 
     nodes = [
         ClusterNode("n1-1", "127.0.0.1:5222", 0.4, True, 12, 3.5, 100),

@@ -145,15 +145,38 @@ def run_with(
     plugins: tuple[str, ...] = ("xep_0030",),
 ) -> T:
     """`run_remote` with settings already resolved (when a prompt must come first)."""
+    from vinesctl import collector
+
+    # importing asyncio and slixmpp and logging in: no automatic collection (see collector)
+    resume_collection = collector.pause()
+    try:
+        return _run_session(conn, as_json, work, timeout, plugins, resume_collection)
+    finally:
+        resume_collection()
+
+
+def _run_session(
+    conn: Any,
+    as_json: bool,
+    work: Callable[[Any, Any, Spinner], Awaitable[T]],
+    timeout: float,
+    plugins: tuple[str, ...],
+    logged_in: Callable[[], None],
+) -> T:
+    """The session of `run_with`; `logged_in()` is called as soon as the login succeeded."""
     import asyncio
     import gc
     import traceback
 
-    from vinesctl.xmpp.session import guarded, open_session
+    from vinesctl import collector
+    from vinesctl.xmpp.session import guarded, load_slixmpp, open_session
+
+    load_slixmpp(conn)  # before the freeze below: its modules live until exit
 
     async def session() -> T:
         with spinner(not as_json, f"connecting to {conn.address} as {conn.jid}...") as s:
             async with open_session(conn, plugins, timeout) as client:
+                logged_in()
                 s.update(f"working on {conn.domain}...")
                 return await guarded(client, work(client, conn, s))
 
@@ -171,6 +194,7 @@ def run_with(
         finally:
             gc.collect()
             gc.unfreeze()
+            collector.freeze_at_exit()  # the session's garbage is gone: the rest is live
 
     return asyncio.run(go())
 

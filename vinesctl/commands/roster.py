@@ -67,7 +67,9 @@ def command(
 
         jid = user_jid(conn, user)
         if action is None:
-            return admin.Roster(jid, await admin.get_user_roster(client, conn.domain, jid))
+            from vinesctl.xmpp.admin_results import Roster
+
+            return Roster(jid, await admin.get_user_roster(client, conn.domain, jid))
         if action == "add":
             done = await admin.roster_add(
                 client, conn.domain, jid, target, name, list(groups), subscription or "none"

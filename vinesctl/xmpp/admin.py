@@ -12,13 +12,28 @@ a node the server does not offer, an error note of the command (e.g. the account
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from vinesctl.errors import VinesctlError
 from vinesctl.output import typed
 from vinesctl.xmpp import adhoc
 from vinesctl.xmpp.adhoc import AdhocError, Note, Stage
+
+if TYPE_CHECKING:  # the reports' types load with the verb that builds one (admin_results)
+    from vinesctl.xmpp.admin_results import (
+        Account,
+        Cluster,
+        Components,
+        OnlineUser,
+        Reloaded,
+        RosterItem,
+        S2SStreams,
+        Sessions,
+        Stats,
+        Table,
+        UserStats,
+    )
 
 ADMIN = "http://jabber.org/protocol/admin"
 OURS = "urn:vinesctl:admin"
@@ -56,135 +71,6 @@ class Outcome:
     @property
     def text(self) -> str:
         return "; ".join(n.text for n in self.notes if n.text)
-
-
-@dataclass
-class RosterItem:
-    jid: str
-    name: str | None = None  # None: the contact has no name
-    subscription: str = ""
-    groups: list[str] = field(default_factory=list)
-
-
-@dataclass
-class UserStats:
-    jid: str
-    ipaddresses: list[str] = field(default_factory=list)
-    rostersize: int | None = None
-    onlineresources: list[str] = field(default_factory=list)
-    stanzaspersecond: float | None = None
-    loginsperminute: float | None = None
-    lastlogin: str | None = None  # ISO 8601 as the server sent it; None: never, or not told
-    disabled: bool | None = None  # None: the server offers no disabled-users list
-    roster: list[RosterItem] | None = None
-    other: dict[str, list[str]] = field(default_factory=dict)  # fields we do not know
-
-
-@dataclass
-class OnlineUser:
-    jid: str
-    # with details: one dict per session (resource, then the server's fields: ip, since, show,
-    # priority...), or {"text": line} from a server that describes sessions in prose
-    sessions: list[dict[str, Any]] | None = None
-
-
-@dataclass
-class Column:
-    var: str
-    label: str = ""
-
-
-@dataclass
-class Table:
-    """A multi-item result (XEP-0004 reported + items); a missing cell is None. As JSON: the
-    rows (the labels are for people)."""
-
-    columns: list[Column] = field(default_factory=list)
-    rows: list[dict[str, str | None]] = field(default_factory=list)
-
-    def to_json(self) -> list[dict[str, Any]]:
-        return self.rows
-
-
-@dataclass
-class Sessions:
-    """The server's client sessions (our sessions node)."""
-
-    table: Table
-
-    def to_json(self) -> dict[str, Any]:
-        return {"sessions": self.table.rows}
-
-
-@dataclass
-class S2SStreams:
-    """The server's s2s streams (our s2s node)."""
-
-    table: Table
-
-    def to_json(self) -> dict[str, Any]:
-        return {"streams": self.table.rows}
-
-
-@dataclass
-class Component:
-    """One configured external component (our components node)."""
-
-    domain: str
-    name: str | None
-    connected: bool
-    address: str | None
-    since: str | None
-    stanzas_in: int
-    stanzas_out: int
-    show: str | None  # available, away, dnd... as its last presence to the server said
-    load: dict[str, str] | None  # its last urn:vinesctl:load:0 attributes
-
-
-@dataclass
-class Components:
-    components: list[Component] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"components": [asdict(c) for c in self.components]}
-
-
-@dataclass
-class ClusterNode:
-    """One node serving the service (our cluster node; a server on its own is one node)."""
-
-    name: str
-    address: str | None  # its c2s listener, host:port
-    heartbeat_age: float | None  # seconds since its liveness key was refreshed
-    alive: bool
-    sessions: int
-    load: float | None  # percent of one core
-    pid: int | None
-
-
-@dataclass
-class Cluster:
-    nodes: list[ClusterNode] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"nodes": [asdict(n) for n in self.nodes]}
-
-
-@dataclass
-class Value:
-    var: str
-    label: str
-    value: int | float | str | list[str] | None  # a number as a number, nothing as None
-
-
-@dataclass
-class Stats:
-    domain: str
-    values: list[Value] = field(default_factory=list)  # from our stats node, in its order
-    tables: list[Table] = field(default_factory=list)  # per-listener tables and such
-    counts: dict[str, int] = field(default_factory=dict)  # registered/online/... users
-    unsupported: list[str] = field(default_factory=list)  # nodes the server lacks
-    nodes: list[ClusterNode] = field(default_factory=list)  # per node, when it says (ours)
 
 
 # ---- running a node --------------------------------------------------------------------------
@@ -332,6 +218,8 @@ async def change_user_password(client: Any, domain: str, jid: str, password: str
 
 
 def _roster_items(query: ET.Element) -> list[RosterItem]:
+    from vinesctl.xmpp.admin_results import RosterItem
+
     return [
         RosterItem(
             item.get("jid", ""),
@@ -372,6 +260,8 @@ async def get_user_lastlogin(client: Any, domain: str, jid: str) -> str | None:
 
 
 async def user_stats(client: Any, domain: str, jid: str) -> UserStats:
+    from vinesctl.xmpp.admin_results import UserStats
+
     stage = await perform(client, domain, "user-stats", {"accountjid": jid, "accountjids": jid})
     values = _result(stage)
     stats = UserStats(jid)
@@ -410,6 +300,8 @@ async def users_list(
 ) -> list[OnlineUser]:
     """The accounts of `kind` (registered, disabled, online, active, idle). With details (the
     online list of Prosody and ours), each user carries one line per session."""
+    from vinesctl.xmpp.admin_results import OnlineUser
+
     values: dict[str, Any] = {"max_items": max_items}
     if details:
         values["details"] = True
@@ -453,15 +345,10 @@ def _session(jid: str, row: dict[str, list[str]]) -> dict[str, Any]:
     return session
 
 
-@dataclass
-class Account:
-    jid: str
-    disabled: bool | None = None  # None: the server does not tell
-    online: bool | None = None
-
-
 async def accounts(client: Any, domain: str) -> list[Account]:
     """Registered accounts, marked disabled and online where the server offers those lists."""
+    from vinesctl.xmpp.admin_results import Account
+
     rows = [Account(u.jid) for u in await users_list(client, domain, "registered")]
     for kind in ("disabled", "online"):
         try:
@@ -562,6 +449,8 @@ async def edit_blacklist(client: Any, domain: str, jids: list[str]) -> Outcome:
 
 
 def _tables(stage: Stage) -> list[Table]:
+    from vinesctl.xmpp.admin_results import Column, Table
+
     form = stage.form
     if form is None or not (form.reported or form.items):
         return []
@@ -577,6 +466,8 @@ def _tables(stage: Stage) -> list[Table]:
 
 async def stats(client: Any, domain: str, timeout: float = 15.0) -> Stats:
     """Our statistics node when the server offers it, and every XEP-0133 count it offers."""
+    from vinesctl.xmpp.admin_results import Stats, Value
+
     offered = {c.node for c in await adhoc.list_commands(client, domain, timeout)}
     result = Stats(domain)
     if f"{OURS}#stats" in offered:
@@ -606,12 +497,16 @@ async def stats(client: Any, domain: str, timeout: float = 15.0) -> Stats:
 
 
 async def sessions(client: Any, domain: str) -> Sessions:
+    from vinesctl.xmpp.admin_results import Sessions, Table
+
     stage = await perform(client, domain, f"{OURS}#sessions")
     tables = _tables(stage)
     return Sessions(tables[0] if tables else Table())
 
 
 async def s2s_streams(client: Any, domain: str) -> S2SStreams:
+    from vinesctl.xmpp.admin_results import S2SStreams, Table
+
     tables = _tables(await perform(client, domain, f"{OURS}#s2s"))
     return S2SStreams(tables[0] if tables else Table())
 
@@ -620,25 +515,17 @@ async def s2s_close(client: Any, domain: str, peer: str) -> Outcome:
     return _outcome(await perform(client, domain, f"{OURS}#s2s-close", {"domain": peer}))
 
 
-@dataclass
-class Reloaded:
-    """What our reload node applied and what changed but needs a restart."""
-
-    changed: list[str]
-    restart: list[str]
-    notes: list[Note] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"method": "admin", "changed": self.changed, "restart": self.restart}
-
-
 async def reload(client: Any, domain: str) -> Reloaded:
+    from vinesctl.xmpp.admin_results import Reloaded
+
     stage = await perform(client, domain, f"{OURS}#reload")
     values = _result(stage)
     return Reloaded(values.get("changed", []), values.get("restart", []), list(stage.notes))
 
 
 async def components(client: Any, domain: str) -> Components:
+    from vinesctl.xmpp.admin_results import Component, Components
+
     stage = await perform(client, domain, f"{OURS}#components")
     tables = _tables(stage)
     out = Components()
@@ -662,6 +549,8 @@ async def components(client: Any, domain: str) -> Components:
 
 async def cluster(client: Any, domain: str) -> Cluster:
     """The nodes serving `domain` (our cluster node), each with its figures."""
+    from vinesctl.xmpp.admin_results import Cluster, ClusterNode
+
     stage = await perform(client, domain, f"{OURS}#cluster")
     tables = _tables(stage)
     out = Cluster()
@@ -690,23 +579,6 @@ async def unban(client: Any, domain: str, ip: str) -> Outcome:
 
 
 # ---- everyday verbs (our nodes) ---------------------------------------------------------------
-
-
-@dataclass
-class Roster:
-    """A user's roster (get-user-roster), the typed result of `vinesctl roster`."""
-
-    jid: str
-    items: list[RosterItem] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "jid": self.jid,
-            "items": [
-                {"jid": i.jid, "name": i.name, "subscription": i.subscription, "groups": i.groups}
-                for i in self.items
-            ],
-        }
 
 
 async def roster_add(

@@ -193,12 +193,18 @@ def _restore_aiodns() -> None:
     resolver.AIODNS_AVAILABLE = True
 
 
+def load_slixmpp(settings: Any) -> Any:
+    """slixmpp as a session with `settings` uses it (`open_session` imports it too: calling
+    this first only chooses when)."""
+    # slixmpp skips DNS with both host and port (XMLStream.custom_address)
+    return _import_slixmpp(with_address=bool(settings.host and settings.port))
+
+
 @contextlib.asynccontextmanager
 async def open_session(
     settings: Any, plugins: Iterable[str] = ("xep_0030",), timeout: float = 20.0
 ) -> AsyncIterator[Any]:
-    # slixmpp skips DNS with both host and port (XMLStream.custom_address)
-    slixmpp = _import_slixmpp(with_address=bool(settings.host and settings.port))
+    slixmpp = load_slixmpp(settings)
     from slixmpp.xmlstream.handler import Callback
 
     # slixmpp logs connection trouble itself; the error we raise says it once (--debug shows all)
