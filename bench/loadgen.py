@@ -36,6 +36,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -542,9 +543,7 @@ def loop_factory(choice: str):
         return None
     try:
         import uvloop
-    except ImportError:
-        if choice == "uvloop":
-            raise
+    except ImportError:  # main() refused --loop uvloop already
         return None
     return uvloop.new_event_loop
 
@@ -757,6 +756,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ns = p.parse_args(argv)
 
+    if ns.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        p.error("--loop uvloop: uvloop is not installed (pip install uvloop, or --loop auto)")
     password = os.environ.get(ns.password_env)
     if password is None:
         p.error(f"set the password in the environment variable {ns.password_env}")
