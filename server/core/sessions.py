@@ -30,7 +30,9 @@ class Link(Protocol):
 Confirm = Callable[[], None]
 
 
-@dataclass(eq=False)
+# one per bound resource, 10 000 idle at a time: slots, not a per-instance dict (issue 14);
+# modules keep weak references to sessions (announce.py)
+@dataclass(eq=False, slots=True, weakref_slot=True)
 class Session:
     jid: JID  # full
     link: Link

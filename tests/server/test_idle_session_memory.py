@@ -4,15 +4,22 @@ the objects kept for each one carry no per-instance dict."""
 from __future__ import annotations
 
 import pytest
+from vines_server.core.sessions import Session
 from vines_server.net.connection import C2SConnection
 from vines_server.net.output import OutputQueue
 from vines_server.xmpp import sm
+from vines_server.xmpp.jid import JID
 
 
 @pytest.mark.parametrize(
     "make",
-    [lambda: OutputQueue(1000), lambda: sm.Outbound(10, 1000), sm.Inbound],
-    ids=["OutputQueue", "Outbound", "Inbound"],
+    [
+        lambda: OutputQueue(1000),
+        lambda: sm.Outbound(10, 1000),
+        sm.Inbound,
+        lambda: Session(JID.parse("a@example.org/r"), link=None),
+    ],
+    ids=["OutputQueue", "Outbound", "Inbound", "Session"],
 )
 def test_per_session_objects_have_no_instance_dict(make):
     assert not hasattr(make(), "__dict__")
