@@ -26,6 +26,7 @@ from vines_server.memory import Trimmer
 from vines_server.modules import DEFAULT_MODULES
 from vines_server.net.component import COMPONENT, component_settings
 from vines_server.net.connection import C2S, Resumptions, StreamConnection, StreamKind
+from vines_server.net.idle import IdleSweep
 from vines_server.net.tls import server_context
 from vines_server.storage import open_storage
 from vines_server.storage.base import Storage
@@ -94,6 +95,7 @@ class Server:
         else:
             self.sessions = SessionRegistry()
         self.connections: set[StreamConnection] = set()
+        self.idle_sweep = IdleSweep(self.connections, lambda: self.config.deadlines.idle)
         self.resumptions = Resumptions(lambda: self.config.deadlines.resume)  # XEP-0198
         self._per_ip: Counter[str] = Counter()  # open connections per source IP
         self._auth_failures: dict[str, deque[float]] = {}  # IP -> failure times (monotonic)
@@ -289,6 +291,7 @@ class Server:
             await self.metrics.stop()
         await self.storage.close()
         self.trimmer.cancel()
+        self.idle_sweep.cancel()
         log.info("stopped")
 
     async def reload(self) -> Reloaded:

@@ -97,8 +97,10 @@ def setup(api: ModuleAPI) -> None:
                     error = error_reply(stanza, StanzaError("not-acceptable", text))
                     api.deliver(error, origin)
                     return
+                if not origin.directed:
+                    origin.directed = set()
                 origin.directed.add(str(to))
-            else:
+            elif origin.directed:
                 origin.directed.discard(str(to))
             await send(api, stanza, to)
         # clients do not send probes (RFC 6121 4.3): the server does
@@ -152,7 +154,7 @@ async def broadcast(api: ModuleAPI, session: Session, stanza: Element) -> None:
     targets = {item.jid for item in roster if item.subscription in ("from", "both")}
     if stanza.get("type") == "unavailable":
         targets |= session.directed
-        session.directed = set()
+        session.directed = frozenset()
     async for target in in_turns(targets):
         await send(api, _copy_from(stanza, session.jid), JID.parse(target))
     for other in api.sessions.resources(user):  # the user's other resources see it too

@@ -1,6 +1,5 @@
 """Software Version (XEP-0092)."""
 
-import platform
 from xml.etree.ElementTree import Element
 
 from vines_server.core.api import IqRequest, ModuleAPI
@@ -15,6 +14,8 @@ def setup(api: ModuleAPI) -> None:
     async def version(req: IqRequest) -> Element:
         if req.type != "get":
             raise StanzaError("bad-request")
+        import platform  # here: a server that is never asked keeps it out of memory (issue 14)
+
         query = make(ns.q(ns.VERSION, "query"))
         query.append(make(ns.q(ns.VERSION, "name"), text="Vines (vinesctl)"))
         query.append(make(ns.q(ns.VERSION, "version"), text=__version__))

@@ -183,7 +183,7 @@ class StreamConnection(asyncio.Protocol):
         deadlines = self.server.config.deadlines
         self._arm("negotiation", deadlines.negotiation, self._timeout)
         self._last_read = self._now()
-        self._arm("idle", deadlines.idle, self._idle_check)
+        self.server.idle_sweep.watch()  # [deadlines] idle: see idle_check
         self._arm("hibernate", self.server.config.deadlines.hibernate, self._hibernate_check)
         log.info("connect %s on %s", self.peer, self.info["listener"])
         if self.direct_tls:
@@ -637,16 +637,15 @@ class StreamConnection(asyncio.Protocol):
         timer = self._timers.pop(name, None)
         if timer is not None:
             timer.cancel()
+            if not self._timers:  # an emptied dict keeps its table (120 bytes); {} has none
+                self._timers = {}
 
     def _timeout(self) -> None:
         self.close(StreamError("connection-timeout"))
 
-    def _idle_check(self) -> None:
-        idle = self.server.config.deadlines.idle
-        remaining = self._last_read + idle - self._now()
-        if remaining > 0:
-            self._arm("idle", remaining, self._idle_check)
-        else:
+    def idle_check(self, now: float, idle: float) -> None:
+        """The idle sweep's visit (net/idle.py): a stream silent for `idle` seconds is closed."""
+        if not self._closing and now - self._last_read >= idle:
             self._timeout()
 
     def _hibernate_check(self) -> None:
@@ -655,7 +654,7 @@ class StreamConnection(asyncio.Protocol):
         if remaining > 0:
             self._arm("hibernate", remaining, self._hibernate_check)
             return
-        self._timers.pop("hibernate", None)
+        self._cancel("hibernate")  # fired: only forgotten, the last timer of an idle stream
         if self._worker is None and not self._inbox and self.stream.hibernate():
             self.server.trimmer.request()
 

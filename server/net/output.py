@@ -38,6 +38,8 @@ class _Entry:
 
 
 class OutputQueue:
+    __slots__ = ("_entries", "_presences", "full", "limit", "size")  # one per connection
+
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.size = 0  # bytes queued

@@ -106,9 +106,10 @@ def s2s_client_context(
 
 
 class _PyOpenSSLObject:
-    """The part of `ssl.SSLObject` that `TLSSession` uses, over a pyOpenSSL connection: bytes
-    move between the session's `ssl.MemoryBIO`s and pyOpenSSL's own BIOs around every call,
-    and pyOpenSSL's errors become the `ssl` ones TLSSession and the connection handle."""
+    """The part of ssl's TLS object (the C core of `ssl.SSLObject`) that `TLSSession` uses,
+    over a pyOpenSSL connection: bytes move between the session's `ssl.MemoryBIO`s and
+    pyOpenSSL's own BIOs around every call, and pyOpenSSL's errors become the `ssl` ones
+    TLSSession and the connection handle."""
 
     __slots__ = ("_conn", "_eof_fed", "_incoming", "_outgoing", "server_hostname", "server_side")
 
@@ -164,7 +165,7 @@ class _PyOpenSSLObject:
         self._call(self._conn.sendall, data)
         return len(data)
 
-    def unwrap(self) -> None:
+    def shutdown(self) -> None:
         self._call(self._conn.shutdown)
 
     def pending(self) -> int:

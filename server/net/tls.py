@@ -209,7 +209,8 @@ def server_context(
         )
     default = next(iter(contexts.values()))
 
-    def pick_certificate(sslobj: ssl.SSLObject, server_name: str | None, _ctx: object) -> None:
+    # sslobj: ssl's C TLS object (TLSSession wraps no ssl.SSLObject around it)
+    def pick_certificate(sslobj, server_name: str | None, _ctx: object) -> None:
         if server_name:
             chosen = contexts.get(_normalise(server_name))
             if chosen is not None and chosen is not sslobj.context:
@@ -299,13 +300,17 @@ class TLSSession:
     ) -> None:
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
-        self._obj = ctx.wrap_bio(
-            self._incoming,
-            self._outgoing,
-            server_side=server_side,
-            # A-labels by IDNA2008: given a U-label, ssl would encode it by IDNA2003
-            server_hostname=None if server_side or not server_hostname else _sni(server_hostname),
-        )
+        # A-labels by IDNA2008: given a U-label, ssl would encode it by IDNA2003
+        hostname = None if server_side or not server_hostname else _sni(server_hostname)
+        if isinstance(ctx, ssl.SSLContext):
+            # the C object that ssl.SSLObject wraps, without the wrapper: its instance dict
+            # and weak reference are ~0.3 KiB of every connection (issue 14), and each of its
+            # methods one more Python call per TLS record
+            self._obj = ctx._wrap_bio(self._incoming, self._outgoing, server_side, hostname)
+        else:  # outgoing s2s: a pyOpenSSL context with the same interface (s2stls.py)
+            self._obj = ctx.wrap_bio(
+                self._incoming, self._outgoing, server_side=server_side, server_hostname=hostname
+            )
         self._handshake_done = False
         self._peer_closed = False
         self._closed = False
@@ -406,7 +411,7 @@ class TLSSession:
         if not self._handshake_done:
             return
         try:
-            self._obj.unwrap()
+            self._obj.shutdown()
         except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
             pass
         except ssl.SSLError:
@@ -426,7 +431,7 @@ class TLSSession:
             cipher=cipher[0] if cipher else None,
             server_name=server_name,
             alpn=self._obj.selected_alpn_protocol(),
-            peer_cert=self._obj.getpeercert(binary_form=True) if self._handshake_done else None,
+            peer_cert=self._obj.getpeercert(True) if self._handshake_done else None,
         )
 
     def channel_bindings(self) -> dict[str, bytes]:
@@ -445,7 +450,7 @@ class TLSSession:
             if end_point is None and isinstance(getattr(ctx, "cert_der", None), bytes):
                 end_point = tls_server_end_point(ctx.cert_der)
         else:
-            der = self._obj.getpeercert(binary_form=True)
+            der = self._obj.getpeercert(True)
             end_point = tls_server_end_point(der) if der else None
         if end_point is not None:
             bindings["tls-server-end-point"] = end_point

@@ -55,6 +55,8 @@ class Unacked:
 class Inbound:
     """The server's `h`: stanzas received from the client and handled."""
 
+    __slots__ = ("handled",)  # one per managed session, like Outbound
+
     def __init__(self) -> None:
         self.handled = 0
 
@@ -64,6 +66,9 @@ class Inbound:
 
 class Outbound:
     """Stanzas sent to the client and not yet acknowledged, bounded in stanzas and bytes."""
+
+    # one per managed session, 10 000 idle at a time: no per-instance dict (issue 14)
+    __slots__ = ("_queue", "_since_request", "max_bytes", "max_stanzas", "sent", "size")
 
     def __init__(self, max_stanzas: int, max_bytes: int) -> None:
         self.max_stanzas = max_stanzas

@@ -125,6 +125,28 @@ async def test_directed_presence_is_bounded_per_session(small):
     alice.close()
 
 
+async def test_directed_presence_holds_no_set_until_one_is_sent(small):
+    """Most sessions never send directed presence: they hold no set for it (memory per idle
+    session, issue 14), and the broadcast unavailable still reaches the JIDs that got one."""
+    alice, bob = await raw_login(small, "alice"), await raw_login(small, "bob")
+    await bob.send("<presence/>")  # available: presence to the bare JID reaches it
+    await alice.send("<presence/>")
+    await alice.send(f"<presence to='{CAROL}' type='unavailable'/>")  # never given: no set
+    await alice.send(f"<iq type='get' id='ping' to='{DOMAIN}'><ping xmlns='urn:xmpp:ping'/></iq>")
+    await alice.read_until(r"<iq[^>]*id='ping'[^>]*/>")
+    (session,) = small.server.sessions.resources(JID.parse(ALICE))
+    assert not isinstance(session.directed, set) and not session.directed
+    await alice.send(f"<presence to='{BOB}'/>")
+    await bob.read_until(rf"<presence[^>]*from='{ALICE}/")
+    assert session.directed == {BOB}
+    await alice.send("<presence type='unavailable'/>")
+    data = await bob.read_until(r"<presence[^>]*type='unavailable'[^>]*/>")
+    assert f"from='{ALICE}/".encode() in data
+    assert not isinstance(session.directed, set) and not session.directed
+    alice.close()
+    bob.close()
+
+
 ROSTER_ITEMS = 4000
 
 

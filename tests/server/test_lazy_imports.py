@@ -1,7 +1,9 @@
 """A fresh server with the default vines.toml (the one `vinesctl server init` writes) imports
 none of the heavy libraries it does not use: they cost resident memory in every process
 (issue 14: fresh RSS). Federation loads dnspython, pyOpenSSL and cryptography; [metrics] loads
-prometheus_client; PRECIS and IDNA tables load at the first non-ASCII address."""
+prometheus_client; PRECIS and IDNA tables load at the first non-ASCII address. Of the standard
+library, shutil (with bz2 and lzma) is not needed: argparse imports it to size its help;
+platform only when a client asks for the server's version."""
 
 from __future__ import annotations
 
@@ -17,13 +19,20 @@ from vines_server.config_template import render_config
 pytestmark = pytest.mark.timeout(120)
 
 LAZY = ("cryptography", "OpenSSL", "dns", "prometheus_client", "precis_i18n", "idna", "asyncpg")
+LAZY_STDLIB = ("shutil", "bz2", "lzma", "platform")
 
 # starts and stops the server in a process of its own, then lists what got imported, before and
 # after one non-ASCII address is parsed
 PROBE = """
 import asyncio, json, sys
 from vines_server.config import load
+from vines_server.main import main
 from vines_server.server import Server
+
+try:
+    main(["--version"])  # builds the command line parser, as every start does
+except SystemExit:
+    pass
 
 async def run():
     server = Server(load(sys.argv[1]))
@@ -65,7 +74,7 @@ def default_config(tmp_path: Path) -> Path:
 
 def test_default_server_imports_no_heavy_library(default_config: Path) -> None:
     modules = loaded(default_config)
-    assert [m for m in LAZY if m in modules["started"]] == []
+    assert [m for m in LAZY + LAZY_STDLIB if m in modules["started"]] == []
     # the lazy parts still load when needed
     assert {"precis_i18n", "idna"} <= set(modules["parsed"])
 
@@ -79,3 +88,20 @@ def test_federation_loads_the_s2s_libraries(default_config: Path) -> None:
     default_config.write_text(text.replace("\nallow = []\n", "\n", 1))
     started = set(loaded(default_config)["started"])
     assert {"dns", "OpenSSL", "cryptography"} <= started
+
+
+async def test_the_version_still_names_the_system(tmp_path: Path, pki) -> None:
+    """platform is imported at the first version request, which still answers with the OS."""
+    import platform
+
+    from tests.support.xmpp import DOMAIN, raw_login, running_server
+
+    async with running_server(tmp_path, pki) as h:
+        await h.add_user("alice")
+        alice = await raw_login(h, "alice")
+        await alice.send(
+            f"<iq type='get' id='v' to='{DOMAIN}'><query xmlns='jabber:iq:version'/></iq>"
+        )
+        reply = await alice.read_until(r"</iq>")
+        assert f"<os>{platform.system()}</os>".encode() in reply
+        alice.close()
