@@ -196,13 +196,14 @@ class StreamConnection(asyncio.Protocol):
             return
         if "hibernate" not in self._timers:
             self._arm("hibernate", self.server.config.deadlines.hibernate, self._hibernate_check)
+        # every read counts as activity for the idle deadline; only a metered peer is charged
+        now, last_read = self._now(), self._last_read
+        self._last_read = now
         if self.metered:
-            now = self._now()
             limits = self.server.config.limits
             self._read_tokens = min(
-                limits.read_burst, self._read_tokens + (now - self._last_read) * limits.read_rate
+                limits.read_burst, self._read_tokens + (now - last_read) * limits.read_rate
             )
-            self._last_read = now
             self._charge(READ_COST)
         assert self.io is not None
         if self.io.tls_active:

@@ -249,3 +249,21 @@ async def test_a_component_that_proved_its_secret_is_not_held_to_the_read_rate(
         assert got == [f"c{i}" for i in range(24)]
         assert rate_pauses == []
         await disconnect(alice)
+
+
+async def test_a_component_that_keeps_talking_outlives_the_idle_deadline(tmp_path, pki) -> None:
+    """Its reads are not metered, but they are still activity: a busy component must not be
+    closed [deadlines] idle after its handshake."""
+    sections = component_sections(tmp_path)
+    sections["deadlines"] = {"idle": 0.5}
+    async with running_server(tmp_path, pki, **sections) as h:
+        raw = await handshaken(h)
+        for i in range(8):  # 1.2 s in all, more than twice the deadline, never 0.5 s silent
+            await asyncio.sleep(0.15)
+            await raw.send(
+                f"<iq type='get' id='p{i}' from='{WORK}' to='{DOMAIN}'>"
+                "<ping xmlns='urn:xmpp:ping'/></iq>"
+            )
+            await raw.read_until(rf"<iq[^>]*id='p{i}'")
+        assert b"connection-timeout" not in raw.buffer
+        await raw.read_until(rb"<connection-timeout ")  # silent now: closed
