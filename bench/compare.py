@@ -592,13 +592,6 @@ def target_rows(results: dict, ns: argparse.Namespace) -> list[tuple]:
         ">= 2x Prosody",
         lambda v, r: None if r is None else r >= 2,  # needs Prosody's figure
     )
-    row(
-        "logins/s the CPU allows, PLAIN (est.)",
-        _get(vines, ("logins_PLAIN", "cpu_bound_logins_per_s")),
-        _get(prosody, ("logins_PLAIN", "cpu_bound_logins_per_s")),
-        "an estimate: the row above is the target",
-        lambda v, r: None,  # a model of the rate, never evidence the target is met
-    )
     cli = tools.get("cli_startup", {})
     rows.append(
         (
