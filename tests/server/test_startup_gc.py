@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from vines_server import certs
-from vines_server.config_template import render_config
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -39,21 +37,14 @@ asyncio.run(probe())
 """
 
 
-def test_start_up_objects_are_frozen_once_serving(tmp_path: Path) -> None:
-    cert_file, key_file = tmp_path / "localhost.crt", tmp_path / "localhost.key"
-    cert, key = certs.make_certificate(["localhost"])
-    certs.write_pem(cert, key, cert_file, key_file)
-    config = tmp_path / "vines.toml"
-    config.write_text(
-        render_config("localhost", "admin@localhost", "127.0.0.1", 0, 0, cert_file, key_file)
-    )
+def test_start_up_objects_are_frozen_once_serving(default_config: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(config)],
+        [sys.executable, "-c", PROBE, str(default_config)],
         capture_output=True,
         text=True,
         timeout=100,
         check=True,
-        cwd=tmp_path,
+        cwd=default_config.parent,
     )
     counts = json.loads(done.stdout.splitlines()[-1])
     assert counts["before"] == 0
