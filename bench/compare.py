@@ -406,6 +406,7 @@ ROWS = [
     ("msg latency p95 ms", ("messages", "latency", "p95_ms"), False),
     ("msg latency p99 ms", ("messages", "latency", "p99_ms"), False),
     ("server CPU us/message (approx.)", ("messages", "server_cpu_us_per_msg"), False),
+    ("load generator CPU us/message", ("messages", "generator_cpu_us_per_msg"), False),
     ("max msg/s, p99 < 250 ms, 0 lost (--sweep)", ("max_rate",), True),
     ("idle sessions alive", ("idle", "alive"), True),
     ("KiB per idle session", ("idle", "kib_per_session"), False),

@@ -34,6 +34,8 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
+import gc
 import hashlib
 import hmac
 import importlib.util
@@ -44,6 +46,7 @@ import re
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -176,6 +179,16 @@ def client_context(opts: Options) -> ssl.SSLContext:
     return ctx
 
 
+class _Feed(asyncio.Protocol):
+    """The application side of a logged-in client's TLS transport, once it only receives."""
+
+    def __init__(self, on_data: Callable[[bytes], None]) -> None:
+        self.data_received = on_data  # type: ignore[method-assign]
+
+    def eof_received(self) -> bool:
+        return False  # close
+
+
 class Client:
     """A logged-in XMPP session over asyncio streams (client-side memory is not what we measure)."""
 
@@ -208,6 +221,18 @@ class Client:
             if not data:
                 raise LoginError("connection closed by the server")
             self.buf += data
+
+    def receive_into(self, on_data: Callable[[bytes], None]) -> None:
+        """From now on, hand what arrives straight to `on_data` from the transport's callback:
+        no StreamReader and no task wake-up per read, so a message's arrival time is taken
+        when its bytes are decrypted and the generator spends less CPU per message (it shares
+        the machine with the server it measures)."""
+        assert self.reader is not None and self.writer is not None
+        # what the stream reader buffered but nobody read yet (read() takes all it has)
+        pending = bytes(self.reader._buffer)  # asyncio keeps no public accessor
+        self.writer.transport.set_protocol(_Feed(on_data))
+        if pending:
+            on_data(pending)
 
     def send(self, data: str | bytes) -> None:
         assert self.writer is not None
@@ -390,43 +415,40 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
     latencies: list[int] = []
     measuring = False
 
-    async def reader(i: int) -> None:
+    def on_data(i: int, data: bytes) -> None:
         nonlocal duplicated, out_of_order, late, stale
-        c = clients[i]
-        buf = c.buf
-        assert c.reader is not None
-        while True:
-            data = await c.reader.read(65536)
-            if not data:
-                return
-            buf += data
-            last = 0
-            t = now_ns()
-            for m in BODY.finditer(buf):
-                last = m.end()
-                sender, seq, stamp = int(m.group(1)), int(m.group(2)), int(m.group(3))
-                if stamp < started:
-                    stale += 1
-                    continue
-                if seq in seen[sender]:
-                    duplicated += 1
-                    continue
-                seen[sender].add(seq)
-                if seq < last_seq[sender]:
-                    late += 1
-                else:
-                    if seq != last_seq[sender] + 1:
-                        out_of_order += 1
-                    last_seq[sender] = seq
-                received[sender] += 1
-                if measuring:
-                    latencies.append(t - stamp)
-            cut = buf.rfind(b"</message>")
-            buf = buf[max(last, cut + 10 if cut >= 0 else 0) :]
-            if len(buf) > 1 << 20:
-                buf = buf[-4096:]
+        t = now_ns()
+        buf = clients[i].buf + data
+        last = 0
+        for m in BODY.finditer(buf):
+            last = m.end()
+            sender, seq, stamp = int(m.group(1)), int(m.group(2)), int(m.group(3))
+            if stamp < started:
+                stale += 1
+                continue
+            if seq in seen[sender]:
+                duplicated += 1
+                continue
+            seen[sender].add(seq)
+            if seq < last_seq[sender]:
+                late += 1
+            else:
+                if seq != last_seq[sender] + 1:
+                    out_of_order += 1
+                last_seq[sender] = seq
+            received[sender] += 1
+            if measuring:
+                latencies.append(t - stamp)
+        cut = buf.rfind(b"</message>")
+        buf = buf[max(last, cut + 10 if cut >= 0 else 0) :]
+        clients[i].buf = buf if len(buf) <= 1 << 20 else buf[-4096:]
 
-    readers = [asyncio.create_task(reader(i)) for i in range(n)]
+    for i, c in enumerate(clients):
+        c.receive_into(functools.partial(on_data, i))
+    # the clients live to the end of the run: out of the collector's view, so that a full
+    # collection in the generator does not stall its reads and add its pause to the latencies
+    gc.collect()
+    gc.freeze()
     await wait_barrier(barrier)
     rate = args["rate"] * n / max(1, args["total_users"])  # this process's share of the rate
     duration, warmup = args["duration"], args["warmup"]
@@ -437,14 +459,16 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
     next_sender = 0
     stalled = 0
     sent_before = 0
+    own_cpu = 0.0  # this process's CPU over the measured window
     while n:
         now = time.monotonic()
         elapsed = now - t0
         if elapsed >= duration + warmup:
             break
-        if elapsed >= warmup and not measuring and pid:
-            cpu_window.append(cpu_seconds(pid))
-            sent_before = sum(sent)
+        if elapsed >= warmup and not measuring:
+            if pid:
+                cpu_window.append(cpu_seconds(pid))
+            sent_before, own_cpu = sum(sent), time.process_time()
         measuring = elapsed >= warmup
         due = int(rate * elapsed) - total
         for _ in range(max(0, due)):
@@ -466,12 +490,11 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
     send_time = time.monotonic() - t0
     if cpu_window:
         cpu_window.append(cpu_seconds(pid))
+    own_cpu = time.process_time() - own_cpu if measuring else 0.0
     # drain: wait until everything sent has arrived, or the drain timeout
     deadline = time.monotonic() + args["drain"]
     while time.monotonic() < deadline and sum(received) < sum(sent):
         await asyncio.sleep(0.05)
-    for task in readers:
-        task.cancel()
     for c in clients:
         c.close()
     return {
@@ -487,6 +510,7 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
         "send_time": send_time,
         "cpu_window": cpu_window,
         "sent_measured": sum(sent) - sent_before,
+        "cpu_measured": own_cpu,
         "latencies": latencies,
         "errors": errors,
     }
@@ -678,6 +702,9 @@ def summarize(scenario: str, opts: Options, args: dict, results: list[dict], ext
         )
         windows = [r["cpu_window"] for r in results if len(r.get("cpu_window", ())) == 2]
         measured = sum(r.get("sent_measured", 0) for r in results)
+        if measured:  # sending and receiving, all processes: it shares the cores with the server
+            cpu = sum(r["cpu_measured"] for r in results)
+            out["generator_cpu_us_per_msg"] = round(cpu * 1e6 / measured, 1)
         if windows and measured:
             # the server's CPU while the generator measured, per message sent meanwhile:
             # meaningful below saturation, where what is sent is also routed

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -134,6 +135,10 @@ async def run(config: Config) -> bool:
     server.host.hooks.on(
         "config/reloaded", lambda _c: _write_state(server, pid_file, state_file, started)
     )
+    # what start-up built lives as long as the process: out of the collector's view, a full
+    # collection walks only what serving created (it walked ~80 000 objects: pauses of 50-90 ms)
+    gc.collect()
+    gc.freeze()
     notify.ready(f"serving {', '.join(sorted(config.domains))}")
     try:
         await stop.wait()

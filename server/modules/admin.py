@@ -34,8 +34,18 @@ from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.forms import Field
 from vines_server.xmpp.jid import JID
-from vines_server.xmpp.sasl.credentials import derive_all
+from vines_server.xmpp.sasl.credentials import HASHES, Credentials, derive
 from vines_server.xmpp.stanza import make, serialize
+
+
+async def derive_credentials(password: str, iterations: int) -> Credentials:
+    """The keys for every hash, each PBKDF2 in a worker thread of its own: hashlib releases the
+    GIL, so they run at once and the administrator waits for one derivation, not one per hash."""
+    names = list(HASHES)
+    keys = await asyncio.gather(
+        *(asyncio.to_thread(derive, password, name, iterations) for name in names)
+    )
+    return dict(zip(names, keys, strict=True))
 
 
 def accounts(ctx: Context, values: Iterable[str], full: bool = False) -> list[JID]:
@@ -135,9 +145,7 @@ def setup(api: ModuleAPI) -> None:
         (jid,) = targets(ctx, [v["accountjid"]])
         if v["password-verify"] is not None and v["password"] != v["password-verify"]:
             raise bad_payload("field 'password-verify': the passwords do not match")
-        creds = await asyncio.to_thread(
-            derive_all, v["password"], api.config.limits.pbkdf2_iterations
-        )
+        creds = await derive_credentials(v["password"], api.config.limits.pbkdf2_iterations)
         try:
             await storage.create_account(str(jid), creds)
         except AccountExists:
@@ -236,7 +244,7 @@ def setup(api: ModuleAPI) -> None:
         if not await storage.get_account(str(jid)):
             raise CommandFailed(f"no such account: {jid}")
         iterations = api.config.limits.pbkdf2_iterations
-        creds = await asyncio.to_thread(derive_all, ctx.values["password"], iterations)
+        creds = await derive_credentials(ctx.values["password"], iterations)
         await storage.set_credentials(str(jid), creds)
         # other sessions authenticated with the old password must log in again (Prosody: reset)
         await api.look_up(jid)

@@ -5,6 +5,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from vines_server import certs
+from vines_server.config_template import render_config
 
 from tests.support.cluster import Shared
 from tests.support.postgres import PostgresInstance, postgres_unavailable
@@ -63,3 +65,16 @@ def redis() -> Iterator[RedisInstance]:
 async def shared(postgres, redis, pki: PKI, tmp_path: Path) -> Shared:
     """What the nodes of one cluster test share: a new database and a Redis."""
     return Shared(pki, tmp_path, await postgres.create_database(), postgres, redis)
+
+
+@pytest.fixture
+def default_config(tmp_path: Path) -> Path:
+    """The vines.toml `vinesctl server init` writes, for localhost with a generated certificate."""
+    cert_file, key_file = tmp_path / "localhost.crt", tmp_path / "localhost.key"
+    cert, key = certs.make_certificate(["localhost"])
+    certs.write_pem(cert, key, cert_file, key_file)
+    config = tmp_path / "vines.toml"
+    config.write_text(
+        render_config("localhost", "admin@localhost", "127.0.0.1", 0, 0, cert_file, key_file)
+    )
+    return config

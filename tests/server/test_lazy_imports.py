@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from vines_server import certs
-from vines_server.config_template import render_config
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -61,18 +59,6 @@ def loaded(config: Path) -> dict[str, list[str]]:
         cwd=config.parent,
     )
     return json.loads(done.stdout.splitlines()[-1])
-
-
-@pytest.fixture
-def default_config(tmp_path: Path) -> Path:
-    cert_file, key_file = tmp_path / "localhost.crt", tmp_path / "localhost.key"
-    cert, key = certs.make_certificate(["localhost"])
-    certs.write_pem(cert, key, cert_file, key_file)
-    config = tmp_path / "vines.toml"
-    config.write_text(
-        render_config("localhost", "admin@localhost", "127.0.0.1", 0, 0, cert_file, key_file)
-    )
-    return config
 
 
 def test_default_server_imports_no_heavy_library(default_config: Path) -> None:
