@@ -12,7 +12,7 @@ import os
 import sys
 from typing import NoReturn
 
-from vinesctl import __version__, collector
+from vinesctl import __version__, collector, quick_exit
 
 with collector.loading():  # Click's import: ~3 ms of collections over objects kept until exit
     import click
@@ -125,10 +125,22 @@ def cli(ctx: click.Context, profile: str | None, debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the CLI; any VinesctlError becomes one line on stderr and its exit code
-    (with --json, also an `{"error": ...}` object on stdout)."""
+    (with --json, also an `{"error": ...}` object on stdout). As the process's entry point
+    (no argv) after a remote command, the process ends without the interpreter's teardown."""
+    args = argv if argv is not None else sys.argv[1:]
+    try:
+        _main(argv, args)
+    except SystemExit as exc:
+        if argv is None and "--debug" not in args:
+            quick_exit.exit_now(exc.code)
+        raise
+    if argv is None and "--debug" not in args:
+        quick_exit.exit_now(0)
+
+
+def _main(argv: list[str] | None, args: list[str]) -> None:
     from vinesctl import output
 
-    args = argv if argv is not None else sys.argv[1:]
     debug = "--debug" in args
     output.reset_json_requested()
     if COMPLETE_VAR in os.environ:  # a shell asking for completions, not a person

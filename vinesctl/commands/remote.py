@@ -168,7 +168,7 @@ def _run_session(
     import gc
     import traceback
 
-    from vinesctl import collector
+    from vinesctl import collector, quick_exit
     from vinesctl.xmpp.session import guarded, load_slixmpp, open_session
 
     load_slixmpp(conn)  # before the freeze below: its modules live until exit
@@ -195,6 +195,7 @@ def _run_session(
             gc.collect()
             gc.unfreeze()
             collector.freeze_at_exit()  # the session's garbage is gone: the rest is live
+            quick_exit.session_ended()
 
     return asyncio.run(go())
 
