@@ -7,7 +7,6 @@ import asyncio
 import importlib
 import ipaddress
 import logging
-import secrets
 import ssl
 import time
 from collections import Counter, deque
@@ -30,7 +29,7 @@ from vines_server.net.idle import IdleSweep
 from vines_server.net.tls import server_context
 from vines_server.storage import open_storage
 from vines_server.storage.base import Storage
-from vines_server.xmpp import ns
+from vines_server.xmpp import ns, tokens
 from vines_server.xmpp.c2s import C2SSettings
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.parser import ParserLimits
@@ -200,7 +199,7 @@ class Server:
         or a changing salt would reveal that the account does not exist."""
         stored = await self.storage.get_setting("sasl_fake_secret")
         if stored is None:
-            stored = secrets.token_hex(32)
+            stored = tokens.token_hex(32)
             await self.storage.set_setting("sasl_fake_secret", stored)
         return bytes.fromhex(stored)
 
@@ -439,7 +438,7 @@ class Server:
         bare = conn.stream.jid
         assert bare is not None
         if resource is None:
-            resource = "vines-" + secrets.token_hex(6)
+            resource = "vines-" + tokens.token_hex(6)
         try:
             full = JID.parse(f"{bare}/{resource}")
         except JIDError:

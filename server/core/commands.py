@@ -26,14 +26,13 @@ seconds without activity.
 from __future__ import annotations
 
 import inspect
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vines_server.xmpp import ns
+from vines_server.xmpp import ns, tokens
 from vines_server.xmpp.errors import StanzaError
 from vines_server.xmpp.forms import Form, FormError, prefill, validate
 from vines_server.xmpp.jid import JID
@@ -147,7 +146,7 @@ class SessionStore:
                 "complete or cancel one first",
                 type="cancel",
             )
-        session_id = secrets.token_urlsafe(18)
+        session_id = tokens.token_urlsafe(18)
         session = CommandSession(session_id, node, owner, service, self.clock() + self.ttl)
         self._live[session_id] = session
         return session
