@@ -23,7 +23,6 @@ from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
 from vines_server.memory import Trimmer
 from vines_server.modules import DEFAULT_MODULES
-from vines_server.net.component import COMPONENT, component_settings
 from vines_server.net.connection import C2S, Resumptions, StreamConnection, StreamKind
 from vines_server.net.idle import IdleSweep
 from vines_server.net.tls import server_context
@@ -37,6 +36,7 @@ from vines_server.xmpp.parser import ParserLimits
 if TYPE_CHECKING:
     from vines_server.cluster.node import ClusterNode
     from vines_server.net.s2s_federation import Federation
+    from vines_server.xmpp.component import ComponentSettings
 
 log = logging.getLogger("vines_server")
 
@@ -127,7 +127,6 @@ class Server:
         # every configured component is a destination, connected or not (XEP-0114)
         self.components = Components(config.components, self.router.bounce)
         self.router.components.update(self.components.routes)
-        self.component_settings = component_settings(config, self.c2s_settings)
         self.listening: list[Listening] = []
         self.started_monotonic = time.monotonic()
         # set by the shutdown/restart admin commands; main.py waits on it besides signals
@@ -161,6 +160,8 @@ class Server:
                     direct=True,
                 )
         if lst.component_port is not None:
+            from vines_server.net.component import COMPONENT
+
             tls = lst.component_tls
             await self._listen(
                 COMPONENT,
@@ -187,7 +188,6 @@ class Server:
         self.c2s_settings = c2s_settings(self.config, await self._fake_secret())
         if self.federation is not None:
             await self.federation.open()
-        self.component_settings = component_settings(self.config, self.c2s_settings)
         for name in DEFAULT_MODULES:
             module = importlib.import_module(f"vines_server.modules.{name}")
             module.setup(self.host.api(name))
@@ -202,6 +202,15 @@ class Server:
             stored = tokens.token_hex(32)
             await self.storage.set_setting("sasl_fake_secret", stored)
         return bytes.fromhex(stored)
+
+    @property
+    def component_settings(self) -> ComponentSettings:
+        """What a component stream (XEP-0114) needs, from the current config and client
+        settings (so a reload applies); built when one opens: the component stream code is
+        imported only then, a server without components never loads it (issue 14)."""
+        from vines_server.net.component import component_settings
+
+        return component_settings(self.config, self.c2s_settings)
 
     def _build_tls_contexts(self) -> dict[str, Any]:
         """A context per listener name from the domains' certificate files, read now: a reload
@@ -351,7 +360,6 @@ class Server:
         self.router.offline_quota = limits.offline_quota
         self.router.offline_bytes = limits.offline_bytes
         self.c2s_settings = c2s_settings(self.config, self.c2s_settings.fake_secret)
-        self.component_settings = component_settings(self.config, self.c2s_settings)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)
