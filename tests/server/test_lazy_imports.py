@@ -22,12 +22,13 @@ pytestmark = pytest.mark.timeout(120)
 
 LAZY = ("cryptography", "OpenSSL", "dns", "prometheus_client", "precis_i18n", "idna", "asyncpg")
 # our own code that only some configurations run: a server without components (XEP-0114),
-# cluster or federation never loads it
+# cluster or federation, on SQLite, never loads it
 LAZY_OURS = (
     "vines_server.xmpp.component",
     "vines_server.net.component",
     "vines_server.cluster.node",
     "vines_server.net.s2s",
+    "vines_server.storage.memory",
 )
 LAZY_STDLIB = ("shutil", "bz2", "lzma", "platform", "random", "secrets", "unicodedata")
 
