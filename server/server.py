@@ -22,7 +22,7 @@ from vines_server.core.faults import describe
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
 from vines_server.memory import Trimmer
-from vines_server.modules import DEFAULT_MODULES
+from vines_server.modules import DEFAULT_MODULES, lazy
 from vines_server.net.connection import C2S, Resumptions, StreamConnection, StreamKind
 from vines_server.net.idle import IdleSweep
 from vines_server.net.tls import server_context
@@ -189,6 +189,9 @@ class Server:
         if self.federation is not None:
             await self.federation.open()
         for name in DEFAULT_MODULES:
+            if name in lazy.COMMANDS:  # commands only: declared now, loaded at first use
+                lazy.declare(self.host, name)
+                continue
             module = importlib.import_module(f"vines_server.modules.{name}")
             module.setup(self.host.api(name))
         if self.cluster is not None:
