@@ -114,10 +114,16 @@ class VinesSide(Side):
     stream_management = True
 
     def __init__(self, directory: Path, users: int, password: str, iterations: int) -> None:
+        import vines_server
         from cryptography.hazmat.primitives import serialization
         from vines_server import certs
         from vines_server.config import Limits
 
+        # run as installed from a wheel, whose bytecode pip compiled: from a checkout with
+        # PYTHONDONTWRITEBYTECODE set (or sources newer than their .pyc) every start compiles
+        # the modules again, and the fresh RSS came out ~0.4 MB higher for it
+        package = Path(vines_server.__file__).parent
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
         self.root = directory / self.name
         self.root.mkdir(parents=True)
         self.domain = "vines.test"
@@ -260,6 +266,17 @@ def loadgen(side: Side, password: str, scenario: str, *args: str, timeout: float
     return result
 
 
+def quiet_seconds() -> float:
+    """How long after the warm-up's last connection closed our server may still hold what the
+    logins freed: its heap trim runs at most every INTERVAL seconds, DELAY seconds after the
+    request (vines_server.memory). The idle run's first reading (fresh RSS) waits as long, so it
+    is taken, like its second (--settle after the last login), of a quiet server; read earlier
+    it caught the warm-up's garbage (~0.4 MB) on some runs and not on others. Both sides wait."""
+    from vines_server.memory import DELAY, INTERVAL
+
+    return DELAY + INTERVAL + 0.5
+
+
 def cpu_seconds(pid: int | None, thread: int | None = None) -> float:
     """User + system CPU time of a process (all its threads), from /proc/PID/stat; of one of
     its threads with `thread` (the main thread's id is the pid)."""
@@ -301,6 +318,7 @@ def run_side(side: Side, ns: argparse.Namespace, password: str) -> dict:
         out["version"] = side.version()
         say(f"{side.name}: warm-up")
         loadgen(side, password, "logins", *common, "--logins", "20")
+        time.sleep(quiet_seconds())  # the fresh reading is of a quiet server, as the later one
         idle = [
             "--users", str(max(ns.users, ns.sessions)), "--procs", str(ns.procs),
             "--sessions", str(ns.sessions), "--concurrency", str(ns.concurrency),
@@ -313,6 +331,7 @@ def run_side(side: Side, ns: argparse.Namespace, password: str) -> dict:
         side.start()
         if side.stream_management and not ns.no_sm_idle:
             loadgen(side, password, "logins", *common, "--logins", "20")
+            time.sleep(quiet_seconds())
             say(f"{side.name}: idle with stream management, {ns.sessions} sessions")
             out["idle_sm"] = loadgen(side, password, "idle", *idle, "--sm", "--pid", str(side.pid))
             side.stop()

@@ -7,7 +7,6 @@ import asyncio
 import importlib
 import ipaddress
 import logging
-import secrets
 import ssl
 import time
 from collections import Counter, deque
@@ -23,14 +22,13 @@ from vines_server.core.faults import describe
 from vines_server.core.routing import Router
 from vines_server.core.sessions import Session, SessionRegistry
 from vines_server.memory import Trimmer
-from vines_server.modules import DEFAULT_MODULES
-from vines_server.net.component import COMPONENT, component_settings
+from vines_server.modules import DEFAULT_MODULES, lazy
 from vines_server.net.connection import C2S, Resumptions, StreamConnection, StreamKind
 from vines_server.net.idle import IdleSweep
 from vines_server.net.tls import server_context
 from vines_server.storage import open_storage
 from vines_server.storage.base import Storage
-from vines_server.xmpp import ns
+from vines_server.xmpp import ns, tokens
 from vines_server.xmpp.c2s import C2SSettings
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.parser import ParserLimits
@@ -38,6 +36,7 @@ from vines_server.xmpp.parser import ParserLimits
 if TYPE_CHECKING:
     from vines_server.cluster.node import ClusterNode
     from vines_server.net.s2s_federation import Federation
+    from vines_server.xmpp.component import ComponentSettings
 
 log = logging.getLogger("vines_server")
 
@@ -128,7 +127,6 @@ class Server:
         # every configured component is a destination, connected or not (XEP-0114)
         self.components = Components(config.components, self.router.bounce)
         self.router.components.update(self.components.routes)
-        self.component_settings = component_settings(config, self.c2s_settings)
         self.listening: list[Listening] = []
         self.started_monotonic = time.monotonic()
         # set by the shutdown/restart admin commands; main.py waits on it besides signals
@@ -162,6 +160,8 @@ class Server:
                     direct=True,
                 )
         if lst.component_port is not None:
+            from vines_server.net.component import COMPONENT
+
             tls = lst.component_tls
             await self._listen(
                 COMPONENT,
@@ -188,8 +188,10 @@ class Server:
         self.c2s_settings = c2s_settings(self.config, await self._fake_secret())
         if self.federation is not None:
             await self.federation.open()
-        self.component_settings = component_settings(self.config, self.c2s_settings)
         for name in DEFAULT_MODULES:
+            if name in lazy.COMMANDS:  # commands only: declared now, loaded at first use
+                lazy.declare(self.host, name)
+                continue
             module = importlib.import_module(f"vines_server.modules.{name}")
             module.setup(self.host.api(name))
         if self.cluster is not None:
@@ -200,9 +202,18 @@ class Server:
         or a changing salt would reveal that the account does not exist."""
         stored = await self.storage.get_setting("sasl_fake_secret")
         if stored is None:
-            stored = secrets.token_hex(32)
+            stored = tokens.token_hex(32)
             await self.storage.set_setting("sasl_fake_secret", stored)
         return bytes.fromhex(stored)
+
+    @property
+    def component_settings(self) -> ComponentSettings:
+        """What a component stream (XEP-0114) needs, from the current config and client
+        settings (so a reload applies); built when one opens: the component stream code is
+        imported only then, a server without components never loads it (issue 14)."""
+        from vines_server.net.component import component_settings
+
+        return component_settings(self.config, self.c2s_settings)
 
     def _build_tls_contexts(self) -> dict[str, Any]:
         """A context per listener name from the domains' certificate files, read now: a reload
@@ -352,7 +363,6 @@ class Server:
         self.router.offline_quota = limits.offline_quota
         self.router.offline_bytes = limits.offline_bytes
         self.c2s_settings = c2s_settings(self.config, self.c2s_settings.fake_secret)
-        self.component_settings = component_settings(self.config, self.c2s_settings)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -439,7 +449,7 @@ class Server:
         bare = conn.stream.jid
         assert bare is not None
         if resource is None:
-            resource = "vines-" + secrets.token_hex(6)
+            resource = "vines-" + tokens.token_hex(6)
         try:
             full = JID.parse(f"{bare}/{resource}")
         except JIDError:

@@ -26,14 +26,13 @@ seconds without activity.
 from __future__ import annotations
 
 import inspect
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vines_server.xmpp import ns
+from vines_server.xmpp import ns, tokens
 from vines_server.xmpp.errors import StanzaError
 from vines_server.xmpp.forms import Form, FormError, prefill, validate
 from vines_server.xmpp.jid import JID
@@ -147,7 +146,7 @@ class SessionStore:
                 "complete or cancel one first",
                 type="cancel",
             )
-        session_id = secrets.token_urlsafe(18)
+        session_id = tokens.token_urlsafe(18)
         session = CommandSession(session_id, node, owner, service, self.clock() + self.ttl)
         self._live[session_id] = session
         return session
@@ -188,15 +187,29 @@ class CommandRegistry:
         on_remove: Callable[[Command], None] | None = None,
     ) -> None:
         self._commands: dict[str, Command] = {}
+        self._loaders: dict[str, Callable[[], None]] = {}  # declared node -> loads its module
         self.sessions = SessionStore(ttl)
         self._on_add, self._on_remove = on_add, on_remove
 
     def add(self, command: Command) -> None:
-        if command.node in self._commands:
+        """Register a command; one that was declared is replaced where it stands (the order
+        disco lists them in stays that of the declarations)."""
+        if command.node in self._commands and self._loaders.pop(command.node, None) is None:
             raise ValueError(f"command node {command.node} is already registered")
         self._commands[command.node] = command
         if self._on_add is not None:
             self._on_add(command)
+
+    def declare(self, command: Command, load: Callable[[], None]) -> None:
+        """A command of a module not loaded yet: listed and authorised from `command` (node,
+        name, allowed), and at its first `get`, `load()` loads the module, whose `add` puts
+        the real command in its place."""
+        self.add(command)
+        self._loaders[command.node] = load
+
+    def declared(self, node: str) -> bool:
+        """True while `node` is only declared: its module has not been loaded."""
+        return node in self._loaders
 
     def remove(self, node: str) -> None:
         command = self._commands.pop(node, None)
@@ -204,6 +217,11 @@ class CommandRegistry:
             self._on_remove(command)
 
     def get(self, node: str) -> Command | None:
+        load = self._loaders.get(node)
+        if load is not None:
+            load()
+            if self._loaders.pop(node, None) is not None:
+                raise LookupError(f"loading command {node} did not register it")
         return self._commands.get(node)
 
     def visible(self, requester: JID, service: JID) -> list[Command]:

@@ -50,14 +50,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import secrets
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 
 from vines_server.core.api import ModuleAPI
 from vines_server.core.commands import Command, Context, Result
 from vines_server.core.sessions import Session
-from vines_server.xmpp import ns
+from vines_server.xmpp import ns, tokens
 from vines_server.xmpp.forms import Field, Form
 from vines_server.xmpp.jid import JID
 from vines_server.xmpp.stanza import make
@@ -91,7 +90,7 @@ class Feed:
         self.api = api
         self.admin = admin
         self.domain = domain
-        self.id = secrets.token_urlsafe(9)
+        self.id = tokens.token_urlsafe(9)
         self.seq = 0
         self.snapshot: list[tuple[Element, JID, datetime]] | None = []
         self.pending: dict[JID, Element] = {}  # full JID -> latest forwarded presence

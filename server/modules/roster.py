@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import replace
 from xml.etree.ElementTree import Element
 
 from vines_server.core.api import IqRequest, ModuleAPI
 from vines_server.core.turns import in_turns
 from vines_server.storage.base import QuotaExceeded, RosterItem
-from vines_server.xmpp import ns
+from vines_server.xmpp import ns, tokens
 from vines_server.xmpp.errors import StanzaError
 from vines_server.xmpp.jid import JID, JIDError
 from vines_server.xmpp.stanza import Prewritten, make, serialize
@@ -105,7 +104,7 @@ def push(api: ModuleAPI, user: JID, item: RosterItem) -> None:
             continue
         iq = make(
             ns.q(ns.CLIENT, "iq"),
-            {"type": "set", "id": "push-" + secrets.token_hex(6), "to": str(session.jid)},
+            {"type": "set", "id": "push-" + tokens.token_hex(6), "to": str(session.jid)},
         )
         iq.append(make(ns.q(ns.ROSTER, "query"), children=[item_element(item)]))
         api.deliver(iq, session)

@@ -41,7 +41,9 @@ def single(var: str, label: str, value: object) -> Field:
 def setup(api: ModuleAPI) -> None:
     state: AdminState = api.use("admins")
     registry = api.use("adhoc")
-    last = [(time.monotonic(), 0, 0)]  # (monotonic, stanzas in, stanzas out) at the last request
+    # (monotonic, stanzas in, stanzas out) at the last request; before the first, the server's
+    # start (this module loads at its first use: vines_server.modules.lazy)
+    last = [(time.monotonic() - api.uptime(), 0, 0)]
 
     def rates() -> tuple[float, float]:
         then, stanzas_in, stanzas_out = last[-1]

@@ -88,8 +88,10 @@ def setup(api: ModuleAPI) -> None:
 
     for what, lister, num_var, list_node, list_var, title in kinds:
         add(f"get-{what}-users-num", f"Get Number of {title}", number(lister, num_var, title))
-        add(list_node, f"Get List of {title}", listing(lister, list_var, title), list_form(what))
-    registry.remove(node("get-online-users-list"))
+        if what != "online":  # online users are listed with their sessions, below
+            add(
+                list_node, f"Get List of {title}", listing(lister, list_var, title), list_form(what)
+            )
     add(
         "get-online-users-list",
         "Get List of Online Users",

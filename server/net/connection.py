@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import secrets
 import socket
 import ssl
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from vines_server.net import eager
 from vines_server.net.output import OutputQueue, presence_key
 from vines_server.net.tls import TLSSession
 from vines_server.net.transport import StreamTLS
-from vines_server.xmpp import actions, c2s, ns, sm
+from vines_server.xmpp import actions, c2s, ns, sm, tokens
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.stanza import serialize
 from vines_server.xmpp.stream import Stream
@@ -735,7 +734,7 @@ class C2SKind:
                     conn.session.managed = True
                 window = server.config.deadlines.resume
                 if resume and window > 0:
-                    conn.sm_id = secrets.token_urlsafe(18)
+                    conn.sm_id = tokens.token_urlsafe(18)
                     server.resumptions.register(conn)
                 conn._write(sm.enabled(conn.sm_id, math.ceil(window)))
             case actions.SendConfirming(data):

@@ -13,7 +13,6 @@ from vines_server.storage.base import (
     Storage,
     StorageError,
 )
-from vines_server.storage.memory import MemoryStorage
 from vines_server.storage.sqlite import SQLiteStorage
 
 __all__ = [
@@ -35,13 +34,25 @@ def open_storage(cfg: StorageConfig) -> Storage:
     """The configured backend, not yet opened: the caller awaits `open()` and `close()`."""
     if cfg.backend == "sqlite":
         return SQLiteStorage(cfg.path)
-    if cfg.backend == "memory":
+    if cfg.backend == "memory":  # tests and throw-away servers: imported only then
+        from vines_server.storage.memory import MemoryStorage
+
         return MemoryStorage()
     if cfg.backend == "postgresql":
         return _postgresql(cfg)
     raise StorageError(
         f"storage.backend {cfg.backend!r} is unknown: use 'sqlite', 'postgresql' or 'memory'"
     )
+
+
+def __getattr__(name: str) -> object:
+    """`vines_server.storage.MemoryStorage`, imported at first use: a server on SQLite never
+    loads the in-memory backend (issue 14: fresh RSS)."""
+    if name == "MemoryStorage":
+        from vines_server.storage.memory import MemoryStorage
+
+        return MemoryStorage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _postgresql(cfg: StorageConfig) -> Storage:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-import unicodedata
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -41,6 +40,8 @@ class JIDError(ValueError):
 
 def describe(char: str) -> str:
     """'U+1F600 GRINNING FACE': how errors name a character."""
+    import unicodedata  # like the PRECIS tables, only beyond ASCII (0.1 MB resident)
+
     return f"U+{ord(char):04X} {unicodedata.name(char, 'unnamed character')}"
 
 
@@ -83,6 +84,8 @@ def normalize_localpart(s: str) -> str:
     """The prepared localpart (UsernameCaseMapped + RFC 7622 exclusions), or JIDError."""
     if _ASCII_LOCAL.fullmatch(s):
         return _check_len(s.lower(), "localpart")
+    import unicodedata
+
     for c in s:  # named as typed, also when width mapping would turn it into ASCII
         if c in _LOCAL_EXCLUDED or unicodedata.normalize("NFKC", c) in _LOCAL_EXCLUDED:
             raise JIDError(f"{describe(c)} is not allowed in a localpart (RFC 7622 3.3.1)")
@@ -150,6 +153,10 @@ def domain_to_ascii(s: str) -> str:
 def legacy_localpart(s: str) -> str:
     """The localpart as servers before the PRECIS rule stored it (NFC + casefold, so 'straße'
     became 'strasse'). Only for finding accounts created then; never a new storage key."""
+    if s.isascii():  # NFC leaves ASCII as it is: every login asks, most with an ASCII name
+        return s.casefold()
+    import unicodedata
+
     return unicodedata.normalize("NFC", s.casefold())
 
 

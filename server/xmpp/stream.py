@@ -16,14 +16,13 @@ A kind says what its header must carry (`_check_header`), which features it offe
 
 from __future__ import annotations
 
-import secrets
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
 from xml.etree.ElementTree import Element
 
-from vines_server.xmpp import ns
+from vines_server.xmpp import ns, tokens
 from vines_server.xmpp.actions import Action, Close, Request, Send
 from vines_server.xmpp.errors import StreamError
 from vines_server.xmpp.jid import JID, JIDError
@@ -224,7 +223,7 @@ class Stream:
             domain = JID.parse(to).domain if to else None
         except JIDError:
             domain = None
-        self.stream_id = secrets.token_hex(8)
+        self.stream_id = tokens.token_hex(8)
         header = self._header_bytes(self._reply_from(domain))
         self._header_sent = True
 

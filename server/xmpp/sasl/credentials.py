@@ -10,14 +10,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import secrets
 from dataclasses import dataclass
+
+from vines_server.xmpp import tokens
 
 HASHES = {"SHA-1": "sha1", "SHA-256": "sha256"}  # SCRAM name -> hashlib name
 DEFAULT_ITERATIONS = 10_000
 # Keys the fake salts of unknown users; a server that restarts should pass a persisted secret
 # instead, or the changing salt of a non-existent user would give it away across restarts.
-_PROCESS_SECRET = secrets.token_bytes(32)
+_PROCESS_SECRET = tokens.token_bytes(32)
 
 
 @dataclass(frozen=True)

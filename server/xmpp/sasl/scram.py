@@ -23,8 +23,9 @@ import base64
 import hashlib
 import hmac
 import re
-import secrets
 from collections.abc import Mapping
+
+from vines_server.xmpp import tokens
 
 from .credentials import DEFAULT_ITERATIONS, HASHES, Credentials, ScramKeys, fake_keys
 from .steps import (
@@ -75,7 +76,7 @@ class ScramMechanism:
         self._domain = domain
         self._iterations = iterations
         self._fake_secret = fake_secret
-        self._server_nonce = nonce if nonce is not None else secrets.token_urlsafe(18)
+        self._server_nonce = nonce if nonce is not None else tokens.token_urlsafe(18)
         self._state = "start"
         # Filled while the exchange runs.
         self._username = ""
