@@ -259,6 +259,11 @@ class StreamConnection(asyncio.Protocol):
         if self._worker is not None and self._worker is not asyncio.current_task():
             self._worker.cancel()
         self.kind.lost(self)
+        # what only this stream used goes now, not at the collector's next full pass (the
+        # connection, its session and its parser refer to one another): Expat, and the TLS
+        # objects, the largest part of a connection
+        self.stream.release()
+        self.io.session = None
         log.info("disconnect %s%s", self.peer, f" ({exc})" if exc else "")
 
     # ---- the Link protocol used by sessions and the router -------------------------------

@@ -114,6 +114,10 @@ class Stream:
         """An idle, ready stream lets go of its XML parser until the next byte (memory)."""
         return self.state is State.READY and self._parser.hibernate()
 
+    def release(self) -> None:
+        """The connection is gone: the parser lets go of Expat now (StreamParser.close)."""
+        self._parser.close()
+
     def receive(self, data: bytes) -> list[Action]:
         if self.state in (State.CLOSED, State.HANDSHAKE):
             # During the handshake only TLS records may come; plaintext pipelined behind
