@@ -295,6 +295,8 @@ class StreamParser:
         self._stanza_at = 0  # Expat's offset of the current stanza's start tag
         # the header binds no prefix but `stream`: a stanza's bytes may keep their meaning alone
         self._header_plain = False
+        # asleep after an idle period: a wake parses what came and sleeps again (see hibernate)
+        self._doze = False
 
     def _new_expat(self) -> pyexpat.XMLParserType:
         # Forced UTF-8: a declared encoding is checked. No interning (intern=None): Expat's
@@ -333,19 +335,34 @@ class StreamParser:
     def hibernate(self) -> bool:
         """Drop the Expat parser of an idle stream (about 13 KiB) between stanzas; the next
         feed() builds a new one, primed with the stream header's namespace declarations.
-        Returns False (and keeps it) when a stanza or held-back bytes are in flight."""
-        if (
-            self._expat is None
-            or self._error is not None
+        Returns whether the stream is without a parser now: False (and keeps it) when a stanza
+        or held-back bytes are in flight.
+
+        The first wake after this call only dozes: once what arrived is parsed, the parser is
+        dropped again; a second wake keeps it until the next hibernate(). A burst of single
+        stanzas from many idle streams (initial presence after a mass login, a keepalive
+        round) thus never holds thousands of parsers at once, and the long-lived state those
+        stanzas leave (a stored presence) is not scattered between parsers' freed memory,
+        which no allocator gives back (issue 14). A stream that keeps talking pays one wake."""
+        if self._expat is None:
+            self._doze = True
+            return True
+        if not self._at_rest():
+            return False
+        self._expat = None
+        self._doze = True
+        return True
+
+    def _at_rest(self) -> bool:
+        """Between stanzas of a live stream: a new Expat primed with the header parses on."""
+        return not (
+            self._error is not None
             or self._depth != 1
             or self._pending
             or self._text
             or self._scanner.partial
             or self._root is None
-        ):
-            return False
-        self._expat = None
-        return True
+        )
 
     def _wake(self) -> None:
         """A new Expat positioned inside the stream element, as the old one was."""
@@ -394,8 +411,10 @@ class StreamParser:
             return []  # a long token is still arriving: wait for more (see module doc)
         chunk = bytes(self._pending)
         self._pending.clear()
+        dozing = False
         if self._expat is None:
             self._wake()
+            dozing, self._doze = self._doze, False
         self._fed += len(chunk)
         self._events = []
         self._chunk = chunk
@@ -406,6 +425,8 @@ class StreamParser:
         finally:
             self._chunk = b""
         events, self._events = self._events, []
+        if dozing and self._at_rest():
+            self._expat = None  # woken for what just came after a nap: asleep again
         return events
 
     # --- Expat handlers -------------------------------------------------------------------

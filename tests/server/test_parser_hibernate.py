@@ -102,6 +102,41 @@ def test_waking_twice_keeps_working():
     assert isinstance(parser.feed(b"</stream:stream>")[-1], StreamClose)
 
 
+def test_the_first_wake_after_a_nap_parses_and_sleeps_again_the_second_stays_awake():
+    parser = StreamParser(ParserLimits.post_auth())
+    parser.feed(HEADER)
+    assert parser.hibernate()
+    (event,) = parser.feed(b"<presence/>")
+    assert isinstance(event, Stanza)
+    assert parser._expat is None  # woken for one stanza: no parser held after it
+    parser.feed(b"<presence/>")
+    assert parser._expat is not None  # the stream keeps talking: it keeps its parser
+    parser.feed(b"<presence/>")
+    assert parser._expat is not None
+    assert parser.hibernate()  # idle again: the next wake dozes off again
+    parser.feed(b"<presence/>")
+    assert parser._expat is None
+
+
+def test_a_dozing_parser_stays_awake_while_a_stanza_is_unfinished():
+    parser = StreamParser(ParserLimits.post_auth())
+    parser.feed(HEADER)
+    assert parser.hibernate()
+    assert parser.feed(b"<message><body>half") == []
+    assert parser._expat is not None
+    (event,) = parser.feed(b"</body></message>")
+    assert isinstance(event, Stanza) and event.element.findtext("{jabber:client}body") == "half"
+
+
+def test_events_after_a_doze_equal_those_of_a_parser_that_never_slept():
+    awake, dozing = StreamParser(ParserLimits.post_auth()), StreamParser(ParserLimits.post_auth())
+    awake.feed(HEADER)
+    dozing.feed(HEADER)
+    assert dozing.hibernate()  # once: a doze, then woken again for the rest
+    expected = describe(events_of(awake, LATER, hibernate=False))
+    assert describe(events_of(dozing, LATER, hibernate=False)) == expected
+
+
 async def test_an_idle_connection_sleeps_and_wakes_on_the_next_stanza(tmp_path, pki):
     from tests.support.xmpp import DOMAIN, RawClient, running_server
 
@@ -117,5 +152,7 @@ async def test_an_idle_connection_sleeps_and_wakes_on_the_next_stanza(tmp_path, 
         assert all(conn.stream._parser._expat is None for conn in h.server.connections)
         await alice.send(f"<message to='bob@{DOMAIN}'><body>after a nap</body></message>")
         assert b"after a nap" in await bob.read_until(rb"</message>")
+        # one stanza after the nap: alice's stream is asleep again at once, not after 0.2 s
+        assert all(conn.stream._parser._expat is None for conn in h.server.connections)
         alice.close()
         bob.close()
