@@ -156,3 +156,37 @@ async def test_an_idle_connection_sleeps_and_wakes_on_the_next_stanza(tmp_path, 
         assert all(conn.stream._parser._expat is None for conn in h.server.connections)
         alice.close()
         bob.close()
+
+
+async def test_a_stream_busy_when_its_hibernate_deadline_passes_sleeps_once_it_is_done(
+    tmp_path, pki
+):
+    """The deadline fires while the stream's worker awaits the store (a presence queued behind
+    a burst): the parser is dropped after the work, not kept until the client's next read."""
+    from tests.support.xmpp import RawClient, running_server
+
+    async with running_server(tmp_path, pki, deadlines={"hibernate": 0.1}) as h:
+        await h.add_user("alice")
+        alice = await RawClient.connect(h.port(), pki.ca_file)
+        await alice.login("alice")
+        (conn,) = h.server.connections
+        storage, entered, gate = h.server.storage, asyncio.Event(), asyncio.Event()
+        get_roster = storage.get_roster
+
+        async def held_roster(jid):
+            entered.set()
+            await gate.wait()
+            return await get_roster(jid)
+
+        storage.get_roster = held_roster
+        await alice.send("<presence/>")  # the parser is awake: login ended just now
+        await entered.wait()
+        await asyncio.sleep(0.3)  # the deadline passes (several times) while the store waits
+        assert conn._worker is not None and conn.stream._parser._expat is not None
+        gate.set()
+        for _ in range(100):
+            if conn._worker is None and conn.stream._parser._expat is None:
+                break
+            await asyncio.sleep(0.02)
+        assert conn.stream._parser._expat is None
+        alice.close()
