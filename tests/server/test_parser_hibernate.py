@@ -163,6 +163,8 @@ async def test_a_stream_busy_when_its_hibernate_deadline_passes_sleeps_once_it_i
 ):
     """The deadline fires while the stream's worker awaits the store (a presence queued behind
     a burst): the parser is dropped after the work, not kept until the client's next read."""
+    from tests.server.test_admin_process import wait_for
+    from tests.support.hold import hold_call
     from tests.support.xmpp import RawClient, running_server
 
     async with running_server(tmp_path, pki, deadlines={"hibernate": 0.1}) as h:
@@ -170,23 +172,11 @@ async def test_a_stream_busy_when_its_hibernate_deadline_passes_sleeps_once_it_i
         alice = await RawClient.connect(h.port(), pki.ca_file)
         await alice.login("alice")
         (conn,) = h.server.connections
-        storage, entered, gate = h.server.storage, asyncio.Event(), asyncio.Event()
-        get_roster = storage.get_roster
-
-        async def held_roster(jid):
-            entered.set()
-            await gate.wait()
-            return await get_roster(jid)
-
-        storage.get_roster = held_roster
+        gate, entered = hold_call(h.server.storage, "get_roster")
         await alice.send("<presence/>")  # the parser is awake: login ended just now
         await entered.wait()
         await asyncio.sleep(0.3)  # the deadline passes (several times) while the store waits
         assert conn._worker is not None and conn.stream._parser._expat is not None
         gate.set()
-        for _ in range(100):
-            if conn._worker is None and conn.stream._parser._expat is None:
-                break
-            await asyncio.sleep(0.02)
-        assert conn.stream._parser._expat is None
+        await wait_for(lambda: conn.stream._parser._expat is None, timeout=5)
         alice.close()
