@@ -112,6 +112,10 @@ def _too_big() -> StreamError:
     return StreamError("policy-violation", "stanza too big", app=(ns.XMPP_ERRORS, "stanza-too-big"))
 
 
+# Wakes of a hibernated parser that drop it again right after parsing (see hibernate): an
+# idle client's few sparse stanzas (SM enable, presence, a ping, an ack) each wake briefly.
+DOZES = 4
+
 # The stream header's usual prefix, namespaces and root, one shared string each: every stream's
 # parser keeps them for the stream's life (issue 14: ~0.2 KiB per idle session as copies).
 _HEADER_NAMES = {
@@ -310,8 +314,8 @@ class StreamParser:
         self._stanza_at = 0  # Expat's offset of the current stanza's start tag
         # the header binds no prefix but `stream`: a stanza's bytes may keep their meaning alone
         self._header_plain = False
-        # asleep after an idle period: a wake parses what came and sleeps again (see hibernate)
-        self._doze = False
+        # wakes left that parse what came and sleep again (see hibernate)
+        self._dozes = 0
 
     def _new_expat(self) -> pyexpat.XMLParserType:
         # Forced UTF-8: a declared encoding is checked. No interning (intern=None): Expat's
@@ -353,19 +357,20 @@ class StreamParser:
         Returns whether the stream is without a parser now: False (and keeps it) when a stanza
         or held-back bytes are in flight.
 
-        The first wake after this call only dozes: once what arrived is parsed, the parser is
-        dropped again; a second wake keeps it until the next hibernate(). A burst of single
-        stanzas from many idle streams (initial presence after a mass login, a keepalive
-        round) thus never holds thousands of parsers at once, and the long-lived state those
-        stanzas leave (a stored presence) is not scattered between parsers' freed memory,
-        which no allocator gives back (issue 14). A stream that keeps talking pays one wake."""
+        The first DOZES wakes after this call only doze: once what arrived is parsed, the
+        parser is dropped again; the next wake keeps it until the next hibernate(). A burst of
+        single stanzas from many idle streams (SM enable and initial presence after a mass
+        login, a keepalive round) thus never holds thousands of parsers at once, and the
+        long-lived state those stanzas leave (a stored presence) is not scattered between
+        parsers' freed memory, which no allocator gives back (issue 14). A stream that starts
+        talking again pays DOZES wakes (~20 us each)."""
         if self._expat is None:
-            self._doze = True
+            self._dozes = DOZES
             return True
         if not self._at_rest():
             return False
         self._expat = None
-        self._doze = True
+        self._dozes = DOZES
         return True
 
     def _at_rest(self) -> bool:
@@ -429,7 +434,8 @@ class StreamParser:
         dozing = False
         if self._expat is None:
             self._wake()
-            dozing, self._doze = self._doze, False
+            dozing = self._dozes > 0
+            self._dozes -= dozing
         self._fed += len(chunk)
         self._events = []
         self._chunk = chunk
