@@ -660,7 +660,11 @@ class StreamConnection(asyncio.Protocol):
             self._arm("hibernate", remaining, self._hibernate_check)
             return
         self._cancel("hibernate")  # fired: only forgotten, the last timer of an idle stream
-        if self._worker is None and not self._inbox and self.stream.hibernate():
+        if self._worker is not None or self._inbox:
+            # still at what it read (a store call queued behind a burst of logins): try again
+            # later, or the stream would keep its parser until its next read
+            self._arm("hibernate", self.server.config.deadlines.hibernate, self._hibernate_check)
+        elif self.stream.hibernate():
             self.server.trimmer.request()
 
     def _stanza_deadline(self) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import ssl
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -426,9 +427,10 @@ class TLSSession:
             server_name = getattr(ctx, "domain", None)
         else:
             server_name = self._obj.server_hostname
-        return TLSInfo(
-            version=self._obj.version(),
-            cipher=cipher[0] if cipher else None,
+        version = self._obj.version()
+        return TLSInfo(  # OpenSSL's names, shared: each session's info keeps them (issue 14)
+            version=sys.intern(version) if version else None,
+            cipher=sys.intern(cipher[0]) if cipher else None,
             server_name=server_name,
             alpn=self._obj.selected_alpn_protocol(),
             peer_cert=self._obj.getpeercert(True) if self._handshake_done else None,

@@ -19,6 +19,7 @@ success) drops whatever was pipelined behind it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -320,7 +321,7 @@ class C2SStream(Stream):
             )
         except sasl.Failure as failure:
             return self._sasl_failed(failure.condition, failure.text)
-        self.mechanism = name
+        self.mechanism = sys.intern(name)  # one of the few offered: the session keeps it shared
         self.state = State.SASL
         return self._sasl_step(self._sasl.start(initial))
 

@@ -112,6 +112,25 @@ def _too_big() -> StreamError:
     return StreamError("policy-violation", "stanza too big", app=(ns.XMPP_ERRORS, "stanza-too-big"))
 
 
+# Wakes of a hibernated parser that drop it again right after parsing (see hibernate): an
+# idle client's few sparse stanzas (SM enable, presence, a ping, an ack) each wake briefly.
+DOZES = 4
+
+# The stream header's usual prefix, namespaces and root, one shared string each: every stream's
+# parser keeps them for the stream's life (issue 14: ~0.2 KiB per idle session as copies).
+_HEADER_NAMES = {
+    name: name
+    for name in (
+        "stream",
+        ns.CLIENT,
+        ns.SERVER,
+        ns.COMPONENT,
+        ns.STREAM,
+        "{" + ns.STREAM + "}stream",
+    )
+}
+
+
 def _clark(name: str) -> str:
     # Expat gives "uri}local" for namespaced names; Clark notation is "{uri}local".
     return "{" + name if _SEP in name else name
@@ -295,6 +314,8 @@ class StreamParser:
         self._stanza_at = 0  # Expat's offset of the current stanza's start tag
         # the header binds no prefix but `stream`: a stanza's bytes may keep their meaning alone
         self._header_plain = False
+        # wakes left that parse what came and sleep again (see hibernate)
+        self._dozes = 0
 
     def _new_expat(self) -> pyexpat.XMLParserType:
         # Forced UTF-8: a declared encoding is checked. No interning (intern=None): Expat's
@@ -333,19 +354,35 @@ class StreamParser:
     def hibernate(self) -> bool:
         """Drop the Expat parser of an idle stream (about 13 KiB) between stanzas; the next
         feed() builds a new one, primed with the stream header's namespace declarations.
-        Returns False (and keeps it) when a stanza or held-back bytes are in flight."""
-        if (
-            self._expat is None
-            or self._error is not None
+        Returns whether the stream is without a parser now: False (and keeps it) when a stanza
+        or held-back bytes are in flight.
+
+        The first DOZES wakes after this call only doze: once what arrived is parsed, the
+        parser is dropped again; the next wake keeps it until the next hibernate(). A burst of
+        single stanzas from many idle streams (SM enable and initial presence after a mass
+        login, a keepalive round) thus never holds thousands of parsers at once, and the
+        long-lived state those stanzas leave (a stored presence) is not scattered between
+        parsers' freed memory, which no allocator gives back (issue 14). A stream that starts
+        talking again pays DOZES wakes (~20 us each)."""
+        if self._expat is None:
+            self._dozes = DOZES
+            return True
+        if not self._at_rest():
+            return False
+        self._expat = None
+        self._dozes = DOZES
+        return True
+
+    def _at_rest(self) -> bool:
+        """Between stanzas of a live stream: a new Expat primed with the header parses on."""
+        return not (
+            self._error is not None
             or self._depth != 1
             or self._pending
             or self._text
             or self._scanner.partial
             or self._root is None
-        ):
-            return False
-        self._expat = None
-        return True
+        )
 
     def close(self) -> None:
         """The stream is over: Expat (about 13 KiB) goes at once. Its handlers are this parser's
@@ -399,8 +436,11 @@ class StreamParser:
             return []  # a long token is still arriving: wait for more (see module doc)
         chunk = bytes(self._pending)
         self._pending.clear()
+        dozing = False
         if self._expat is None:
             self._wake()
+            dozing = self._dozes > 0
+            self._dozes -= dozing
         self._fed += len(chunk)
         self._events = []
         self._chunk = chunk
@@ -411,6 +451,8 @@ class StreamParser:
         finally:
             self._chunk = b""
         events, self._events = self._events, []
+        if dozing and self._at_rest():
+            self._expat = None  # woken for what just came after a nap: asleep again
         return events
 
     # --- Expat handlers -------------------------------------------------------------------
@@ -429,7 +471,8 @@ class StreamParser:
     def _ns_decl(self, prefix: str | None, uri: str) -> None:
         self._fired()
         if self._depth == 0:
-            self._header_ns[prefix] = uri
+            uri = _HEADER_NAMES.get(uri, uri)
+            self._header_ns[_HEADER_NAMES.get(prefix, prefix) if prefix else prefix] = uri
             if prefix is None:
                 self._default_ns = uri
 
@@ -466,7 +509,7 @@ class StreamParser:
                     f"{HEADER_NAMESPACE_CHARS} characters",
                 )
             self._depth = 1
-            self._root = _clark(name)
+            self._root = _HEADER_NAMES.get(_clark(name), _clark(name))
             self._header_plain = self._header_ns.keys() <= {None, "stream"}
             self._events.append(StreamOpen(_clark(name), self._attrs(attrs), self._default_ns))
             return

@@ -45,3 +45,26 @@ async def test_a_tls_connection_holds_no_python_wrapper_around_its_tls_object(tm
         assert conn.info["sni"] == DOMAIN and conn.info["tls_version"] in ("TLSv1.2", "TLSv1.3")
         assert tls.channel_bindings()["tls-server-end-point"]
         alice.close()
+
+
+async def test_sessions_share_the_strings_every_one_of_them_keeps(tmp_path, pki):
+    """The negotiated TLS names, the SASL mechanism and the stream header's namespaces are the
+    same few strings for thousands of sessions: each keeps a reference, not a copy."""
+    from tests.support.xmpp import raw_login, running_server
+
+    async with running_server(tmp_path, pki) as h:
+        await h.add_user("alice")
+        await h.add_user("bob")
+        clients = [await raw_login(h, "alice"), await raw_login(h, "bob")]
+        first, second = h.server.connections
+        for key in ("tls_version", "cipher", "mechanism"):
+            assert first.info[key] == second.info[key] and first.info[key] is second.info[key]
+        parsers = [conn.stream._parser for conn in (first, second)]
+        assert parsers[0]._root == parsers[1]._root and parsers[0]._root is parsers[1]._root
+        namespaces = [dict(p._header_ns) for p in parsers]
+        assert namespaces[0] == namespaces[1] and namespaces[0]
+        for prefix, uri in namespaces[0].items():
+            assert uri is namespaces[1][prefix]
+            assert prefix is None or prefix is next(k for k in namespaces[1] if k == prefix)
+        for client in clients:
+            client.close()

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from vines_server.xmpp.errors import StreamError
 from vines_server.xmpp.parser import (
+    DOZES,
     ParserLimits,
     Stanza,
     StreamClose,
@@ -102,6 +103,42 @@ def test_waking_twice_keeps_working():
     assert isinstance(parser.feed(b"</stream:stream>")[-1], StreamClose)
 
 
+def test_the_first_wakes_after_a_nap_parse_and_sleep_again_then_the_parser_stays_awake():
+    parser = StreamParser(ParserLimits.post_auth())
+    parser.feed(HEADER)
+    assert parser.hibernate()
+    for _ in range(DOZES):
+        (event,) = parser.feed(b"<presence/>")
+        assert isinstance(event, Stanza)
+        assert parser._expat is None  # woken for one stanza: no parser held after it
+    parser.feed(b"<presence/>")
+    assert parser._expat is not None  # the stream keeps talking: it keeps its parser
+    parser.feed(b"<presence/>")
+    assert parser._expat is not None
+    assert parser.hibernate()  # idle again: the next wakes doze off again
+    parser.feed(b"<presence/>")
+    assert parser._expat is None
+
+
+def test_a_dozing_parser_stays_awake_while_a_stanza_is_unfinished():
+    parser = StreamParser(ParserLimits.post_auth())
+    parser.feed(HEADER)
+    assert parser.hibernate()
+    assert parser.feed(b"<message><body>half") == []
+    assert parser._expat is not None
+    (event,) = parser.feed(b"</body></message>")
+    assert isinstance(event, Stanza) and event.element.findtext("{jabber:client}body") == "half"
+
+
+def test_events_after_a_doze_equal_those_of_a_parser_that_never_slept():
+    awake, dozing = StreamParser(ParserLimits.post_auth()), StreamParser(ParserLimits.post_auth())
+    awake.feed(HEADER)
+    dozing.feed(HEADER)
+    assert dozing.hibernate()  # once: a doze, then woken again for the rest
+    expected = describe(events_of(awake, LATER, hibernate=False))
+    assert describe(events_of(dozing, LATER, hibernate=False)) == expected
+
+
 async def test_an_idle_connection_sleeps_and_wakes_on_the_next_stanza(tmp_path, pki):
     from tests.support.xmpp import DOMAIN, RawClient, running_server
 
@@ -117,5 +154,31 @@ async def test_an_idle_connection_sleeps_and_wakes_on_the_next_stanza(tmp_path, 
         assert all(conn.stream._parser._expat is None for conn in h.server.connections)
         await alice.send(f"<message to='bob@{DOMAIN}'><body>after a nap</body></message>")
         assert b"after a nap" in await bob.read_until(rb"</message>")
+        # one stanza after the nap: alice's stream is asleep again at once, not after 0.2 s
+        assert all(conn.stream._parser._expat is None for conn in h.server.connections)
         alice.close()
         bob.close()
+
+
+async def test_a_stream_busy_when_its_hibernate_deadline_passes_sleeps_once_it_is_done(
+    tmp_path, pki
+):
+    """The deadline fires while the stream's worker awaits the store (a presence queued behind
+    a burst): the parser is dropped after the work, not kept until the client's next read."""
+    from tests.server.test_admin_process import wait_for
+    from tests.support.hold import hold_call
+    from tests.support.xmpp import RawClient, running_server
+
+    async with running_server(tmp_path, pki, deadlines={"hibernate": 0.1}) as h:
+        await h.add_user("alice")
+        alice = await RawClient.connect(h.port(), pki.ca_file)
+        await alice.login("alice")
+        (conn,) = h.server.connections
+        gate, entered = hold_call(h.server.storage, "get_roster")
+        await alice.send("<presence/>")  # the parser is awake: login ended just now
+        await entered.wait()
+        await asyncio.sleep(0.3)  # the deadline passes (several times) while the store waits
+        assert conn._worker is not None and conn.stream._parser._expat is not None
+        gate.set()
+        await wait_for(lambda: conn.stream._parser._expat is None, timeout=5)
+        alice.close()

@@ -16,6 +16,7 @@ from vines_server.xmpp.stanza import make
 
 from tests.server.test_admin_process import wait_for
 from tests.server.test_output_bounds import none_stored as none_stored_for
+from tests.support.hold import hold_call
 from tests.support.xmpp import DOMAIN, PASSWORD, RawClient, running_server
 
 SM = "urn:xmpp:sm:3"
@@ -382,16 +383,7 @@ async def nothing_yet(client: RawClient, pattern: bytes) -> bool:
 def hold_commits(storage) -> tuple[asyncio.Event, asyncio.Event]:
     """The real SQLite store, whose commits of held messages wait until `release` is set;
     `reached` tells that one is waiting."""
-    release, reached = asyncio.Event(), asyncio.Event()
-    commit = storage.hold_offline
-
-    async def held(rows):
-        reached.set()
-        await release.wait()
-        return await commit(rows)
-
-    storage.hold_offline = held
-    return release, reached
+    return hold_call(storage, "hold_offline")
 
 
 async def delivered_uncommitted(harness, text: str, then: str = ""):
