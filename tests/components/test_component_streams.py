@@ -189,7 +189,9 @@ async def test_a_component_that_stops_reading_bounces_what_it_never_got(tmp_path
     Every message comes back or was written: nothing vanishes."""
     sections = component_sections(tmp_path)
     sections["limits"] = {"output_bytes": 64 * 1024}
-    sections["deadlines"] = {"output_stall": 1}
+    # long enough that alice's next message, however slow a busy machine makes it, meets the
+    # full output before the stall deadline closes the component
+    sections["deadlines"] = {"output_stall": 5}
     async with running_server(tmp_path, pki, **sections) as harness:
         await harness.add_user("alice")
         deaf = await handshaken(harness)  # never reads again
@@ -198,12 +200,13 @@ async def test_a_component_that_stops_reading_bounces_what_it_never_got(tmp_path
         body = "x" * 8000
         sent = 0
         while b"resource-constraint" not in alice.buffer:
+            assert b"remote-server-timeout" not in alice.buffer, "closed before it refused"
             sent += 1
             await alice.send(f"<message id='m{sent}' to='bot@{WORK}'><body>{body}</body></message>")
             with contextlib.suppress(AssertionError):
                 await alice.read_until(rb"(?!x)x", timeout=0.01)  # take what came back
         # the stall deadline closes the component's stream; what it still held comes back
-        bounced = await alice.read_until(rb"remote-server-timeout.*?</message>", timeout=10)
+        bounced = await alice.read_until(rb"remote-server-timeout.*?</message>", timeout=15)
         assert b"type='wait'" in bounced
         deaf.close()
 
