@@ -9,7 +9,6 @@ what a caller reports as done is on disk (base.py, durability). The file is crea
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -17,7 +16,6 @@ import os
 import sqlite3
 import stat
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +35,7 @@ from vines_server.storage.base import (
     xml_bytes,
 )
 from vines_server.storage.migrations import SchemaTooNew, migrate
+from vines_server.storage.thread import StoreThread
 from vines_server.xmpp.sasl.credentials import Credentials, ScramKeys
 
 log = logging.getLogger(__name__)
@@ -112,16 +111,16 @@ class SQLiteStorage:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread: StoreThread | None = None
         self._conn: sqlite3.Connection | None = None
 
     # plumbing: everything runs on the one worker thread
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        executor = self._executor
-        if executor is None:
+        thread = self._thread
+        if thread is None:
             raise StorageError("storage is not open: await open() first")
-        return await asyncio.get_running_loop().run_in_executor(executor, self._call, fn, args)
+        return await thread.call(self._call, fn, args)
 
     def _call(self, fn: Callable[..., T], args: tuple) -> T:
         try:
@@ -163,16 +162,16 @@ class SQLiteStorage:
     # lifecycle
 
     async def open(self) -> None:
-        if self._executor is not None:
+        if self._thread is not None:
             return
         self._create_file()
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vines-sqlite")
+        thread = StoreThread("vines-sqlite")
         try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._connect)
+            await thread.call(self._connect)
         except BaseException:
-            executor.shutdown(wait=True)
+            thread.stop()
             raise
-        self._executor = executor
+        self._thread = thread
 
     def _create_file(self) -> None:
         try:
@@ -219,13 +218,13 @@ class SQLiteStorage:
         self._conn = conn
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is None:
+        thread, self._thread = self._thread, None
+        if thread is None:
             return
         try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+            await thread.call(self._disconnect)
         finally:
-            executor.shutdown(wait=True)
+            thread.stop()
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
