@@ -1,6 +1,6 @@
 """The default backend: one SQLite file in WAL mode with synchronous=FULL.
 
-One connection, owned by one dedicated worker thread (a single-thread executor): every call, read
+One connection, owned by one dedicated thread (storage/thread.py): every call, read
 or write, runs there in order, so writes are serialized and the event loop never blocks on disk.
 Each write is its own BEGIN IMMEDIATE ... COMMIT and the coroutine returns only after COMMIT, so
 what a caller reports as done is on disk (base.py, durability). The file is created with mode
