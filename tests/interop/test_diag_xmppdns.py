@@ -15,11 +15,12 @@ import subprocess
 import pytest
 
 from tests.support.dnsmasq import Dnsmasq, require_tool
+from tests.support.ports import loopback_address
 from vinesctl.probes import dns as dnsprobe
 
 pytestmark = pytest.mark.interop
 
-ADDRESS = "127.0.0.77"
+ADDRESS = loopback_address()  # port 53: xmpp-dns takes no resolver port
 ZONE = [
     "srv-host=_xmpp-client._tcp.good.test,xmpp1.good.test,5222,10,60",
     "srv-host=_xmpp-client._tcp.good.test,xmpp2.good.test,5222,10,40",

@@ -18,14 +18,14 @@ from vines_server.xmpp.sasl.credentials import derive_all
 
 from tests.interop.conftest import _missing
 from tests.support.dnsmasq import DNSMASQ, Dnsmasq
-from tests.support.ports import free_port
+from tests.support.ports import free_port, loopback_address
 from tests.support.prosody import ProsodyInstance, prosody_available
 from tests.support.xmpp import PASSWORD, TEST_ITERATIONS, RawClient
 
 pytestmark = pytest.mark.interop
 
 OURS, THEIRS = "vines.test", "prosody.test"
-DNS_ADDRESS = "127.0.0.77"  # port 53: Prosody's resolver takes no port
+DNS_ADDRESS = loopback_address()  # port 53: Prosody's resolver takes no port
 
 
 @asynccontextmanager
