@@ -14,40 +14,41 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from vines_server.core.admins import node
 from vines_server.core.commands import Command, Context, Result
+from vines_server.xmpp import ns
 
 if TYPE_CHECKING:
     from vines_server.core.api import ModuleHost
 
-A = "http://jabber.org/protocol/admin#"  # XEP-0133 (ns.ADMIN)
-V = "urn:vinesctl:admin#"  # our own (ns.VINES_ADMIN)
+V = ns.VINES_ADMIN  # our own nodes; the rest are XEP-0133's (node()'s default)
 
 # module -> (node, name, who may run it: an AdminState method), in registration order
 COMMANDS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "userlists": (
-        (A + "get-registered-users-num", "Get Number of Registered Users", "allow_admin"),
-        (A + "get-registered-users-list", "Get List of Registered Users", "allow_admin"),
-        (A + "get-disabled-users-num", "Get Number of Disabled Users", "allow_admin"),
-        (A + "get-disabled-users-list", "Get List of Disabled Users", "allow_admin"),
-        (A + "get-online-users-num", "Get Number of Online Users", "allow_admin"),
-        (A + "get-active-users-num", "Get Number of Active Users", "allow_admin"),
-        (A + "get-active-users", "Get List of Active Users", "allow_admin"),
-        (A + "get-idle-users-num", "Get Number of Idle Users", "allow_admin"),
-        (A + "get-idle-users", "Get List of Idle Users", "allow_admin"),
-        (A + "get-online-users-list", "Get List of Online Users", "allow_admin"),
+        (node("get-registered-users-num"), "Get Number of Registered Users", "allow_admin"),
+        (node("get-registered-users-list"), "Get List of Registered Users", "allow_admin"),
+        (node("get-disabled-users-num"), "Get Number of Disabled Users", "allow_admin"),
+        (node("get-disabled-users-list"), "Get List of Disabled Users", "allow_admin"),
+        (node("get-online-users-num"), "Get Number of Online Users", "allow_admin"),
+        (node("get-active-users-num"), "Get Number of Active Users", "allow_admin"),
+        (node("get-active-users"), "Get List of Active Users", "allow_admin"),
+        (node("get-idle-users-num"), "Get Number of Idle Users", "allow_admin"),
+        (node("get-idle-users"), "Get List of Idle Users", "allow_admin"),
+        (node("get-online-users-list"), "Get List of Online Users", "allow_admin"),
     ),
-    "message_admin": ((V + "send-message", "Send a Message", "allow_admin"),),
+    "message_admin": ((node("send-message", V), "Send a Message", "allow_admin"),),
     "roster_admin": (
-        (V + "roster-add", "Add a Roster Item", "allow_admin"),
-        (V + "roster-remove", "Remove a Roster Item", "allow_admin"),
+        (node("roster-add", V), "Add a Roster Item", "allow_admin"),
+        (node("roster-remove", V), "Remove a Roster Item", "allow_admin"),
     ),
     "stats": (
-        (V + "stats", "Server Statistics", "allow_admin"),
-        (V + "sessions", "List Sessions", "allow_admin"),
+        (node("stats", V), "Server Statistics", "allow_admin"),
+        (node("sessions", V), "List Sessions", "allow_admin"),
     ),
     "federation": (
-        (V + "s2s", "List Server-to-Server Streams", "allow_operator"),
-        (V + "s2s-close", "Close Server-to-Server Streams", "allow_operator"),
+        (node("s2s", V), "List Server-to-Server Streams", "allow_operator"),
+        (node("s2s-close", V), "Close Server-to-Server Streams", "allow_operator"),
     ),
 }
 
@@ -68,5 +69,5 @@ def declare(host: ModuleHost, name: str) -> None:
             loaded = True
             importlib.import_module(f"vines_server.modules.{name}").setup(api)
 
-    for node, title, allowed in COMMANDS[name]:
-        registry.declare(Command(node, title, _not_loaded, (), getattr(admins, allowed)), load)
+    for at, title, allowed in COMMANDS[name]:
+        registry.declare(Command(at, title, _not_loaded, (), getattr(admins, allowed)), load)
