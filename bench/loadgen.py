@@ -40,6 +40,7 @@ import hashlib
 import hmac
 import importlib.util
 import json
+import math
 import multiprocessing as mp
 import os
 import re
@@ -486,7 +487,12 @@ async def messages_worker(opts: Options, args: dict, share: list[int], barrier) 
                 f"<body>{i} {seq} {now_ns()}</body></message>".encode()
             )
         total += max(0, due)
-        await asyncio.sleep(0.002)
+        # until the next message is due: each leaves at its own time (to the loop's 1 ms timer
+        # resolution), not in bursts of a fixed tick, whose queueing (at the server and at this
+        # process's own reads) would count as the server's latency (2 ms ticks: p95 1.4 ms
+        # instead of 0.8 at 2000 msg/s, on the same server)
+        next_due = t0 + (total + 1) / rate if rate > 0 else math.inf
+        await asyncio.sleep(min(0.05, next_due - time.monotonic()))
     send_time = time.monotonic() - t0
     if cpu_window:
         cpu_window.append(cpu_seconds(pid))
