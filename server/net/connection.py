@@ -654,7 +654,8 @@ class StreamConnection(asyncio.Protocol):
             self._timeout()
 
     def _hibernate_check(self) -> None:
-        """Idle for [deadlines] hibernate: the stream drops its parser (re-armed by a read)."""
+        """Idle for [deadlines] hibernate: the stream drops its parser (re-armed by a read), and
+        a managed stream asks its client to acknowledge what it has not yet."""
         remaining = self._last_read + self.server.config.deadlines.hibernate - self._now()
         if remaining > 0:
             self._arm("hibernate", remaining, self._hibernate_check)
@@ -664,7 +665,11 @@ class StreamConnection(asyncio.Protocol):
             # still at what it read (a store call queued behind a burst of logins): try again
             # later, or the stream would keep its parser until its next read
             self._arm("hibernate", self.server.config.deadlines.hibernate, self._hibernate_check)
-        elif self.stream.hibernate():
+            return
+        if self.sm is not None and not self._closing and self.sm.quiet():
+            self._output.push(sm.request(), stream_level=True)  # answered, the queue empties
+            self._pump()
+        if self.stream.hibernate():
             self.server.trimmer.request()
 
     def _stanza_deadline(self) -> None:

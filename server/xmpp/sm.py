@@ -95,6 +95,16 @@ class Outbound:
             return True
         return False
 
+    def quiet(self) -> bool:
+        """The stream went quiet: True when stanzas sent since the last <r/> still wait for an
+        ack, so the caller asks once more. Without it, the last few stanzas of a conversation
+        (fewer than REQUEST_EVERY) would stay queued, in memory and to be sent again on
+        resumption, until more traffic came. Prosody and ejabberd ask after every stanza."""
+        if self._queue and self._since_request:
+            self._since_request = 0
+            return True
+        return False
+
     @property
     def over(self) -> bool:
         """More unacknowledged than the limits allow: the client reads but never acks."""

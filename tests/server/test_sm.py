@@ -169,6 +169,24 @@ async def test_the_server_asks_for_acks_and_releases_what_is_acknowledged(harnes
     bob.close()
 
 
+async def test_a_stream_gone_quiet_is_asked_once_for_what_it_left_unacknowledged(tmp_path, pki):
+    """Fewer than REQUEST_EVERY stanzas (here one message) would otherwise wait in the queue
+    for more traffic: memory of every idle session, and a resend on resumption."""
+    async with running_server(tmp_path, pki, deadlines={"hibernate": 0.2}) as harness:
+        await harness.add_user("alice")
+        await harness.add_user("bob")
+        bob, _, alice = await chat(harness, 1)
+        got = await bob.read_until(rb"<r xmlns=.urn:xmpp:sm:3.\s*/>")
+        assert bodies(got) == ["m0"]
+        session = managed(harness, "bob")
+        assert session.sm is not None and len(session.sm) == 1
+        await bob.send(f"<a xmlns='{SM}' h='1'/>")
+        await wait_for(lambda: len(session.sm) == 0)
+        assert await nothing_yet(bob, rb"<r ")  # quiet again with nothing unacked: no request
+        alice.close()
+        bob.close()
+
+
 async def test_both_counters_wrap_at_2_to_the_32(harness):
     """Counting 2^32 stanzas over the wire takes too long: the counters start near the wrap."""
     bob, _ = await enabled(harness, "bob")
