@@ -32,6 +32,12 @@ GRANT_TO = {"none": "to", "from": "both"}
 REVOKE_FROM = {"from": "none", "both": "to"}
 REVOKE_TO = {"to": "none", "both": "from"}
 
+# A plain `<presence/>`, as many clients announce themselves: one element shared by every
+# session that sent one, instead of a copy each (0.3 KiB of every idle session, issue 14). A
+# session's presence is replaced, never changed in place (the presence feed relies on it too),
+# and whoever sends it on copies it and sets its own `from`.
+AVAILABLE = make(PRESENCE)
+
 
 class SubscribeBudget:
     """XEP-0205 "limit subscription requests": each account may send at most `per_minute`
@@ -135,7 +141,7 @@ async def broadcast(api: ModuleAPI, session: Session, stanza: Element) -> None:
     user = session.jid.bare
     initial = stanza.get("type") is None and not session.available
     if stanza.get("type") is None:
-        session.presence = copy.deepcopy(stanza)
+        session.presence = _kept(stanza)
         prio = stanza.findtext(ns.q(ns.CLIENT, "priority"))
         try:
             session.priority = max(-128, min(127, int(prio))) if prio else 0
@@ -341,6 +347,13 @@ def pending_request(api: ModuleAPI, stanza: Element, contact: JID) -> str:
         "subscription request from %s kept without its payload (%d bytes)", contact, len(xml)
     )
     return serialize(make(PRESENCE, {"type": "subscribe", "from": str(contact)})).decode()
+
+
+def _kept(stanza: Element) -> Element:
+    """What a session keeps of the available presence it sent (its stamped `from` aside)."""
+    if len(stanza) or (stanza.text or "").strip() or stanza.attrib.keys() - {"from"}:
+        return copy.deepcopy(stanza)
+    return AVAILABLE
 
 
 def _copy_from(stanza: Element, sender: JID, to: JID | None = None) -> Element:
