@@ -142,7 +142,8 @@ def setup(api: ModuleAPI) -> None:
     async def motd_at_login(session: Session) -> None:
         if session in motd_sent:
             return  # once per session, however often it becomes available again
-        motd_sent[session] = ""
+        # a session is noted only once it got a message of the day (set-motd notes every
+        # session it sends to): an entry each would cost 0.2 KiB of every idle session
         motd = await state.text("motd", session.jid.domain)
         if motd and motd_sent.get(session) != motd:  # set-motd may have sent it meanwhile
             motd_sent[session] = motd
