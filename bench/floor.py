@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from loadgen import cpu_seconds, now_ns, summary_ms  # noqa: E402 (the bench directory)
+from loadgen import cpu_seconds, now_ns, summary_ms, until_due  # noqa: E402 (the bench directory)
 
 # the size of loadgen's stanza, '<message to=... type='chat' id=...><body>i seq stamp</body>...'
 PAD = b"x" * 110
@@ -114,7 +114,7 @@ async def drive(port: int, ca: str, ids: list[int], rate: float, duration: float
             writer.write(b"%d M%d %s\n" % (partner, now_ns(), PAD))
         total += max(0, due)
         sent += max(0, due)
-        await asyncio.sleep(0.002)
+        await until_due(t0, total, rate)
     cpu.append(cpu_seconds(pid))
     deadline = time.monotonic() + 10
     while received < total and time.monotonic() < deadline:
