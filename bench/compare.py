@@ -13,7 +13,8 @@ ours: the SQLite store through vines_server.storage), start it fresh, then run b
   2. idle: --sessions authenticated idle sessions (10 000), server RSS before/after (fresh
      server), read --settle seconds after the last login; then the server is restarted and
      warmed up again, so the rest starts from a clean state; ours again with stream
-     management (XEP-0198) enabled on every session, and a restart;
+     management (XEP-0198) enabled on every session, and a restart; and once more with every
+     session's SM and presence in one burst after the last login, and a restart;
   3. logins with SASL PLAIN (the server runs PBKDF2 on every login), 20 concurrent;
   4. logins with SCRAM-SHA-1 (the server only checks a proof; the client does the PBKDF2);
   5. messages: --users users (logged in with SCRAM-SHA-1) in pairs at --rate msg/s for
@@ -336,6 +337,15 @@ def run_side(side: Side, ns: argparse.Namespace, password: str) -> dict:
             out["idle_sm"] = loadgen(side, password, "idle", *idle, "--sm", "--pid", str(side.pid))
             side.stop()
             side.start()
+            if not ns.no_burst_idle:
+                loadgen(side, password, "logins", *common, "--logins", "20")
+                time.sleep(quiet_seconds())
+                say(f"{side.name}: idle with SM, every client's SM and presence in one burst")
+                out["idle_sm_burst"] = loadgen(
+                    side, password, "idle", *idle, "--sm", "--burst", "--pid", str(side.pid)
+                )
+                side.stop()
+                side.start()
         loadgen(side, password, "logins", *common, "--logins", "20")
         for mech in ("PLAIN", "SCRAM-SHA-1"):
             say(f"{side.name}: {ns.logins} logins, {mech}")
@@ -433,6 +443,7 @@ ROWS = [
     ("server RSS + sessions KiB", ("idle", "rss_after_kib"), False),
     ("KiB per idle session, with SM", ("idle_sm", "kib_per_session"), False),
     ("idle sessions alive, with SM", ("idle_sm", "alive"), True),
+    ("KiB per idle session, SM, after one burst", ("idle_sm_burst", "kib_per_session"), False),
     ("login errors (all runs)", ("errors",), False),
 ]
 
@@ -479,14 +490,15 @@ def align(rows: list[list[str]]) -> list[str]:
     return lines
 
 
+# the loadgen runs of one side, each with its own errors
+RUNS = ("idle", "idle_sm", "idle_sm_burst", "logins_PLAIN", "logins_SCRAM-SHA-1", "messages")
+
+
 def table(results: dict) -> str:
     for res in results["sides"].values():
         if "error" in res:
             continue
-        res["errors"] = sum(
-            int(_get(res, (k, "errors")) or 0)
-            for k in ("idle", "idle_sm", "logins_PLAIN", "logins_SCRAM-SHA-1", "messages")
-        )
+        res["errors"] = sum(int(_get(res, (k, "errors")) or 0) for k in RUNS)
     sides = list(results["sides"])
     header = ["figure", *sides]
     both = "vines" in sides and "prosody" in sides
@@ -517,7 +529,7 @@ def table(results: dict) -> str:
     errors += [
         f"{s} {k}: {_get(results['sides'][s], (k, 'error'))}"
         for s in sides
-        for k in ("idle", "idle_sm", "logins_PLAIN", "logins_SCRAM-SHA-1", "messages")
+        for k in RUNS
         if _get(results["sides"][s], (k, "error"))
     ]
     return "\n".join([results["machine"], "", *lines, *errors])
@@ -685,6 +697,12 @@ def main(argv: list[str] | None = None) -> int:
         " and the heap trim after it)",
     )
     p.add_argument("--no-sm-idle", action="store_true", help="skip the idle run with SM on")
+    p.add_argument(
+        "--no-burst-idle",
+        action="store_true",
+        help="skip our SM idle run with every client's SM and presence in one burst after the "
+        "last login (loadgen --burst: what heap fragmentation adds)",
+    )
     p.add_argument(
         "--no-console",
         action="store_true",
