@@ -690,6 +690,10 @@ class C2SKind:
         server, stream = conn.server, conn.stream
         assert isinstance(stream, c2s.C2SStream)
         match action:
+            case actions.StanzaIn(element):  # first: nearly every action, once bound
+                if await conn.output_room():  # a peer that does not read asks no more
+                    await server.router.route(element, conn.session)
+                    conn.unrouted -= 1
             case actions.LookupAccount(jid) as request:
                 if conn.refused_as_banned():
                     return
@@ -732,10 +736,6 @@ class C2SKind:
                 log.info("bound %s to %s", conn.peer, conn.session.jid)
                 # the bind result, then the stanzas the client pipelined behind the request
                 await conn.execute(stream.bound(request, conn.session.jid))
-            case actions.StanzaIn(element):
-                if await conn.output_room():  # a peer that does not read asks no more
-                    await server.router.route(element, conn.session)
-                    conn.unrouted -= 1
             case actions.SmEnable(resume):
                 limits = server.config.limits
                 conn.sm = sm.Outbound(limits.sm_unacked, limits.sm_unacked_bytes)
