@@ -33,6 +33,7 @@ from xml.etree.ElementTree import Element
 from vines_server.core.routing import keeps_offline
 from vines_server.net import eager
 from vines_server.net.output import OutputQueue, presence_key
+from vines_server.net.reads import SharedBufferReads
 from vines_server.net.tls import TLSSession
 from vines_server.net.transport import StreamTLS
 from vines_server.xmpp import actions, c2s, ns, sm, tokens
@@ -93,7 +94,7 @@ def runs_eagerly(server: Server) -> bool:
     return server.cluster is None and getattr(server.storage, "task_free", False)
 
 
-class StreamConnection(asyncio.Protocol):
+class StreamConnection(SharedBufferReads):  # an asyncio Protocol; reads: net/reads.py
     # one per connection, 10 000 at a time: slots instead of a per-instance dict, which
     # outgrows the shared-key form past 30 attributes (1.5 KiB per idle session; issue 14)
     __slots__ = (
