@@ -18,6 +18,7 @@ linear time in total; the first keeps ordinary stanzas flowing on the read that 
 
 from __future__ import annotations
 
+import functools
 import pyexpat
 import re
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ class ParserLimits:
     # None: NAMES_PER_BYTE times stanza_size.
     names: int | None = None
 
-    @property
+    @functools.cached_property  # asked at every element of every stanza
     def name_chars(self) -> int:
         return NAMES_PER_BYTE * self.stanza_size if self.names is None else self.names
 
@@ -529,17 +530,18 @@ class StreamParser:
         self._names = names if depth == 1 else self._names + names
         if self._names > limits.name_chars:
             raise _too_big()
+        tag = "{" + name if _SEP in name else name  # _clark(name), on every element
         if depth == 1:
             self._count = 1
             self._stanza_at = at
-            el = Received(_clark(name), self._attrs(attrs))
+            el = Received(tag, self._attrs(attrs))
         else:
             self._count += 1
             if self._count > limits.elements:
                 raise StreamError("policy-violation", "too many elements in one stanza")
             if self._text:
                 self._flush_text()
-            el = Element(_clark(name), self._attrs(attrs))
+            el = Element(tag, self._attrs(attrs))
             self._stack[-1].append(el)
         self._stack.append(el)
         self._depth = depth + 1
