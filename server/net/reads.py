@@ -1,4 +1,4 @@
-"""Socket reads into one shared buffer, handed on as `data_received(bytes)`.
+"""Socket reads into a buffer that a thread's connections share, handed on as data_received(bytes).
 
 asyncio's selector transport reads with `recv(256 KiB)`: each read allocates 256 KiB, above
 glibc's mmap threshold, so every read of a few hundred bytes (one routed message) costs an
