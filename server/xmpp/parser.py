@@ -568,21 +568,22 @@ class StreamParser:
         writes the element as usual."""
         chunk = self._chunk
         base = self._fed - len(chunk)
-        start, end = self._stanza_at - base, self._expat.CurrentByteIndex - base
+        start, end = self._stanza_at - base, self._last_event - base  # _end() just fired
         if start < 0 or end > len(chunk) or not self._header_plain:
             return
         tag = _WHOLE_TAG.match(chunk, start)
-        if tag is None or tag.end() > end or chunk[tag.end() - 2] == _SLASH_B:
+        if tag is None or (head_end := tag.end()) > end or chunk[head_end - 2] == _SLASH_B:
             return  # cut across reads, or empty (`<message/>`: nothing to keep)
-        head = tag.group()
+        # the start tag's bytes, looked at where they are (no copy)
         local = el.tag.rpartition("}")[2].encode()
+        name_end = start + 1 + len(local)
         if (
-            b"xmlns" in head
-            or not head.startswith(local, 1)
-            or head[len(local) + 1] not in _NAME_END
+            chunk.find(b"xmlns", start, head_end) >= 0
+            or not chunk.startswith(local, start + 1)
+            or chunk[name_end] not in _NAME_END
         ):
             return
-        content = chunk[tag.end() : chunk.find(b">", end) + 1]
+        content = chunk[head_end : chunk.find(b">", end) + 1]
         if b"stream:" not in content:
             el.keep_content(content)
 
