@@ -85,7 +85,8 @@ class SessionRegistry:
         return True
 
     def get(self, full: JID) -> Session | None:
-        return self._by_bare.get(full.bare, {}).get(full.resource or "")
+        resources = self._by_bare.get(full.bare)  # no empty dict made for a miss: every stanza
+        return None if resources is None else resources.get(full.resource or "")
 
     def resources(self, bare: JID) -> list[Session]:
         return list(self._by_bare.get(bare.bare, {}).values())

@@ -33,6 +33,7 @@ from xml.etree.ElementTree import Element
 from vines_server.core.routing import keeps_offline
 from vines_server.net import eager
 from vines_server.net.output import OutputQueue, presence_key
+from vines_server.net.reads import SharedBufferReads
 from vines_server.net.tls import TLSSession
 from vines_server.net.transport import StreamTLS
 from vines_server.xmpp import actions, c2s, ns, sm, tokens
@@ -93,7 +94,7 @@ def runs_eagerly(server: Server) -> bool:
     return server.cluster is None and getattr(server.storage, "task_free", False)
 
 
-class StreamConnection(asyncio.Protocol):
+class StreamConnection(SharedBufferReads):  # an asyncio Protocol; reads: net/reads.py
     # one per connection, 10 000 at a time: slots instead of a per-instance dict, which
     # outgrows the shared-key form past 30 attributes (1.5 KiB per idle session; issue 14)
     __slots__ = (
@@ -695,6 +696,10 @@ class C2SKind:
         server, stream = conn.server, conn.stream
         assert isinstance(stream, c2s.C2SStream)
         match action:
+            case actions.StanzaIn(element):  # first: nearly every action, once bound
+                if await conn.output_room():  # a peer that does not read asks no more
+                    await server.router.route(element, conn.session)
+                    conn.unrouted -= 1
             case actions.LookupAccount(jid) as request:
                 if conn.refused_as_banned():
                     return
@@ -737,10 +742,6 @@ class C2SKind:
                 log.info("bound %s to %s", conn.peer, conn.session.jid)
                 # the bind result, then the stanzas the client pipelined behind the request
                 await conn.execute(stream.bound(request, conn.session.jid))
-            case actions.StanzaIn(element):
-                if await conn.output_room():  # a peer that does not read asks no more
-                    await server.router.route(element, conn.session)
-                    conn.unrouted -= 1
             case actions.SmEnable(resume):
                 limits = server.config.limits
                 conn.sm = sm.Outbound(limits.sm_unacked, limits.sm_unacked_bytes)

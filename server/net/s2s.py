@@ -15,6 +15,7 @@ from xml.etree.ElementTree import Element
 
 from vines_server.net import resolve
 from vines_server.net.peercert import TrustStore, verify_peer
+from vines_server.net.reads import SharedBufferReads
 from vines_server.net.s2stls import S2STLSSession, s2s_client_context
 from vines_server.net.transport import StreamTLS
 from vines_server.xmpp import actions
@@ -115,7 +116,7 @@ class LinkOwner(Protocol):
     def link_lost(self, link: OutboundLink) -> None: ...
 
 
-class OutboundLink(asyncio.Protocol):
+class OutboundLink(SharedBufferReads):  # an asyncio Protocol; reads: net/reads.py
     """One outbound s2s stream: our TLS client session under an `S2SOutStream`."""
 
     def __init__(self, fed: LinkOwner, peer: Peer, direct_tls: bool) -> None:

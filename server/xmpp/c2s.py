@@ -70,7 +70,9 @@ __all__ = [
     "State",
 ]
 
-STANZA_TAGS = frozenset(ns.q(ns.CLIENT, t) for t in ("message", "presence", "iq"))
+IQ = ns.q(ns.CLIENT, "iq")
+PRESENCE = ns.q(ns.CLIENT, "presence")
+STANZA_TAGS = frozenset((ns.q(ns.CLIENT, "message"), PRESENCE, IQ))
 SM_PREFIX = "{" + ns.SM + "}"
 SUBSCRIPTION_TYPES = frozenset(("subscribe", "subscribed", "unsubscribe", "unsubscribed"))
 
@@ -273,7 +275,7 @@ class C2SStream(Stream):
             if el.tag == ns.q(ns.SASL, "auth"):
                 raise StreamError("policy-violation", "already authenticated")
             raise StreamError("unsupported-stanza-type")
-        if el.tag == ns.q(ns.CLIENT, "iq") and el.get("type") == "set":
+        if el.tag == IQ and el.get("type") == "set":
             if el.find(ns.q(ns.SESSION, "session")) is not None:
                 return [Send(self._session_result(el))]
             if el.find(ns.q(ns.BIND, "bind")) is not None:
@@ -407,7 +409,7 @@ class C2SStream(Stream):
                 raise StreamError("invalid-from") from None
             if claimed_jid not in (self.jid, self.jid.bare):
                 raise StreamError("invalid-from")
-        bare_only = el.tag == ns.q(ns.CLIENT, "presence") and el.get("type") in SUBSCRIPTION_TYPES
+        bare_only = el.tag == PRESENCE and el.get("type") in SUBSCRIPTION_TYPES
         el.set("from", str(self.jid.bare if bare_only else self.jid))
 
 

@@ -18,6 +18,7 @@ linear time in total; the first keeps ordinary stanzas flowing on the read that 
 
 from __future__ import annotations
 
+import functools
 import pyexpat
 import re
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ class ParserLimits:
     # None: NAMES_PER_BYTE times stanza_size.
     names: int | None = None
 
-    @property
+    @functools.cached_property  # asked at every element of every stanza
     def name_chars(self) -> int:
         return NAMES_PER_BYTE * self.stanza_size if self.names is None else self.names
 
@@ -144,6 +145,10 @@ _TAG_STOP = re.compile(rb"['\">]")
 # DOCTYPE or PI: in the text state the scanner takes such a tag in one step instead of one
 # state change per quote. Anything else (a tag cut by the end of a read) takes the slow path.
 _WHOLE_TAG = re.compile(rb"<(/?)[^!?<>'\"][^<>'\"]*(?:(?:'[^'<]*'|\"[^\"<]*\")[^<>'\"]*)*>")
+# Text up to the next '<' (no reference in it) and the whole tag there: one match per tag on
+# the fast path (a search for '<' then a match cost two calls per tag, a third of a message's
+# scanning). Group 1 is the tag, group 2 its '/' if it is an end tag.
+_TEXT_THEN_TAG = re.compile(rb"[^<&]*(" + _WHOLE_TAG.pattern + rb")")
 _LT_B, _GT_B, _SLASH_B = ord("<"), ord(">"), ord("/")
 _NAME_END = b" \t\r\n>"  # what may follow an element's name in its start tag ('/': empty)
 
@@ -178,18 +183,18 @@ class _Scanner:
             st = self.state
             if st == _TEXT:
                 boundary = True  # Expat consumes text at once: no re-parse risk
+                # the fast path: each next tag is complete in `data`
+                while (tag := _TEXT_THEN_TAG.match(data, i)) is not None:
+                    self.tag_at = base + tag.start(1)
+                    if self.depth == 1:
+                        self.unit_open, self.unit_start = True, self.tag_at
+                    self.kind = "end" if tag.group(2) else "start"
+                    i = tag.end()
+                    self._close_tag(data[i - 2] == _SLASH_B, base + i, limit)
                 m = _TEXT_STOP.search(data, i)
                 if m is None:
                     break
                 j = m.start()
-                if data[j] == _LT_B and (tag := _WHOLE_TAG.match(data, j)) is not None:
-                    self.tag_at = base + j  # the fast path: the tag is complete in `data`
-                    if self.depth == 1:
-                        self.unit_open, self.unit_start = True, self.tag_at
-                    self.kind = "end" if tag.group(1) else "start"
-                    i = tag.end()
-                    self._close_tag(empty=data[i - 2] == _SLASH_B, end=base + i, limit=limit)
-                    continue
                 if data[j] == _LT_B:
                     self.state, self.tag_at = _LT, base + j
                     if self.depth == 1:  # a stanza (or the stream close) begins
@@ -231,7 +236,7 @@ class _Scanner:
                     self.state, i = (_SQ if c == ord("'") else _DQ), j + 1
                     continue
                 before = data[j - 1] if j > 0 else self.last
-                self._close_tag(empty=before == _SLASH_B, end=base + j + 1, limit=limit)
+                self._close_tag(before == _SLASH_B, base + j + 1, limit)
                 self.state, i, boundary = _TEXT, j + 1, True
             elif st in (_SQ, _DQ):
                 j = data.find(b"'" if st == _SQ else b'"', i)
@@ -257,7 +262,7 @@ class _Scanner:
         self.check(limit)
         return boundary
 
-    def _close_tag(self, *, empty: bool, end: int, limit: int) -> None:
+    def _close_tag(self, empty: bool, end: int, limit: int) -> None:
         if self.kind == "start" and not empty:
             self.depth += 1
             done = self.depth == 1  # the stream header
@@ -479,7 +484,12 @@ class StreamParser:
     def _attrs(self, attrs: dict[str, str]) -> dict[str, str]:
         if len(attrs) > self.limits.attributes:
             raise StreamError("policy-violation", "too many attributes")
-        return {_clark(k): v for k, v in attrs.items()}
+        # Expat gives each call a dict of its own: kept as it is unless a name is namespaced
+        # (rare on stanzas; one join of the names tells, where a comprehension costs a call
+        # per attribute)
+        if _SEP in "".join(attrs):
+            return {_clark(k): v for k, v in attrs.items()}
+        return attrs
 
     def _flush_text(self) -> None:
         if self._text:
@@ -493,7 +503,7 @@ class StreamParser:
                 parent.text = (parent.text or "") + text
 
     def _start(self, name: str, attrs: dict[str, str]) -> None:
-        self._fired()
+        self._last_event = at = self._expat.CurrentByteIndex  # _fired(), on every element
         depth = self._depth
         if depth < 0:  # priming a woken parser with the stream header
             return
@@ -520,29 +530,32 @@ class StreamParser:
         self._names = names if depth == 1 else self._names + names
         if self._names > limits.name_chars:
             raise _too_big()
+        tag = "{" + name if _SEP in name else name  # _clark(name), on every element
         if depth == 1:
             self._count = 1
-            self._stanza_at = self._expat.CurrentByteIndex
-            el = Received(_clark(name), self._attrs(attrs))
+            self._stanza_at = at
+            el = Received(tag, self._attrs(attrs))
         else:
             self._count += 1
             if self._count > limits.elements:
                 raise StreamError("policy-violation", "too many elements in one stanza")
-            self._flush_text()
-            el = Element(_clark(name), self._attrs(attrs))
+            if self._text:
+                self._flush_text()
+            el = Element(tag, self._attrs(attrs))
             self._stack[-1].append(el)
         self._stack.append(el)
         self._depth = depth + 1
 
     def _end(self, name: str) -> None:
-        self._fired()
-        self._depth -= 1
-        if self._depth == 0:
+        self._last_event = self._expat.CurrentByteIndex  # _fired(), on every element
+        self._depth = depth = self._depth - 1
+        if depth == 0:
             self._events.append(StreamClose())
             return
-        self._flush_text()
+        if self._text:
+            self._flush_text()
         el = self._stack.pop()
-        if self._depth == 1:
+        if depth == 1:
             self._keep_content(el)
             self._events.append(Stanza(el))
 
@@ -555,26 +568,27 @@ class StreamParser:
         writes the element as usual."""
         chunk = self._chunk
         base = self._fed - len(chunk)
-        start, end = self._stanza_at - base, self._expat.CurrentByteIndex - base
+        start, end = self._stanza_at - base, self._last_event - base  # _end() just fired
         if start < 0 or end > len(chunk) or not self._header_plain:
             return
         tag = _WHOLE_TAG.match(chunk, start)
-        if tag is None or tag.end() > end or chunk[tag.end() - 2] == _SLASH_B:
+        if tag is None or (head_end := tag.end()) > end or chunk[head_end - 2] == _SLASH_B:
             return  # cut across reads, or empty (`<message/>`: nothing to keep)
-        head = tag.group()
+        # the start tag's bytes, looked at where they are (no copy)
         local = el.tag.rpartition("}")[2].encode()
+        name_end = start + 1 + len(local)
         if (
-            b"xmlns" in head
-            or not head.startswith(local, 1)
-            or head[len(local) + 1] not in _NAME_END
+            chunk.find(b"xmlns", start, head_end) >= 0
+            or not chunk.startswith(local, start + 1)
+            or chunk[name_end] not in _NAME_END
         ):
             return
-        content = chunk[tag.end() : chunk.find(b">", end) + 1]
+        content = chunk[head_end : chunk.find(b">", end) + 1]
         if b"stream:" not in content:
             el.keep_content(content)
 
     def _chars(self, data: str) -> None:
-        self._fired()
+        self._last_event = self._expat.CurrentByteIndex  # _fired(), on every text
         if self._depth >= 2:
             self._text.append(data)
             if len(self._text) > 1024:

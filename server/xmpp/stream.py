@@ -53,6 +53,10 @@ class State(Enum):
     READY = "ready"
     CLOSED = "closed"
 
+    # Members are singletons compared by identity: the identity hash is a C slot, where Enum's
+    # own hashes the name in Python (a stream looks its handler up by state for every element)
+    __hash__ = object.__hash__
+
 
 @dataclass(frozen=True)
 class StreamSettings:
