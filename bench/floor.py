@@ -41,13 +41,14 @@ PAD = b"x" * 110
 
 
 def serve(port_file: str, cert: str, key: str) -> None:
+    from vines_server.net.reads import SharedBufferReads
     from vines_server.net.tls import server_context
     from vines_server.net.transport import StreamTLS
 
     ctx = server_context({"floor.test": (cert, key)})
     peers: dict[bytes, Forwarder] = {}
 
-    class Forwarder(asyncio.Protocol):
+    class Forwarder(SharedBufferReads):  # the server's own reads too (net/reads.py)
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.io = StreamTLS(transport)
             self.io.start_tls(ctx)
