@@ -435,12 +435,16 @@ class StreamParser:
             if self._head[:1] in (b"\xff", b"\xfe") or b"\x00" in self._head:
                 raise StreamError("unsupported-encoding", "only UTF-8 is allowed")
         boundary = self._scanner.scan(data, self.limits.stanza_size)
-        self._pending += data
         stalled = self._fed - self._last_event
-        if not boundary and len(self._pending) < stalled:
+        if not boundary and len(self._pending) + len(data) < stalled:
+            self._pending += data
             return []  # a long token is still arriving: wait for more (see module doc)
-        chunk = bytes(self._pending)
-        self._pending.clear()
+        if self._pending:
+            self._pending += data
+            chunk = bytes(self._pending)
+            self._pending.clear()
+        else:  # nothing held back, as nearly always: the read itself, not two copies of it
+            chunk = bytes(data)
         dozing = False
         if self._expat is None:
             self._wake()

@@ -164,8 +164,12 @@ class Stream:
                     # wins: 64 KiB of garbage before the header is not-well-formed, not "stanza
                     # too big"; and an await holds at most that much parsed.
                     step = parser.limits.stanza_size
-                    chunk = bytes(self._unparsed[:step])
-                    del self._unparsed[:step]
+                    if len(self._unparsed) <= step:  # nearly always: one copy, not two
+                        chunk = bytes(self._unparsed)
+                        self._unparsed.clear()
+                    else:
+                        chunk = bytes(self._unparsed[:step])
+                        del self._unparsed[:step]
                     self._events = deque(parser.feed(chunk))
                 else:
                     self._events = ()
