@@ -317,35 +317,29 @@ def run_side(side: Side, ns: argparse.Namespace, password: str) -> dict:
     side.start()
     try:
         out["version"] = side.version()
-        say(f"{side.name}: warm-up")
-        loadgen(side, password, "logins", *common, "--logins", "20")
-        time.sleep(quiet_seconds())  # the fresh reading is of a quiet server, as the later one
         idle = [
             "--users", str(max(ns.users, ns.sessions)), "--procs", str(ns.procs),
             "--sessions", str(ns.sessions), "--concurrency", str(ns.concurrency),
             "--settle", str(ns.settle),
         ]  # fmt: skip
-        say(f"{side.name}: idle, {ns.sessions} sessions")
-        out["idle"] = loadgen(side, password, "idle", *idle, "--pid", str(side.pid))
-        say(f"{side.name}: restart (thousands of closed sessions must not weigh on the rest)")
-        side.stop()
-        side.start()
-        if side.stream_management and not ns.no_sm_idle:
+
+        def idle_run(key: str, what: str, *flags: str) -> None:
+            """A warm-up, an idle run on the quiet server, and a restart: thousands of closed
+            sessions must not weigh on what follows."""
+            say(f"{side.name}: warm-up")
             loadgen(side, password, "logins", *common, "--logins", "20")
-            time.sleep(quiet_seconds())
-            say(f"{side.name}: idle with stream management, {ns.sessions} sessions")
-            out["idle_sm"] = loadgen(side, password, "idle", *idle, "--sm", "--pid", str(side.pid))
+            time.sleep(quiet_seconds())  # the fresh reading is of a quiet server too
+            say(f"{side.name}: {what}, {ns.sessions} sessions")
+            out[key] = loadgen(side, password, "idle", *idle, *flags, "--pid", str(side.pid))
             side.stop()
             side.start()
+
+        idle_run("idle", "idle")
+        if side.stream_management and not ns.no_sm_idle:
+            idle_run("idle_sm", "idle with stream management", "--sm")
             if not ns.no_burst_idle:
-                loadgen(side, password, "logins", *common, "--logins", "20")
-                time.sleep(quiet_seconds())
-                say(f"{side.name}: idle with SM, every client's SM and presence in one burst")
-                out["idle_sm_burst"] = loadgen(
-                    side, password, "idle", *idle, "--sm", "--burst", "--pid", str(side.pid)
-                )
-                side.stop()
-                side.start()
+                what = "idle with SM, every client's SM and presence in one burst"
+                idle_run("idle_sm_burst", what, "--sm", "--burst")
         loadgen(side, password, "logins", *common, "--logins", "20")
         for mech in ("PLAIN", "SCRAM-SHA-1"):
             say(f"{side.name}: {ns.logins} logins, {mech}")

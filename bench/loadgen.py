@@ -545,7 +545,7 @@ async def enable_sm(c: Client) -> None:
 
 async def idle_worker(opts: Options, args: dict, share: list[int], barrier) -> dict:
     ctx = client_context(opts)
-    sm = args.get("sm")  # XEP-0198 on every session: its state is part of what idle costs
+    sm = args["sm"]  # XEP-0198 on every session: its state is part of what idle costs
 
     async def settle_in(c: Client) -> None:
         if sm:
@@ -556,10 +556,9 @@ async def idle_worker(opts: Options, args: dict, share: list[int], barrier) -> d
     # --burst, every client does so only once all are logged in, all at once: the thundering
     # herd after a restart, which leaves the server's heap fragmented (issue 14: +7 KiB a session
     # at 10 000, in pools the allocator keeps but no session holds).
-    burst = args.get("burst")
-    concurrency = args["concurrency"]
+    burst = args["burst"]
     clients, latencies, errors = await login_many(
-        opts, ctx, share, concurrency, None if burst else settle_in
+        opts, ctx, share, args["concurrency"], None if burst else settle_in
     )
     if burst:
         results = await asyncio.gather(
@@ -749,7 +748,7 @@ def summarize(scenario: str, opts: Options, args: dict, results: list[dict], ext
             opened=opened,
             alive=sum(r["alive"] for r in results),
             sm=bool(args["sm"]),
-            burst=bool(args.get("burst")),
+            burst=bool(args["burst"]),
             **extra,
         )
         if "rss_before_kib" in extra and "rss_after_kib" in extra and opened:
