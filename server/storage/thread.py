@@ -8,12 +8,17 @@ holding pools it never returns (issue 14: memory per idle session).
 
 Calls keep the executor's semantics: one cancelled before it starts is never run; once running
 it completes (a commit is never cut short); its exception is the awaiting caller's.
+
+Finished calls go back to their loop in batches, with one wake-up per batch. A wake-up is a
+byte on the loop's self-pipe, and the kernel counts each byte written alone at several hundred:
+when a thousand sessions close at once the loop is busy while their writes complete, a wake-up
+per call filled the pipe within a few hundred calls, and a signal arriving then (SIGTERM, SIGHUP:
+the C handler writes its number to that same pipe) was dropped, so the server never stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -25,6 +30,10 @@ T = TypeVar("T")
 class StoreThread:
     def __init__(self, name: str) -> None:
         self._calls: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
+        # finished calls per loop, waiting for that loop to settle them; a loop with a batch
+        # here has a wake-up on its way
+        self._finished: dict[asyncio.AbstractEventLoop, list[tuple]] = {}
+        self._finished_lock = threading.Lock()
         # daemon: a call's future resolves only after it returned (a write after its commit),
         # so nothing acknowledged depends on the thread outliving an interpreter that exits
         # without close()
@@ -51,14 +60,28 @@ class StoreThread:
                 result, error = fn(*args), None
             except BaseException as exc:  # the caller's to handle, as the executor did
                 result, error = None, exc
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: no one waits
-                loop.call_soon_threadsafe(_settle, future, result, error)
+            self._hand_back(loop, (future, result, error))
 
+    def _hand_back(self, loop: asyncio.AbstractEventLoop, finished: tuple) -> None:
+        with self._finished_lock:
+            batch = self._finished.get(loop)
+            if batch is not None:  # the loop is woken for it already
+                batch.append(finished)
+                return
+            self._finished[loop] = [finished]
+        try:
+            loop.call_soon_threadsafe(self._settle, loop)
+        except RuntimeError:  # the loop closed meanwhile: no one waits
+            with self._finished_lock:
+                del self._finished[loop]
 
-def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+    def _settle(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._finished_lock:
+            batch = self._finished.pop(loop)
+        for future, result, error in batch:
+            if future.cancelled():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)

@@ -1,10 +1,13 @@
 """The store's one thread (server/storage/thread.py): calls run in order on one thread, a call
 cancelled before it started never runs, one that started completes, and its exception is the
-caller's."""
+caller's, and finished calls wake the loop once per batch (a wake-up per call could fill the
+loop's self-pipe and drop a signal)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 
 import pytest
@@ -67,3 +70,23 @@ async def test_stop_runs_what_was_asked_before_it() -> None:
     thread.stop()  # waits for the thread: the ten ran
     assert done == list(range(10))
     await asyncio.gather(*futures)  # and their callers hear of it
+
+
+async def test_a_signal_still_reaches_the_loop_after_a_burst_of_finished_calls() -> None:
+    # a thousand sessions closing at once: their store calls finish while the loop is busy
+    # with the closing, and a SIGTERM sent then must still stop the server
+    loop = asyncio.get_running_loop()
+    heard = asyncio.Event()
+    loop.add_signal_handler(signal.SIGUSR1, heard.set)
+    thread = StoreThread("test-store")
+    all_finished = threading.Event()
+    try:
+        futures = [thread.call(lambda: None) for _ in range(5000)]
+        futures.append(thread.call(all_finished.set))
+        assert all_finished.wait(20)  # blocks the loop on purpose
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await asyncio.gather(*futures)
+        await asyncio.wait_for(heard.wait(), 5)
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR1)
+        thread.stop()
