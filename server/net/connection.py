@@ -103,7 +103,7 @@ class StreamConnection(SharedBufferReads):  # an asyncio Protocol; reads: net/re
         *("_inbox", "_worker", "_pauses", "_read_tokens", "_closing", "_timers", "_last_read"),
         *("_refused", "_ip", "_ban_pending", "_lingering", "_output", "_writing_paused"),
         *("_seen_full", "_output_room", "_unsent_owner", "_unwritten", "metered", "unrouted"),
-        "_eager",
+        *("_eager", "_loop"),
     )
 
     def __init__(
@@ -123,6 +123,9 @@ class StreamConnection(SharedBufferReads):  # an asyncio Protocol; reads: net/re
         self.info: dict[str, object] = {"listener": kind.listener(direct_tls)}
         self._inbox: list[bytes] = []  # a few reads (MAX_QUEUED_CHUNKS): smaller than a deque
         self._eager = runs_eagerly(server)
+        # made by the loop that serves it, once: on Python 3.11 every get_running_loop() is a
+        # getpid() system call, and every read asks the time
+        self._loop = asyncio.get_running_loop()
         self._worker: asyncio.Task[None] | None = None
         # why reading is paused ("backlog", "rate"...): a tuple, rebound on change, so that
         # the usual empty one is the shared () rather than a 216-byte set per connection
@@ -236,7 +239,7 @@ class StreamConnection(SharedBufferReads):  # an asyncio Protocol; reads: net/re
         if self._read_tokens < 0 and "rate" not in self._pauses:
             self._pause("rate")
             delay = -self._read_tokens / self.server.config.limits.read_rate
-            asyncio.get_running_loop().call_later(delay, self._resume, "rate")
+            self._loop.call_later(delay, self._resume, "rate")
 
     def eof_received(self) -> bool | None:
         return False  # close our side too
@@ -633,11 +636,11 @@ class StreamConnection(SharedBufferReads):  # an asyncio Protocol; reads: net/re
     # ---- deadlines -----------------------------------------------------------------------
 
     def _now(self) -> float:
-        return asyncio.get_running_loop().time()
+        return self._loop.time()
 
     def _arm(self, name: str, delay: float, callback) -> None:
         self._cancel(name)
-        self._timers[name] = asyncio.get_running_loop().call_later(delay, callback)
+        self._timers[name] = self._loop.call_later(delay, callback)
 
     def _cancel(self, name: str) -> None:
         timer = self._timers.pop(name, None)
