@@ -20,6 +20,9 @@ ours: the SQLite store through vines_server.storage), start it fresh, then run b
   5. messages: --users users (logged in with SCRAM-SHA-1) in pairs at --rate msg/s for
      --duration seconds after --warmup seconds; then the --sweep of increasing rates (up to
      24 000 msg/s, --sweep-procs generator processes), stopping at the first that fails.
+     The message runs pin the server (all its threads) to one core and the generator to the
+     others (--no-pin: the scheduler's choice): the target is one node on one core, and the
+     server should not wait for a core its own load generator holds.
 
 Then the console's targets, each by its own script: bench/cli_startup.py (`vinesctl --help`
 against `import click`) and bench/user_add.py (`vinesctl user add` against the bundled server).
@@ -234,7 +237,16 @@ def _q(name: str) -> str:
     return json.dumps(name) if not name.replace("-", "").isalnum() else name
 
 
-def loadgen(side: Side, password: str, scenario: str, *args: str, timeout: float = 900) -> dict:
+def loadgen(
+    side: Side,
+    password: str,
+    scenario: str,
+    *args: str,
+    timeout: float = 900,
+    cpus: set[int] | None = None,
+) -> dict:
+    """Run bench/loadgen.py against `side` (its processes on `cpus`, if given); its JSON result
+    with the server's and the generator's CPU time over the run."""
     cmd = [
         sys.executable,
         str(LOADGEN),
@@ -254,7 +266,10 @@ def loadgen(side: Side, password: str, scenario: str, *args: str, timeout: float
     env = dict(os.environ, LOADGEN_PASSWORD=password)
     cpu_before, loop_before = cpu_seconds(side.pid), cpu_seconds(side.pid, side.pid)
     generator_before = children_cpu_seconds()
-    done = subprocess.run(cmd, capture_output=True, env=env, timeout=timeout, text=True)
+    pin = None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
+    done = subprocess.run(
+        cmd, capture_output=True, env=env, timeout=timeout, text=True, preexec_fn=pin
+    )
     try:
         result = json.loads(done.stdout)
     except json.JSONDecodeError:
@@ -265,6 +280,17 @@ def loadgen(side: Side, password: str, scenario: str, *args: str, timeout: float
     result["server_loop_cpu_s"] = round(cpu_seconds(side.pid, side.pid) - loop_before, 3)
     result["loadgen_cpu_s"] = round(children_cpu_seconds() - generator_before, 3)
     return result
+
+
+def pin_server(pid: int | None) -> set[int] | None:
+    """Pin the server's threads (those to come inherit it) to its own core; the other cores,
+    for the generator. None (nothing pinned) on a single core or without a server process."""
+    cores = sorted(os.sched_getaffinity(0))
+    if pid is None or len(cores) < 2:
+        return None
+    for task in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(task), {cores[0]})
+    return set(cores[1:])
 
 
 def quiet_seconds() -> float:
@@ -361,10 +387,13 @@ def run_side(side: Side, ns: argparse.Namespace, password: str) -> dict:
                     "generator_cpu_ms_per_login", round(res["loadgen_cpu_s"] * per_login, 2)
                 )
                 res["cpu_bound_logins_per_s"] = cpu_bound_rate(res)
+        generator_cpus = None if ns.no_pin else pin_server(side.pid)
+        out["pinned"] = generator_cpus is not None
         say(f"{side.name}: messages, {ns.users} users at {ns.rate:g} msg/s")
         out["messages"] = loadgen(
             side, password, "messages", *common, "--rate", str(ns.rate),
             "--duration", str(ns.duration), "--warmup", str(ns.warmup), *message_login,
+            cpus=generator_cpus,
         )  # fmt: skip
         res, per_login = (
             out["messages"],
@@ -382,7 +411,7 @@ def run_side(side: Side, ns: argparse.Namespace, password: str) -> dict:
                     side, password, "messages", "--users", str(ns.users),
                     "--procs", str(ns.sweep_procs), "--rate", str(rate),
                     "--duration", str(ns.sweep_duration), "--warmup", str(ns.warmup),
-                    *message_login,
+                    *message_login, cpus=generator_cpus,
                 )  # fmt: skip
                 out["sweep"][f"{rate:g}"] = res
                 p99 = _get(res, ("latency", "p99_ms"))
@@ -536,6 +565,9 @@ def table(results: dict) -> str:
         for k in RUNS
         if _get(results["sides"][s], (k, "error"))
     ]
+    pinned = ", ".join(s for s in sides if results["sides"][s].get("pinned"))
+    if pinned:
+        errors.append(f"message runs ({pinned}): the server on one core, the generator on the rest")
     return "\n".join([results["machine"], "", *lines, *errors])
 
 
@@ -727,6 +759,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sweep-duration", type=float, default=6.0, help="seconds per sweep step")
     p.add_argument(
         "--sweep-procs", type=int, default=4, help="load generator processes for the sweep"
+    )
+    p.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="messages: leave the server and the generator to the scheduler (by default the "
+        "server has one core, the generator the others)",
     )
     p.add_argument("--warmup", type=float, default=3.0, help="messages: unmeasured seconds first")
     p.add_argument("--procs", type=int, default=2, help="load generator processes")
