@@ -10,10 +10,10 @@ Calls keep the executor's semantics: one cancelled before it starts is never run
 it completes (a commit is never cut short); its exception is the awaiting caller's.
 
 Finished calls go back to their loop in batches, with one wake-up per batch. A wake-up is a
-byte on the loop's self-pipe, and the kernel counts each byte written alone at several hundred:
-when a thousand sessions close at once the loop is busy while their writes complete, a wake-up
-per call filled the pipe within a few hundred calls, and a signal arriving then (SIGTERM, SIGHUP:
-the C handler writes its number to that same pipe) was dropped, so the server never stopped.
+byte on the loop's self-pipe, which 278 one-byte writes fill (the kernel charges each at several
+hundred bytes). When a thousand sessions close at once, the loop is busy while their store writes
+complete: a wake-up per call filled the pipe, and a signal arriving then (SIGTERM, SIGHUP: the C
+handler writes its number to that same pipe) was dropped, so the server never stopped.
 """
 
 from __future__ import annotations
