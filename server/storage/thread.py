@@ -60,6 +60,10 @@ class StoreThread:
                 result, error = fn(*args), None
             except BaseException as exc:  # the caller's to handle, as the executor did
                 result, error = None, exc
+                if isinstance(exc, StopIteration):
+                    # a future refuses it (TypeError), which would strand the rest of its batch
+                    error = RuntimeError(f"store call raised StopIteration: {exc!r}")
+                    error.__cause__ = exc
             self._hand_back(loop, (future, result, error))
 
     def _hand_back(self, loop: asyncio.AbstractEventLoop, finished: tuple) -> None:

@@ -63,6 +63,22 @@ async def test_the_callers_get_the_exception_and_the_thread_goes_on() -> None:
         thread.stop()
 
 
+async def test_a_stop_iteration_reaches_its_caller_and_strands_no_other_call() -> None:
+    thread = StoreThread("test-store")
+    try:
+        gate = threading.Event()
+        first = thread.call(gate.wait, 10)  # the next two finish in one batch
+        failing = thread.call(next, iter(()))
+        after = thread.call(lambda: "after")
+        gate.set()
+        await first
+        with pytest.raises(RuntimeError, match="StopIteration"):
+            await failing
+        assert await after == "after"
+    finally:
+        thread.stop()
+
+
 async def test_stop_runs_what_was_asked_before_it() -> None:
     thread = StoreThread("test-store")
     done: list[int] = []
