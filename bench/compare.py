@@ -551,15 +551,15 @@ def table(results: dict) -> str:
             )
         rows.append(row)
     lines = align(rows)
-    errors = [
+    notes = [
         f"{s}: {results['sides'][s]['error']}" for s in sides if "error" in results["sides"][s]
     ]
-    errors += [
+    notes += [
         f"{s}: every sweep rate passed; the maximum is above the highest rate tried"
         for s in sides
         if results["sides"][s].get("max_rate_capped")
     ]
-    errors += [
+    notes += [
         f"{s} {k}: {_get(results['sides'][s], (k, 'error'))}"
         for s in sides
         for k in RUNS
@@ -567,8 +567,8 @@ def table(results: dict) -> str:
     ]
     pinned = ", ".join(s for s in sides if results["sides"][s].get("pinned"))
     if pinned:
-        errors.append(f"message runs ({pinned}): the server on one core, the generator on the rest")
-    return "\n".join([results["machine"], "", *lines, *errors])
+        notes.append(f"message runs ({pinned}): the server on one core, the generator on the rest")
+    return "\n".join([results["machine"], "", *lines, *notes])
 
 
 # ---- issue 14's targets ---------------------------------------------------------------------
