@@ -122,7 +122,7 @@ def _user(domain: str, user: Element, iterations: int) -> UserData:
         data.credentials[hash_name] = keys  # the last one wins (Prosody appends on each run)
     for query in user.findall(ns.q(ns.ROSTER, "query")):
         data.roster = [_roster_item(jid, item) for item in query.findall(ns.q(ns.ROSTER, "item"))]
-    for presence in user.findall(ns.q(ns.CLIENT, "presence")):
+    for presence in user.findall(ns.PRESENCE):
         if presence.get("type") == "subscribe" and presence.get("from"):
             contact = _bare(presence.get("from", ""), "subscription request from")
             data.pending_in.append((contact, serialize(presence).decode()))
@@ -134,7 +134,7 @@ def _user(domain: str, user: Element, iterations: int) -> UserData:
             data.private[child.tag] = serialize(child).decode()
     offline = user.find(ns.q(PIE, "offline-messages"))
     for message in offline if offline is not None else ():
-        if message.tag == ns.q(ns.CLIENT, "message"):
+        if message.tag == ns.MESSAGE:
             data.offline.append((serialize(message).decode(), _stamp(message, domain)))
     return data
 

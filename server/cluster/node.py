@@ -34,9 +34,9 @@ from vines_server.cluster.remote import ClusterSessions, remote_node
 from vines_server.cluster.status import NodeStatus
 from vines_server.core.sessions import Confirm, Session
 from vines_server.storage.stanzas import parse_stored
-from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.jid import JID, JIDError
+from vines_server.xmpp.ns import IQ, MESSAGE, PRESENCE
 from vines_server.xmpp.stanza import make, serialize
 
 if TYPE_CHECKING:
@@ -44,9 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vines_server.cluster")
 
-MESSAGE = ns.q(ns.CLIENT, "message")
-PRESENCE = ns.q(ns.CLIENT, "presence")
-IQ = ns.q(ns.CLIENT, "iq")
 REDIS_CONNECTIONS = 32  # per node, its channel listener's subscription among them
 
 

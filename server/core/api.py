@@ -319,7 +319,7 @@ def _iq_claim(
             raise StanzaError("service-unavailable")
         result = await handler(IqRequest(stanza, stanza[0], sender, target, origin))
         reply = make(
-            ns.q(ns.CLIENT, "iq"),
+            ns.IQ,
             {"type": "result", "id": stanza.get("id", ""), "to": str(sender)},
         )
         if stanza.get("to"):  # the target is what `to` names, normalised

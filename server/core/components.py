@@ -19,13 +19,12 @@ from xml.etree.ElementTree import Element
 
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError, StreamError
+from vines_server.xmpp.ns import PRESENCE
 
 if TYPE_CHECKING:
     from vines_server.config import ComponentConfig
 
 log = logging.getLogger(__name__)
-
-PRESENCE = ns.q(ns.CLIENT, "presence")
 
 
 class ComponentLink(Protocol):

@@ -36,9 +36,9 @@ from xml.etree.ElementTree import Element
 from vines_server.core.faults import describe, fault_error
 from vines_server.core.pending import Pending
 from vines_server.storage.base import QuotaExceeded
-from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError
 from vines_server.xmpp.jid import JID, JIDError
+from vines_server.xmpp.ns import IQ, MESSAGE, PRESENCE
 from vines_server.xmpp.stanza import error_reply, serialize
 
 if TYPE_CHECKING:
@@ -48,9 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MESSAGE = ns.q(ns.CLIENT, "message")
-PRESENCE = ns.q(ns.CLIENT, "presence")
-IQ = ns.q(ns.CLIENT, "iq")
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
 

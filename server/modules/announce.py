@@ -26,9 +26,8 @@ from vines_server.core.sessions import Session
 from vines_server.xmpp import ns
 from vines_server.xmpp.forms import Field
 from vines_server.xmpp.jid import JID
+from vines_server.xmpp.ns import MESSAGE
 from vines_server.xmpp.stanza import make, serialize
-
-MESSAGE = ns.q(ns.CLIENT, "message")
 
 
 def message(domain: str, to: JID, body: str, subject: str | None, mtype: str) -> Element:

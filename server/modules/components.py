@@ -47,7 +47,7 @@ def setup(api: ModuleAPI) -> None:
         api.emit("component/presence", sender, stanza)
 
     def on_closed(domain: str) -> None:
-        gone = Element(ns.q(ns.CLIENT, "presence"), {"from": domain, "type": "unavailable"})
+        gone = Element(ns.PRESENCE, {"from": domain, "type": "unavailable"})
         api.emit("component/presence", JID(None, domain), gone)
 
     async def listing(ctx: Context) -> Result:

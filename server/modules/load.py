@@ -24,10 +24,10 @@ from vines_server.core.sessions import Session
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError
 from vines_server.xmpp.jid import JID
+from vines_server.xmpp.ns import PRESENCE
 from vines_server.xmpp.stanza import make
 
 NS_LOAD = ns.LOAD
-PRESENCE = ns.q(ns.CLIENT, "presence")
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from vines_server.storage.stanzas import parse_stored, storable
 from vines_server.xmpp import ns
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.jid import JID
+from vines_server.xmpp.ns import PRESENCE
 from vines_server.xmpp.stanza import error_reply, make, serialize
 
-PRESENCE = ns.q(ns.CLIENT, "presence")
 SUBSCRIPTION = ("subscribe", "subscribed", "unsubscribe", "unsubscribed")
 # (state, event) -> new subscription; state 'none'|'to'|'from'|'both'
 GRANT_FROM = {"none": "from", "to": "both"}

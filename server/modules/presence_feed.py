@@ -159,7 +159,7 @@ class Feed:
         if last:
             attrs["last"] = "true"
         feed = make(ns.q(NS_FEED, "feed"), attrs, children=items)
-        message = make(ns.q(ns.CLIENT, "message"), {"from": self.domain, "to": str(self.admin.jid)})
+        message = make(ns.MESSAGE, {"from": self.domain, "to": str(self.admin.jid)})
         message.append(feed)
         self.api.deliver(message, self.admin)
 

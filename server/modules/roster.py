@@ -103,7 +103,7 @@ def push(api: ModuleAPI, user: JID, item: RosterItem) -> None:
         if not session.interested:
             continue
         iq = make(
-            ns.q(ns.CLIENT, "iq"),
+            ns.IQ,
             {"type": "set", "id": "push-" + tokens.token_hex(6), "to": str(session.jid)},
         )
         iq.append(make(ns.q(ns.ROSTER, "query"), children=[item_element(item)]))

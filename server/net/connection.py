@@ -36,8 +36,9 @@ from vines_server.net.output import OutputQueue, presence_key
 from vines_server.net.reads import SharedBufferReads
 from vines_server.net.tls import TLSSession
 from vines_server.net.transport import StreamTLS
-from vines_server.xmpp import actions, c2s, ns, sm, tokens
+from vines_server.xmpp import actions, c2s, sm, tokens
 from vines_server.xmpp.errors import StanzaError, StreamError
+from vines_server.xmpp.ns import IQ, MESSAGE, PRESENCE
 from vines_server.xmpp.stanza import serialize
 from vines_server.xmpp.stream import Stream
 
@@ -63,9 +64,6 @@ WRITE_LOW = 16 * 1024
 # how often to look whether bytes waiting in asyncio's buffer reached the kernel, while a
 # delivery waits to be confirmed (asyncio says when its buffer drains only after a pause)
 WRITTEN_CHECK = 0.01
-PRESENCE = ns.q(ns.CLIENT, "presence")
-MESSAGE = ns.q(ns.CLIENT, "message")
-IQ = ns.q(ns.CLIENT, "iq")
 STANZA_STARTS = (b"<iq ", b"<message ", b"<presence ", b"<iq>", b"<message>", b"<presence>")
 
 

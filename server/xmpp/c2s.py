@@ -45,6 +45,7 @@ from vines_server.xmpp.actions import (
 )
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.jid import JID, JIDError, legacy_localpart
+from vines_server.xmpp.ns import IQ, MESSAGE, PRESENCE
 from vines_server.xmpp.sasl import Challenge, Failure, NeedCredentials, Success
 from vines_server.xmpp.stanza import STREAM_CLOSE, error_reply, make, serialize
 from vines_server.xmpp.stream import State, Stream, StreamSettings
@@ -70,9 +71,7 @@ __all__ = [
     "State",
 ]
 
-IQ = ns.q(ns.CLIENT, "iq")
-PRESENCE = ns.q(ns.CLIENT, "presence")
-STANZA_TAGS = frozenset((ns.q(ns.CLIENT, "message"), PRESENCE, IQ))
+STANZA_TAGS = frozenset((MESSAGE, PRESENCE, IQ))
 SM_PREFIX = "{" + ns.SM + "}"
 SUBSCRIPTION_TYPES = frozenset(("subscribe", "subscribed", "unsubscribe", "unsubscribed"))
 
@@ -142,7 +141,7 @@ class C2SStream(Stream):
         self.jid = full
         self.state = State.READY
         self._parser.limits = self.settings.limits
-        result = make(ns.q(ns.CLIENT, "iq"), {"type": "result", "id": request.iq_id})
+        result = make(IQ, {"type": "result", "id": request.iq_id})
         bind = make(ns.q(ns.BIND, "bind"), children=[make(ns.q(ns.BIND, "jid"), text=str(full))])
         result.append(bind)
         return self._resume([Send(serialize(result))])
@@ -169,7 +168,7 @@ class C2SStream(Stream):
         if not self._answered(request):
             return []
         self.state = State.BIND
-        iq = make(ns.q(ns.CLIENT, "iq"), {"type": "set", "id": request.iq_id})
+        iq = make(IQ, {"type": "set", "id": request.iq_id})
         return self._resume([Send(serialize(error_reply(iq, err)))])
 
     # ---- the stream header and features of a client stream ---------------------------------
@@ -240,7 +239,7 @@ class C2SStream(Stream):
         raise StreamError("not-authorized", "authenticate first")
 
     def _in_bind(self, el: Element) -> list[Action]:
-        if el.tag == ns.q(ns.CLIENT, "iq"):
+        if el.tag == IQ:
             bind = el.find(ns.q(ns.BIND, "bind"))
             if bind is not None and el.get("type") == "set":
                 res_el = bind.find(ns.q(ns.BIND, "resource"))
@@ -396,7 +395,7 @@ class C2SStream(Stream):
 
     def _session_result(self, iq: Element) -> bytes:
         self._session_established = True
-        return serialize(make(ns.q(ns.CLIENT, "iq"), {"type": "result", "id": iq.get("id", "")}))
+        return serialize(make(IQ, {"type": "result", "id": iq.get("id", "")}))
 
     def _stamp_from(self, el: Element) -> None:
         """The server owns `from` (RFC 6120 8.1.2.1): stamp it, refuse anyone else's."""

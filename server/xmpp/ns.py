@@ -37,3 +37,10 @@ XML = "http://www.w3.org/XML/1998/namespace"
 def q(ns: str, tag: str) -> str:
     """Clark notation: q(CLIENT, 'message') == '{jabber:client}message'."""
     return f"{{{ns}}}{tag}"
+
+
+# The three stanzas of a client stream, as the parser names them (every stream's stanzas are
+# routed in the client namespace)
+MESSAGE = q(CLIENT, "message")
+PRESENCE = q(CLIENT, "presence")
+IQ = q(CLIENT, "iq")
