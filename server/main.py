@@ -30,7 +30,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vines_server import __version__, notify
+from vines_server import __version__, kdf, notify
 from vines_server.config import Config, ConfigError, as_node, check_files, check_node_set, load
 
 
@@ -120,6 +120,7 @@ async def run(config: Config) -> bool:
 
     check_files(config)
     server = Server(config)
+    kdf.start_helpers()  # PLAIN's PBKDF2 in helper processes, if they are faster (kdf.py)
     await server.start()
     loop_name = type(asyncio.get_running_loop()).__module__.partition(".")[0]
     logging.getLogger("vines_server").info("event loop: %s", loop_name)
@@ -145,6 +146,7 @@ async def run(config: Config) -> bool:
     finally:
         notify.stopping()
         await server.stop()
+        kdf.stop_helpers()
         for path in (pid_file, state_file):
             path.unlink(missing_ok=True)
     return server.restart_requested

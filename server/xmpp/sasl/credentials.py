@@ -12,6 +12,7 @@ import hmac
 import os
 from dataclasses import dataclass
 
+from vines_server import kdf
 from vines_server.xmpp import tokens
 
 HASHES = {"SHA-1": "sha1", "SHA-256": "sha256"}  # SCRAM name -> hashlib name
@@ -34,7 +35,7 @@ Credentials = dict[str, ScramKeys]  # keyed by hash_name
 
 
 def salted_password(password: str, hash_name: str, salt: bytes, iterations: int) -> bytes:
-    return hashlib.pbkdf2_hmac(HASHES[hash_name], password.encode("utf-8"), salt, iterations)
+    return kdf.pbkdf2(HASHES[hash_name], password.encode("utf-8"), salt, iterations)
 
 
 def keys_from_salted(hash_name: str, salt: bytes, iterations: int, salted: bytes) -> ScramKeys:
