@@ -25,9 +25,10 @@ import threading
 import time
 from typing import IO
 
+from vines_server.kdf_helper import HASH_IDS, REQUEST
+
 log = logging.getLogger("vines_server.kdf")
 
-HASH_IDS = {"sha1": 1, "sha256": 2}  # hashlib name -> the helper's id
 PROBE = 2000  # rounds of the probe derivation both sides time at a helper's start
 FASTER = 0.8  # a helper is used when its probe takes at most this share of hashlib's
 MAX_HELPERS = 4
@@ -96,8 +97,10 @@ class Helper:
 
     def derive(self, hash_name: str, password: bytes, salt: bytes, iterations: int) -> bytes:
         """Raises OSError or EOFError when the helper is gone."""
-        body = struct.pack(">IBB", iterations, HASH_IDS[hash_name], len(salt)) + salt + password
-        self._in.write(struct.pack(">I", len(body)) + body)  # unbuffered: one write
+        body = REQUEST.pack(iterations, HASH_IDS[hash_name], len(salt)) + salt + password
+        request = memoryview(struct.pack(">I", len(body)) + body)
+        while request:  # unbuffered: a long password may take more than one write
+            request = request[self._in.write(request) :]
         return _read_exactly(self._out, hashlib.new(hash_name).digest_size)
 
     def close(self) -> None:
@@ -124,6 +127,8 @@ class HelperPool:
 
     def derive(self, hash_name: str, password: bytes, salt: bytes, iterations: int) -> bytes:
         """The salted password, or b"" when the caller must derive it itself."""
+        if hash_name not in HASH_IDS or len(salt) > 255 or not 0 < iterations < 1 << 32:
+            return b""  # what the helpers' requests cannot say
         helper = self._take()
         if helper is None:
             return b""
@@ -151,7 +156,7 @@ class HelperPool:
     def _take(self) -> Helper | None:
         while self._faster is not False and not self._closed:
             try:
-                return self._idle.get(timeout=0.05)  # a busy helper may free up, or fail
+                return self._idle.get_nowait()
             except queue.Empty:
                 pass
             with self._lock:
@@ -159,6 +164,10 @@ class HelperPool:
                 self._running += start
             if start:
                 return self._start()
+            try:
+                return self._idle.get(timeout=0.05)  # a busy helper may free up, or fail
+            except queue.Empty:
+                pass
         return None
 
     def _start(self) -> Helper | None:

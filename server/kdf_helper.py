@@ -4,8 +4,11 @@ It imports nothing of the server: only cryptography, whose PBKDF2 runs on the Op
 wheel bundles. Requests come on stdin, answers go to stdout, one at a time:
 
 * on start it writes `>d`: the seconds its best of three probe derivations took (kdf.PROBE);
-* request: `>I` length, then `>IBB` iterations, hash id (kdf.HASH_IDS), salt length, then the
+* request: `>I` length, then REQUEST (iterations, hash id from HASH_IDS, salt length), then the
   salt and the password's UTF-8; answer: the salted password (the hash's digest size).
+
+The server imports this module for HASH_IDS and REQUEST only: cryptography (several MB of
+memory) loads in the helper alone.
 
 It exits at EOF (the server closed the pipe or died) and on any malformed request, printing
 nothing: a request holds a password, and a traceback is no place for one.
@@ -19,15 +22,15 @@ import struct
 import sys
 import time
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
-
-_HASHES = {1: hashes.SHA1, 2: hashes.SHA256}  # kdf.HASH_IDS
-_HEAD = struct.Struct(">IBB")
+HASH_IDS = {"sha1": 1, "sha256": 2}  # hashlib's names
+REQUEST = struct.Struct(">IBB")  # iterations, hash id, salt length
 
 
 def derive(hash_id: int, password: bytes, salt: bytes, iterations: int) -> bytes:
-    algorithm = _HASHES[hash_id]()
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+    algorithm = {1: hashes.SHA1, 2: hashes.SHA256}[hash_id]()
     kdf = PBKDF2HMAC(algorithm, algorithm.digest_size, salt, iterations)
     return kdf.derive(password)
 
@@ -58,10 +61,11 @@ def serve(rfd: int, wfd: int, probe_iterations: int) -> None:
     while (size := _read_exactly(rfd, 4)) is not None:
         (n,) = struct.unpack(">I", size)
         body = _read_exactly(rfd, n)
-        if body is None or n < _HEAD.size:
+        if body is None or n < REQUEST.size:
             return
-        iterations, hash_id, salt_len = _HEAD.unpack_from(body)
-        salt, password = body[_HEAD.size : _HEAD.size + salt_len], body[_HEAD.size + salt_len :]
+        iterations, hash_id, salt_len = REQUEST.unpack_from(body)
+        salt = body[REQUEST.size : REQUEST.size + salt_len]
+        password = body[REQUEST.size + salt_len :]
         _write_all(wfd, derive(hash_id, password, salt, iterations))
 
 

@@ -82,6 +82,14 @@ def test_a_helper_derives_what_hashlib_derives(pool, hash_name, password, salt, 
     assert pool.derive(hash_name, password, salt, iterations) == expected
 
 
+def test_what_a_request_cannot_say_is_derived_here(pool, monkeypatch):
+    monkeypatch.setattr(kdf, "_pool", pool)
+    salt = b"s" * 300  # an imported account's salt may be long; the request has a byte for it
+    assert pool.derive("sha256", b"pw", salt, 10) == b""
+    assert kdf.pbkdf2("sha256", b"pw", salt, 10) == hashlib.pbkdf2_hmac("sha256", b"pw", salt, 10)
+    assert _helpers(pool) == []  # none was started for it
+
+
 def test_threads_share_at_most_size_helpers_and_each_gets_its_own_answer(pool):
     results: dict[int, bytes] = {}
 
