@@ -280,7 +280,7 @@ def loadgen(
     result["server_cpu_s"] = round(cpu_seconds(side.pid) - cpu_before + helpers, 3)
     result["server_helpers_cpu_s"] = round(helpers, 3)
     result["server_helpers_rss_kib"] = sum(rss_kib(pid) for pid in child_pids(side.pid))
-    # the main thread (the event loop) apart from the others (PBKDF2, storage): what the
+    # the main thread (the event loop) apart from the others (storage, PBKDF2): what the
     # second core does; and the generator's own CPU, on the same cores
     result["server_loop_cpu_s"] = round(cpu_seconds(side.pid, side.pid) - loop_before, 3)
     result["loadgen_cpu_s"] = round(children_cpu_seconds() - generator_before, 3)
@@ -481,7 +481,7 @@ ROWS = [
     ("server CPU ms/login, SCRAM-SHA-1", ("logins_SCRAM-SHA-1", "server_cpu_ms_per_login"), False),
     ("  main thread (event loop), PLAIN", ("logins_PLAIN", "server_loop_cpu_ms_per_login"), False),
     (
-        "  other threads (PBKDF2, storage), PLAIN",
+        "  other threads (storage; PBKDF2 without helpers), PLAIN",
         ("logins_PLAIN", "server_threads_cpu_ms_per_login"),
         False,
     ),
