@@ -19,13 +19,19 @@ import hashlib
 import logging
 import os
 import queue
-import struct
 import sys
 import threading
-import time
 from typing import IO
 
-from vines_server.kdf_helper import HASH_IDS, REQUEST
+from vines_server.kdf_helper import (
+    HASH_NAMES,
+    LENGTH,
+    PROBE_TIME,
+    REQUEST,
+    probe,
+    read_exactly,
+    write_all,
+)
 
 log = logging.getLogger("vines_server.kdf")
 
@@ -61,13 +67,10 @@ def stop_helpers() -> None:
 _pool: HelperPool | None = None
 
 
-def _read_exactly(stream: IO[bytes], n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = os.read(stream.fileno(), n - len(data))
-        if not chunk:
-            raise EOFError("the PBKDF2 helper exited")
-        data += chunk
+def _read(stream: IO[bytes], n: int) -> bytes:
+    data = read_exactly(stream.fileno(), n)
+    if data is None:
+        raise EOFError("the PBKDF2 helper exited")
     return data
 
 
@@ -86,7 +89,7 @@ class Helper:
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._in, self._out = self._proc.stdin, self._proc.stdout
         try:
-            (self.probe,) = struct.unpack(">d", _read_exactly(self._out, 8))
+            (self.probe,) = PROBE_TIME.unpack(_read(self._out, PROBE_TIME.size))
         except BaseException:
             self.close()
             raise
@@ -97,11 +100,9 @@ class Helper:
 
     def derive(self, hash_name: str, password: bytes, salt: bytes, iterations: int) -> bytes:
         """Raises OSError or EOFError when the helper is gone."""
-        body = REQUEST.pack(iterations, HASH_IDS[hash_name], len(salt)) + salt + password
-        request = memoryview(struct.pack(">I", len(body)) + body)
-        while request:  # unbuffered: a long password may take more than one write
-            request = request[self._in.write(request) :]
-        return _read_exactly(self._out, hashlib.new(hash_name).digest_size)
+        body = REQUEST.pack(iterations, HASH_NAMES.index(hash_name), len(salt)) + salt + password
+        write_all(self._in.fileno(), LENGTH.pack(len(body)) + body)
+        return _read(self._out, hashlib.new(hash_name).digest_size)
 
     def close(self) -> None:
         self._in.close()  # the helper exits at EOF
@@ -127,7 +128,7 @@ class HelperPool:
 
     def derive(self, hash_name: str, password: bytes, salt: bytes, iterations: int) -> bytes:
         """The salted password, or b"" when the caller must derive it itself."""
-        if hash_name not in HASH_IDS or len(salt) > 255 or not 0 < iterations < 1 << 32:
+        if hash_name not in HASH_NAMES or len(salt) > 255 or not 0 < iterations < 1 << 32:
             return b""  # what the helpers' requests cannot say
         helper = self._take()
         if helper is None:
@@ -189,11 +190,7 @@ class HelperPool:
     def _decide(self, helper_time: float) -> bool:
         # CPU time on both sides: wall time here would count the wait for the GIL, which a
         # busy event loop holds, and favour a helper that is no faster
-        own = float("inf")
-        for _ in range(3):
-            began = time.thread_time()
-            hashlib.pbkdf2_hmac("sha256", b"probe", b"probe-salt-16-by", PROBE)
-            own = min(own, time.thread_time() - began)
+        own = probe(hashlib.pbkdf2_hmac, PROBE)
         faster = helper_time <= FASTER * own
         log.info(
             "PBKDF2 of %d rounds: %.2f ms here, %.2f ms in a helper process: %s",

@@ -3,11 +3,11 @@
 It imports nothing of the server: only cryptography, whose PBKDF2 runs on the OpenSSL its
 wheel bundles. Requests come on stdin, answers go to stdout, one at a time:
 
-* on start it writes `>d`: the CPU seconds its best of three probe derivations took (kdf.PROBE);
-* request: `>I` length, then REQUEST (iterations, hash id from HASH_IDS, salt length), then the
-  salt and the password's UTF-8; answer: the salted password (the hash's digest size).
+* on start it writes PROBE_TIME: the CPU seconds of its `probe()` (kdf.PROBE rounds);
+* request: LENGTH, then REQUEST (iterations, index into HASH_NAMES, salt length), the salt and
+  the password's UTF-8; answer: the salted password (the hash's digest size).
 
-The server imports this module for HASH_IDS and REQUEST only: cryptography (several MB of
+The server imports this module for the format and `probe()`: cryptography (several MB of
 memory) loads in the helper alone.
 
 It exits at EOF (the server closed the pipe or died) and on any malformed request, printing
@@ -21,21 +21,35 @@ import signal
 import struct
 import sys
 import time
+from collections.abc import Callable
 
-HASH_IDS = {"sha1": 1, "sha256": 2}  # hashlib's names
-REQUEST = struct.Struct(">IBB")  # iterations, hash id, salt length
+HASH_NAMES = ("sha1", "sha256")  # hashlib's names; a request says the index
+LENGTH = struct.Struct(">I")  # before each request: its length
+REQUEST = struct.Struct(">IBB")  # iterations, hash index, salt length
+PROBE_TIME = struct.Struct(">d")
 
 
-def derive(hash_id: int, password: bytes, salt: bytes, iterations: int) -> bytes:
+def derive(hash_name: str, password: bytes, salt: bytes, iterations: int) -> bytes:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-    algorithm = {1: hashes.SHA1, 2: hashes.SHA256}[hash_id]()
+    algorithm = getattr(hashes, hash_name.upper())()  # hashes.SHA1, hashes.SHA256
     kdf = PBKDF2HMAC(algorithm, algorithm.digest_size, salt, iterations)
     return kdf.derive(password)
 
 
-def _read_exactly(fd: int, n: int) -> bytes | None:
+def probe(pbkdf2: Callable[[str, bytes, bytes, int], bytes], rounds: int) -> float:
+    """CPU seconds of the best of three derivations of the same input (both sides time this)."""
+    best = float("inf")
+    for _ in range(3):
+        began = time.thread_time()
+        pbkdf2("sha256", b"probe", b"probe-salt-16-by", rounds)
+        best = min(best, time.thread_time() - began)
+    return best
+
+
+def read_exactly(fd: int, n: int) -> bytes | None:
+    """`n` bytes, or None at EOF."""
     data = b""
     while len(data) < n:
         chunk = os.read(fd, n - len(data))
@@ -45,28 +59,23 @@ def _read_exactly(fd: int, n: int) -> bytes | None:
     return data
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
 
 
-def serve(rfd: int, wfd: int, probe_iterations: int) -> None:
-    best = float("inf")
-    for _ in range(3):
-        began = time.thread_time()
-        derive(2, b"probe", b"probe-salt-16-by", probe_iterations)
-        best = min(best, time.thread_time() - began)
-    _write_all(wfd, struct.pack(">d", best))
-    while (size := _read_exactly(rfd, 4)) is not None:
-        (n,) = struct.unpack(">I", size)
-        body = _read_exactly(rfd, n)
+def serve(rfd: int, wfd: int, probe_rounds: int) -> None:
+    write_all(wfd, PROBE_TIME.pack(probe(derive, probe_rounds)))
+    while (size := read_exactly(rfd, LENGTH.size)) is not None:
+        (n,) = LENGTH.unpack(size)
+        body = read_exactly(rfd, n)
         if body is None or n < REQUEST.size:
             return
-        iterations, hash_id, salt_len = REQUEST.unpack_from(body)
+        iterations, hash_index, salt_len = REQUEST.unpack_from(body)
         salt = body[REQUEST.size : REQUEST.size + salt_len]
         password = body[REQUEST.size + salt_len :]
-        _write_all(wfd, derive(hash_id, password, salt, iterations))
+        write_all(wfd, derive(HASH_NAMES[hash_index], password, salt, iterations))
 
 
 def main() -> None:
