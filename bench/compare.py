@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -56,6 +57,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LOADGEN = ROOT / "bench" / "loadgen.py"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.support.prosody
+
+from loadgen import rss_kib  # noqa: E402 (the bench directory)
 
 PREFIX = "bench"
 # up to past issue 14's 20 000 msg/s; a side stops at its first failing rate
@@ -279,7 +282,7 @@ def loadgen(
     helpers = helpers_cpu_seconds(side.pid) - helpers_before
     result["server_cpu_s"] = round(cpu_seconds(side.pid) - cpu_before + helpers, 3)
     result["server_helpers_cpu_s"] = round(helpers, 3)
-    result["server_helpers_rss_kib"] = sum(rss_kib(pid) for pid in child_pids(side.pid))
+    result["server_helpers_rss_kib"] = helpers_rss_kib(side.pid)
     # the main thread (the event loop) apart from the others (storage, PBKDF2): what the
     # second core does; and the generator's own CPU, on the same cores
     result["server_loop_cpu_s"] = round(cpu_seconds(side.pid, side.pid) - loop_before, 3)
@@ -342,12 +345,12 @@ def helpers_cpu_seconds(pid: int | None) -> float:
     return sum(cpu_seconds(child) for child in child_pids(pid))
 
 
-def rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            return next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
-    except FileNotFoundError:
-        return 0
+def helpers_rss_kib(pid: int | None) -> int:
+    total = 0
+    for child in child_pids(pid):
+        with contextlib.suppress(FileNotFoundError, RuntimeError):  # gone, or not yet reaped
+            total += rss_kib(child)
+    return total
 
 
 def cpu_bound_rate(res: dict) -> float | None:
