@@ -172,8 +172,6 @@ class _Scanner:
         self.last = 0  # last byte scanned (for '/>' across reads)
         self.cdata_tail = b""  # last bytes of a CDATA section, to find ']]>' across reads
         self.head = b""  # the first 3 bytes of the stream (a UTF-8 BOM may precede <?xml)
-        # the last top-level element with content: offsets of its '<' and past its start tag
-        self.stanza_head = (-1, -1)
 
     def scan(self, data: bytes, limit: int) -> bool:
         """Advance over `data`; return True if it completes a token or carries text."""
@@ -268,8 +266,6 @@ class _Scanner:
         if self.kind == "start" and not empty:
             self.depth += 1
             done = self.depth == 1  # the stream header
-            if self.depth == 2:
-                self.stanza_head = (self.tag_at, end)
         elif self.kind == "end":
             self.depth -= 1
             done = self.depth <= 1  # a stanza, or the stream itself, closed
@@ -579,16 +575,8 @@ class StreamParser:
         start, end = self._stanza_at - base, self._last_event - base  # _end() just fired
         if start < 0 or end > len(chunk) or not self._header_plain:
             return
-        # where its start tag ends: the scanner saw it (the chunk ends at the scanner's pos)
-        at, head_end = self._scanner.stanza_head
-        shift = self._scanner.pos - len(chunk)
-        if at - shift == start:
-            head_end -= shift
-        elif (tag := _WHOLE_TAG.match(chunk, start)) is not None:
-            head_end = tag.end()
-        else:
-            return
-        if head_end > end or chunk[head_end - 2] == _SLASH_B:
+        tag = _WHOLE_TAG.match(chunk, start)
+        if tag is None or (head_end := tag.end()) > end or chunk[head_end - 2] == _SLASH_B:
             return  # cut across reads, or empty (`<message/>`: nothing to keep)
         # the start tag's bytes, looked at where they are (no copy)
         local = el.tag.rpartition("}")[2].encode()

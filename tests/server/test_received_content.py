@@ -108,7 +108,7 @@ def test_a_stanza_cut_across_reads_is_written_anew_and_the_next_one_keeps_its_by
 
 
 def test_several_stanzas_in_one_read_each_keep_their_bytes():
-    # the scanner remembers the last stanza's start tag: the others are found again
+    # each finds its own start tag in the one chunk
     three = parsed(MESSAGE * 3, "<message to='b@vines.test'/>" + MESSAGE)
     kept = [el.content_as_parsed() for el in three]
     assert kept == [CONTENT.encode()] * 3 + [None, CONTENT.encode()]
