@@ -146,7 +146,7 @@ async def run(config: Config) -> bool:
     finally:
         notify.stopping()
         await server.stop()
-        kdf.stop_helpers()
+        await kdf.stop_helpers()
         for path in (pid_file, state_file):
             path.unlink(missing_ok=True)
     return server.restart_requested

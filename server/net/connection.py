@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, cast
 from xml.etree.ElementTree import Element
 
+from vines_server import kdf
 from vines_server.core.routing import keeps_offline
 from vines_server.net import eager
 from vines_server.net.output import OutputQueue, presence_key
@@ -705,11 +706,10 @@ class C2SKind:
                 if conn.refused_as_banned():
                     return
                 account = await server.storage.get_account(str(jid))
-                if stream.mechanism == "PLAIN":  # PBKDF2 runs off the event loop
-                    more = await asyncio.to_thread(stream.account, request, account)
-                else:
-                    more = stream.account(request, account)
-                await conn.execute(more)
+                await conn.execute(stream.account(request, account))
+            case actions.DeriveKey(hash_name, salt, iterations, password) as request:
+                salted = await kdf.pbkdf2(hash_name, password, salt, iterations)
+                await conn.execute(stream.derived(request, salted))
             case actions.AuthFailed(condition, counts):
                 log.info("authentication failed %s: %s", conn.peer, condition)
                 if counts:

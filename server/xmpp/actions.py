@@ -8,7 +8,7 @@ exchange (design decision 11).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
 from vines_server.xmpp.errors import StreamError
@@ -31,6 +31,18 @@ class LookupAccount:
     account(). `exchange` numbers the SASL exchange the answer belongs to."""
 
     jid: JID
+    exchange: int
+
+
+@dataclass
+class DeriveKey:
+    """Run PBKDF2-HMAC (`hash_name` as hashlib names it) off the event loop and pass the
+    salted password, with this request, to derived()."""
+
+    hash_name: str
+    salt: bytes
+    iterations: int
+    password: bytes = field(repr=False)  # never in a log line or a traceback
     exchange: int
 
 
@@ -114,6 +126,7 @@ Action = (
     Send
     | StartTLS
     | LookupAccount
+    | DeriveKey
     | Authenticated
     | AuthFailed
     | BindRequest
@@ -125,4 +138,5 @@ Action = (
     | Close
 )
 
-Request = LookupAccount | BindRequest | ResumeRequest  # actions whose answer the stream awaits
+# actions whose answer the stream awaits
+Request = LookupAccount | DeriveKey | BindRequest | ResumeRequest

@@ -33,6 +33,7 @@ from vines_server.xmpp.actions import (
     AuthFailed,
     BindRequest,
     Close,
+    DeriveKey,
     LookupAccount,
     Request,
     ResumeRequest,
@@ -46,7 +47,7 @@ from vines_server.xmpp.actions import (
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.jid import JID, JIDError, legacy_localpart
 from vines_server.xmpp.ns import IQ, MESSAGE, PRESENCE
-from vines_server.xmpp.sasl import Challenge, Failure, NeedCredentials, Success
+from vines_server.xmpp.sasl import Challenge, Failure, NeedCredentials, NeedDerivation, Success
 from vines_server.xmpp.stanza import STREAM_CLOSE, error_reply, make, serialize
 from vines_server.xmpp.stream import State, Stream, StreamSettings
 
@@ -59,6 +60,7 @@ __all__ = [
     "C2SSettings",
     "C2SStream",
     "Close",
+    "DeriveKey",
     "LookupAccount",
     "Request",
     "ResumeRequest",
@@ -131,9 +133,14 @@ class C2SStream(Stream):
             self._legacy_name = None
         self._account = account
         step = self._sasl.credentials(account.credentials if account else None)
-        if self.state is State.CLOSED:  # closed while PBKDF2 ran (the caller may use a thread)
-            return []
         return self._resume(self._sasl_step(step))
+
+    def derived(self, request: DeriveKey, salted: bytes) -> list[Action]:
+        """The answer to `request`: the salted password. Also returns the actions of the
+        elements that waited behind the derivation."""
+        if not self._answered(request):
+            return []
+        return self._resume(self._sasl_step(self._sasl.derived(salted)))
 
     def bound(self, request: BindRequest, full: JID) -> list[Action]:
         if not self._answered(request):
@@ -338,6 +345,12 @@ class C2SStream(Stream):
             self._legacy_name = None
             self._lookup = LookupAccount(jid, self._next_exchange())
             return self._request(self._lookup)
+        if isinstance(step, NeedDerivation):
+            return self._request(
+                DeriveKey(
+                    step.hash_name, step.salt, step.iterations, step.password, self._next_exchange()
+                )
+            )
         if isinstance(step, Success):
             lookup = self._lookup
             # A mechanism must never succeed without the account of this exchange's lookup,

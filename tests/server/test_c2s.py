@@ -13,6 +13,8 @@ from vines_server.xmpp.parser import ParserLimits
 from vines_server.xmpp.sasl.client import ScramClient
 from vines_server.xmpp.sasl.credentials import derive_all
 
+from tests.support.c2s import answer_lookup
+
 DOMAINS = frozenset({"vines.test", "other.test"})
 SETTINGS = C2SSettings(
     domains=DOMAINS,
@@ -79,7 +81,7 @@ def authenticate(stream: C2SStream, mechanism: str = "SCRAM-SHA-256") -> list:
     actions = stream.receive(auth.encode())
     assert isinstance(actions[-1], c2s.LookupAccount)
     assert actions[-1].jid == JID.parse("alice@vines.test")
-    challenge = sent(stream.account(actions[-1], ALICE))
+    challenge = sent(answer_lookup(stream, actions[-1], ALICE))
     server_first = base64.b64decode(challenge.split(b">")[1].split(b"<")[0])
     final = base64.b64encode(client.final(server_first)).decode()
     return stream.receive(
@@ -226,7 +228,7 @@ def test_disabled_account_gets_account_disabled():
         f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>".encode()
     )
     assert isinstance(actions[-1], c2s.LookupAccount)
-    out = sent(stream.account(actions[-1], Account(ALICE.credentials, disabled=True)))
+    out = sent(answer_lookup(stream, actions[-1], Account(ALICE.credentials, disabled=True)))
     assert b"<account-disabled/>" in out
 
 
@@ -237,7 +239,7 @@ def test_third_failed_authentication_closes_with_policy_violation():
     auth = f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>"
     for attempt in range(3):
         (lookup,) = stream.receive(auth.encode())
-        actions = stream.account(lookup, ALICE)
+        actions = answer_lookup(stream, lookup, ALICE)
         assert b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/>" in sent(
             actions
         )

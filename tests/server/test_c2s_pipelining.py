@@ -6,6 +6,7 @@ were checked. Pure: bytes in, actions out, answers from an in-memory account tab
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import pytest
 from vines_server.xmpp import c2s
@@ -20,8 +21,10 @@ from tests.support.c2s import (
     STARTTLS,
     Driver,
     accounts,
+    answer_lookup,
     auth,
     bind,
+    derive,
     plain,
     response,
     stream_open,
@@ -94,7 +97,7 @@ def test_nothing_is_handled_while_a_lookup_is_outstanding():
     (lookup,) = actions  # the abort and the second <auth> wait
     assert lookup.jid == JID.parse(ALICE)
     assert stream.receive(plain("bob", "bob-pw").encode()) == []  # later reads wait too
-    out = stream.account(lookup, ACCOUNTS[ALICE])
+    out = answer_lookup(stream, lookup, ACCOUNTS[ALICE])
     assert b"<success" in sent(out) and stream.jid == JID.parse(ALICE)
 
 
@@ -102,16 +105,43 @@ def test_an_answer_counts_only_for_the_request_it_answers():
     stream = encrypted()
     stream.receive(header())
     (first,) = stream.receive(plain("alice", "wrong").encode())
-    assert b"<not-authorized/>" in sent(stream.account(first, ACCOUNTS[ALICE]))
+    assert b"<not-authorized/>" in sent(answer_lookup(stream, first, ACCOUNTS[ALICE]))
     (second,) = stream.receive(plain("admin", MINE).encode())
     assert second.exchange != first.exchange
     # a repeated (late) answer to the first exchange, with the account whose password was sent
-    assert stream.account(first, ACCOUNTS[ALICE]) == []
+    assert answer_lookup(stream, first, ACCOUNTS[ALICE]) == []
     forged = c2s.LookupAccount(second.jid, first.exchange)
-    assert stream.account(forged, ACCOUNTS[ALICE]) == []
+    assert answer_lookup(stream, forged, ACCOUNTS[ALICE]) == []
     assert stream.state is State.SASL and stream.jid is None
-    assert b"<not-authorized/>" in sent(stream.account(second, ACCOUNTS[ADMIN]))
-    assert stream.account(second, ACCOUNTS[ADMIN]) == []  # answered once, only once
+    assert b"<not-authorized/>" in sent(answer_lookup(stream, second, ACCOUNTS[ADMIN]))
+    assert answer_lookup(stream, second, ACCOUNTS[ADMIN]) == []  # answered once, only once
+
+
+def test_a_plain_derivation_counts_only_for_the_exchange_that_asked_for_it():
+    stream = encrypted()
+    stream.receive(header())
+    (lookup,) = stream.receive(plain("alice", "wrong").encode())
+    (asked,) = stream.account(lookup, ACCOUNTS[ALICE])
+    assert isinstance(asked, c2s.DeriveKey) and "wrong" not in repr(asked)
+    assert stream.receive(ABORT.encode()) == []  # waits behind the derivation
+    # what the right password derives to, as the answer to another exchange: ignored
+    right = derive(dataclasses.replace(asked, password=MINE.encode()))
+    assert stream.derived(dataclasses.replace(asked, exchange=asked.exchange + 1), right) == []
+    out = stream.derived(asked, derive(asked))
+    # the password's failure, then the abort that waited (no exchange is left to abort)
+    assert sent(out).count(b"<not-authorized/>") == 2
+    assert stream.derived(asked, right) == []  # answered once, only once
+    assert stream.jid is None
+
+
+def test_a_derivation_that_ends_after_the_stream_closed_is_ignored():
+    stream = encrypted()
+    stream.receive(header())
+    (lookup,) = stream.receive(plain("alice", MINE).encode())
+    (asked,) = stream.account(lookup, ACCOUNTS[ALICE])
+    assert stream.receive(b" " * SETTINGS.preauth_limits.stanza_size) == []
+    assert closed_with(stream.receive(b" "), "policy-violation")
+    assert stream.derived(asked, derive(asked)) == [] and stream.jid is None
 
 
 def test_scram_challenge_waits_for_its_lookup_and_success_is_the_looked_up_account():
@@ -119,7 +149,7 @@ def test_scram_challenge_waits_for_its_lookup_and_success_is_the_looked_up_accou
     stream.receive(header())
     client = ScramClient("SHA-256", "alice", MINE)
     (lookup,) = stream.receive(auth(client.mechanism, client.first()).encode())
-    challenge = sent(stream.account(lookup, ACCOUNTS[ALICE]))
+    challenge = sent(answer_lookup(stream, lookup, ACCOUNTS[ALICE]))
     server_first = base64.b64decode(challenge.split(b">")[1].split(b"<")[0])
     out = stream.receive(response(client.final(server_first)).encode())
     assert [str(a.jid) for a in out if isinstance(a, c2s.Authenticated)] == [ALICE]
@@ -175,7 +205,7 @@ def test_the_cap_counts_later_reads_too():
     (lookup,) = stream.receive(plain("alice", MINE).encode())
     assert stream.receive(b" " * SETTINGS.preauth_limits.stanza_size) == []
     assert closed_with(stream.receive(b" "), "policy-violation")
-    assert stream.account(lookup, ACCOUNTS[ALICE]) == []  # closed: the answer is ignored
+    assert answer_lookup(stream, lookup, ACCOUNTS[ALICE]) == []  # closed: the answer is ignored
 
 
 def test_plaintext_after_starttls_in_a_later_read_is_dropped():
@@ -211,10 +241,10 @@ def test_the_legacy_name_lookup_is_a_request_of_its_own():
     stream.receive(header())
     (first,) = stream.receive(plain("straße", "pw-ss").encode())
     assert first.jid == JID.parse("straße@vines.test")
-    (second,) = stream.account(first, None)
+    (second,) = answer_lookup(stream, first, None)
     assert second.jid == JID.parse("strasse@vines.test") and second.exchange != first.exchange
-    assert stream.account(first, legacy) == []  # a late answer to the first lookup
-    out = stream.account(second, legacy)
+    assert answer_lookup(stream, first, legacy) == []  # a late answer to the first lookup
+    out = answer_lookup(stream, second, legacy)
     (authenticated,) = [a for a in out if isinstance(a, c2s.Authenticated)]
     assert authenticated.jid == JID.parse("strasse@vines.test")
     assert authenticated.legacy_name == "straße@vines.test"

@@ -25,7 +25,17 @@ from vines_server.xmpp.jid import JID
 from vines_server.xmpp.sasl.client import ScramClient
 
 from tests.server.test_c2s import CB, SETTINGS, header
-from tests.support.c2s import ABORT, STARTTLS, accounts, auth, bind, plain, response, stream_open
+from tests.support.c2s import (
+    ABORT,
+    STARTTLS,
+    accounts,
+    auth,
+    bind,
+    derive,
+    plain,
+    response,
+    stream_open,
+)
 
 DOMAIN = "vines.test"
 PASSWORDS = {"alice": "alice-pw", "admin": "admin-pw"}
@@ -124,7 +134,7 @@ class Client:
 
     def execute(self, actions: list[c2s.Action]) -> None:
         for action in actions:
-            if isinstance(action, c2s.LookupAccount | c2s.BindRequest):
+            if isinstance(action, c2s.LookupAccount | c2s.DeriveKey | c2s.BindRequest):
                 self.pending.append(action)
                 self.requests.append(action)
             elif isinstance(action, c2s.Authenticated):
@@ -141,6 +151,8 @@ class Client:
         stream = self.stream
         if isinstance(request, c2s.LookupAccount):
             self.execute(stream.account(request, ACCOUNTS.get(str(request.jid))))
+        elif isinstance(request, c2s.DeriveKey):
+            self.execute(stream.derived(request, derive(request)))
         elif bind_ok and stream.jid is not None:
             full = JID.parse(f"{stream.jid.bare}/{request.resource or 'auto'}")
             self.execute(stream.bound(request, full))

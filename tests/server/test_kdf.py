@@ -1,8 +1,10 @@
-"""PBKDF2 in helper processes (server/kdf.py): real child processes over real pipes.
+"""PBKDF2 in helper processes (server/kdf.py): real child processes over real pipes, read by the
+event loop.
 
 What must hold: every derivation equals hashlib's, whatever the hash, salt, password or the
-number of threads asking; a helper that dies costs its request nothing; a helper that is not
-faster is not used; a stopped pool leaves no process; and no password is on a command line.
+number of derivations at once; a helper that dies, or whose caller goes away, costs no request
+its answer; a helper that is not faster is not used; a stopped pool leaves no process; and no
+password is on a command line.
 """
 
 from __future__ import annotations
@@ -11,14 +13,11 @@ import asyncio
 import base64
 import hashlib
 import os
-import queue
 import signal
-import threading
 from pathlib import Path
 
 import pytest
 from vines_server import kdf
-from vines_server.xmpp.sasl import credentials
 
 from tests.server import test_admin_process as process
 from tests.support.xmpp import PASSWORD, RawClient
@@ -40,11 +39,11 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def pool(monkeypatch):
+async def pool(monkeypatch):
     monkeypatch.setattr(kdf, "FASTER", float("inf"))  # use helpers even on a slow wheel
     pool = kdf.HelperPool(size=2)
     yield pool
-    pool.close()
+    await pool.close()
 
 
 def _cmdline(pid: int) -> bytes:
@@ -63,91 +62,95 @@ def _children(parent: int) -> list[int]:
     return found
 
 
-def _helpers(pool: kdf.HelperPool) -> list[kdf.Helper]:
-    """The idle helpers (taken out and put back)."""
-    found = []
-    while True:
-        try:
-            found.append(pool._idle.get_nowait())
-        except queue.Empty:
-            break
-    for helper in found:
-        pool._idle.put(helper)
-    return found
+def _pids(pool: kdf.HelperPool) -> set[int]:
+    return {helper.pid for helper in pool._helpers}
 
 
 @pytest.mark.parametrize(("hash_name", "password", "salt", "iterations"), CASES)
-def test_a_helper_derives_what_hashlib_derives(pool, hash_name, password, salt, iterations):
+async def test_a_helper_derives_what_hashlib_derives(pool, hash_name, password, salt, iterations):
     expected = hashlib.pbkdf2_hmac(hash_name, password, salt, iterations)
-    assert pool.derive(hash_name, password, salt, iterations) == expected
+    assert await pool.derive(hash_name, password, salt, iterations) == expected
 
 
-def test_what_a_request_cannot_say_is_derived_here(pool, monkeypatch):
+async def test_what_a_request_cannot_say_is_derived_in_a_thread(pool, monkeypatch):
     monkeypatch.setattr(kdf, "_pool", pool)
     salt = b"s" * 300  # an imported account's salt may be long; the request has a byte for it
-    assert pool.derive("sha256", b"pw", salt, 10) == b""
-    assert kdf.pbkdf2("sha256", b"pw", salt, 10) == hashlib.pbkdf2_hmac("sha256", b"pw", salt, 10)
-    assert _helpers(pool) == []  # none was started for it
+    assert await pool.derive("sha256", b"pw", salt, 10) == b""
+    expected = hashlib.pbkdf2_hmac("sha256", b"pw", salt, 10)
+    assert await kdf.pbkdf2("sha256", b"pw", salt, 10) == expected
+    assert await pool.derive("sha256", b"p" * 4096, b"salt", 10) == b""  # not one pipe write
+    assert _pids(pool) == set()  # none was started for them
 
 
-def test_threads_share_at_most_size_helpers_and_each_gets_its_own_answer(pool):
-    results: dict[int, bytes] = {}
+async def test_concurrent_derivations_share_at_most_size_helpers_each_its_own_answer(pool):
+    def case(n: int) -> tuple[bytes, bytes]:
+        return f"pw{n}".encode(), f"salt-{n}".encode()
 
-    def work(n: int) -> None:
-        for k in range(5):
-            salt = f"salt-{n}-{k}".encode()
-            results[n * 10 + k] = pool.derive("sha256", f"pw{n}".encode(), salt, 500)
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for key, salted in results.items():
-        n, k = divmod(key, 10)
-        salt = f"salt-{n}-{k}".encode()
-        assert salted == hashlib.pbkdf2_hmac("sha256", f"pw{n}".encode(), salt, 500)
-    assert len(results) == 40
-    assert 1 <= len(_helpers(pool)) <= 2
+    results = await asyncio.gather(*(pool.derive("sha256", *case(n), 500) for n in range(40)))
+    for n, salted in enumerate(results):
+        assert salted == hashlib.pbkdf2_hmac("sha256", *case(n), 500)
+    assert 1 <= len(_pids(pool)) <= 2
 
 
-def test_a_helper_that_dies_costs_its_request_nothing_and_is_replaced(pool, monkeypatch):
-    monkeypatch.setattr(kdf, "_pool", pool)  # what start_helpers() installs
-    first = kdf.pbkdf2("sha256", b"pw", b"salt", 100)
-    (helper,) = _helpers(pool)
-    os.kill(helper.pid, signal.SIGKILL)
-    # the request that finds it dead is derived in this process
-    assert kdf.pbkdf2("sha256", b"pw", b"salt", 100) == first
-    assert pool.derive("sha256", b"pw", b"salt", 100) == first  # by a new helper
-    (replacement,) = _helpers(pool)
-    assert replacement.pid != helper.pid
-
-
-def test_a_helper_that_is_not_faster_is_not_used(monkeypatch):
-    monkeypatch.setattr(kdf, "FASTER", 0.0)  # nothing is fast enough
+async def test_a_caller_that_goes_away_leaves_the_helper_to_the_next(monkeypatch):
+    monkeypatch.setattr(kdf, "FASTER", float("inf"))
     pool = kdf.HelperPool(size=1)
     try:
-        expected = hashlib.pbkdf2_hmac("sha1", b"pw", b"salt", 50)
-        assert pool.derive("sha1", b"pw", b"salt", 50) == b""  # the caller derives
-        assert _helpers(pool) == [] and pool._running == 0
-        assert kdf.pbkdf2("sha1", b"pw", b"salt", 50) == expected
+        first = asyncio.ensure_future(pool.derive("sha256", b"gone", b"salt", 1_000_000))
+        await process.wait_for(lambda: any(h.busy for h in pool._helpers), timeout=10)
+        (pid,) = _pids(pool)
+        first.cancel()
+        # the next request queues behind the abandoned derivation, then gets
+        # an answer of its own, not the one given up on
+        salted = await pool.derive("sha256", b"next", b"salt", 100)
+        assert salted == hashlib.pbkdf2_hmac("sha256", b"next", b"salt", 100)
+        assert _pids(pool) == {pid} and first.cancelled()
     finally:
-        pool.close()
+        await pool.close()
 
 
-def test_stopping_the_helpers_ends_their_processes(monkeypatch):
+async def test_a_helper_that_dies_costs_its_request_nothing_and_is_replaced(pool, monkeypatch):
+    monkeypatch.setattr(kdf, "_pool", pool)  # what start_helpers() installs
+    busy = asyncio.ensure_future(kdf.pbkdf2("sha256", b"pw", b"salt", 1_000_000))
+    await process.wait_for(lambda: any(h.busy for h in pool._helpers), timeout=10)
+    (pid,) = _pids(pool)
+    os.kill(pid, signal.SIGKILL)  # while it derives: that request is derived in a thread
+    assert await busy == hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 1_000_000)
+    assert await pool.derive("sha256", b"pw", b"salt", 100) == hashlib.pbkdf2_hmac(
+        "sha256", b"pw", b"salt", 100
+    )
+    (replacement,) = _pids(pool)
+    assert replacement != pid
+    os.kill(replacement, signal.SIGKILL)  # while idle: let go of at once, not at a request
+    await process.wait_for(lambda: not pool._helpers, timeout=5)
+
+
+async def test_a_helper_that_is_not_faster_is_not_used(monkeypatch):
+    monkeypatch.setattr(kdf, "FASTER", 0.0)  # nothing is fast enough
+    pool = kdf.HelperPool(size=1)
+    monkeypatch.setattr(kdf, "_pool", pool)
+    try:
+        expected = hashlib.pbkdf2_hmac("sha1", b"pw", b"salt", 50)
+        waiting = [pool.derive("sha1", b"pw", b"salt", 50) for _ in range(3)]
+        assert await asyncio.gather(*waiting) == [b""] * 3  # the callers derive
+        assert _pids(pool) == set() and pool._faster is False
+        assert await kdf.pbkdf2("sha1", b"pw", b"salt", 50) == expected
+    finally:
+        await pool.close()
+
+
+async def test_stopping_the_helpers_ends_their_processes(monkeypatch):
     monkeypatch.setattr(kdf, "FASTER", float("inf"))
     kdf.start_helpers(size=1)
     try:
-        keys = credentials.derive("secret", "SHA-256", 300, b"s" * 16)
-        plain = hashlib.pbkdf2_hmac("sha256", b"secret", b"s" * 16, 300)
-        assert keys == credentials.keys_from_salted("SHA-256", b"s" * 16, 300, plain)
-        (helper,) = _helpers(kdf._pool)
-        assert b"vines_server.kdf_helper" in _cmdline(helper.pid)
-        assert b"secret" not in _cmdline(helper.pid)
+        salted = await kdf.pbkdf2("sha256", b"secret", b"s" * 16, 300)
+        assert salted == hashlib.pbkdf2_hmac("sha256", b"secret", b"s" * 16, 300)
+        (pid,) = _pids(kdf._pool)
+        assert b"vines_server.kdf_helper" in _cmdline(pid)
+        assert b"secret" not in _cmdline(pid)
     finally:
-        kdf.stop_helpers()
-    assert not _alive(helper.pid)
+        await kdf.stop_helpers()
+    assert not _alive(pid)
     assert kdf._pool is None
 
 

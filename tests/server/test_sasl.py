@@ -4,6 +4,7 @@ that live at the mechanism level (security-test-plan section 5.3)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
 import re
 
@@ -13,6 +14,7 @@ from vines_server.xmpp.sasl import (
     Challenge,
     Failure,
     NeedCredentials,
+    NeedDerivation,
     PayloadError,
     Success,
     create,
@@ -32,6 +34,16 @@ ACCOUNTS = {"alice": derive_all("wonderland"), "bob": derive_all("builder")}
 
 def lookup(username: str):
     return ACCOUNTS.get(username)
+
+
+def plain_result(mech: PlainMechanism, creds):
+    """credentials(), then the PBKDF2 it asks for, as the connection runs it."""
+    step = mech.credentials(creds)
+    if not isinstance(step, NeedDerivation):
+        return step
+    return mech.derived(
+        hashlib.pbkdf2_hmac(step.hash_name, step.password, step.salt, step.iterations)
+    )
 
 
 def scram(name: str = "SCRAM-SHA-256", **kw) -> ScramMechanism:
@@ -441,23 +453,44 @@ def test_plain_success(initial):
         assert step == Challenge(b"")
         step = mech.step(message)
     assert step == NeedCredentials("alice")
-    assert mech.credentials(lookup("alice")) == Success("alice", None)
+    assert plain_result(mech, lookup("alice")) == Success("alice", None)
     assert mech.step(message) == Failure("not-authorized")
+
+
+def test_plain_asks_for_the_stored_keys_derivation_and_keeps_no_password():
+    mech = PlainMechanism()
+    mech.start(b"\0alice\0wonderland")
+    keys = ACCOUNTS["alice"]["SHA-256"]
+    step = mech.credentials(lookup("alice"))
+    assert step == NeedDerivation("sha256", keys.salt, keys.iterations, b"wonderland")
+    assert "wonderland" not in repr(step) and mech._password == ""
+    assert mech.credentials(lookup("alice")) == Failure("not-authorized")  # out of order
 
 
 def test_plain_sha1_fallback():
     mech = PlainMechanism()
     mech.start(b"\0alice\0wonderland")
-    assert mech.credentials({"SHA-1": ACCOUNTS["alice"]["SHA-1"]}) == Success("alice")
+    assert plain_result(mech, {"SHA-1": ACCOUNTS["alice"]["SHA-1"]}) == Success("alice")
 
 
 def test_plain_wrong_password_and_unknown_user_alike():
     wrong, ghost = PlainMechanism(), PlainMechanism()
     assert wrong.start(b"\0alice\0nope") == NeedCredentials("alice")
     assert ghost.start(b"\0ghost\0nope") == NeedCredentials("ghost")
-    assert (
-        wrong.credentials(lookup("alice")) == ghost.credentials(None) == Failure("not-authorized")
-    )
+    asked, ghost_asked = wrong.credentials(lookup("alice")), ghost.credentials(None)
+    # the same work for both (A-04): one PBKDF2 of the same hash and rounds
+    assert (asked.hash_name, asked.iterations) == (ghost_asked.hash_name, ghost_asked.iterations)
+    salted = hashlib.pbkdf2_hmac("sha256", b"nope", asked.salt, asked.iterations)
+    ghost_salted = hashlib.pbkdf2_hmac("sha256", b"nope", ghost_asked.salt, asked.iterations)
+    assert wrong.derived(salted) == ghost.derived(ghost_salted) == Failure("not-authorized")
+
+
+def test_plain_refuses_a_derivation_it_did_not_ask_for():
+    mech = PlainMechanism()
+    assert mech.derived(b"x" * 32) == Failure("not-authorized")
+    mech = PlainMechanism()
+    mech.start(b"\0alice\0wonderland")
+    assert mech.derived(b"x" * 32) == Failure("not-authorized")  # before its credentials
 
 
 @pytest.mark.parametrize(

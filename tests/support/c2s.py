@@ -1,10 +1,11 @@
 """Drives the sans-I/O `C2SStream` as the connection adapter does: the actions of one call are
-executed in order, and a request (account lookup, bind) is answered before the next action runs,
-from an in-memory account table of real storage `Account` records."""
+executed in order, and a request (account lookup, PBKDF2, bind) is answered before the next action
+runs, from an in-memory account table of real storage `Account` records."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass, field
 
 from vines_server.storage.base import Account
@@ -15,6 +16,23 @@ from vines_server.xmpp.sasl.credentials import derive_all
 SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 ABORT = f"<abort xmlns='{SASL}'/>"
 STARTTLS = "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+
+
+def derive(request: c2s.DeriveKey) -> bytes:
+    return hashlib.pbkdf2_hmac(
+        request.hash_name, request.password, request.salt, request.iterations
+    )
+
+
+def answer_lookup(
+    stream: c2s.C2SStream, request: c2s.LookupAccount, account: Account | None
+) -> list[c2s.Action]:
+    """stream.account(), then the PBKDF2 a PLAIN exchange asks for next, as the connection
+    runs them: every action of both, the DeriveKey request included."""
+    out = stream.account(request, account)
+    if out and isinstance(out[-1], c2s.DeriveKey):  # a request is the last action of a call
+        out += stream.derived(out[-1], derive(out[-1]))
+    return out
 
 
 def stream_open(to: str) -> str:
@@ -71,6 +89,8 @@ class Driver:
             self.executed.append(action)
             if isinstance(action, c2s.LookupAccount):
                 done += self.execute(self.stream.account(action, self.answer(action)))
+            elif isinstance(action, c2s.DeriveKey):
+                done += self.execute(self.stream.derived(action, derive(action)))
             elif isinstance(action, c2s.BindRequest):
                 full = JID.parse(f"{self.stream.jid}/{action.resource or 'auto'}")
                 done += self.execute(self.stream.bound(action, full))

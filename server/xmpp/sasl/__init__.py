@@ -3,8 +3,9 @@
 The stream: `names = offered(tls, cb_types)` for <mechanisms>; on <auth mechanism=M>,
 `mech = create(M, ...)` (raises Failure: send it), then `mech.start(None if empty else
 decode_payload(text))`; on <response>, `mech.step(decode_payload(text))`; on NeedCredentials,
-`mech.credentials(lookup(username))`. Each returned step becomes one element; after Success or
-Failure the mechanism is spent (any further input -> not-authorized).
+`mech.credentials(lookup(username))`; on NeedDerivation (PLAIN), `mech.derived(pbkdf2(...))`.
+Each returned step but those two becomes one element; after Success or Failure the mechanism is
+spent (any further input -> not-authorized).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .steps import (
     Challenge,
     Failure,
     NeedCredentials,
+    NeedDerivation,
     PayloadError,
     Step,
     Success,
@@ -34,6 +36,7 @@ __all__ = [
     "Failure",
     "Mechanism",
     "NeedCredentials",
+    "NeedDerivation",
     "PayloadError",
     "Step",
     "Success",

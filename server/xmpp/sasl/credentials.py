@@ -12,7 +12,6 @@ import hmac
 import os
 from dataclasses import dataclass
 
-from vines_server import kdf
 from vines_server.xmpp import tokens
 
 HASHES = {"SHA-1": "sha1", "SHA-256": "sha256"}  # SCRAM name -> hashlib name
@@ -35,7 +34,7 @@ Credentials = dict[str, ScramKeys]  # keyed by hash_name
 
 
 def salted_password(password: str, hash_name: str, salt: bytes, iterations: int) -> bytes:
-    return kdf.pbkdf2(HASHES[hash_name], password.encode("utf-8"), salt, iterations)
+    return hashlib.pbkdf2_hmac(HASHES[hash_name], password.encode("utf-8"), salt, iterations)
 
 
 def keys_from_salted(hash_name: str, salt: bytes, iterations: int, salted: bytes) -> ScramKeys:
@@ -62,8 +61,14 @@ def derive_all(password: str, iterations: int = DEFAULT_ITERATIONS) -> Credentia
 
 
 def check_password(password: str, keys: ScramKeys) -> bool:
-    """Used by PLAIN: re-derive StoredKey from the offered password and compare in constant time."""
-    candidate = derive(password, keys.hash_name, keys.iterations, keys.salt)
+    """Whether `password` gives `keys` (blocking: PBKDF2 in this thread)."""
+    return matches(keys, salted_password(password, keys.hash_name, keys.salt, keys.iterations))
+
+
+def matches(keys: ScramKeys, salted: bytes) -> bool:
+    """Used by PLAIN: whether the offered password, salted with `keys`' salt and iterations,
+    gives their StoredKey (compared in constant time)."""
+    candidate = keys_from_salted(keys.hash_name, keys.salt, keys.iterations, salted)
     return hmac.compare_digest(candidate.stored_key, keys.stored_key)
 
 

@@ -1,7 +1,8 @@
 """PLAIN (RFC 4616), server side; offered only inside TLS.
 
 Exchange: start/step(authzid NUL authcid NUL passwd) -> NeedCredentials -> credentials()
--> Success | Failure. credentials() runs PBKDF2, so the caller may run it in a thread.
+-> NeedDerivation -> derived(salted) -> Success | Failure. The caller runs the PBKDF2 that
+NeedDerivation asks for, where it does not hold up the event loop.
 
 Errors: malformed-request for a message that does not parse (not three fields, empty authcid or
 password, a field over 255 octets, bad UTF-8, a prohibited user name); invalid-authzid when the
@@ -12,8 +13,17 @@ Passwords are compared as the exact UTF-8 sent (no SASLprep), as credentials.der
 
 from __future__ import annotations
 
-from .credentials import DEFAULT_ITERATIONS, Credentials, check_password, fake_keys
-from .steps import Challenge, Failure, NeedCredentials, Step, Success, authzid_ok, prepare_username
+from .credentials import DEFAULT_ITERATIONS, HASHES, Credentials, ScramKeys, fake_keys, matches
+from .steps import (
+    Challenge,
+    Failure,
+    NeedCredentials,
+    NeedDerivation,
+    Step,
+    Success,
+    authzid_ok,
+    prepare_username,
+)
 
 _MAX_FIELD = 255  # RFC 4616 section 2
 
@@ -34,6 +44,8 @@ class PlainMechanism:
         self._state = "start"
         self._username = ""
         self._password = ""
+        self._keys: ScramKeys | None = None  # what the derivation is checked against
+        self._known = False  # the keys are the account's, not stand-ins
 
     def start(self, initial: bytes | None) -> Step:
         if self._state != "start":
@@ -53,12 +65,19 @@ class PlainMechanism:
             return self._finish(Failure("not-authorized"))
         creds = creds or {}
         keys = creds.get("SHA-256") or creds.get("SHA-1")
-        known = keys is not None
+        self._known = keys is not None
         if keys is None:  # spend the same PBKDF2 time as for a real account
             keys = fake_keys(self._username, "SHA-256", self._iterations, self._fake_secret)
-        ok = check_password(self._password, keys)
-        self._password = ""  # do not keep the password around longer than needed
-        if ok and known:
+        self._keys = keys
+        password, self._password = self._password.encode("utf-8"), ""  # not kept any longer
+        self._state = "derive"
+        return NeedDerivation(HASHES[keys.hash_name], keys.salt, keys.iterations, password)
+
+    def derived(self, salted: bytes) -> Step:
+        """The PBKDF2 that NeedDerivation asked for."""
+        if self._state != "derive" or self._keys is None:
+            return self._finish(Failure("not-authorized"))
+        if matches(self._keys, salted) and self._known:
             return self._finish(Success(self._username))
         return self._finish(Failure("not-authorized"))
 
@@ -86,4 +105,5 @@ class PlainMechanism:
     def _finish(self, step: Step) -> Step:
         self._state = "done"
         self._password = ""
+        self._keys = None
         return step

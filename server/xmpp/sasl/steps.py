@@ -2,7 +2,8 @@
 
 A mechanism is a sans-I/O state machine: the stream feeds it decoded payloads and gets back one
 step. Each step maps to one wire element: Challenge -> <challenge/>, Success -> <success/>,
-Failure -> <failure><condition/></failure>; NeedCredentials asks the caller to look up the account.
+Failure -> <failure><condition/></failure>; NeedCredentials asks the caller to look up the account,
+NeedDerivation to run PBKDF2 (PLAIN: too slow for the event loop, so the caller schedules it).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..jid import JID, JIDError, normalize_localpart
 
@@ -32,6 +33,17 @@ class NeedCredentials:
     """Look up `username` and call `mech.credentials(creds or None)`; may run in a thread."""
 
     username: str
+
+
+@dataclass(frozen=True)
+class NeedDerivation:
+    """Derive PBKDF2-HMAC(`hash_name`, `password`, `salt`, `iterations`) and call
+    `mech.derived(salted)`. `hash_name` is hashlib's name."""
+
+    hash_name: str
+    salt: bytes
+    iterations: int
+    password: bytes = field(repr=False)  # never in a log line or a traceback
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,7 @@ class PayloadError(Failure):
         super().__init__("incorrect-encoding")
 
 
-Step = Challenge | NeedCredentials | Success | Failure
+Step = Challenge | NeedCredentials | NeedDerivation | Success | Failure
 
 
 def b64decode_strict(text: str) -> bytes | None:
