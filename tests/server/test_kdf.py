@@ -13,6 +13,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import select
 import signal
 from pathlib import Path
 
@@ -90,6 +91,29 @@ async def test_concurrent_derivations_share_at_most_size_helpers_each_its_own_an
     for n, salted in enumerate(results):
         assert salted == hashlib.pbkdf2_hmac("sha256", *case(n), 500)
     assert 1 <= len(_pids(pool)) <= 2
+
+
+async def test_requests_wait_rather_than_overfill_a_helpers_pipe(monkeypatch):
+    monkeypatch.setattr(kdf, "FASTER", float("inf"))
+    pool = kdf.HelperPool(size=1)
+    most = 0
+    write = kdf.Helper.derive
+
+    def counted(helper, request, size):
+        nonlocal most
+        answer = write(helper, request, size)
+        most = max(most, helper.queued)
+        return answer
+
+    monkeypatch.setattr(kdf.Helper, "derive", counted)
+    # the longest PLAIN password and the longest salt a request can carry: ~520 bytes each
+    cases = [(bytes([n]) * 255, bytes([n + 1]) * 255) for n in range(30)]
+    try:
+        results = await asyncio.gather(*(pool.derive("sha1", pw, salt, 300) for pw, salt in cases))
+        assert results == [hashlib.pbkdf2_hmac("sha1", pw, salt, 300) for pw, salt in cases]
+        assert 2 * 520 < most <= select.PIPE_BUF  # several queued, never more than fits
+    finally:
+        await pool.close()
 
 
 async def test_a_caller_that_goes_away_leaves_the_helper_to_the_next(monkeypatch):
