@@ -25,17 +25,8 @@ from vines_server.xmpp.jid import JID
 from vines_server.xmpp.sasl.client import ScramClient
 
 from tests.server.test_c2s import CB, SETTINGS, header
-from tests.support.c2s import (
-    ABORT,
-    STARTTLS,
-    accounts,
-    auth,
-    bind,
-    derive,
-    plain,
-    response,
-    stream_open,
-)
+from tests.support import c2s as driver
+from tests.support.c2s import ABORT, STARTTLS, accounts, auth, bind, plain, response, stream_open
 
 DOMAIN = "vines.test"
 PASSWORDS = {"alice": "alice-pw", "admin": "admin-pw"}
@@ -152,7 +143,7 @@ class Client:
         if isinstance(request, c2s.LookupAccount):
             self.execute(stream.account(request, ACCOUNTS.get(str(request.jid))))
         elif isinstance(request, c2s.DeriveKey):
-            self.execute(stream.derived(request, derive(request)))
+            self.execute(stream.derived(request, driver.derive(request)))
         elif bind_ok and stream.jid is not None:
             full = JID.parse(f"{stream.jid.bare}/{request.resource or 'auto'}")
             self.execute(stream.bound(request, full))
