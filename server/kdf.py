@@ -15,8 +15,9 @@ logins/s on two cores, about 17 of a login's 60 ms.
 A helper starts at the first derivation (a fresh server has none) and when all are busy, up to
 one per spare core. Its first words say how long its probe derivation took: unless that is
 clearly faster than hashlib here (a cryptography built on the system's OpenSSL is not), no
-helper is used and hashlib derives in a thread (it releases the GIL). A helper that fails costs
-its request nothing: that one is derived in a thread.
+helper is used and hashlib derives in a thread (it releases the GIL). A helper that fails, or
+answers nothing for STALL seconds while requests wait (stopped, traced), costs them nothing:
+they are derived in threads, and the next request starts another helper.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ log = logging.getLogger("vines_server.kdf")
 PROBE = 2000  # rounds of the probe derivation both sides time at a helper's start
 FASTER = 0.8  # a helper is used when its probe takes at most this share of hashlib's
 MAX_HELPERS = 4
+# Seconds without an answer while requests wait: the helper is stuck (stopped, traced) and is
+# killed, its requests go to threads. One derivation of 1 000 000 rounds (the most an imported
+# account may have) takes ~0.15 s, so a busy helper never comes near.
+STALL = 10.0
 
 
 async def pbkdf2(hash_name: str, password: bytes, salt: bytes, iterations: int) -> bytes:
@@ -117,6 +122,8 @@ class Helper:
         self._received = b""
         self._ended: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()
+        self._progress = 0.0  # loop time of its last answer, or of the request that woke it
+        self._watch: asyncio.TimerHandle | None = None  # for a stall, while requests wait
         self._loop.add_reader(self._out, self._readable)
 
     @classmethod
@@ -140,6 +147,10 @@ class Helper:
         """The future of the answer (`size` bytes) to `request`, which must fit(); it fails
         with EOFError if the helper goes first."""
         answer = self._loop.create_future()
+        if not self._pending:  # it was idle: the wait for an answer starts now
+            self._progress = self._loop.time()
+            if self._watch is None:
+                self._watch = self._loop.call_later(STALL, self._check_progress)
         self._pending.append((answer, size, len(request)))
         self.queued += len(request)
         try:
@@ -170,7 +181,20 @@ class Helper:
         if self._received and not self._pending:  # words nobody asked for
             self._gone()
         elif answered:
+            self._progress = self._loop.time()
             self._changed(self, True)
+
+    def _check_progress(self) -> None:
+        self._watch = None
+        if not self._pending or self._ended is not None:
+            return
+        quiet = self._loop.time() - self._progress
+        if quiet < STALL:
+            self._watch = self._loop.call_later(STALL - quiet, self._check_progress)
+            return
+        log.warning("PBKDF2 helper %d answered nothing for %.0f s: stopping it", self.pid, quiet)
+        self._proc.kill()
+        self._gone()
 
     def _gone(self) -> None:
         if self._ended is None:
@@ -181,6 +205,8 @@ class Helper:
         """Let the helper go; the future is done once the process is reaped. Requests in flight
         fail with EOFError (their callers derive elsewhere)."""
         if self._ended is None:
+            if self._watch is not None:
+                self._watch.cancel()
             self._loop.remove_reader(self._out)
             for answer, _, _ in self._pending:
                 if not answer.done():

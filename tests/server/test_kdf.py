@@ -149,6 +149,27 @@ async def test_a_helper_that_dies_costs_its_request_nothing_and_is_replaced(pool
     await process.wait_for(lambda: not pool._helpers, timeout=5)
 
 
+async def test_a_stuck_helper_is_stopped_and_its_requests_derived_in_threads(
+    pool, monkeypatch, caplog
+):
+    monkeypatch.setattr(kdf, "_pool", pool)
+    monkeypatch.setattr(kdf, "STALL", 0.5)
+    assert await kdf.pbkdf2("sha256", b"pw", b"salt", 100)  # a helper started
+    (pid,) = _pids(pool)
+    os.kill(pid, signal.SIGSTOP)  # alive, but answers nothing
+    try:
+        expected = [hashlib.pbkdf2_hmac("sha256", b"pw%d" % n, b"salt", 100) for n in range(3)]
+        waiting = [kdf.pbkdf2("sha256", b"pw%d" % n, b"salt", 100) for n in range(3)]
+        assert await asyncio.wait_for(asyncio.gather(*waiting), 10) == expected
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    await process.wait_for(lambda: not _alive(pid), timeout=5)
+    assert f"PBKDF2 helper {pid} answered nothing" in caplog.text
+    assert pid not in _pids(pool)
+    salted = await pool.derive("sha256", b"pw", b"salt", 100)  # by a new helper
+    assert salted == hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 100)
+
+
 async def test_a_helper_that_is_not_faster_is_not_used(monkeypatch):
     monkeypatch.setattr(kdf, "FASTER", 0.0)  # nothing is fast enough
     pool = kdf.HelperPool(size=1)
