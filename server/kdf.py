@@ -156,7 +156,7 @@ class Helper:
         try:
             os.write(self._in, request)
         except OSError:  # EPIPE: it died since its last answer
-            self._gone()
+            self._gone("exited")
         return answer
 
     def _readable(self) -> None:
@@ -167,7 +167,7 @@ class Helper:
         except OSError:
             chunk = b""
         if not chunk:
-            self._gone()
+            self._gone("exited")
             return
         self._received += chunk
         answered = False
@@ -178,8 +178,8 @@ class Helper:
             answered = True
             if not answer.cancelled():  # its caller went away: the answer is dropped
                 answer.set_result(salted)
-        if self._received and not self._pending:  # words nobody asked for
-            self._gone()
+        if self._received and not self._pending:
+            self._gone("wrote what nobody asked for")
         elif answered:
             self._progress = self._loop.time()
             self._changed(self, True)
@@ -192,12 +192,13 @@ class Helper:
         if quiet < STALL:
             self._watch = self._loop.call_later(STALL - quiet, self._check_progress)
             return
-        log.warning("PBKDF2 helper %d answered nothing for %.0f s: stopping it", self.pid, quiet)
         self._proc.kill()
-        self._gone()
+        self._gone(f"answered nothing for {quiet:.0f} s and was stopped")
 
-    def _gone(self) -> None:
+    def _gone(self, why: str) -> None:
         if self._ended is None:
+            # once per helper, not once per request it leaves behind
+            log.warning("PBKDF2 helper %d %s: its requests are derived in threads", self.pid, why)
             self.close()
             self._changed(self, False)
 
@@ -249,8 +250,7 @@ class HelperPool:
             if helper is not None:
                 try:
                     return await helper.derive(request, hashlib.new(hash_name).digest_size)
-                except EOFError as exc:
-                    log.warning("PBKDF2 helper failed (%s): deriving in a thread", exc)
+                except EOFError:  # the helper went (and said why)
                     return b""
             waiter = asyncio.get_running_loop().create_future()
             self._waiting.append(waiter)

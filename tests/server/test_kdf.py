@@ -165,6 +165,7 @@ async def test_a_stuck_helper_is_stopped_and_its_requests_derived_in_threads(
         os.kill(pid, signal.SIGCONT)
     await process.wait_for(lambda: not _alive(pid), timeout=5)
     assert f"PBKDF2 helper {pid} answered nothing" in caplog.text
+    assert caplog.text.count("PBKDF2 helper") == 1  # one line, not one per request
     assert pid not in _pids(pool)
     salted = await pool.derive("sha256", b"pw", b"salt", 100)  # by a new helper
     assert salted == hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 100)
