@@ -36,7 +36,7 @@ from vines_server.net import eager
 from vines_server.net.output import OutputQueue, presence_key
 from vines_server.net.reads import SharedBufferReads
 from vines_server.net.tls import TLSSession
-from vines_server.net.transport import StreamTLS
+from vines_server.net.transport import StreamTLS, hold_writes, release_writes
 from vines_server.xmpp import actions, c2s, sm, tokens
 from vines_server.xmpp.errors import StanzaError, StreamError
 from vines_server.xmpp.ns import IQ, MESSAGE, PRESENCE
@@ -230,7 +230,15 @@ class StreamConnection(SharedBufferReads):  # an asyncio Protocol; reads: net/re
         if self._worker is None:
             # handled here and now; a task carries on only from an await that really waits
             work = self._work()
-            self._worker = eager.start(work) if self._eager else asyncio.ensure_future(work)
+            if not self._eager:
+                self._worker = asyncio.ensure_future(work)
+                return
+            holding = hold_writes()  # the stanzas this read sends each stream go out together
+            try:
+                self._worker = eager.start(work)
+            finally:
+                if holding:
+                    release_writes()
 
     def _charge(self, cost: int) -> None:
         """Past the rate, reading pauses as long as repaying the debt takes (no loss)."""
@@ -286,8 +294,9 @@ class StreamConnection(SharedBufferReads):  # an asyncio Protocol; reads: net/re
             not (self._output or self._writing_paused or self._unwritten or confirm)
             and not self.transport.is_closing()
         ):
-            # nothing waits and the socket buffer has room: what push() + _pump() would do
-            self.io.write(data)
+            # nothing waits and the socket buffer has room: what push() + _pump() would do,
+            # together with what else this stream gets while the current read is handled
+            self.io.hold(data)
             return
         self._output.push(
             data,

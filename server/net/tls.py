@@ -331,6 +331,11 @@ class TLSSession:
         return self._peer_closed
 
     @property
+    def open(self) -> bool:
+        """Handshake done and no close_notify queued: application data goes out now."""
+        return self._handshake_done and not self._closed
+
+    @property
     def server_side(self) -> bool:
         return self._obj.server_side
 

@@ -41,20 +41,46 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import threading
 
 from .tls import TLSInfo, TLSSession
 
-__all__ = ["StreamTLS"]
+__all__ = ["StreamTLS", "hold_writes", "release_writes"]
+
+# Per thread (a process may run loops in several): the streams holding stanzas back while one
+# read is handled (see hold_writes), or None.
+_holding = threading.local()
+
+
+def hold_writes() -> bool:
+    """Until release_writes(), what hold() gets for a stream waits and goes out with the rest
+    as one TLS record and one socket write. Under load one read carries several stanzas, often
+    to one recipient: a record and a system call per stanza cost more than routing it (issue
+    14). Returns False, and holds nothing more, when holding already."""
+    if getattr(_holding, "streams", None) is not None:
+        return False
+    _holding.streams = []
+    return True
+
+
+def release_writes() -> None:
+    streams, _holding.streams = _holding.streams, None
+    for stream in streams:
+        try:
+            stream.release()
+        except ssl.SSLError:  # as a write that fails would: that stream is lost, not the rest
+            stream.abort()
 
 
 class StreamTLS:
     """Plaintext-or-TLS byte pipe over an asyncio transport (composition, not a mixin)."""
 
-    __slots__ = ("session", "transport")
+    __slots__ = ("_held", "session", "transport")
 
     def __init__(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
         self.session: TLSSession | None = None
+        self._held: list[bytes] | None = None  # plaintext hold() kept back, in order
 
     @property
     def tls_active(self) -> bool:
@@ -115,14 +141,37 @@ class StreamTLS:
             self._flush()
 
     def write(self, data: bytes) -> None:
+        if self._held is not None:
+            self.release()  # what was held goes first: a stream's bytes keep their order
         if self.session is None:
             self.transport.write(data)
             return
         self.session.send(data)
         self._flush()
 
+    def hold(self, data: bytes) -> None:
+        """write(), or while writes are held (hold_writes) kept back to go out with what this
+        stream gets meanwhile."""
+        streams = getattr(_holding, "streams", None)
+        if streams is None or self.session is None or not self.session.open:
+            self.write(data)
+        elif self._held is None:
+            self._held = [data]
+            streams.append(self)
+        else:
+            self._held.append(data)
+
+    def release(self) -> None:
+        """Write what hold() kept back (dropped if the socket is closing, as a write is)."""
+        held, self._held = self._held, None
+        if held and self.session is not None and not self.transport.is_closing():
+            self.session.send(held[0] if len(held) == 1 else b"".join(held))
+            self._flush()
+
     def close_notify(self) -> None:
         """Send TLS close_notify (when TLS is up) but leave the socket open."""
+        if self._held is not None:
+            self.release()
         if self.session is not None and self.session.handshake_done:
             self.session.close()
             self._flush()

@@ -84,3 +84,57 @@ async def test_a_prefix_from_the_senders_stream_header_reaches_the_recipient_dec
     assert (child.tag, child.attrib, child.text) == ("{urn:foo}x", {"{urn:foo}a": "1"}, "t")
     alice.close()
     bob.close()
+
+
+def tls_records(ciphertext: bytes) -> int:
+    """The TLS records in `ciphertext`, which holds whole ones (a 5-byte header each, whose
+    last two bytes give the length of what follows)."""
+    count = at = 0
+    while at < len(ciphertext):
+        at += 5 + int.from_bytes(ciphertext[at + 3 : at + 5], "big")
+        count += 1
+    assert at == len(ciphertext)
+    return count
+
+
+async def read_records(client: RawClient, pattern: bytes) -> tuple[bytes, int]:
+    """Read until the plaintext matches `pattern`: (the plaintext, the TLS records it took)."""
+    ciphertext = b""
+    while not re.search(pattern, client.buffer):
+        data = await asyncio.wait_for(client.reader.read(65536), 5)
+        assert data, "closed by the server"
+        ciphertext += data
+        assert client.tls is not None
+        client.buffer += client.tls.receive(data)
+    return client.buffer, tls_records(ciphertext)
+
+
+async def test_what_one_read_sends_a_recipient_goes_out_in_one_tls_record(harness):
+    """Under load a read carries several stanzas, often to one recipient: they leave as one
+    TLS record and one socket write, not one of each per stanza (issue 14)."""
+    alice, bob = await bound(harness, "alice"), await bound(harness, "bob")
+    bob.buffer = b""
+    await alice.send("".join(to_bob(f"m{n}") for n in range(3)))  # one record, one read
+    got, records = await read_records(bob, rb"<body>m2</body>")
+    assert bodies(got) == ["m0", "m1", "m2"] and records == 1
+    await alice.send(to_bob("alone"))
+    got, records = await read_records(bob, rb"<body>alone</body>")
+    assert records == 1
+    alice.close()
+    bob.close()
+
+
+async def test_what_a_stream_writes_at_once_follows_what_it_held(harness):
+    """A stanza held for its stream goes out before what the stream itself answers later in
+    the same read (the session iq's result), and before a stream error that closes it."""
+    alice = await bound(harness, "alice")
+    to_self = f"<message to='alice@{DOMAIN}/r' type='chat'><body>first</body></message>"
+    session = "<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"
+    await alice.send(to_self + session)
+    got = await alice.read_until(rb"id=.s1.")
+    assert bodies(got) == ["first"] and got.index(b"<body>first") < got.index(b"id='s1'")
+    await alice.send(to_self.replace("first", "last") + "<unknown/>")
+    got = await alice.read_until(rb"</stream:stream>")
+    assert bodies(got) == ["last"] and b"unsupported-stanza-type" in got
+    assert got.index(b"<body>last") < got.index(b"unsupported-stanza-type")
+    assert await alice.closed_by_server()
