@@ -32,7 +32,7 @@ import sys
 from collections import deque
 from collections.abc import Callable
 
-from vines_server.kdf_helper import HASH_NAMES, LENGTH, PROBE_TIME, REQUEST, probe, read_exactly
+from vines_server.kdf_helper import ANSWER_SIZES, PROBE_TIME, probe, read_exactly, request
 
 log = logging.getLogger("vines_server.kdf")
 
@@ -232,15 +232,12 @@ class HelperPool:
 
     async def derive(self, hash_name: str, password: bytes, salt: bytes, iterations: int) -> bytes:
         """The salted password, or b"" when the caller must derive it another way."""
-        if hash_name not in HASH_NAMES or len(salt) > 255 or not 0 < iterations < 1 << 32:
-            return b""  # what a request cannot say
-        body = REQUEST.pack(iterations, HASH_NAMES.index(hash_name), len(salt)) + salt + password
-        request = LENGTH.pack(len(body)) + body
-        if len(request) > select.PIPE_BUF:
-            return b""  # not one write
+        asked = request(hash_name, password, salt, iterations)
+        if asked is None or len(asked) > select.PIPE_BUF:
+            return b""  # what a request cannot say, or not in one write
         while self._faster is not False and not self._closed:
             helper = min(
-                (h for h in self._helpers if h.fits(request)), key=lambda h: h.busy, default=None
+                (h for h in self._helpers if h.fits(asked)), key=lambda h: h.busy, default=None
             )
             running = len(self._helpers) + self._starting
             # another only once the first has shown that helpers are faster
@@ -249,7 +246,7 @@ class HelperPool:
                 self._launch()
             if helper is not None:
                 try:
-                    return await helper.derive(request, hashlib.new(hash_name).digest_size)
+                    return await helper.derive(asked, ANSWER_SIZES[hash_name])
                 except EOFError:  # the helper went (and said why)
                     return b""
             waiter = asyncio.get_running_loop().create_future()

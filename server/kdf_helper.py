@@ -24,9 +24,19 @@ import time
 from collections.abc import Callable
 
 HASH_NAMES = ("sha1", "sha256")  # hashlib's names; a request says the index
+ANSWER_SIZES = {"sha1": 20, "sha256": 32}  # the salted password: the hash's digest size
 LENGTH = struct.Struct(">I")  # before each request: its length
 REQUEST = struct.Struct(">IBB")  # iterations, hash index, salt length
 PROBE_TIME = struct.Struct(">d")
+
+
+def request(hash_name: str, password: bytes, salt: bytes, iterations: int) -> bytes | None:
+    """The request's bytes, or None for what the format cannot say (another hash, a salt over
+    255 bytes, a round count outside 32 bits)."""
+    if hash_name not in ANSWER_SIZES or len(salt) > 255 or not 0 < iterations < 1 << 32:
+        return None
+    body = REQUEST.pack(iterations, HASH_NAMES.index(hash_name), len(salt)) + salt + password
+    return LENGTH.pack(len(body)) + body
 
 
 def derive(hash_name: str, password: bytes, salt: bytes, iterations: int) -> bytes:
